@@ -1,0 +1,48 @@
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** The SigV4 signing name in the credential scope, which selects the API family (reference §1). */
+export type AwsService = 'iot' | 'iotdata' | 'iot-jobs-data';
+
+/** The caller, as authenticated by SigV4 (an access key) for control-plane requests. */
+export interface ApiCaller {
+  readonly accessKeyId: string;
+  readonly role: 'admin' | 'read-only';
+}
+
+/** A decoded request handed to an operation handler. */
+export interface AwsRequest {
+  /** Path labels, percent-decoded per segment (reference §2). */
+  readonly params: Readonly<Record<string, string>>;
+  /** Query parameters, decoded; repeated names keep the last value. */
+  readonly query: Readonly<Record<string, string>>;
+  readonly headers: IncomingHttpHeaders;
+  /** Parsed JSON body ({} when absent) for JSON operations. */
+  readonly body: Record<string, any>;
+  /** Raw body bytes (httpPayload operations: Publish, UpdateThingShadow). */
+  readonly rawBody: Buffer;
+  readonly caller: ApiCaller;
+}
+
+/** A non-JSON response (httpPayload outputs such as shadow documents). */
+export interface RawResponse {
+  readonly raw: Buffer;
+  readonly contentType?: string;
+  readonly status?: number;
+}
+
+/**
+ * One AWS-compatible HTTP operation. Contexts declare their operations in their own `api.ts` and the API
+ * context serves them: routing by (service, method, path template), SigV4, errors in AWS's shape (§6).
+ * Handlers throw ThingsteadError for failures; they return the response JSON object (or RawResponse).
+ * @example { name: 'DescribeThing', service: 'iot', method: 'GET', path: '/things/{thingName}', handler: ... }
+ */
+export interface AwsOperation {
+  readonly name: string;
+  readonly service: AwsService;
+  readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** Path template with `{label}` segments, e.g. `/things/{thingName}/principals`. */
+  readonly path: string;
+  /** Mutating operations are refused for read-only callers. */
+  readonly readOnly?: boolean;
+  handler(request: AwsRequest): Promise<Record<string, unknown> | RawResponse | void>;
+}

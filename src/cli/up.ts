@@ -1,0 +1,121 @@
+import type { Command } from 'commander';
+import { ConfigError, loadConfig, type ConfigInput } from '../config/index.js';
+import { createPlatform, type Platform } from '../platform/index.js';
+
+interface UpFlags {
+  config?: string;
+  dataDir?: string;
+  databaseUrl?: string;
+  httpPort?: string;
+  httpHost?: string;
+  mqttPort?: string;
+  mqttHost?: string;
+  mqttTlsPort?: string;
+  allowAnonymous?: boolean;
+  logLevel?: string;
+}
+
+function overridesFrom(flags: UpFlags): ConfigInput {
+  const o: Record<string, any> = { http: {}, mqtt: {} };
+  if (flags.dataDir) o.dataDir = flags.dataDir;
+  if (flags.databaseUrl) o.databaseUrl = flags.databaseUrl;
+  if (flags.logLevel) o.logLevel = flags.logLevel;
+  if (flags.httpPort) o.http.port = flags.httpPort;
+  if (flags.httpHost) o.http.host = flags.httpHost;
+  if (flags.mqttPort) o.mqtt.port = flags.mqttPort;
+  if (flags.mqttHost) o.mqtt.host = flags.mqttHost;
+  if (flags.mqttTlsPort) o.mqtt.tlsPort = flags.mqttTlsPort === 'off' ? null : flags.mqttTlsPort;
+  if (flags.allowAnonymous) o.mqtt.allowAnonymous = true;
+  return o as ConfigInput;
+}
+
+/** The lines a newcomer reads first: where every endpoint, the CA and the credentials are. */
+export function banner(platform: Platform): string {
+  const e = platform.endpoints;
+  const lines = [
+    'Thingstead is up.',
+    `  API and console   ${e.http}`,
+    `  MQTT over TLS     ${e.mqtts ?? 'off'}${e.mqtts ? '   (mutual TLS: client certificate required)' : ''}`,
+    `  MQTT over WS      ${e.ws}`,
+    `  MQTT (plain)      ${e.mqtt ?? 'off (set THINGSTEAD_MQTT_PORT to enable)'}`,
+    `  CA certificate    ${e.caFile}`,
+    `  Data directory    ${e.dataDir}   (endpoints.json lists the bound ports)`,
+    `  Metrics / health  ${e.http}/metrics  ${e.http}/healthz`,
+  ];
+  if (platform.config.mqtt.allowAnonymous) {
+    lines.push(
+      '',
+      '  WARNING: THINGSTEAD_ALLOW_ANONYMOUS is on: loopback clients connect without credentials (dev only).',
+    );
+  }
+  if (e.mqtt && platform.config.mqtt.allowAnonymous) {
+    lines.push(
+      '',
+      'Try it:',
+      `  mosquitto_sub -h 127.0.0.1 -p ${e.mqttPort} -t 'demo/#' -v &`,
+      `  mosquitto_pub -h 127.0.0.1 -p ${e.mqttPort} -t demo/hello -m 'hi'`,
+    );
+  }
+  return lines.join('\n');
+}
+
+export function registerUp(program: Command): void {
+  program
+    .command('up')
+    .description(
+      'Run the platform: broker, API and console (embedded SQLite under ./data unless told otherwise).',
+    )
+    .option('-c, --config <file>', 'JSON config file (keys as in the schema; env THINGSTEAD_CONFIG)')
+    .option('--data-dir <dir>', 'state directory (env THINGSTEAD_DATA_DIR, default ./data)')
+    .option('--database-url <url>', 'postgres://... for scale-out (env THINGSTEAD_DATABASE_URL)')
+    .option(
+      '--http-port <port>',
+      'API, console and MQTT over WebSocket (env THINGSTEAD_HTTP_PORT, default 8080; 0 = any free port)',
+    )
+    .option('--http-host <host>', 'HTTP bind address (env THINGSTEAD_HTTP_HOST, default 127.0.0.1)')
+    .option('--mqtt-port <port>', 'plain MQTT port, off unless set (env THINGSTEAD_MQTT_PORT)')
+    .option('--mqtt-host <host>', 'plain MQTT bind address (env THINGSTEAD_MQTT_HOST, default 127.0.0.1)')
+    .option(
+      '--mqtt-tls-port <port>',
+      "MQTT over mutual TLS (env THINGSTEAD_MQTT_TLS_PORT, default 8883; 'off' disables)",
+    )
+    .option(
+      '--allow-anonymous',
+      'dev only: loopback clients connect without credentials (env THINGSTEAD_ALLOW_ANONYMOUS)',
+    )
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env THINGSTEAD_LOG_LEVEL)')
+    .action(async (flags: UpFlags) => {
+      let config;
+      try {
+        config = loadConfig({ file: flags.config, env: process.env, overrides: overridesFrom(flags) });
+      } catch (err) {
+        if (err instanceof ConfigError) {
+          console.error(
+            `thingstead: ${err.message}\nFix the settings above (flags, THINGSTEAD_* environment or the config file) and start again.`,
+          );
+          process.exit(2);
+        }
+        throw err;
+      }
+      let platform: Platform;
+      try {
+        platform = await createPlatform(config);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException & { port?: number };
+        if (e.code === 'EADDRINUSE') {
+          console.error(
+            `thingstead: port ${e.port ?? ''} is already in use. Choose another with the flags or THINGSTEAD_*_PORT (0 picks a free port).`,
+          );
+          process.exit(2);
+        }
+        throw err;
+      }
+      console.error(banner(platform));
+      const stop = (signal: string) => {
+        platform.logger.info({ signal }, 'shutting down');
+        void platform.close().then(() => process.exit(0));
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
+}

@@ -1,0 +1,128 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { ZodError } from 'zod';
+import { configSchema, type Config, type ConfigInput } from './schema.js';
+
+export { configSchema, type Config, type ConfigInput } from './schema.js';
+
+/** Every configuration error found, reported together. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** THINGSTEAD_* variable -> dotted config path. The only place that knows environment names. */
+export const ENVIRONMENT: Readonly<Record<string, string>> = {
+  THINGSTEAD_DATA_DIR: 'dataDir',
+  THINGSTEAD_DATABASE_URL: 'databaseUrl',
+  THINGSTEAD_LOG_LEVEL: 'logLevel',
+  THINGSTEAD_REGION: 'region',
+  THINGSTEAD_ACCOUNT_ID: 'accountId',
+  THINGSTEAD_HOSTNAME: 'hostname',
+  THINGSTEAD_HTTP_HOST: 'http.host',
+  THINGSTEAD_HTTP_PORT: 'http.port',
+  THINGSTEAD_MQTT_PORT: 'mqtt.port',
+  THINGSTEAD_MQTT_HOST: 'mqtt.host',
+  THINGSTEAD_MQTT_TLS_PORT: 'mqtt.tlsPort',
+  THINGSTEAD_MQTT_TLS_HOST: 'mqtt.tlsHost',
+  THINGSTEAD_ALLOW_ANONYMOUS: 'mqtt.allowAnonymous',
+  THINGSTEAD_TLS_CERT_FILE: 'tls.certFile',
+  THINGSTEAD_TLS_KEY_FILE: 'tls.keyFile',
+  THINGSTEAD_TLS_CA_FILE: 'tls.caFile',
+  THINGSTEAD_MAX_PAYLOAD_BYTES: 'limits.maxPayloadBytes',
+  THINGSTEAD_MAX_PACKET_BYTES: 'limits.maxPacketBytes',
+  THINGSTEAD_MAX_INFLIGHT: 'limits.maxInflight',
+  THINGSTEAD_MAX_QUEUED_PER_SESSION: 'limits.maxQueuedPerSession',
+  THINGSTEAD_MAX_OUTBOUND_BYTES: 'limits.maxOutboundBytes',
+  THINGSTEAD_CONNECT_TIMEOUT_MS: 'limits.connectTimeoutMs',
+  THINGSTEAD_KEEPALIVE_MIN: 'limits.keepAliveMin',
+  THINGSTEAD_KEEPALIVE_MAX: 'limits.keepAliveMax',
+  THINGSTEAD_SESSION_EXPIRY_MAX: 'limits.sessionExpiryMax',
+  THINGSTEAD_MAX_CONNECTIONS: 'limits.maxConnections',
+};
+
+type Tree = Record<string, unknown>;
+
+function setPath(target: Tree, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let node = target;
+  for (const key of keys.slice(0, -1)) {
+    const next = node[key];
+    node = (typeof next === 'object' && next !== null ? next : (node[key] = {})) as Tree;
+  }
+  node[keys[keys.length - 1]!] = value;
+}
+
+function deepMerge(base: Tree, over: Tree): Tree {
+  const out: Tree = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const prev = out[k];
+    out[k] =
+      typeof v === 'object' && v !== null && !Array.isArray(v) && typeof prev === 'object' && prev !== null
+        ? deepMerge(prev as Tree, v as Tree)
+        : v;
+  }
+  return out;
+}
+
+export interface LoadConfigOptions {
+  /** Path of a JSON config file; its keys follow the schema (e.g. {"mqtt": {"port": 1883}}). */
+  file?: string | undefined;
+  /** Environment to read THINGSTEAD_* from; pass process.env from the binary, {} in tests. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Values from command-line flags or from code (tests), highest precedence. */
+  overrides?: ConfigInput;
+}
+
+/**
+ * Resolve configuration: defaults < file < environment < overrides.
+ * Throws ConfigError listing every problem. The result is deeply frozen.
+ * @example const config = loadConfig({ env: process.env, overrides: { http: { port: 0 } } });
+ */
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const problems: string[] = [];
+  let merged: Tree = {};
+  const file = options.file ?? options.env?.THINGSTEAD_CONFIG;
+  if (file) {
+    try {
+      merged = JSON.parse(readFileSync(file, 'utf8')) as Tree;
+    } catch (err) {
+      problems.push(`config file ${file}: ${(err as Error).message}`);
+    }
+  }
+  const fromEnv: Tree = {};
+  for (const [name, value] of Object.entries(options.env ?? {})) {
+    if (!name.startsWith('THINGSTEAD_') || name === 'THINGSTEAD_CONFIG' || value === undefined) continue;
+    const path = ENVIRONMENT[name];
+    if (!path) {
+      problems.push(`${name}: unknown setting (known: ${Object.keys(ENVIRONMENT).join(', ')})`);
+      continue;
+    }
+    setPath(fromEnv, path, value);
+  }
+  merged = deepMerge(deepMerge(merged, fromEnv), options.overrides ?? {});
+  const parsed = configSchema.safeParse(merged);
+  if (!parsed.success) problems.push(...formatZod(parsed.error));
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  const config = parsed.data;
+  config.hostname ??= hostname();
+  return deepFreeze(config);
+}
+
+function formatZod(error: ZodError): string[] {
+  return error.issues.map((issue) => {
+    const path = issue.path.join('.');
+    const env = Object.entries(ENVIRONMENT).find(([, p]) => p === path)?.[0];
+    return `${path || '(root)'}${env ? ` (${env})` : ''}: ${issue.message}`;
+  });
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

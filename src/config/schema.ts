@@ -1,0 +1,90 @@
+import { z } from 'zod';
+
+/** Port number; 0 means "pick a free port" (the chosen port is printed and written to endpoints.json). */
+const port = z.coerce.number().int().min(0).max(65535);
+/** Optional port: absent or null means the listener is off. */
+const optionalPort = port.nullable().default(null);
+const bool = z.preprocess((v) => {
+  if (typeof v !== 'string') return v;
+  const s = v.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(s)) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(s)) return false;
+  return v;
+}, z.boolean());
+
+/**
+ * The one typed configuration schema. Defaults < config file < environment (THINGSTEAD_*) < flags.
+ * Validated once at start (every error reported together), frozen, and passed down explicitly.
+ */
+export const configSchema = z
+  .object({
+    dataDir: z.string().min(1).default('./data'),
+    /** postgres://... switches the stores from embedded SQLite to PostgreSQL (scale-out). */
+    databaseUrl: z.string().nullable().default(null),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    region: z.string().default('us-east-1'),
+    accountId: z
+      .string()
+      .regex(/^\d{12}$/, 'must be 12 digits')
+      .default('000000000000'),
+    /** Host name put into the server certificate and DescribeEndpoint; defaults to the machine's name. */
+    hostname: z.string().nullable().default(null),
+    http: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        port: port.default(8080),
+      })
+      .prefault({}),
+    mqtt: z
+      .object({
+        /** Plain MQTT over TCP. Off unless a port is set. */
+        port: optionalPort,
+        host: z.string().default('127.0.0.1'),
+        /** MQTT over mutual TLS. */
+        tlsPort: port.nullable().default(8883),
+        tlsHost: z.string().default('0.0.0.0'),
+        /** Dev only: loopback clients may connect without credentials. */
+        allowAnonymous: bool.default(false),
+      })
+      .prefault({}),
+    tls: z
+      .object({
+        /** Operator-supplied server certificate and key (PEM files); generated from the platform CA when absent. */
+        certFile: z.string().nullable().default(null),
+        keyFile: z.string().nullable().default(null),
+        caFile: z.string().nullable().default(null),
+      })
+      .prefault({}),
+    limits: z
+      .object({
+        /** Maximum PUBLISH payload in bytes (AWS: 128 KB). */
+        maxPayloadBytes: z.coerce.number().int().min(1).max(268_435_455).default(131_072),
+        /** Maximum MQTT packet size in bytes, inbound and the default outbound cap. */
+        maxPacketBytes: z.coerce.number().int().min(64).max(268_435_455).default(140_000),
+        /** Unacknowledged QoS 1/2 messages per direction (receive maximum). AWS: 100. */
+        maxInflight: z.coerce.number().int().min(1).max(65_535).default(100),
+        /** Messages queued per offline or slow session; beyond it the oldest QoS 0/1 are dropped and counted. */
+        maxQueuedPerSession: z.coerce.number().int().min(1).default(1000),
+        /** Bytes buffered in a connection's socket before it is disconnected as a slow consumer. */
+        maxOutboundBytes: z.coerce
+          .number()
+          .int()
+          .min(1024)
+          .default(4 * 1024 * 1024),
+        /** Milliseconds a new connection has to send CONNECT. */
+        connectTimeoutMs: z.coerce.number().int().min(100).default(10_000),
+        keepAliveMin: z.coerce.number().int().min(0).default(0),
+        keepAliveMax: z.coerce.number().int().min(1).max(65_535).default(1200),
+        /** Session expiry cap in seconds for persistent sessions (AWS default 1 h; configurable). */
+        sessionExpiryMax: z.coerce.number().int().min(0).default(3600),
+        maxTopicLevels: z.coerce.number().int().min(1).default(8),
+        maxTopicBytes: z.coerce.number().int().min(1).max(65_535).default(256),
+        maxFiltersPerSubscribe: z.coerce.number().int().min(1).default(8),
+        maxConnections: z.coerce.number().int().min(1).default(100_000),
+      })
+      .prefault({}),
+  })
+  .strict();
+
+export type Config = Readonly<z.infer<typeof configSchema>>;
+export type ConfigInput = z.input<typeof configSchema>;

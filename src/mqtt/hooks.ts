@@ -1,0 +1,96 @@
+import type { X509Certificate } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+
+/**
+ * What the broker knows about a connection before CONNECT is read. Filled by the transport layer.
+ */
+export interface ConnectionInfo {
+  readonly transport: 'tcp' | 'tls' | 'ws' | 'wss';
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localPort: number;
+  /** The client certificate presented on a mutual-TLS connection (already chain-verified by TLS). */
+  readonly clientCertificate?: X509Certificate | undefined;
+  /** For WebSocket connections: the HTTP upgrade request (SigV4 presigned URL query, headers). */
+  readonly upgradeRequest?: { readonly url: string; readonly headers: IncomingHttpHeaders } | undefined;
+}
+
+export interface ConnectRequest {
+  readonly clientId: string;
+  readonly username: string | undefined;
+  readonly password: Buffer | undefined;
+  readonly protocolVersion: 3 | 4 | 5;
+  readonly info: ConnectionInfo;
+}
+
+/**
+ * Who a connection acts as once authenticated. Policy evaluation reads it; the broker only carries it.
+ * `kind: 'anonymous'` is the dev-mode loopback client.
+ */
+export interface Principal {
+  readonly kind: 'anonymous' | 'certificate' | 'accessKey' | 'internal';
+  /** Stable id: certificate id, access key id, or 'anonymous'. */
+  readonly id: string;
+  /** Thing attached to the principal, if any (iot:Connection.Thing.ThingName). */
+  readonly thingName?: string | undefined;
+}
+
+export type ConnectDecision =
+  | { readonly ok: true; readonly principal: Principal }
+  /** MQTT 5 CONNACK reason (0x86 bad user name or password, 0x87 not authorized, ...). */
+  | { readonly ok: false; readonly reasonCode: number; readonly reason: string };
+
+/** Per-connection authorization context handed back to the hooks on every decision. */
+export interface AuthzSubject {
+  readonly clientId: string;
+  readonly principal: Principal;
+  readonly info: ConnectionInfo;
+}
+
+/**
+ * Authentication and authorization hooks, filled by the identity and policy contexts.
+ *
+ * Contract: `authenticate` may be async (it runs once per CONNECT). The `authorize*` calls are on the hot
+ * path: synchronous, expected to hit a per-connection decision cache. A hook that throws denies.
+ * When authorization inputs change (policy, attachment, certificate status), the owner calls
+ * `Broker.reauthorize()` which re-runs `authorizeConnection` for live connections and drops those refused.
+ */
+export interface AuthHooks {
+  authenticate(request: ConnectRequest): ConnectDecision | Promise<ConnectDecision>;
+  /** iot:Connect for an already authenticated subject; re-checked on reauthorize(). */
+  authorizeConnection(subject: AuthzSubject): boolean;
+  authorizePublish(subject: AuthzSubject, topic: string): boolean;
+  /** Checked per topic filter string; a refusal becomes SUBACK failure 0x87 / 0x80. */
+  authorizeSubscribe(subject: AuthzSubject, filter: string): boolean;
+  /** Checked per delivered message; a refusal silently skips the delivery (counted). */
+  authorizeReceive(subject: AuthzSubject, topic: string): boolean;
+  authorizeRetain(subject: AuthzSubject, topic: string): boolean;
+}
+
+/**
+ * The default hooks until identity and policy are configured: loopback clients get in when
+ * `allowAnonymous` is on; everyone else is refused with 0x87 (not authorized).
+ */
+export function anonymousLoopbackHooks(allowAnonymous: boolean): AuthHooks {
+  const isLoopback = (addr: string) =>
+    addr === '127.0.0.1' || addr === '::1' || addr === '::ffff:127.0.0.1' || addr.startsWith('127.');
+  return {
+    authenticate(req) {
+      if (allowAnonymous && isLoopback(req.info.remoteAddress)) {
+        return { ok: true, principal: { kind: 'anonymous', id: 'anonymous' } };
+      }
+      return {
+        ok: false,
+        reasonCode: 0x87,
+        reason: allowAnonymous
+          ? 'anonymous access is allowed from loopback only'
+          : 'not authorized: present a client certificate or credentials (THINGSTEAD_ALLOW_ANONYMOUS is off)',
+      };
+    },
+    authorizeConnection: () => true,
+    authorizePublish: () => true,
+    authorizeSubscribe: () => true,
+    authorizeReceive: () => true,
+    authorizeRetain: () => true,
+  };
+}

@@ -1,0 +1,80 @@
+import type { Duplex } from 'node:stream';
+import type { Config } from '../config/index.js';
+import type { Logger, Registry } from '../observability/index.js';
+import type { Database } from '../store/index.js';
+import type { AuthHooks, ConnectionInfo, Principal } from './hooks.js';
+
+/** A message as the broker routes it. The payload Buffer is owned by the message once published. */
+export interface Message {
+  readonly topic: string;
+  readonly payload: Buffer;
+  readonly qos: 0 | 1 | 2;
+  readonly retain: boolean;
+  /** MQTT 5 publish properties carried end to end (user properties, content type, response topic, ...). */
+  readonly properties?: PublishProperties | undefined;
+}
+
+export interface PublishProperties {
+  payloadFormatIndicator?: boolean;
+  messageExpiryInterval?: number;
+  contentType?: string;
+  responseTopic?: string;
+  correlationData?: Buffer;
+  userProperties?: Record<string, string | string[]>;
+}
+
+/** Who published a message, for rules (clientid(), principal()) and lifecycle. */
+export interface Publisher {
+  readonly clientId: string;
+  readonly principal: Principal;
+}
+
+export type InternalHandler = (message: Message, publisher: Publisher | null) => void;
+
+export interface BrokerOptions {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly metrics: Registry;
+  readonly db: Database;
+  readonly hooks: AuthHooks;
+}
+
+/** Live state of one connected client, as the API and console see it. */
+export interface ClientSummary {
+  readonly clientId: string;
+  readonly principal: Principal;
+  readonly protocolVersion: number;
+  readonly transport: ConnectionInfo['transport'];
+  readonly remoteAddress: string;
+  readonly connectedAt: number;
+  readonly subscriptions: number;
+}
+
+export interface Broker {
+  /** Load persisted sessions and retained messages. Call before accepting connections. */
+  start(): Promise<void>;
+  /** Serve one MQTT connection over any duplex stream (TCP, TLS, WebSocket, in-memory pair). */
+  handleConnection(stream: Duplex, info: ConnectionInfo): void;
+  /**
+   * Publish from inside the platform (HTTP data plane, rules republish, shadow and jobs services).
+   * Hot path contract: routing is synchronous; durable writes for retained/QoS>0 persistent sessions are batched.
+   */
+  publish(message: Message, publisher?: Publisher | null): void;
+  /**
+   * Receive every message matching `filter` (MQTT wildcard semantics), for reserved-topic services and the
+   * rules engine. Handlers run synchronously on the routing path and must not block; returns an unsubscribe.
+   */
+  subscribeInternal(filter: string, handler: InternalHandler): () => void;
+  /** Re-run authorizeConnection for every live connection (after a policy or certificate change). */
+  reauthorize(): void;
+  /** Disconnect every live connection matching the predicate (v5 reason code, e.g. 0x87 or 0x98). */
+  disconnectWhere(predicate: (client: ClientSummary) => boolean, reasonCode: number): number;
+  /** Connected client ids, for connectivity.connected in fleet search and the console. */
+  isConnected(clientId: string): boolean;
+  clients(): ClientSummary[];
+  /** Retained message lookup for the data plane's GetRetainedMessage/ListRetainedMessages. */
+  retained(topic: string): (Message & { lastModifiedTime: number }) | undefined;
+  listRetained(): Array<Message & { lastModifiedTime: number }>;
+  /** Stop accepting, disconnect clients (sending will messages only where the spec says so), flush stores. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,121 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createHttpServer } from '../api/index.js';
+import type { Config } from '../config/index.js';
+import { ensureServerTls, type ServerTls } from '../identity/index.js';
+import { anonymousLoopbackHooks, createBroker, type AuthHooks, type Broker } from '../mqtt/index.js';
+import { createLogger, createMetricsRegistry, type Logger, type Registry } from '../observability/index.js';
+import { openDatabase, type Database } from '../store/index.js';
+import { startListeners, type Listeners } from '../transport/index.js';
+
+export interface PlatformEndpoints {
+  /** Base URL of the HTTP API and console, e.g. http://127.0.0.1:8080 */
+  readonly http: string;
+  readonly httpPort: number;
+  /** mqtt://host:port when plain MQTT is on. */
+  readonly mqtt: string | null;
+  readonly mqttPort: number | null;
+  readonly mqtts: string | null;
+  readonly mqttsPort: number | null;
+  /** ws://host:port/mqtt */
+  readonly ws: string;
+  readonly caFile: string;
+  readonly dataDir: string;
+}
+
+export interface Platform {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly metrics: Registry;
+  readonly db: Database;
+  readonly broker: Broker;
+  readonly tls: ServerTls;
+  readonly endpoints: PlatformEndpoints;
+  close(): Promise<void>;
+}
+
+const urlHost = (host: string) =>
+  host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+
+/**
+ * Start the platform: open the store, ensure TLS material, start the broker, the listeners and the API.
+ * Writes `<dataDir>/endpoints.json` with the ports actually bound.
+ * @example const p = await createPlatform(loadConfig({ overrides: { http: { port: 0 }, mqtt: { port: 0, tlsPort: 0 } } }));
+ */
+export async function createPlatform(
+  config: Config,
+  options: { logger?: Logger; hooks?: AuthHooks } = {},
+): Promise<Platform> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const dataDir = resolve(config.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const metrics = createMetricsRegistry({ processMetrics: true });
+  const db = await openDatabase({ dataDir, databaseUrl: config.databaseUrl });
+  const cleanup: Array<() => Promise<void>> = [() => db.close()];
+  try {
+    const tls = await ensureServerTls({
+      dataDir,
+      hostname: config.hostname ?? 'localhost',
+      certFile: config.tls.certFile,
+      keyFile: config.tls.keyFile,
+      caFile: config.tls.caFile,
+    });
+    const hooks = options.hooks ?? anonymousLoopbackHooks(config.mqtt.allowAnonymous);
+    const broker = createBroker({ config, logger: logger.child({ ctx: 'mqtt' }), metrics, db, hooks });
+    await broker.start();
+    cleanup.unshift(() => broker.close());
+
+    const http = createHttpServer({ logger: logger.child({ ctx: 'api' }), metrics, health: () => [] });
+    const httpAddr = await http.listen(config.http.host, config.http.port);
+    cleanup.unshift(() => http.close());
+
+    const listeners: Listeners = await startListeners({
+      config,
+      tls,
+      broker,
+      http: http.server,
+      logger,
+      metrics,
+    });
+    // Listeners close after the broker has disconnected its clients, before the HTTP server.
+    cleanup.splice(1, 0, () => listeners.close());
+
+    const httpBase = `http://${urlHost(config.http.host)}:${httpAddr.port}`;
+    const endpoints: PlatformEndpoints = {
+      http: httpBase,
+      httpPort: httpAddr.port,
+      mqtt: listeners.mqtt ? `mqtt://${urlHost(listeners.mqtt.host)}:${listeners.mqtt.port}` : null,
+      mqttPort: listeners.mqtt?.port ?? null,
+      mqtts: listeners.mqtts ? `mqtts://${urlHost(listeners.mqtts.host)}:${listeners.mqtts.port}` : null,
+      mqttsPort: listeners.mqtts?.port ?? null,
+      ws: `${httpBase.replace(/^http/, 'ws')}${listeners.wsPath}`,
+      caFile: tls.caFile,
+      dataDir,
+    };
+    writeFileSync(join(dataDir, 'endpoints.json'), JSON.stringify(endpoints, null, 2) + '\n', {
+      mode: 0o644,
+    });
+    logger.info({ endpoints }, 'thingstead started');
+
+    let closed: Promise<void> | null = null;
+    return {
+      config,
+      logger,
+      metrics,
+      db,
+      broker,
+      tls,
+      endpoints,
+      close() {
+        closed ??= (async () => {
+          for (const step of cleanup)
+            await step().catch((err: unknown) => logger.error({ err }, 'error during shutdown'));
+        })();
+        return closed;
+      },
+    };
+  } catch (err) {
+    for (const step of cleanup) await step().catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,141 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import pg from 'pg';
+
+export type Row = Record<string, unknown>;
+
+interface Common {
+  /** Run a statement with `$1..$n` placeholders and return its rows. */
+  query<T = Row>(sql: string, params?: readonly unknown[]): Promise<T[]>;
+  /** Run a statement; returns the number of rows changed. */
+  run(sql: string, params?: readonly unknown[]): Promise<number>;
+  /** Run `fn` in one transaction; `tx` must be used for every statement inside it. */
+  transaction<T>(fn: (tx: Pick<Common, 'query' | 'run'>) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface SqliteDatabase extends Common {
+  readonly kind: 'sqlite';
+  /** The synchronous handle, for prepared statements on hot paths. Owned by this Database. */
+  readonly raw: BetterSqlite3.Database;
+}
+
+export interface PostgresDatabase extends Common {
+  readonly kind: 'postgres';
+  readonly raw: pg.Pool;
+}
+
+export type Database = SqliteDatabase | PostgresDatabase;
+
+/** `$1` -> `?1`: better-sqlite3 accepts numbered parameters, so one SQL text serves both engines. */
+const toSqlite = (sql: string): string => sql.replace(/\$(\d+)/g, '?$1');
+
+/** SQLite has no booleans and no Date binding; convert the values portable code passes. */
+function sqliteParams(params: readonly unknown[]): unknown[] {
+  return params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p instanceof Date ? p.getTime() : p));
+}
+
+/**
+ * Open the platform database: PostgreSQL when `databaseUrl` is set, else `<dataDir>/thingstead.db`.
+ * @example const db = await openDatabase({ dataDir: './data', databaseUrl: null });
+ */
+export async function openDatabase(options: {
+  dataDir: string;
+  databaseUrl: string | null;
+  /** SQLite file name inside dataDir; ':memory:' for throwaway tests. */
+  file?: string;
+}): Promise<Database> {
+  if (options.databaseUrl) return openPostgres(options.databaseUrl);
+  const file = options.file ?? 'thingstead.db';
+  if (file !== ':memory:') mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+  const raw = new BetterSqlite3(file === ':memory:' ? file : join(options.dataDir, file));
+  raw.pragma('journal_mode = WAL');
+  raw.pragma('synchronous = NORMAL');
+  raw.pragma('busy_timeout = 5000');
+  raw.pragma('foreign_keys = ON');
+  const cache = new Map<string, BetterSqlite3.Statement>();
+  const prepare = (sql: string): BetterSqlite3.Statement => {
+    let stmt = cache.get(sql);
+    if (!stmt) {
+      stmt = raw.prepare(toSqlite(sql));
+      if (cache.size > 500) cache.clear();
+      cache.set(sql, stmt);
+    }
+    return stmt;
+  };
+  const ops = {
+    async query<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
+      const stmt = prepare(sql);
+      return stmt.reader
+        ? (stmt.all(...sqliteParams(params)) as T[])
+        : (stmt.run(...sqliteParams(params)), []);
+    },
+    async run(sql: string, params: readonly unknown[] = []): Promise<number> {
+      return prepare(sql).run(...sqliteParams(params)).changes;
+    },
+  };
+  // SQLite transactions are serialized through a promise chain so that async callbacks never interleave.
+  let chain: Promise<unknown> = Promise.resolve();
+  return {
+    kind: 'sqlite',
+    raw,
+    ...ops,
+    transaction<T>(fn: (tx: typeof ops) => Promise<T>): Promise<T> {
+      const next = chain.then(async () => {
+        raw.exec('BEGIN IMMEDIATE');
+        try {
+          const result = await fn(ops);
+          raw.exec('COMMIT');
+          return result;
+        } catch (err) {
+          raw.exec('ROLLBACK');
+          throw err;
+        }
+      });
+      chain = next.catch(() => undefined);
+      return next;
+    },
+    async close() {
+      await chain;
+      raw.close();
+    },
+  };
+}
+
+async function openPostgres(url: string): Promise<PostgresDatabase> {
+  const pool = new pg.Pool({ connectionString: url, max: 10 });
+  // Fail at start with a clear message rather than on the first request.
+  const probe = await pool.connect();
+  probe.release();
+  const ops = (client: pg.Pool | pg.PoolClient) => ({
+    async query<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
+      return (await client.query(sql, params as unknown[])).rows as T[];
+    },
+    async run(sql: string, params: readonly unknown[] = []): Promise<number> {
+      return (await client.query(sql, params as unknown[])).rowCount ?? 0;
+    },
+  });
+  return {
+    kind: 'postgres',
+    raw: pool,
+    ...ops(pool),
+    async transaction<T>(fn: (tx: ReturnType<typeof ops>) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await fn(ops(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}
