@@ -41,5 +41,8 @@ export default tseslint.config(
       ],
     },
   },
-  { files: ['src/cli/**', 'bench/**', 'test/**', 'src/sim/**'], rules: { 'no-console': 'off' } },
+  {
+    files: ['src/cli/**', 'bench/**', 'test/**', 'src/sim/**', 'src/**/*.test.ts'],
+    rules: { 'no-console': 'off' },
+  },
 );

@@ -1,3 +1,4 @@
+import 'reflect-metadata';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { webcrypto, randomBytes, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';

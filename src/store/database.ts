@@ -28,12 +28,24 @@ export interface PostgresDatabase extends Common {
 
 export type Database = SqliteDatabase | PostgresDatabase;
 
-/** `$1` -> `?1`: better-sqlite3 accepts numbered parameters, so one SQL text serves both engines. */
-const toSqlite = (sql: string): string => sql.replace(/\$(\d+)/g, '?$1');
+/**
+ * `$n` placeholders -> `?` plus the parameter order, so one SQL text serves both engines
+ * (better-sqlite3 binds positional `?` only). `$n` inside string literals is not supported.
+ */
+function toSqlite(sql: string): { sql: string; order: number[] } {
+  const order: number[] = [];
+  const text = sql.replace(/\$(\d+)/g, (_, n: string) => {
+    order.push(Number(n) - 1);
+    return '?';
+  });
+  return { sql: text, order };
+}
 
 /** SQLite has no booleans and no Date binding; convert the values portable code passes. */
-function sqliteParams(params: readonly unknown[]): unknown[] {
-  return params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p instanceof Date ? p.getTime() : p));
+function sqliteParams(params: readonly unknown[], order: readonly number[]): unknown[] {
+  return order
+    .map((i) => params[i])
+    .map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p instanceof Date ? p.getTime() : p));
 }
 
 /**
@@ -54,25 +66,28 @@ export async function openDatabase(options: {
   raw.pragma('synchronous = NORMAL');
   raw.pragma('busy_timeout = 5000');
   raw.pragma('foreign_keys = ON');
-  const cache = new Map<string, BetterSqlite3.Statement>();
-  const prepare = (sql: string): BetterSqlite3.Statement => {
-    let stmt = cache.get(sql);
-    if (!stmt) {
-      stmt = raw.prepare(toSqlite(sql));
+  const cache = new Map<string, { stmt: BetterSqlite3.Statement; order: number[] }>();
+  const prepare = (sql: string) => {
+    let entry = cache.get(sql);
+    if (!entry) {
+      const converted = toSqlite(sql);
+      entry = { stmt: raw.prepare(converted.sql), order: converted.order };
       if (cache.size > 500) cache.clear();
-      cache.set(sql, stmt);
+      cache.set(sql, entry);
     }
-    return stmt;
+    return entry;
   };
   const ops = {
     async query<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
-      const stmt = prepare(sql);
-      return stmt.reader
-        ? (stmt.all(...sqliteParams(params)) as T[])
-        : (stmt.run(...sqliteParams(params)), []);
+      const { stmt, order } = prepare(sql);
+      const args = sqliteParams(params, order);
+      if (stmt.reader) return stmt.all(...args) as T[];
+      stmt.run(...args);
+      return [];
     },
     async run(sql: string, params: readonly unknown[] = []): Promise<number> {
-      return prepare(sql).run(...sqliteParams(params)).changes;
+      const { stmt, order } = prepare(sql);
+      return stmt.run(...sqliteParams(params, order)).changes;
     },
   };
   // SQLite transactions are serialized through a promise chain so that async callbacks never interleave.

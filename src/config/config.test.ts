@@ -1,0 +1,57 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './index.js';
+
+describe('config: defaults < file < environment < flags', () => {
+  it('has the documented defaults', () => {
+    const c = loadConfig({ env: {} });
+    expect(c.dataDir).toBe('./data');
+    expect(c.mqtt.tlsPort).toBe(8883);
+    expect(c.mqtt.port).toBeNull(); // plain MQTT off unless asked for
+    expect(c.mqtt.host).toBe('127.0.0.1');
+    expect(c.http).toEqual({ host: '127.0.0.1', port: 8080 });
+    expect(c.mqtt.allowAnonymous).toBe(false);
+    expect(c.limits.maxPayloadBytes).toBe(128 * 1024);
+    expect(Object.isFrozen(c.limits)).toBe(true);
+  });
+
+  it('layers file, environment and overrides in that order', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const file = join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({ dataDir: '/from-file', http: { port: 1 }, mqtt: { port: 2 } }));
+    const c = loadConfig({
+      file,
+      env: { THINGSTEAD_HTTP_PORT: '3', THINGSTEAD_ALLOW_ANONYMOUS: 'true', THINGSTEAD_MQTT_PORT: '0' },
+      overrides: { http: { port: 4 } },
+    });
+    expect(c.dataDir).toBe('/from-file');
+    expect(c.http.port).toBe(4);
+    expect(c.mqtt.port).toBe(0);
+    expect(c.mqtt.allowAnonymous).toBe(true);
+  });
+
+  it('reports every error together, naming the environment variable', () => {
+    let error: unknown;
+    try {
+      loadConfig({
+        env: { THINGSTEAD_HTTP_PORT: 'abc', THINGSTEAD_MQTT_TLS_PORT: '70000', THINGSTEAD_NOPE: '1' },
+      });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems.join('\n');
+    expect(problems).toMatch(/http\.port \(THINGSTEAD_HTTP_PORT\)/);
+    expect(problems).toMatch(/mqtt\.tlsPort \(THINGSTEAD_MQTT_TLS_PORT\)/);
+    expect(problems).toMatch(/THINGSTEAD_NOPE: unknown setting/);
+  });
+
+  it('rejects unknown keys in the config file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const file = join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({ htpp: { port: 1 } }));
+    expect(() => loadConfig({ file, env: {} })).toThrow(/htpp/);
+  });
+});
