@@ -1,0 +1,26 @@
+/**
+ * Policy: the AWS IoT policy language (reference §9). Parse and validate documents, compile them on
+ * change, bind them to a connection's context (variables substituted as literals), and decide requests
+ * with explicit deny over allow and default deny.
+ */
+export {
+  parsePolicyDocument,
+  checkVariables,
+  MAX_POLICY_CHARS,
+  type PolicyDocument,
+  type PolicyStatement,
+  type ConditionClause,
+  type Effect,
+} from './document.js';
+export type { AuthContext, CertificateFields } from './context.js';
+export {
+  compilePolicy,
+  bindPolicies,
+  resourceArn,
+  BoundPolicies,
+  type CompiledPolicy,
+  type Decision,
+  type DecisionReason,
+  type StatementRef,
+  type ArnScope,
+} from './evaluate.js';
