@@ -1,0 +1,369 @@
+import type { BinaryOp, Expr, Query, SelectItem } from './ast.js';
+import { SqlParseError } from './errors.js';
+import { tokenize, type Token } from './tokenizer.js';
+
+/** `awsIotSqlVersion` values. `beta` is treated as the newest version. */
+export type SqlVersion = '2015-10-08' | '2016-03-23' | 'beta';
+export const SQL_VERSIONS: readonly SqlVersion[] = ['2015-10-08', '2016-03-23', 'beta'];
+/** AWS's default when the field is omitted (CLI/SDK), reference §10.2. */
+export const DEFAULT_SQL_VERSION: SqlVersion = '2015-10-08';
+
+/** Words that end an expression or start a clause; they cannot be bare attribute names. */
+const RESERVED = new Set([
+  'SELECT',
+  'FROM',
+  'WHERE',
+  'AS',
+  'AND',
+  'OR',
+  'NOT',
+  'CASE',
+  'WHEN',
+  'THEN',
+  'ELSE',
+  'END',
+  'IN',
+]);
+const COMPARISON = new Set(['=', '<>', '<', '<=', '>', '>=']);
+
+/**
+ * Parse a rule SQL statement (reference §10.1) into an AST with positions. Features that AWS documents as
+ * 2016-03-23 only (nested queries, object/array literals) are refused under 2015-10-08.
+ * @example parseSql("SELECT temp FROM 'dev/+/data' WHERE temp > 50", '2016-03-23')
+ */
+export function parseSql(sql: string, version: SqlVersion = DEFAULT_SQL_VERSION): Query {
+  const p = new Parser(tokenize(sql), version);
+  const q = p.query(true);
+  p.expectEof();
+  return q;
+}
+
+class Parser {
+  private i = 0;
+  constructor(
+    private readonly tokens: Token[],
+    private readonly version: SqlVersion,
+  ) {}
+
+  private get tok(): Token {
+    return this.tokens[this.i]!;
+  }
+  private peek(k = 1): Token {
+    return this.tokens[Math.min(this.i + k, this.tokens.length - 1)]!;
+  }
+  private next(): Token {
+    const t = this.tok;
+    if (t.kind !== 'eof') this.i++;
+    return t;
+  }
+  private isKw(word: string, t = this.tok): boolean {
+    return t.kind === 'ident' && !t.quoted && t.upper === word;
+  }
+  private isOp(op: string, t = this.tok): boolean {
+    return t.kind === 'op' && t.text === op;
+  }
+  private fail(message: string, t = this.tok): never {
+    const found = t.kind === 'eof' ? 'end of statement' : `'${t.text}'`;
+    throw new SqlParseError(`${message}, found ${found}`, t.pos);
+  }
+  private expectKw(word: string): Token {
+    if (!this.isKw(word)) this.fail(`Expected ${word}`);
+    return this.next();
+  }
+  private expectOp(op: string): Token {
+    if (!this.isOp(op)) this.fail(`Expected '${op}'`);
+    return this.next();
+  }
+  private requireV2(feature: string, pos: number): void {
+    if (this.version === '2015-10-08')
+      throw new SqlParseError(`${feature} requires awsIotSqlVersion 2016-03-23`, pos);
+  }
+  expectEof(): void {
+    if (this.tok.kind !== 'eof') this.fail('Expected end of statement');
+  }
+
+  query(top: boolean): Query {
+    const pos = this.expectKw('SELECT').pos;
+    let value: Expr | null = null;
+    const items: SelectItem[] = [];
+    // `SELECT VALUE expr`; `SELECT value FROM ...` (an attribute named value) stays an attribute.
+    if (this.isKw('VALUE') && !this.endsItem(this.peek())) {
+      this.next();
+      value = this.expr();
+    } else {
+      do items.push(this.selectItem());
+      while (this.isOp(',') && this.next());
+    }
+    let topicFilter: string | null = null;
+    let from: Expr | null = null;
+    if (this.isKw('FROM')) {
+      this.next();
+      if (top) {
+        const t = this.tok;
+        if (t.kind !== 'string') this.fail('Expected a quoted topic filter after FROM');
+        this.next();
+        topicFilter = t.text;
+        validateFilter(t.text, t.pos);
+      } else from = this.expr();
+    } else if (!top) this.fail('Expected FROM in nested query');
+    const where = this.isKw('WHERE') ? (this.next(), this.expr()) : null;
+    return { pos, value, items, topicFilter, from, where };
+  }
+
+  private endsItem(t: Token): boolean {
+    return (
+      t.kind === 'eof' ||
+      this.isKw('FROM', t) ||
+      this.isKw('AS', t) ||
+      this.isOp(',', t) ||
+      this.isOp('.', t) ||
+      this.isOp(')', t)
+    );
+  }
+
+  private selectItem(): SelectItem {
+    const t = this.tok;
+    if (this.isOp('*')) {
+      this.next();
+      return { kind: 'star', pos: t.pos };
+    }
+    const expr = this.expr();
+    let alias: string[] | null = null;
+    if (this.isKw('AS')) {
+      this.next();
+      alias = [this.aliasPart()];
+      while (this.isOp('.')) {
+        this.next();
+        alias.push(this.aliasPart());
+      }
+    }
+    return { kind: 'expr', pos: t.pos, expr, alias };
+  }
+
+  private aliasPart(): string {
+    const t = this.tok;
+    if (t.kind === 'ident' || t.kind === 'string') {
+      this.next();
+      return t.text;
+    }
+    return this.fail('Expected an alias name after AS');
+  }
+
+  expr(): Expr {
+    return this.or();
+  }
+  private or(): Expr {
+    let left = this.and();
+    while (this.isKw('OR')) {
+      const t = this.next();
+      left = { type: 'binary', pos: t.pos, op: 'OR', left, right: this.and() };
+    }
+    return left;
+  }
+  private and(): Expr {
+    let left = this.not();
+    while (this.isKw('AND')) {
+      const t = this.next();
+      left = { type: 'binary', pos: t.pos, op: 'AND', left, right: this.not() };
+    }
+    return left;
+  }
+  private not(): Expr {
+    if (this.isKw('NOT')) {
+      const t = this.next();
+      return { type: 'unary', pos: t.pos, op: 'NOT', operand: this.not() };
+    }
+    return this.comparison();
+  }
+  private comparison(): Expr {
+    const left = this.additive();
+    const t = this.tok;
+    if (t.kind === 'op' && COMPARISON.has(t.text)) {
+      this.next();
+      return { type: 'binary', pos: t.pos, op: t.text as BinaryOp, left, right: this.additive() };
+    }
+    if (this.isKw('IN')) {
+      this.next();
+      return { type: 'binary', pos: t.pos, op: 'IN', left, right: this.additive() };
+    }
+    return left;
+  }
+  private additive(): Expr {
+    let left = this.multiplicative();
+    while (this.isOp('+') || this.isOp('-')) {
+      const t = this.next();
+      left = { type: 'binary', pos: t.pos, op: t.text as BinaryOp, left, right: this.multiplicative() };
+    }
+    return left;
+  }
+  private multiplicative(): Expr {
+    let left = this.unary();
+    while (this.isOp('*') || this.isOp('/') || this.isOp('%')) {
+      const t = this.next();
+      left = { type: 'binary', pos: t.pos, op: t.text as BinaryOp, left, right: this.unary() };
+    }
+    return left;
+  }
+  private unary(): Expr {
+    if (this.isOp('-')) {
+      const t = this.next();
+      const operand = this.unary();
+      if (operand.type === 'literal' && typeof operand.value === 'number')
+        return { ...operand, pos: t.pos, value: -operand.value };
+      return { type: 'unary', pos: t.pos, op: '-', operand };
+    }
+    if (this.isOp('+')) {
+      this.next();
+      return this.unary();
+    }
+    return this.postfix();
+  }
+  private postfix(): Expr {
+    let e = this.primary();
+    for (;;) {
+      if (this.isOp('.')) {
+        const dot = this.next();
+        const t = this.tok;
+        if (t.kind !== 'ident') this.fail('Expected an attribute name after "."');
+        this.next();
+        e = { type: 'member', pos: dot.pos, object: e, name: t.text };
+      } else if (this.isOp('[')) {
+        const b = this.next();
+        const index = this.expr();
+        this.expectOp(']');
+        e = { type: 'index', pos: b.pos, object: e, index };
+      } else return e;
+    }
+  }
+
+  private primary(): Expr {
+    const t = this.tok;
+    switch (t.kind) {
+      case 'number': {
+        this.next();
+        const decimal = /[.eE]/.test(t.text);
+        return { type: 'literal', pos: t.pos, value: Number(t.text), decimal };
+      }
+      case 'string':
+        this.next();
+        return { type: 'literal', pos: t.pos, value: t.text };
+      case 'op':
+        return this.primaryOp(t);
+      case 'ident':
+        return this.primaryIdent(t);
+      default:
+        return this.fail('Expected an expression');
+    }
+  }
+
+  private primaryOp(t: Token): Expr {
+    if (t.text === '(') {
+      this.next();
+      if (this.isKw('SELECT')) {
+        this.requireV2('Nested queries', t.pos);
+        const query = this.query(false);
+        this.expectOp(')');
+        return { type: 'subquery', pos: t.pos, query };
+      }
+      const e = this.expr();
+      this.expectOp(')');
+      return e;
+    }
+    if (t.text === '{') {
+      this.requireV2('Object literals', t.pos);
+      this.next();
+      const entries: Array<{ key: string; value: Expr }> = [];
+      if (!this.isOp('}')) {
+        do {
+          const k = this.tok;
+          if (k.kind !== 'string' && k.kind !== 'ident') this.fail('Expected an object key');
+          this.next();
+          this.expectOp(':');
+          entries.push({ key: k.text, value: this.expr() });
+        } while (this.isOp(',') && this.next());
+      }
+      this.expectOp('}');
+      return { type: 'object', pos: t.pos, entries };
+    }
+    if (t.text === '[') {
+      this.requireV2('Array literals', t.pos);
+      this.next();
+      const items: Expr[] = [];
+      if (!this.isOp(']')) {
+        do items.push(this.expr());
+        while (this.isOp(',') && this.next());
+      }
+      this.expectOp(']');
+      return { type: 'array', pos: t.pos, items };
+    }
+    return this.fail('Expected an expression');
+  }
+
+  private primaryIdent(t: Token): Expr {
+    if (!t.quoted) {
+      if (t.upper === 'TRUE' || t.upper === 'FALSE') {
+        this.next();
+        return { type: 'literal', pos: t.pos, value: t.upper === 'TRUE' };
+      }
+      if (t.upper === 'NULL') {
+        this.next();
+        return { type: 'literal', pos: t.pos, value: null };
+      }
+      if (t.upper === 'CASE') return this.caseExpr();
+      if (RESERVED.has(t.upper)) this.fail('Expected an expression');
+    }
+    this.next();
+    if (this.isOp('(') && !t.quoted) {
+      this.next();
+      const name = t.text.toLowerCase();
+      if (name === 'cast') {
+        const operand = this.expr();
+        this.expectKw('AS');
+        const ty = this.tok;
+        if (ty.kind !== 'ident') this.fail('Expected a type name after AS');
+        this.next();
+        this.expectOp(')');
+        return { type: 'cast', pos: t.pos, operand, to: ty.upper };
+      }
+      const args: Expr[] = [];
+      if (!this.isOp(')')) {
+        do {
+          if (this.isOp('*') && (this.isOp(',', this.peek()) || this.isOp(')', this.peek()))) {
+            args.push({ type: 'star', pos: this.next().pos });
+          } else args.push(this.expr());
+        } while (this.isOp(',') && this.next());
+      }
+      this.expectOp(')');
+      return { type: 'call', pos: t.pos, name, args };
+    }
+    return { type: 'ident', pos: t.pos, name: t.text };
+  }
+
+  private caseExpr(): Expr {
+    const pos = this.next().pos;
+    const subject = this.isKw('WHEN') ? null : this.expr();
+    const whens: Array<{ when: Expr; then: Expr }> = [];
+    while (this.isKw('WHEN')) {
+      this.next();
+      const when = this.expr();
+      this.expectKw('THEN');
+      whens.push({ when, then: this.expr() });
+    }
+    if (whens.length === 0) this.fail('CASE needs at least one WHEN');
+    const otherwise = this.isKw('ELSE') ? (this.next(), this.expr()) : null;
+    this.expectKw('END');
+    return { type: 'case', pos, subject, whens, otherwise };
+  }
+}
+
+/** An MQTT topic filter: `#` only as the last whole level, `+` only as a whole level. */
+function validateFilter(filter: string, pos: number): void {
+  if (filter.length === 0) throw new SqlParseError('Empty topic filter', pos);
+  const levels = filter.split('/');
+  levels.forEach((level, idx) => {
+    if (level.includes('#') && (level !== '#' || idx !== levels.length - 1))
+      throw new SqlParseError(`Invalid topic filter '${filter}': '#' must be the last level`, pos);
+    if (level.includes('+') && level !== '+')
+      throw new SqlParseError(`Invalid topic filter '${filter}': '+' must occupy a whole level`, pos);
+  });
+}
