@@ -36,6 +36,7 @@ export const ERRORS = {
   SqlParse: { status: 400, awsName: 'SqlParseException' },
   CertificateValidation: { status: 400, awsName: 'CertificateValidationException' },
   CertificateConflict: { status: 409, awsName: 'CertificateConflictException' },
+  RegistrationCodeValidation: { status: 400, awsName: 'RegistrationCodeValidationException' },
   InternalFailure: { status: 500, awsName: 'InternalFailureException', mqttReason: 0x80 },
   ServiceUnavailable: { status: 503, awsName: 'ServiceUnavailableException', mqttReason: 0x88 },
 } as const satisfies Record<string, ErrorSpec>;

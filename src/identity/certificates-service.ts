@@ -1,0 +1,547 @@
+import { randomUUID, type X509Certificate } from 'node:crypto';
+import { ThingsteadError } from '../errors/index.js';
+import type { Database } from '../store/index.js';
+import {
+  certificateIdOf,
+  certificateInfo,
+  checkVerificationCertificate,
+  createKeysAndCertificate,
+  isIssuedBy,
+  newRegistrationCode,
+  normalizePem,
+  parseCertificatePem,
+  signCsr,
+  type KeyType,
+  type SigningCa,
+} from './certificates.js';
+import {
+  openCertificateStore,
+  type CaRecord,
+  type CertificateRecord,
+  type CertificateStatus,
+  type CertificateStore,
+  type ListOptions,
+  type Page,
+} from './certificates-store.js';
+
+/**
+ * The certificate registry with AWS semantics (reference §3.2, §3.12): issuing, CSR signing, registration
+ * with and without a CA, bring-your-own CA with the registration-code proof, statuses and deletion rules.
+ * It also answers the broker's question "may this client certificate connect?" and tells listeners
+ * (auth hooks, TLS trust list) about every status change.
+ */
+
+export interface ArnScopeLike {
+  readonly region: string;
+  readonly accountId: string;
+}
+
+/** What other contexts know about a certificate principal; asked before DeleteCertificate. */
+export interface CertificateAttachments {
+  /** Things the certificate ARN is attached to (registry). */
+  thingsOf(certificateArn: string): Promise<readonly string[]>;
+  /** Policies attached to the certificate ARN (policy context). */
+  policiesOf(certificateArn: string): Promise<readonly string[]>;
+  /** forceDelete: detach every policy from the certificate ARN. */
+  detachAllPolicies(certificateArn: string): Promise<void>;
+}
+
+export type CertificateChange =
+  | {
+      readonly kind: 'certificate';
+      readonly certificateId: string;
+      readonly status: CertificateStatus | 'DELETED';
+    }
+  | {
+      readonly kind: 'ca';
+      readonly certificateId: string;
+      readonly status: 'ACTIVE' | 'INACTIVE' | 'DELETED';
+    };
+
+export type CertificateCheck =
+  | { readonly ok: true; readonly record: CertificateRecord }
+  | {
+      readonly ok: false;
+      /** Stable reason for counters and logs. */
+      readonly reason:
+        | 'unregistered'
+        | 'inactive'
+        | 'revoked'
+        | 'pending_activation'
+        | 'expired'
+        | 'ca_inactive'
+        | 'unknown_ca';
+      readonly certificateId: string;
+    };
+
+export interface CertificateService {
+  /** sha256 of the platform CA's DER: certificates it issues carry this caCertificateId. */
+  readonly platformCaId: string;
+  certificateArn(certificateId: string): string;
+  caCertificateArn(certificateId: string): string;
+  /** The certificate id in a cert ARN (`arn:aws:iot:...:cert/<id>`), or null. */
+  idFromArn(arn: string): string | null;
+
+  createKeysAndCertificate(options: {
+    setAsActive?: boolean;
+    keyType?: KeyType;
+    commonName?: string;
+  }): Promise<CertificateRecord & { privateKeyPem: string; publicKeyPem: string }>;
+  createFromCsr(csrPem: unknown, options: { setAsActive?: boolean }): Promise<CertificateRecord>;
+  register(input: {
+    certificatePem: unknown;
+    caCertificatePem?: unknown;
+    status?: unknown;
+    setAsActive?: boolean;
+  }): Promise<CertificateRecord>;
+  registerWithoutCa(input: { certificatePem: unknown; status?: unknown }): Promise<CertificateRecord>;
+  describe(certificateId: string): Promise<CertificateRecord>;
+  list(options?: ListOptions): Promise<Page<CertificateRecord>>;
+  updateStatus(certificateId: string, newStatus: unknown): Promise<void>;
+  delete(certificateId: string, options?: { forceDelete?: boolean }): Promise<void>;
+
+  getRegistrationCode(): Promise<string>;
+  deleteRegistrationCode(): Promise<void>;
+  registerCa(input: {
+    caCertificate: unknown;
+    verificationCertificate?: unknown;
+    setAsActive?: boolean;
+    allowAutoRegistration?: boolean;
+    registrationConfig?: Record<string, unknown> | null;
+    certificateMode?: unknown;
+  }): Promise<CaRecord>;
+  describeCa(certificateId: string): Promise<CaRecord>;
+  listCas(options?: ListOptions): Promise<Page<CaRecord>>;
+  updateCa(
+    certificateId: string,
+    change: {
+      newStatus?: unknown;
+      newAutoRegistrationStatus?: unknown;
+      registrationConfig?: Record<string, unknown> | null;
+      removeAutoRegistration?: boolean;
+    },
+  ): Promise<void>;
+  deleteCa(certificateId: string): Promise<void>;
+
+  /**
+   * May a client certificate presented on mutual TLS connect? It must be registered and ACTIVE, within its
+   * validity, and issued by the platform CA or an ACTIVE registered CA. A certificate of an
+   * auto-registration CA that is not yet registered is registered as PENDING_ACTIVATION (and refused).
+   */
+  check(cert: X509Certificate): Promise<CertificateCheck>;
+  /** PEMs TLS listeners should trust: the platform CA and every ACTIVE registered CA. */
+  trustedCaPems(): Promise<string[]>;
+  /** Subscribe to status changes; returns an unsubscribe. */
+  onChange(listener: (change: CertificateChange) => void): () => void;
+  /** Late-bound attachment lookups (registry and policy contexts are wired after this service). */
+  setAttachments(attachments: CertificateAttachments): void;
+}
+
+const CERT_ID = /^(0x)?[a-fA-F0-9]{64}$/;
+const REGISTRATION_CODE_KEY = 'registration_code';
+
+function checkId(id: string, what = 'certificateId'): string {
+  if (!CERT_ID.test(id))
+    throw new ThingsteadError('InvalidRequest', `${what} must be 64 hexadecimal characters`);
+  return id.replace(/^0x/, '').toLowerCase();
+}
+
+function parseStatus(value: unknown, allowed: readonly string[], what: string): string {
+  if (typeof value !== 'string' || !allowed.includes(value)) {
+    throw new ThingsteadError(
+      'InvalidRequest',
+      `${what} must be one of ${allowed.join(', ')}; got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * @example const certs = await openCertificateService({ db, ca: { certPem, keyPem }, scope: { region, accountId } });
+ */
+export async function openCertificateService(options: {
+  db: Database;
+  ca: SigningCa;
+  scope: ArnScopeLike;
+  store?: CertificateStore;
+}): Promise<CertificateService> {
+  const store = options.store ?? (await openCertificateStore(options.db));
+  const { scope, ca } = options;
+  const platformCa = parseCertificatePem(ca.certPem, 'platform CA');
+  const platformCaId = certificateIdOf(platformCa.raw);
+  const listeners = new Set<(c: CertificateChange) => void>();
+  let attachments: CertificateAttachments | null = null;
+  const emit = (change: CertificateChange) => {
+    for (const l of listeners) l(change);
+  };
+  const certArnPrefix = `arn:aws:iot:${scope.region}:${scope.accountId}:cert/`;
+
+  const service: CertificateService = {
+    platformCaId,
+    certificateArn: (id) => certArnPrefix + id,
+    caCertificateArn: (id) => `arn:aws:iot:${scope.region}:${scope.accountId}:cacert/${id}`,
+    idFromArn(arn) {
+      const m = /^arn:aws:iot:[^:]*:[^:]*:cert\/([a-fA-F0-9]{64})$/.exec(arn);
+      return m ? m[1]!.toLowerCase() : null;
+    },
+
+    async createKeysAndCertificate(o) {
+      const issued = await createKeysAndCertificate(ca, { keyType: o.keyType, commonName: o.commonName });
+      const record = await save(
+        issued.certificatePem,
+        platformCaId,
+        o.setAsActive ? 'ACTIVE' : 'INACTIVE',
+        'DEFAULT',
+      );
+      return { ...record, privateKeyPem: issued.privateKeyPem, publicKeyPem: issued.publicKeyPem };
+    },
+
+    async createFromCsr(csrPem, o) {
+      const issued = await signCsr(ca, csrPem);
+      return save(issued.certificatePem, platformCaId, o.setAsActive ? 'ACTIVE' : 'INACTIVE', 'DEFAULT');
+    },
+
+    async register(input) {
+      const cert = parseCertificatePem(input.certificatePem);
+      let caId: string | null;
+      if (input.caCertificatePem !== undefined && input.caCertificatePem !== null) {
+        const caCert = parseCertificatePem(input.caCertificatePem, 'caCertificatePem');
+        caId = certificateIdOf(caCert.raw);
+        if (caId !== platformCaId && !(await store.getCa(caId))) {
+          throw new ThingsteadError(
+            'ResourceNotFound',
+            `CA certificate ${caId} is not registered (RegisterCACertificate first)`,
+          );
+        }
+        if (!isIssuedBy(cert, caCert)) {
+          throw new ThingsteadError(
+            'CertificateValidation',
+            'certificatePem is not signed by caCertificatePem',
+          );
+        }
+      } else {
+        caId = await findIssuer(cert);
+        if (!caId) {
+          throw new ThingsteadError(
+            'CertificateValidation',
+            'certificatePem is not signed by a registered CA; register its CA or use RegisterCertificateWithoutCA',
+          );
+        }
+      }
+      const status =
+        input.status !== undefined
+          ? (parseStatus(
+              input.status,
+              ['ACTIVE', 'INACTIVE', 'REVOKED', 'PENDING_TRANSFER', 'PENDING_ACTIVATION'],
+              'status',
+            ) as CertificateStatus)
+          : input.setAsActive
+            ? 'ACTIVE'
+            : 'INACTIVE';
+      return save(normalizePem(cert), caId, status, 'DEFAULT');
+    },
+
+    async registerWithoutCa(input) {
+      const cert = parseCertificatePem(input.certificatePem);
+      const status =
+        input.status !== undefined
+          ? (parseStatus(
+              input.status,
+              ['ACTIVE', 'INACTIVE', 'REVOKED', 'PENDING_TRANSFER', 'PENDING_ACTIVATION'],
+              'status',
+            ) as CertificateStatus)
+          : 'INACTIVE';
+      return save(normalizePem(cert), null, status, 'SNI_ONLY');
+    },
+
+    async describe(id) {
+      const record = await store.get(checkId(id));
+      if (!record) throw new ThingsteadError('ResourceNotFound', `Certificate ${id} not found`);
+      return record;
+    },
+
+    list: (o) => store.list(o),
+
+    async updateStatus(id, newStatus) {
+      const status = parseStatus(
+        newStatus,
+        ['ACTIVE', 'INACTIVE', 'REVOKED'],
+        'newStatus',
+      ) as CertificateStatus;
+      const record = await service.describe(id);
+      if (record.status === status) return; // idempotent (reference §3.12)
+      if (record.status === 'REVOKED') {
+        // [U] AWS refuses to bring a revoked certificate back; a revocation is final here.
+        throw new ThingsteadError(
+          'CertificateState',
+          `Certificate ${record.certificateId} is revoked; its status cannot change`,
+        );
+      }
+      await store.update(record.certificateId, {
+        status,
+        lastModifiedAt: Date.now(),
+        generationId: randomUUID(),
+      });
+      emit({ kind: 'certificate', certificateId: record.certificateId, status });
+    },
+
+    async delete(id, o = {}) {
+      const record = await service.describe(id);
+      if (record.status === 'ACTIVE') {
+        throw new ThingsteadError(
+          'CertificateState',
+          `Certificate ${record.certificateId} is ACTIVE; deactivate it (UpdateCertificate newStatus=INACTIVE) before deleting it`,
+        );
+      }
+      const arn = service.certificateArn(record.certificateId);
+      if (attachments) {
+        const things = await attachments.thingsOf(arn);
+        if (things.length) {
+          throw new ThingsteadError(
+            'DeleteConflict',
+            `Certificate ${record.certificateId} is attached to thing(s) ${things.join(', ')}; detach it first (DetachThingPrincipal)`,
+          );
+        }
+        const policies = await attachments.policiesOf(arn);
+        if (policies.length && !o.forceDelete) {
+          throw new ThingsteadError(
+            'DeleteConflict',
+            `Certificate ${record.certificateId} has policies attached (${policies.join(', ')}); detach them or use forceDelete`,
+          );
+        }
+        if (policies.length) await attachments.detachAllPolicies(arn);
+      }
+      await store.delete(record.certificateId);
+      emit({ kind: 'certificate', certificateId: record.certificateId, status: 'DELETED' });
+    },
+
+    getRegistrationCode: () => store.putSettingOnce(REGISTRATION_CODE_KEY, newRegistrationCode()),
+    deleteRegistrationCode: () => store.deleteSetting(REGISTRATION_CODE_KEY),
+
+    async registerCa(input) {
+      const caCert = parseCertificatePem(input.caCertificate, 'caCertificate');
+      if (!caCert.ca)
+        throw new ThingsteadError(
+          'CertificateValidation',
+          'caCertificate is not a CA certificate (basicConstraints cA is false)',
+        );
+      const mode = input.certificateMode ?? 'DEFAULT';
+      if (mode !== 'DEFAULT' && mode !== 'SNI_ONLY')
+        throw new ThingsteadError('InvalidRequest', 'certificateMode must be DEFAULT or SNI_ONLY');
+      if (mode === 'DEFAULT' || input.verificationCertificate !== undefined) {
+        const code = await store.getSetting(REGISTRATION_CODE_KEY);
+        if (!code) {
+          throw new ThingsteadError(
+            'RegistrationCodeValidation',
+            'no registration code exists: call GetRegistrationCode and sign a verification certificate with it',
+          );
+        }
+        if (input.verificationCertificate === undefined) {
+          throw new ThingsteadError(
+            'InvalidRequest',
+            'verificationCertificate is required (its common name must be the registration code)',
+          );
+        }
+        checkVerificationCertificate(caCert, input.verificationCertificate, code);
+      }
+      const id = certificateIdOf(caCert.raw);
+      const existing = id === platformCaId || (await store.getCa(id));
+      if (existing) {
+        throw new ThingsteadError('ResourceAlreadyExists', `CA certificate ${id} is already registered`, {
+          resourceId: id,
+          resourceArn: service.caCertificateArn(id),
+        });
+      }
+      const now = Date.now();
+      const record: CaRecord = {
+        certificateId: id,
+        certificatePem: normalizePem(caCert),
+        status: input.setAsActive ? 'ACTIVE' : 'INACTIVE',
+        autoRegistrationStatus: input.allowAutoRegistration ? 'ENABLE' : 'DISABLE',
+        registrationConfig: input.registrationConfig ?? null,
+        createdAt: now,
+        lastModifiedAt: now,
+        customerVersion: 1,
+        generationId: randomUUID(),
+        notBefore: Date.parse(caCert.validFrom),
+        notAfter: Date.parse(caCert.validTo),
+      };
+      await store.insertCa(record);
+      emit({ kind: 'ca', certificateId: id, status: record.status });
+      return record;
+    },
+
+    async describeCa(id) {
+      const cid = checkId(id, 'caCertificateId');
+      if (cid === platformCaId) {
+        return {
+          certificateId: platformCaId,
+          certificatePem: normalizePem(platformCa),
+          status: 'ACTIVE',
+          autoRegistrationStatus: 'DISABLE',
+          registrationConfig: null,
+          createdAt: Date.parse(platformCa.validFrom),
+          lastModifiedAt: Date.parse(platformCa.validFrom),
+          customerVersion: 1,
+          generationId: platformCaId.slice(0, 36),
+          notBefore: Date.parse(platformCa.validFrom),
+          notAfter: Date.parse(platformCa.validTo),
+        };
+      }
+      const record = await store.getCa(cid);
+      if (!record) throw new ThingsteadError('ResourceNotFound', `CA certificate ${id} not found`);
+      return record;
+    },
+
+    listCas: (o) => store.listCas(o),
+
+    async updateCa(id, change) {
+      const record = await service.describeCa(id);
+      if (record.certificateId === platformCaId) {
+        throw new ThingsteadError('InvalidRequest', 'the platform CA cannot be changed through the API');
+      }
+      const status =
+        change.newStatus !== undefined
+          ? (parseStatus(change.newStatus, ['ACTIVE', 'INACTIVE'], 'newStatus') as 'ACTIVE' | 'INACTIVE')
+          : undefined;
+      const auto =
+        change.newAutoRegistrationStatus !== undefined
+          ? (parseStatus(
+              change.newAutoRegistrationStatus,
+              ['ENABLE', 'DISABLE'],
+              'newAutoRegistrationStatus',
+            ) as 'ENABLE' | 'DISABLE')
+          : undefined;
+      await store.updateCa(record.certificateId, {
+        status,
+        autoRegistrationStatus: auto,
+        registrationConfig: change.removeAutoRegistration ? null : change.registrationConfig,
+        lastModifiedAt: Date.now(),
+        generationId: randomUUID(),
+      });
+      if (status && status !== record.status)
+        emit({ kind: 'ca', certificateId: record.certificateId, status });
+    },
+
+    async deleteCa(id) {
+      const record = await service.describeCa(id);
+      if (record.certificateId === platformCaId)
+        throw new ThingsteadError('InvalidRequest', 'the platform CA cannot be deleted');
+      if (record.status === 'ACTIVE') {
+        throw new ThingsteadError(
+          'CertificateState',
+          `CA certificate ${record.certificateId} is ACTIVE; deactivate it before deleting it`,
+        );
+      }
+      const n = await store.countByCa(record.certificateId);
+      if (n > 0) {
+        throw new ThingsteadError(
+          'DeleteConflict',
+          `CA certificate ${record.certificateId} still has ${n} registered certificate(s)`,
+        );
+      }
+      await store.deleteCa(record.certificateId);
+      emit({ kind: 'ca', certificateId: record.certificateId, status: 'DELETED' });
+    },
+
+    async check(cert) {
+      const certificateId = certificateIdOf(cert.raw);
+      const now = Date.now();
+      if (Date.parse(cert.validTo) < now || Date.parse(cert.validFrom) > now) {
+        return { ok: false, reason: 'expired', certificateId };
+      }
+      const record = await store.get(certificateId);
+      if (!record) {
+        const caId = await findIssuer(cert);
+        if (!caId) return { ok: false, reason: 'unknown_ca', certificateId };
+        const caRecord = caId === platformCaId ? null : await store.getCa(caId);
+        if (caRecord?.autoRegistrationStatus === 'ENABLE' && caRecord.status === 'ACTIVE') {
+          await save(normalizePem(cert), caId, 'PENDING_ACTIVATION', 'DEFAULT').catch(() => undefined);
+          return { ok: false, reason: 'pending_activation', certificateId };
+        }
+        return { ok: false, reason: 'unregistered', certificateId };
+      }
+      if (record.status !== 'ACTIVE') {
+        const reason =
+          record.status === 'REVOKED'
+            ? 'revoked'
+            : record.status === 'PENDING_ACTIVATION'
+              ? 'pending_activation'
+              : 'inactive';
+        return { ok: false, reason, certificateId };
+      }
+      if (record.caCertificateId === null) return { ok: true, record }; // registered without CA
+      if (record.caCertificateId !== platformCaId) {
+        const caRecord = await store.getCa(record.caCertificateId);
+        if (!caRecord) return { ok: false, reason: 'unknown_ca', certificateId };
+        if (caRecord.status !== 'ACTIVE') return { ok: false, reason: 'ca_inactive', certificateId };
+      }
+      return { ok: true, record };
+    },
+
+    async trustedCaPems() {
+      const pems = [ca.certPem];
+      let marker: string | undefined;
+      do {
+        const p = await store.listCas({ marker, ascending: true });
+        for (const c of p.items) if (c.status === 'ACTIVE') pems.push(c.certificatePem);
+        marker = p.nextMarker;
+      } while (marker);
+      return pems;
+    },
+
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    setAttachments(a) {
+      attachments = a;
+    },
+  };
+
+  async function findIssuer(cert: X509Certificate): Promise<string | null> {
+    if (isIssuedBy(cert, platformCa)) return platformCaId;
+    let marker: string | undefined;
+    do {
+      const p = await store.listCas({ marker, ascending: true });
+      for (const c of p.items) {
+        if (isIssuedBy(cert, parseCertificatePem(c.certificatePem))) return c.certificateId;
+      }
+      marker = p.nextMarker;
+    } while (marker);
+    return null;
+  }
+
+  async function save(
+    pem: string,
+    caId: string | null,
+    status: CertificateStatus,
+    mode: 'DEFAULT' | 'SNI_ONLY',
+  ): Promise<CertificateRecord> {
+    const info = certificateInfo(pem);
+    const id = certificateIdOf(pem);
+    const now = Date.now();
+    const record: CertificateRecord = {
+      certificateId: id,
+      certificatePem: pem,
+      caCertificateId: caId,
+      status,
+      mode,
+      createdAt: now,
+      lastModifiedAt: now,
+      customerVersion: 1,
+      generationId: randomUUID(),
+      notBefore: info.notBefore.getTime(),
+      notAfter: info.notAfter.getTime(),
+    };
+    if (!(await store.insert(record))) {
+      throw new ThingsteadError('ResourceAlreadyExists', `Certificate ${id} is already registered`, {
+        resourceId: id,
+        resourceArn: certArnPrefix + id,
+      });
+    }
+    return record;
+  }
+
+  return service;
+}
