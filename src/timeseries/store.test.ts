@@ -15,7 +15,7 @@ async function openSqlite() {
 async function openPostgres() {
   const s = await freshSchema('ts');
   const db = await openDatabase({ dataDir: '', databaseUrl: s.url });
-  return { db, drop: s.drop };
+  return { db, drop: () => s.drop() };
 }
 
 const pgUp = await postgresAvailable('time-series PostgreSQL contract suite');

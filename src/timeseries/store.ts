@@ -309,7 +309,7 @@ class SqlTimeseriesStore implements TimeseriesStore {
             r.min === null ? null : Number(r.min),
             r.max === null ? null : Number(r.max),
             last?.num === null || last?.num === undefined ? null : Number(last.num),
-            (last?.str as string | null | undefined) ?? null,
+            last?.str ?? null,
             Number(last?.ts ?? r.bucket),
           ],
         );
