@@ -1,6 +1,154 @@
-import type { Broker, BrokerOptions } from './types.js';
+/**
+ * The Broker: wires the core (sessions, router, retained, store batching) to connections and exposes the
+ * platform-facing API (internal publish/subscribe, client listing, reauthorization, retained lookup).
+ * See core.ts for the hot-path and durability contracts.
+ */
+import type { Duplex } from 'node:stream';
+import type { Database } from '../store/index.js';
+import type { Broker, BrokerOptions, ClientSummary, Message, Publisher } from './types.js';
+import type { ConnectionInfo } from './hooks.js';
+import { Core, safe } from './core.js';
+import { Connection } from './connection.js';
+import { createBrokerMetrics } from './metrics.js';
+import type { MqttStore } from './store.js';
+import { createSqliteMqttStore } from './sqlite-store.js';
+import { createPostgresMqttStore } from './pg-store.js';
+import { checkTopicFilter, checkTopicName } from './topics.js';
 
-/** Placeholder until the broker core lands (issue 2). */
-export function createBroker(_options: BrokerOptions): Broker {
-  throw new Error('broker not implemented yet');
+/** The MQTT store for a database handle: SQLite or PostgreSQL by the handle's kind. */
+export function createMqttStore(db: Database): MqttStore {
+  return db.kind === 'sqlite' ? createSqliteMqttStore(db) : createPostgresMqttStore(db);
+}
+
+/**
+ * Create the broker. Call `start()` before handing it connections.
+ * @example const broker = createBroker({ config, logger, metrics, db, hooks }); await broker.start();
+ */
+export function createBroker(options: BrokerOptions): Broker {
+  const { config, logger } = options;
+  const metrics = createBrokerMetrics(options.metrics, () => ({
+    sessions: core.sessions.size,
+    retained: core.retained.size,
+    queued: sum((s) => s.queue.length),
+    inflight: sum((s) => s.inflight.size),
+  }));
+  const core: Core = new Core(
+    config,
+    options.hooks,
+    metrics,
+    logger,
+    options.store ?? createMqttStore(options.db),
+  );
+  const sum = (f: (s: import('./session.js').Session) => number) => {
+    let n = 0;
+    for (const s of core.sessions.values()) n += f(s);
+    return n;
+  };
+  let started = false;
+
+  const summary = (c: Connection): ClientSummary => ({
+    clientId: c.clientId,
+    principal: c.principal!,
+    protocolVersion: c.version,
+    transport: c.info.transport,
+    remoteAddress: c.info.remoteAddress,
+    connectedAt: c.connectedAt,
+    subscriptions: c.session?.subs.size ?? 0,
+  });
+  const live = () => [...core.connections].filter((c) => c.state === 'connected');
+
+  return {
+    async start() {
+      if (started) return;
+      started = true;
+      await core.load();
+    },
+
+    handleConnection(stream: Duplex, info: ConnectionInfo) {
+      if (core.closing) {
+        stream.destroy();
+        return;
+      }
+      const conn = new Connection(core, stream, info);
+      core.connections.add(conn);
+      metrics.connections.inc();
+    },
+
+    publish(message: Message, publisher: Publisher | null = null) {
+      // Platform publishes are trusted (already authorized by the API) but must still be valid topics.
+      if (checkTopicName(message.topic, { maxTopicBytes: 65535, maxTopicLevels: 1 << 30 }) !== null) {
+        throw new TypeError(`invalid topic name: ${JSON.stringify(message.topic)}`);
+      }
+      const expiry = message.properties?.messageExpiryInterval;
+      core.route({
+        topic: message.topic,
+        payload: message.payload,
+        qos: message.qos,
+        retain: message.retain,
+        properties: message.properties,
+        expiresAt: expiry !== undefined ? Date.now() + expiry * 1000 : null,
+        origin: publisher?.clientId ?? null,
+        publisher,
+        ingress: performance.now(),
+      });
+    },
+
+    subscribeInternal(filter, handler) {
+      if (checkTopicFilter(filter, { maxTopicBytes: 65535, maxTopicLevels: 1 << 30 }) !== null) {
+        throw new TypeError(`invalid topic filter: ${JSON.stringify(filter)}`);
+      }
+      return core.subscribeInternal(filter, handler);
+    },
+
+    reauthorize() {
+      for (const c of live()) {
+        if (!safe(() => options.hooks.authorizeConnection(c.subject!))) {
+          c.close('not_authorized', 0x87, 'not authorized');
+        }
+      }
+    },
+
+    disconnectWhere(predicate, reasonCode) {
+      let n = 0;
+      for (const c of live()) {
+        if (predicate(summary(c))) {
+          c.close('server_initiated', reasonCode, 'disconnected by the server');
+          n++;
+        }
+      }
+      return n;
+    },
+
+    isConnected(clientId) {
+      return core.sessions.get(clientId)?.conn?.state === 'connected';
+    },
+
+    clients() {
+      return live().map(summary);
+    },
+
+    retained(topic) {
+      const e = core.retained.get(topic);
+      return e ? toMessage(e) : undefined;
+    },
+
+    listRetained() {
+      return core.retained.all().map(toMessage);
+    },
+
+    async close() {
+      await core.close();
+    },
+  };
+}
+
+function toMessage(e: import('./retained.js').RetainedEntry): Message & { lastModifiedTime: number } {
+  return {
+    topic: e.topic,
+    payload: e.payload,
+    qos: e.qos,
+    retain: true,
+    properties: e.properties,
+    lastModifiedTime: e.modifiedAt,
+  };
 }

@@ -65,6 +65,30 @@ export interface AuthHooks {
   /** Checked per delivered message; a refusal silently skips the delivery (counted). */
   authorizeReceive(subject: AuthzSubject, topic: string): boolean;
   authorizeRetain(subject: AuthzSubject, topic: string): boolean;
+  /**
+   * MQTT 5 enhanced authentication (CONNECT Authentication Method + AUTH exchange [MQTT-4.12]). Optional:
+   * without it, a CONNECT naming an authentication method is refused with 0x8C Bad authentication method.
+   */
+  enhancedAuth?: EnhancedAuth | undefined;
+}
+
+/** One step of an enhanced authentication exchange. */
+export type EnhancedAuthResult =
+  /** Send AUTH 0x18 (Continue authentication) with this data and wait for the client's AUTH. */
+  | { readonly continue: true; readonly data?: Buffer | undefined }
+  /** Finish: CONNACK with the decision (and this Authentication Data on success). */
+  | { readonly continue: false; readonly decision: ConnectDecision; readonly data?: Buffer | undefined };
+
+export interface EnhancedAuth {
+  supports(method: string): boolean;
+  /** `step` counts from 0 (the CONNECT's data) and rises with each client AUTH packet. */
+  step(
+    request: ConnectRequest & {
+      readonly method: string;
+      readonly data: Buffer | undefined;
+      readonly step: number;
+    },
+  ): EnhancedAuthResult | Promise<EnhancedAuthResult>;
 }
 
 /**

@@ -19,5 +19,9 @@ export {
   type ConnectRequest,
   type ConnectionInfo,
   type Principal,
+  type EnhancedAuth,
+  type EnhancedAuthResult,
 } from './hooks.js';
-export { createBroker } from './broker.js';
+export { createBroker, createMqttStore } from './broker.js';
+export type { MqttStore, StoreOp, StoredSession, StoredRetained } from './store.js';
+export { topicMatches, checkTopicName, checkTopicFilter } from './topics.js';

@@ -3,6 +3,7 @@ import type { Config } from '../config/index.js';
 import type { Logger, Registry } from '../observability/index.js';
 import type { Database } from '../store/index.js';
 import type { AuthHooks, ConnectionInfo, Principal } from './hooks.js';
+import type { MqttStore } from './store.js';
 
 /** A message as the broker routes it. The payload Buffer is owned by the message once published. */
 export interface Message {
@@ -37,6 +38,8 @@ export interface BrokerOptions {
   readonly metrics: Registry;
   readonly db: Database;
   readonly hooks: AuthHooks;
+  /** Storage for sessions and retained messages; defaults to the SQLite/PostgreSQL store on `db`. */
+  readonly store?: MqttStore | undefined;
 }
 
 /** Live state of one connected client, as the API and console see it. */

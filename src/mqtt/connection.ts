@@ -1,0 +1,360 @@
+/**
+ * One client connection over any duplex stream: framing, parsing (mqtt-packet), outbound batching,
+ * keep-alive, backpressure and closing. Protocol decisions live in handlers/*.ts and core.ts.
+ *
+ * Contracts:
+ * - Read side: packets of one chunk are handled synchronously in order; while CONNECT authentication is
+ *   pending, later bytes stay buffered (bounded by the max packet size) and the stream is paused.
+ * - Write side: `send()` only appends to a per-connection batch; the core flushes every dirty connection
+ *   once per event-loop turn (setImmediate), one write per connection. When `write()` returns false the
+ *   connection stops reading from its client until 'drain' (honours backpressure). Buffered bytes beyond
+ *   `limits.maxOutboundBytes` disconnect the client as a slow consumer.
+ * - Per-connection state is small: one keep-alive timer, lazily allocated alias maps.
+ */
+import type { Duplex } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import mqttPacket from 'mqtt-packet';
+import type { IConnectPacket, Packet } from 'mqtt-packet';
+import type { AuthzSubject, ConnectionInfo, Principal } from './hooks.js';
+import type { Publisher } from './types.js';
+import type { Session, WillSpec } from './session.js';
+import type { Core } from './core.js';
+import { dispatch } from './handlers/dispatch.js';
+import { encodePublish, type OutboundPublish } from './codec.js';
+
+/** Why a connection ended; mapped to AWS lifecycle `disconnectReason` and the disconnects counter. */
+export type CloseReason =
+  | 'client_disconnect'
+  | 'duplicate_clientid'
+  | 'keepalive_timeout'
+  | 'connection_lost'
+  | 'protocol_error'
+  | 'packet_too_large'
+  | 'not_authorized'
+  | 'auth_error'
+  | 'slow_consumer'
+  | 'connect_timeout'
+  | 'server_initiated'
+  | 'server_shutdown';
+
+/** new -> (authenticating <-> authwait) -> connected -> closed. Input is parsed in every state but authenticating. */
+export type ConnState = 'new' | 'authenticating' | 'authwait' | 'connected' | 'closed';
+
+export class Connection {
+  state: ConnState = 'new';
+  version: 3 | 4 | 5 = 4;
+  clientId = '';
+  sessionIdentifier = '';
+  session: Session | null = null;
+  subject: AuthzSubject | null = null;
+  principal: Principal | null = null;
+  connectedAt = 0;
+  /** Effective keep-alive in seconds (0 = none). */
+  keepAlive = 0;
+  will: WillSpec | null = null;
+  /** v5: the client's Maximum Packet Size [MQTT-3.1.2-24]. */
+  maxPacketOut = Infinity;
+  /** Outbound in-flight window: min(client Receive Maximum, limits.maxInflight) [MQTT-3.3.4-9]. */
+  sendWindow: number;
+  /** v5: the client's Topic Alias Maximum for server-to-client aliases. */
+  aliasMaxOut = 0;
+  aliasesOut: Map<string, number> | null = null;
+  aliasesIn: Map<number, string> | null = null;
+  /** v5 Request Problem Information [MQTT-3.1.2-29]: reason strings only when true. */
+  problemInfo = true;
+  /** Whether the v5 CONNECT had Session Expiry Interval 0 (then DISCONNECT may not raise it). */
+  connectExpiryZero = true;
+  /** Enhanced authentication in progress (AUTH exchange). */
+  authMethod: string | null = null;
+  authStep = 0;
+  pendingConnect: IConnectPacket | null = null;
+  closeReason: CloseReason | null = null;
+  /** Who publishes from this connection (set at CONNACK). */
+  publisher: Publisher | null = null;
+  /** The frame being handled (valid only during a handler call). */
+  currentFrame: Buffer | null = null;
+
+  private readonly parser: ReturnType<typeof mqttPacket.parser>;
+  private input: Buffer | null = null;
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  private dirty = false;
+  private blocked = false;
+  private oldestIngress = 0;
+  private lastActivity = Date.now();
+  private timer: NodeJS.Timeout | null = null;
+  private parseError: Error | null = null;
+
+  constructor(
+    readonly core: Core,
+    readonly stream: Duplex,
+    readonly info: ConnectionInfo,
+  ) {
+    this.sendWindow = core.config.limits.maxInflight;
+    this.parser = mqttPacket.parser({ protocolVersion: 4 });
+    this.parser.on('packet', (packet: Packet) => this.onPacket(packet));
+    this.parser.on('error', (err: Error) => {
+      this.parseError ??= err;
+    });
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    stream.on('error', () => this.onStreamEnd());
+    stream.on('close', () => this.onStreamEnd());
+    stream.on('end', () => this.onStreamEnd());
+    // [MQTT-3.1.4-?] a CONNECT that never comes: close after connectTimeoutMs.
+    this.timer = setTimeout(() => {
+      if (this.state !== 'connected' && this.state !== 'closed') this.close('connect_timeout');
+    }, core.config.limits.connectTimeoutMs);
+  }
+
+  newSessionIdentifier(): string {
+    this.sessionIdentifier = randomUUID();
+    return this.sessionIdentifier;
+  }
+
+  setProtocolVersion(v: 3 | 4 | 5): void {
+    this.version = v;
+    (this.parser as unknown as { settings: { protocolVersion: number } }).settings.protocolVersion = v;
+  }
+
+  // ---- read side -------------------------------------------------------------------------------------
+
+  private onData(chunk: Buffer): void {
+    if (this.state === 'closed') return;
+    this.core.metrics.bytesIn.inc(chunk.length);
+    this.lastActivity = Date.now();
+    this.input = this.input ? Buffer.concat([this.input, chunk]) : chunk;
+    this.processInput();
+  }
+
+  /** Frame and handle buffered input. Re-entered after async CONNECT authentication completes. */
+  processInput(): void {
+    const buf = this.input;
+    if (!buf) return;
+    const maxPacket = this.core.config.limits.maxPacketBytes;
+    let offset = 0;
+    while (this.state !== 'closed' && this.state !== 'authenticating') {
+      const avail = buf.length - offset;
+      if (avail < 2) break;
+      // Remaining Length: variable byte integer, at most 4 bytes [MQTT-1.5.5].
+      let len = 0;
+      let mul = 1;
+      let i = 1;
+      let complete = false;
+      for (; i <= 4 && offset + i < buf.length; i++) {
+        const b = buf[offset + i]!;
+        len += (b & 0x7f) * mul;
+        mul *= 128;
+        if ((b & 0x80) === 0) {
+          complete = true;
+          break;
+        }
+      }
+      if (!complete) {
+        if (i > 4) return this.protocolError(0x81, 'malformed remaining length');
+        break;
+      }
+      const total = i + 1 + len;
+      if (total > maxPacket) {
+        // [MQTT-3.2.2-?] packets over the Maximum Packet Size the server announced: 0x95.
+        this.core.metrics.protocolErrors.inc({ reason: 'packet_too_large' });
+        return this.close('packet_too_large', 0x95, `packet of ${total} bytes exceeds ${maxPacket}`);
+      }
+      if (avail < total) break;
+      const frame = buf.subarray(offset, offset + total);
+      offset += total;
+      if (this.state === 'new' && frame[0]! >> 4 !== 1) {
+        // [MQTT-3.1.0-1] the first packet must be CONNECT.
+        this.core.metrics.protocolErrors.inc({ reason: 'first_packet_not_connect' });
+        return this.close('protocol_error');
+      }
+      this.currentFrame = frame;
+      this.parser.parse(frame);
+      this.currentFrame = null;
+      if (this.parseError) {
+        const err = this.parseError;
+        this.parseError = null;
+        return this.onParseError(err, frame);
+      }
+    }
+    this.input = offset >= buf.length ? null : offset === 0 ? buf : buf.subarray(offset);
+    if (this.input && this.input.length > maxPacket) this.input = Buffer.from(this.input);
+  }
+
+  private onParseError(err: Error, frame: Buffer): void {
+    if (this.state === 'new') {
+      // [MQTT-3.1.2-2] unsupported protocol level: CONNACK 0x01 (3.1.1) / 0x84 (v5), then close.
+      if (/protocol version|protocol id/i.test(err.message)) {
+        const level = frame.length > 8 ? frame[8] : 0;
+        const v5 = level === 5;
+        this.writeNow(
+          mqttPacket.generate(
+            v5
+              ? { cmd: 'connack', sessionPresent: false, reasonCode: 0x84 }
+              : { cmd: 'connack', sessionPresent: false, returnCode: 1 },
+            { protocolVersion: v5 ? 5 : 4 },
+          ),
+        );
+      }
+      this.core.metrics.protocolErrors.inc({ reason: 'malformed_connect' });
+      return this.close('protocol_error');
+    }
+    this.protocolError(0x81, `malformed packet: ${err.message}`);
+  }
+
+  private onPacket(packet: Packet): void {
+    if (this.state === 'closed') return;
+    this.core.metrics.packetsIn[packet.cmd]?.inc();
+    try {
+      dispatch(this, packet);
+    } catch (err) {
+      // A handler bug must never crash the process: close this connection, count and log it.
+      this.core.onHandlerError(this, err);
+    }
+  }
+
+  /** Stop reading (CONNECT authentication pending, or the client is not reading our writes). */
+  pause(): void {
+    this.stream.pause();
+  }
+
+  resume(): void {
+    if (this.state !== 'closed' && !this.blocked) this.stream.resume();
+  }
+
+  // ---- write side ------------------------------------------------------------------------------------
+
+  /** Queue an encoded packet. Takes ownership of `buf`. */
+  send(buf: Buffer): void {
+    if (this.state === 'closed') return;
+    this.out.push(buf);
+    this.outBytes += buf.length;
+    if (this.outBytes + this.stream.writableLength > this.core.config.limits.maxOutboundBytes) {
+      this.core.onSlowConsumer(this);
+      return;
+    }
+    if (!this.dirty) {
+      this.dirty = true;
+      this.core.markDirty(this);
+    }
+  }
+
+  /** Encode and queue a control packet. */
+  sendPacket(packet: Packet): void {
+    this.core.metrics.packetsOut[packet.cmd]?.inc();
+    this.send(mqttPacket.generate(packet, { protocolVersion: this.version }));
+  }
+
+  /**
+   * Encode and queue one PUBLISH. Returns false when it was not sent because it exceeds the client's
+   * Maximum Packet Size [MQTT-3.1.2-25] (the caller treats it as delivered and counts the drop).
+   */
+  sendPublish(p: OutboundPublish, ingress: number): boolean {
+    const buf = encodePublish(this, p);
+    if (buf.length > this.maxPacketOut) return false;
+    this.core.metrics.packetsOut.publish!.inc();
+    if (this.oldestIngress === 0 && ingress > 0) this.oldestIngress = ingress;
+    this.send(buf);
+    return true;
+  }
+
+  /** Write the batch. Called by the core's flush, once per event-loop turn for dirty connections. */
+  flush(): void {
+    this.dirty = false;
+    if (this.state === 'closed' || this.blocked || this.outBytes === 0) return;
+    const out = this.out;
+    const data = out.length === 1 ? out[0]! : Buffer.concat(out, this.outBytes);
+    this.core.metrics.bytesOut.inc(this.outBytes);
+    this.out = [];
+    this.outBytes = 0;
+    if (this.oldestIngress) {
+      this.core.metrics.latency.observe((performance.now() - this.oldestIngress) / 1000);
+      this.oldestIngress = 0;
+    }
+    if (!this.stream.write(data)) {
+      this.blocked = true;
+      this.stream.pause();
+      this.stream.once('drain', () => {
+        this.blocked = false;
+        if (this.state === 'closed') return;
+        this.resume();
+        if (this.outBytes) this.flush();
+      });
+    }
+  }
+
+  /** Write immediately, bypassing the batch (CONNACK refusals and DISCONNECT before closing). */
+  private writeNow(buf: Buffer): void {
+    if (this.outBytes) {
+      this.out.push(buf);
+      buf = Buffer.concat(this.out);
+      this.out = [];
+      this.outBytes = 0;
+    }
+    this.core.metrics.bytesOut.inc(buf.length);
+    if (!this.stream.destroyed && this.stream.writable) this.stream.write(buf);
+  }
+
+  // ---- keep-alive ------------------------------------------------------------------------------------
+
+  /** Start the keep-alive check: 1.5 x keep-alive without a packet closes the connection [MQTT-3.1.2-22]. */
+  startKeepAlive(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.keepAlive <= 0) return;
+    const limit = this.keepAlive * 1500;
+    const check = () => {
+      const idle = Date.now() - this.lastActivity;
+      if (idle >= limit) {
+        this.timer = null;
+        this.close('keepalive_timeout');
+        return;
+      }
+      this.timer = setTimeout(check, limit - idle + 5);
+    };
+    this.timer = setTimeout(check, limit);
+  }
+
+  // ---- closing ---------------------------------------------------------------------------------------
+
+  /** A protocol violation: v5 DISCONNECT with the reason code and a reason string, then close. */
+  protocolError(code: number, reason: string): void {
+    this.core.metrics.protocolErrors.inc({ reason: code === 0x81 ? 'malformed' : 'protocol' });
+    this.core.logProtocolError(this, code, reason);
+    this.close('protocol_error', code, reason);
+  }
+
+  /**
+   * Close the connection. With `reasonCode` and a v5 client past CONNECT, a DISCONNECT is sent first
+   * [MQTT-3.14.0-1 server DISCONNECT only after CONNACK]. Session and will handling run exactly once.
+   */
+  close(reason: CloseReason, reasonCode?: number, reasonString?: string): void {
+    if (this.state === 'closed') return;
+    const wasConnected = this.state === 'connected';
+    this.state = 'closed';
+    this.closeReason = reason;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (reasonCode !== undefined && wasConnected && this.version === 5 && reason !== 'slow_consumer') {
+      const packet: Packet = { cmd: 'disconnect', reasonCode };
+      if (reasonString && this.problemInfo) packet.properties = { reasonString };
+      this.core.metrics.packetsOut.disconnect!.inc();
+      this.writeNow(mqttPacket.generate(packet, { protocolVersion: 5 }));
+    } else if (reason !== 'slow_consumer' && this.outBytes) {
+      this.writeNow(Buffer.alloc(0));
+    }
+    this.out = [];
+    this.outBytes = 0;
+    this.input = null;
+    if (reason === 'slow_consumer' || reason === 'connection_lost') this.stream.destroy();
+    else {
+      this.stream.end();
+      // Do not wait for a peer that never reads: destroy shortly after ending.
+      setTimeout(() => this.stream.destroy(), 1000).unref();
+    }
+    this.core.onClosed(this, wasConnected);
+  }
+
+  private onStreamEnd(): void {
+    if (this.state !== 'closed') this.close('connection_lost');
+  }
+}

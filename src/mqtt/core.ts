@@ -1,0 +1,621 @@
+/**
+ * The broker core shared by every connection: sessions, the topic router, retained messages, delivery
+ * with QoS windows and queues, wills, session expiry, lifecycle events and the batched store writes.
+ *
+ * Hot-path contract: `route()` and everything it calls is synchronous; nothing on the QoS 0 path awaits.
+ *
+ * Durability contract (decided here, documented for operators):
+ * - A PUBACK/PUBREC is sent once the message has been routed in memory; it does not wait for a disk write.
+ * - Messages queued for an OFFLINE persistent session, subscriptions of persistent sessions and retained
+ *   messages are written to the store in one transaction per event-loop turn (setImmediate batching).
+ *   When a persistent session goes offline, its unacknowledged in-flight and queued messages are written
+ *   in the same way. So a crash loses at most the last un-flushed batch (a few ms) plus the in-flight
+ *   messages of sessions that were online at the time; a graceful close() loses nothing.
+ * - Inbound QoS 2 packet ids awaiting PUBREL and pending delayed wills are memory-only.
+ */
+import { rateLimitedLog, type Logger } from '../observability/index.js';
+import type { Config } from '../config/index.js';
+import type { AuthHooks, AuthzSubject } from './hooks.js';
+import type { InternalHandler, Message, Publisher } from './types.js';
+import { TopicRouter, type SubEntry, type SubOwner } from './router.js';
+import { Session, type Queued, type Routed, type WillSpec } from './session.js';
+import type { Connection } from './connection.js';
+import type { BrokerMetrics } from './metrics.js';
+import type { MqttStore, StoreOp, StoredQueued } from './store.js';
+import { RetainedStore } from './retained.js';
+import { Lifecycle } from './lifecycle.js';
+import { createLocalBus, type Bus } from './bus.js';
+import type { TopicLimits } from './topics.js';
+
+export class InternalSub implements SubOwner {
+  readonly kind = 'internal' as const;
+  constructor(readonly handler: InternalHandler) {}
+}
+
+export type Owner = Session | InternalSub;
+
+export class Core {
+  readonly router = new TopicRouter<Owner>();
+  readonly sessions = new Map<string, Session>();
+  readonly connections = new Set<Connection>();
+  readonly retained: RetainedStore;
+  readonly lifecycle: Lifecycle;
+  readonly topicLimits: TopicLimits;
+  bus: Bus;
+  closing = false;
+  private dirty: Connection[] = [];
+  private flushScheduled = false;
+  private ops: StoreOp[] = [];
+  private opsScheduled = false;
+  private storeChain: Promise<void> = Promise.resolve();
+  private stamp = 0;
+  private readonly warn: (obj: object, msg: string) => void;
+  private readonly flushAll = () => this.flushDirty();
+  private readonly flushOps = () => this.flushStore();
+
+  constructor(
+    readonly config: Config,
+    readonly hooks: AuthHooks,
+    readonly metrics: BrokerMetrics,
+    readonly log: Logger,
+    private readonly store: MqttStore,
+  ) {
+    this.retained = new RetainedStore((op) => this.persist(op));
+    this.lifecycle = new Lifecycle((topic, payload) =>
+      this.route({
+        topic,
+        payload,
+        qos: 0,
+        retain: false,
+        properties: undefined,
+        expiresAt: null,
+        origin: null,
+        publisher: null,
+        ingress: performance.now(),
+      }),
+    );
+    this.topicLimits = config.limits;
+    this.bus = createLocalBus((m) => this.deliverLocal(m));
+    this.warn = rateLimitedLog(log);
+  }
+
+  // ---- start / stop ----------------------------------------------------------------------------------
+
+  async load(): Promise<void> {
+    await this.store.init();
+    this.retained.load(await this.store.loadRetained());
+    const now = Date.now();
+    for (const stored of await this.store.loadSessions()) {
+      const disconnectedAt = stored.disconnectedAt ?? now;
+      const remaining = disconnectedAt + stored.expiryInterval * 1000 - now;
+      if (remaining <= 0 || stored.expiryInterval <= 0) {
+        this.persist({ op: 'deleteSession', clientId: stored.clientId });
+        continue;
+      }
+      const s = new Session(stored.clientId, stored.protocolVersion, stored.expiryInterval);
+      s.stored = true;
+      s.disconnectedAt = disconnectedAt;
+      this.sessions.set(s.clientId, s);
+      for (const sub of stored.subscriptions) this.addSubscription(s, { owner: s, ...sub }, false);
+      for (const q of stored.queue) this.restoreQueued(s, q);
+      s.expiryTimer = setTimeout(() => this.expireSession(s), remaining).unref();
+    }
+  }
+
+  private restoreQueued(s: Session, q: StoredQueued): void {
+    const m = q.message;
+    const { subscriptionIdentifier, ...properties } = (m.properties ?? {}) as Record<string, unknown>;
+    const subIds = Array.isArray(subscriptionIdentifier)
+      ? (subscriptionIdentifier as number[])
+      : typeof subscriptionIdentifier === 'number'
+        ? [subscriptionIdentifier]
+        : null;
+    const queued: Queued = {
+      seq: q.seq,
+      msg: {
+        topic: m.topic,
+        payload: m.payload,
+        qos: m.qos,
+        retain: m.retain,
+        properties: m.properties ? properties : undefined,
+        expiresAt: m.expiresAt,
+        origin: null,
+        publisher: null,
+        ingress: 0,
+      },
+      qos: m.qos === 2 ? 2 : 1,
+      retain: m.retain,
+      subIds,
+      state: q.state,
+      packetId: q.packetId ?? 0,
+      persisted: true,
+    };
+    s.seq = Math.max(s.seq, q.seq);
+    if (q.state > 0 && q.packetId) s.inflight.set(q.packetId, queued);
+    else s.queue.push(queued);
+  }
+
+  /** Disconnect everyone (v5 0x8B Server shutting down), write what persistent sessions hold, flush. */
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const conn of [...this.connections]) conn.close('server_shutdown', 0x8b, 'server shutting down');
+    for (const s of this.sessions.values()) {
+      s.clearTimers();
+      if (s.persistent) this.persistUndelivered(s);
+    }
+    this.flushDirty();
+    this.flushStore();
+    await this.storeChain;
+    await this.bus.close();
+  }
+
+  // ---- store batching --------------------------------------------------------------------------------
+
+  persist(op: StoreOp): void {
+    this.ops.push(op);
+    if (!this.opsScheduled) {
+      this.opsScheduled = true;
+      setImmediate(this.flushOps);
+    }
+  }
+
+  private flushStore(): void {
+    this.opsScheduled = false;
+    if (!this.ops.length) return;
+    const batch = this.ops;
+    this.ops = [];
+    this.storeChain = this.storeChain
+      .then(() => this.store.apply(batch))
+      .then(() => this.metrics.storeBatches.inc())
+      .catch((err: unknown) => this.log.error({ err, ops: batch.length }, 'mqtt store write failed'));
+  }
+
+  // ---- write batching --------------------------------------------------------------------------------
+
+  markDirty(conn: Connection): void {
+    this.dirty.push(conn);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushAll);
+    }
+  }
+
+  private flushDirty(): void {
+    this.flushScheduled = false;
+    const list = this.dirty;
+    this.dirty = [];
+    for (const c of list) c.flush();
+  }
+
+  // ---- routing ---------------------------------------------------------------------------------------
+
+  /** Route one message: retain it if flagged, then hand it to the bus. Hot path: synchronous. */
+  route(msg: Routed): void {
+    if (msg.retain) {
+      this.retained.set({
+        topic: msg.topic,
+        payload: msg.payload,
+        qos: msg.qos,
+        properties: msg.properties,
+        expiresAt: msg.expiresAt,
+      });
+    }
+    this.bus.publish(msg);
+  }
+
+  /** Deliver to this node's subscribers. Overlapping subscriptions of one session deliver once. */
+  deliverLocal(msg: Routed): void {
+    const match = this.router.match(msg.topic);
+    if (match.entries.length === 0 && match.groups.length === 0) return;
+    const stamp = ++this.stamp;
+    let targets: Session[] | null = null;
+    let single: Session | null = null;
+    for (const e of match.entries) {
+      const owner = e.owner;
+      if (owner.kind === 'internal') {
+        this.callInternal(owner, msg);
+        continue;
+      }
+      // [MQTT-3.8.3-3] No Local: not to the connection that published it.
+      if (e.nl && owner.clientId === msg.origin) continue;
+      if (owner.stamp !== stamp) {
+        owner.stamp = stamp;
+        owner.aggQos = e.qos;
+        owner.aggRap = e.rap;
+        owner.aggSubIds = e.subId !== undefined ? [e.subId] : null;
+        if (single === null && targets === null) single = owner;
+        else {
+          targets ??= [single!];
+          targets.push(owner);
+        }
+      } else {
+        if (e.qos > owner.aggQos) owner.aggQos = e.qos;
+        if (e.rap) owner.aggRap = true;
+        if (e.subId !== undefined) (owner.aggSubIds ??= []).push(e.subId);
+      }
+    }
+    if (targets) {
+      for (const s of targets) this.deliverAgg(s, msg);
+    } else if (single) this.deliverAgg(single, msg);
+    for (const g of match.groups) this.deliverShared(g.members, g, msg);
+  }
+
+  private deliverAgg(s: Session, msg: Routed): void {
+    const qos = msg.qos < s.aggQos ? msg.qos : s.aggQos;
+    // [MQTT-3.3.1-12] live deliveries carry RETAIN=0 unless Retain As Published.
+    this.deliver(s, msg, qos, s.aggRap ? msg.retain : false, s.aggSubIds);
+  }
+
+  /** [MQTT-4.8.2-4] one member of a share group gets each message; round-robin, preferring online ones. */
+  private deliverShared(members: SubEntry<Owner>[], g: { next: number }, msg: Routed): void {
+    const n = members.length;
+    if (n === 0) return;
+    let chosen: SubEntry<Owner> | null = null;
+    for (let k = 0; k < n; k++) {
+      const e = members[(g.next + k) % n]!;
+      const owner = e.owner;
+      if (owner.kind === 'session' && owner.conn === null) continue;
+      chosen = e;
+      g.next = (g.next + k + 1) % n;
+      break;
+    }
+    if (!chosen) {
+      chosen = members[g.next % n]!;
+      g.next = (g.next + 1) % n;
+    }
+    const owner = chosen.owner;
+    if (owner.kind === 'internal') return this.callInternal(owner, msg);
+    const qos = msg.qos < chosen.qos ? msg.qos : chosen.qos;
+    this.deliver(
+      owner,
+      msg,
+      qos,
+      chosen.rap ? msg.retain : false,
+      chosen.subId !== undefined ? [chosen.subId] : null,
+    );
+  }
+
+  private callInternal(sub: InternalSub, msg: Routed): void {
+    try {
+      sub.handler(msg, msg.publisher);
+    } catch (err) {
+      this.warn({ err, topic: msg.topic }, 'internal subscriber threw');
+    }
+  }
+
+  /** Deliver one message to one session with the granted QoS. Hot path. */
+  deliver(s: Session, msg: Routed, qos: 0 | 1 | 2, retain: boolean, subIds: number[] | null): void {
+    const conn = s.conn;
+    const subject = conn ? conn.subject : s.subject;
+    if (subject !== null && !this.authorizeReceive(subject, msg.topic)) {
+      this.metrics.dropped.not_authorized_receive.inc();
+      return;
+    }
+    if (msg.expiresAt !== null && msg.expiresAt <= Date.now()) {
+      this.metrics.dropped.expired.inc();
+      return;
+    }
+    if (qos === 0) {
+      // QoS 0 is not queued for offline sessions.
+      if (conn !== null && !conn.sendPublish(this.outbound(msg, 0, retain, subIds, 0, false), msg.ingress)) {
+        this.metrics.dropped.packet_too_large.inc();
+      }
+      return;
+    }
+    const q: Queued = { seq: ++s.seq, msg, qos, retain, subIds, state: 0, packetId: 0, persisted: false };
+    if (conn !== null && s.queue.length === 0 && s.inflight.size < conn.sendWindow)
+      this.sendQueued(s, conn, q, false);
+    else this.enqueue(s, q);
+  }
+
+  private authorizeReceive(subject: AuthzSubject, topic: string): boolean {
+    try {
+      return this.hooks.authorizeReceive(subject, topic);
+    } catch {
+      return false;
+    }
+  }
+
+  outbound(
+    msg: Routed,
+    qos: 0 | 1 | 2,
+    retain: boolean,
+    subIds: number[] | null,
+    packetId: number,
+    dup: boolean,
+  ) {
+    return {
+      topic: msg.topic,
+      payload: msg.payload,
+      qos,
+      retain,
+      dup,
+      packetId,
+      properties: msg.properties,
+      expiresAt: msg.expiresAt,
+      subIds,
+    };
+  }
+
+  /** Queue for later (offline, or the in-flight window is full). Bounded: the oldest is dropped, counted. */
+  private enqueue(s: Session, q: Queued): void {
+    if (s.queue.length >= this.config.limits.maxQueuedPerSession) {
+      const old = s.queue.shift()!;
+      this.metrics.dropped.queue_full.inc();
+      if (old.persisted) this.persist({ op: 'dequeue', clientId: s.clientId, seq: old.seq });
+    }
+    s.queue.push(q);
+    if (s.conn === null && s.persistent) this.persistQueued(s, q);
+  }
+
+  /** Write (or update the state of) one queued message of a persistent session. */
+  persistQueued(s: Session, q: Queued): void {
+    q.persisted = true;
+    const m = q.msg;
+    const properties = q.subIds
+      ? ({ ...(m.properties ?? {}), subscriptionIdentifier: q.subIds } as Message['properties'])
+      : m.properties;
+    this.persist({
+      op: 'enqueue',
+      clientId: s.clientId,
+      seq: q.seq,
+      state: q.state,
+      packetId: q.state > 0 ? q.packetId : null,
+      message: {
+        topic: m.topic,
+        payload: m.payload,
+        qos: q.qos,
+        retain: q.retain,
+        properties,
+        expiresAt: m.expiresAt,
+      },
+    });
+  }
+
+  /** Write every not-yet-persisted in-flight or queued message of a persistent session. */
+  private persistUndelivered(s: Session): void {
+    for (const q of s.inflight.values()) if (!q.persisted) this.persistQueued(s, q);
+    for (const q of s.queue) if (!q.persisted) this.persistQueued(s, q);
+  }
+
+  private sendQueued(s: Session, conn: Connection, q: Queued, dup: boolean): void {
+    const id = s.allocatePacketId();
+    q.packetId = id;
+    q.state = 1;
+    s.inflight.set(id, q);
+    if (!conn.sendPublish(this.outbound(q.msg, q.qos, q.retain, q.subIds, id, dup), q.msg.ingress)) {
+      // [MQTT-3.1.2-25] too large for the client: discard, behave as if delivered, count it.
+      this.metrics.dropped.packet_too_large.inc();
+      this.completed(s, id);
+    }
+  }
+
+  /** An outbound QoS 1/2 exchange finished (PUBACK / PUBCOMP): free the slot and send what waits. */
+  completed(s: Session, packetId: number): boolean {
+    const q = s.inflight.get(packetId);
+    if (!q) return false;
+    s.inflight.delete(packetId);
+    if (q.persisted) this.persist({ op: 'dequeue', clientId: s.clientId, seq: q.seq });
+    return true;
+  }
+
+  /** Fill the in-flight window from the queue [MQTT-4.9.0-?] (Receive Maximum). */
+  pump(s: Session): void {
+    const conn = s.conn;
+    if (conn === null) return;
+    const now = Date.now();
+    while (s.queue.length && s.inflight.size < conn.sendWindow && conn.state === 'connected') {
+      const q = s.queue.shift()!;
+      if (q.msg.expiresAt !== null && q.msg.expiresAt <= now) {
+        this.metrics.dropped.expired.inc();
+        if (q.persisted) this.persist({ op: 'dequeue', clientId: s.clientId, seq: q.seq });
+        continue;
+      }
+      if (q.persisted) {
+        // Resending from the store: remember the packet id as in flight.
+        this.sendQueued(s, conn, q, false);
+        if (s.inflight.has(q.packetId)) this.persistQueued(s, q);
+      } else this.sendQueued(s, conn, q, false);
+    }
+  }
+
+  /** On session resumption: resend unacknowledged PUBLISH with DUP=1 and PUBREL [MQTT-4.4.0-1]. */
+  resume(s: Session, conn: Connection): void {
+    for (const [id, q] of s.inflight) {
+      if (q.state === 2) conn.sendPacket({ cmd: 'pubrel', messageId: id });
+      else if (!conn.sendPublish(this.outbound(q.msg, q.qos, q.retain, q.subIds, id, true), 0)) {
+        this.metrics.dropped.packet_too_large.inc();
+        this.completed(s, id);
+      }
+    }
+    this.pump(s);
+  }
+
+  // ---- subscriptions ---------------------------------------------------------------------------------
+
+  /** Add or replace a session subscription. Returns true when it did not exist before. */
+  addSubscription(s: Session, entry: SubEntry<Session>, persist = true): boolean {
+    const existed = s.subs.has(entry.filter);
+    s.subs.set(entry.filter, entry);
+    const { group, filter } = splitShared(entry.filter);
+    this.router.add(filter, entry, group);
+    if (persist && s.persistent) {
+      s.stored = true;
+      this.persist({
+        op: 'subscribe',
+        clientId: s.clientId,
+        sub: {
+          filter: entry.filter,
+          qos: entry.qos,
+          nl: entry.nl,
+          rap: entry.rap,
+          rh: entry.rh,
+          subId: entry.subId,
+        },
+      });
+    }
+    return !existed;
+  }
+
+  removeSubscription(s: Session, fullFilter: string): boolean {
+    if (!s.subs.delete(fullFilter)) return false;
+    const { group, filter } = splitShared(fullFilter);
+    this.router.remove(filter, s, group);
+    if (s.stored) this.persist({ op: 'unsubscribe', clientId: s.clientId, filter: fullFilter });
+    return true;
+  }
+
+  subscribeInternal(filter: string, handler: InternalHandler): () => void {
+    const owner = new InternalSub(handler);
+    const entry: SubEntry<Owner> = { owner, filter, qos: 0, nl: false, rap: true, rh: 0, subId: undefined };
+    this.router.add(filter, entry);
+    return () => void this.router.remove(filter, owner);
+  }
+
+  // ---- session lifecycle -----------------------------------------------------------------------------
+
+  /** Called once per connection close. Hands the session to offline state or ends it. */
+  onClosed(conn: Connection, wasConnected: boolean): void {
+    if (this.connections.delete(conn)) this.metrics.connections.dec();
+    const reason = conn.closeReason ?? 'connection_lost';
+    this.metrics.disconnects.inc({ reason });
+    const s = conn.session;
+    if (!wasConnected || s === null || s.conn !== conn) return;
+    s.conn = null;
+    s.disconnectedAt = Date.now();
+    this.lifecycle.disconnected(
+      {
+        clientId: conn.clientId,
+        sessionIdentifier: conn.sessionIdentifier,
+        principalId: conn.principal?.id ?? '',
+        ipAddress: conn.info.remoteAddress,
+        thingName: conn.principal?.thingName,
+      },
+      reason,
+    );
+    // [MQTT-3.1.2-8] the will is published unless the client sent DISCONNECT 0x00 (handlers clear it).
+    if (conn.will) this.scheduleWill(s, conn.will, conn);
+    if (!s.persistent) {
+      this.endSession(s);
+      return;
+    }
+    s.stored = true;
+    this.persist({
+      op: 'session',
+      clientId: s.clientId,
+      protocolVersion: s.protocolVersion,
+      expiryInterval: s.expiryInterval,
+      disconnectedAt: s.disconnectedAt,
+    });
+    this.metrics.sessionsPersisted.inc();
+    this.persistUndelivered(s);
+    if (!this.closing)
+      s.expiryTimer = setTimeout(() => this.expireSession(s), s.expiryInterval * 1000).unref();
+  }
+
+  private scheduleWill(s: Session, will: WillSpec, conn: Connection): void {
+    const publisher: Publisher = { clientId: conn.clientId, principal: conn.principal! };
+    const subject = conn.subject;
+    const delay = Math.min(will.delay, s.expiryInterval);
+    const fire = () => {
+      s.willTimer = null;
+      s.pendingWill = null;
+      if (subject && !safe(() => this.hooks.authorizePublish(subject, will.topic))) {
+        this.metrics.dropped.not_authorized_publish.inc();
+        return;
+      }
+      const expiry = will.properties?.messageExpiryInterval;
+      this.route({
+        topic: will.topic,
+        payload: will.payload,
+        qos: will.qos,
+        retain: will.retain,
+        properties: will.properties,
+        expiresAt: expiry !== undefined ? Date.now() + expiry * 1000 : null,
+        origin: conn.clientId,
+        publisher,
+        ingress: performance.now(),
+      });
+    };
+    if (delay <= 0 || this.closing) return fire();
+    s.pendingWill = will;
+    s.willFire = fire;
+    s.willTimer = setTimeout(fire, delay * 1000);
+  }
+
+  /** Session Expiry Interval elapsed while offline [MQTT-4.1.0-2]. */
+  private expireSession(s: Session): void {
+    s.expiryTimer = null;
+    if (s.conn === null && this.sessions.get(s.clientId) === s) this.endSession(s);
+  }
+
+  /** Discard a session: its pending will fires now [MQTT-3.1.2-8], its state is deleted. */
+  endSession(s: Session): void {
+    const fire = s.willTimer ? s.willFire : null;
+    s.clearTimers();
+    s.pendingWill = null;
+    s.willFire = null;
+    if (this.sessions.get(s.clientId) === s) this.sessions.delete(s.clientId);
+    for (const filter of [...s.subs.keys()]) {
+      const { group, filter: f } = splitShared(filter);
+      this.router.remove(f, s, group);
+    }
+    s.subs.clear();
+    const undelivered = s.queue.length + s.inflight.size;
+    if (undelivered) this.metrics.dropped.session_ended.inc(undelivered);
+    s.queue = [];
+    s.inflight.clear();
+    if (s.stored) this.persist({ op: 'deleteSession', clientId: s.clientId });
+    s.stored = false;
+    fire?.();
+  }
+
+  /** Cancel a pending delayed will because the client reconnected in time [MQTT-3.1.3-9]. */
+  cancelWill(s: Session): void {
+    if (s.willTimer) clearTimeout(s.willTimer);
+    s.willTimer = null;
+    s.pendingWill = null;
+    s.willFire = null;
+  }
+
+  // ---- problems --------------------------------------------------------------------------------------
+
+  onSlowConsumer(conn: Connection): void {
+    this.metrics.dropped.slow_consumer.inc();
+    this.warn(
+      {
+        clientId: conn.clientId,
+        remote: conn.info.remoteAddress,
+        limit: this.config.limits.maxOutboundBytes,
+      },
+      'slow consumer disconnected: outbound buffer over limits.maxOutboundBytes',
+    );
+    conn.close('slow_consumer');
+  }
+
+  onHandlerError(conn: Connection, err: unknown): void {
+    this.log.error({ err, clientId: conn.clientId }, 'mqtt handler error; closing connection');
+    conn.close('server_initiated', 0x83, 'implementation specific error');
+  }
+
+  logProtocolError(conn: Connection, code: number, reason: string): void {
+    this.warn(
+      { clientId: conn.clientId, remote: conn.info.remoteAddress, code, reason },
+      'mqtt protocol error',
+    );
+  }
+}
+
+export function splitShared(full: string): { group: string | undefined; filter: string } {
+  if (!full.startsWith('$share/')) return { group: undefined, filter: full };
+  const slash = full.indexOf('/', 7);
+  return { group: full.slice(7, slash), filter: full.slice(slash + 1) };
+}
+
+export function safe(fn: () => boolean): boolean {
+  try {
+    return fn();
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,321 @@
+/**
+ * CONNECT [MQTT-3.1] and the enhanced-authentication AUTH exchange [MQTT-4.12]: validation, client id
+ * assignment, authentication and iot:Connect, session takeover, clean start / session expiry, keep-alive
+ * clamping, and the CONNACK.
+ */
+import { randomUUID } from 'node:crypto';
+import { isUtf8 } from 'node:buffer';
+import type { IAuthPacket, IConnackPacket, IConnectPacket } from 'mqtt-packet';
+import type { Connection, CloseReason } from '../connection.js';
+import type { ConnectDecision, ConnectRequest, EnhancedAuthResult } from '../hooks.js';
+import { Session } from '../session.js';
+import { safe } from '../core.js';
+import { checkTopicName } from '../topics.js';
+
+/** Client-to-server Topic Alias Maximum we accept [MQTT-3.2.2-17]. */
+export const TOPIC_ALIAS_MAX = 64;
+/** Cap on server-to-client aliases we keep per connection (memory bound). */
+const OUTBOUND_ALIAS_CAP = 64;
+
+/** MQTT 5 CONNACK reason codes as MQTT 3.1.1 return codes [MQTT-3.2.2-?, table 3.1]. */
+function v3ReturnCode(reasonCode: number): number {
+  switch (reasonCode) {
+    case 0x84:
+      return 1;
+    case 0x85:
+      return 2;
+    case 0x88:
+    case 0x89:
+      return 3;
+    case 0x86:
+      return 4;
+    default:
+      return 5;
+  }
+}
+
+/** Refuse the connection with a CONNACK carrying the reason, then close [MQTT-3.2.2-7]. */
+export function refuse(
+  conn: Connection,
+  reasonCode: number,
+  reason: string,
+  close: CloseReason = 'auth_error',
+) {
+  const packet: IConnackPacket =
+    conn.version === 5
+      ? {
+          cmd: 'connack',
+          sessionPresent: false,
+          reasonCode,
+          properties: conn.problemInfo ? { reasonString: reason } : {},
+        }
+      : { cmd: 'connack', sessionPresent: false, returnCode: v3ReturnCode(reasonCode) };
+  conn.sendPacket(packet);
+  conn.close(close);
+}
+
+const isPromise = <T>(v: T | Promise<T>): v is Promise<T> => typeof (v as Promise<T>)?.then === 'function';
+
+export function handleConnect(conn: Connection, p: IConnectPacket): void {
+  // [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
+  if (conn.state !== 'new') return conn.protocolError(0x82, 'second CONNECT');
+  const core = conn.core;
+  const v = p.protocolVersion ?? 4;
+  conn.setProtocolVersion(v);
+  const v5 = v === 5;
+  const props = p.properties ?? {};
+  if (v5) conn.problemInfo = props.requestProblemInformation !== false;
+  if (v5 && (props.receiveMaximum === 0 || props.maximumPacketSize === 0)) {
+    // [MQTT-3.1.2-?] Receive Maximum / Maximum Packet Size of 0 is a protocol error.
+    return refuse(conn, 0x82, 'receive maximum and maximum packet size must be > 0', 'protocol_error');
+  }
+
+  let clientId = p.clientId ?? '';
+  let assigned: string | undefined;
+  if (clientId === '') {
+    // [MQTT-3.1.3-7/8] 3.1.1: an empty client id needs clean session; v5: the server assigns one
+    // and returns it as Assigned Client Identifier [MQTT-3.2.2-16].
+    if (!v5 && !p.clean)
+      return refuse(conn, 0x85, 'an empty client id needs clean session', 'protocol_error');
+    clientId = `ts-${randomUUID()}`;
+    if (v5) assigned = clientId;
+  }
+  conn.clientId = clientId;
+
+  if (p.will) {
+    const w = p.will;
+    const payload = typeof w.payload === 'string' ? Buffer.from(w.payload) : w.payload;
+    if (checkTopicName(w.topic, core.topicLimits) !== null) {
+      return refuse(conn, 0x90, 'invalid will topic', 'protocol_error');
+    }
+    if (w.properties?.payloadFormatIndicator && !isUtf8(payload)) {
+      // [MQTT-3.1.3-11] will payload declared UTF-8 must be UTF-8.
+      return refuse(conn, 0x99, 'will payload is not valid UTF-8', 'protocol_error');
+    }
+    const { willDelayInterval, ...properties } = w.properties ?? {};
+    conn.will = {
+      topic: w.topic,
+      payload,
+      qos: w.qos ?? 0,
+      retain: w.retain ?? false,
+      properties: v5 && Object.keys(properties).length ? properties : undefined,
+      delay: v5 ? (willDelayInterval ?? 0) : 0,
+    };
+  }
+
+  const request: ConnectRequest = {
+    clientId,
+    username: p.username,
+    password: p.password,
+    protocolVersion: v,
+    info: conn.info,
+  };
+  conn.state = 'authenticating';
+  conn.pendingConnect = p;
+
+  if (v5 && props.authenticationMethod) {
+    const ea = core.hooks.enhancedAuth;
+    if (!ea || !safe(() => ea.supports(props.authenticationMethod!))) {
+      // [MQTT-4.12.0-?] no supported method: 0x8C Bad authentication method.
+      return refuse(conn, 0x8c, `authentication method ${props.authenticationMethod} is not supported`);
+    }
+    conn.authMethod = props.authenticationMethod;
+    return authStep(conn, request, props.authenticationData, assigned, false);
+  }
+
+  let result: ConnectDecision | Promise<ConnectDecision>;
+  try {
+    result = core.hooks.authenticate(request);
+  } catch (err) {
+    core.log.warn({ err }, 'authenticate hook threw');
+    return refuse(conn, 0x80, 'authentication failed');
+  }
+  if (isPromise(result)) {
+    conn.pause();
+    result.then(
+      (d) => finishConnect(conn, d, assigned, undefined, true),
+      (err: unknown) => {
+        core.log.warn({ err }, 'authenticate hook failed');
+        if (conn.state !== 'closed') refuse(conn, 0x80, 'authentication failed');
+      },
+    );
+  } else finishConnect(conn, result, assigned, undefined, false);
+}
+
+function authStep(
+  conn: Connection,
+  request: ConnectRequest,
+  data: Buffer | undefined,
+  assigned: string | undefined,
+  resumeInput: boolean,
+): void {
+  const ea = conn.core.hooks.enhancedAuth!;
+  const method = conn.authMethod!;
+  let r: EnhancedAuthResult | Promise<EnhancedAuthResult>;
+  try {
+    r = ea.step({ ...request, method, data, step: conn.authStep++ });
+  } catch {
+    return refuse(conn, 0x80, 'authentication failed');
+  }
+  const next = (res: EnhancedAuthResult, async: boolean) => {
+    if (conn.state === 'closed') return;
+    if (res.continue) {
+      conn.state = 'authwait';
+      const auth: IAuthPacket = {
+        cmd: 'auth',
+        reasonCode: 0x18,
+        properties: { authenticationMethod: method },
+      };
+      if (res.data) auth.properties!.authenticationData = res.data;
+      conn.sendPacket(auth);
+      if (async || resumeInput) {
+        conn.resume();
+        conn.processInput();
+      }
+      return;
+    }
+    finishConnect(conn, res.decision, assigned, res.data, async || resumeInput);
+  };
+  if (isPromise(r)) {
+    conn.pause();
+    r.then(
+      (res) => next(res, true),
+      () => conn.state !== 'closed' && refuse(conn, 0x80, 'authentication failed'),
+    );
+  } else next(r, false);
+}
+
+/** A client AUTH packet during the CONNECT exchange [MQTT-4.12.0-2..7]. */
+export function handleAuth(conn: Connection, p: IAuthPacket): void {
+  if (conn.state === 'authwait') {
+    if (p.reasonCode !== 0x18 || p.properties?.authenticationMethod !== conn.authMethod) {
+      return refuse(conn, 0x82, 'unexpected AUTH packet', 'protocol_error');
+    }
+    conn.state = 'authenticating';
+    const c = conn.pendingConnect!;
+    const request: ConnectRequest = {
+      clientId: conn.clientId,
+      username: c.username,
+      password: c.password,
+      protocolVersion: conn.version,
+      info: conn.info,
+    };
+    return authStep(conn, request, p.properties?.authenticationData, undefined, true);
+  }
+  // Re-authentication (AUTH 0x19 after CONNACK) is not offered: protocol error [MQTT-4.12.1-1].
+  conn.protocolError(0x82, 'AUTH is only accepted during enhanced authentication');
+}
+
+function finishConnect(
+  conn: Connection,
+  decision: ConnectDecision,
+  assigned: string | undefined,
+  authData: Buffer | undefined,
+  async: boolean,
+): void {
+  if (conn.state === 'closed') return;
+  const core = conn.core;
+  const limits = core.config.limits;
+  const p = conn.pendingConnect!;
+  conn.pendingConnect = null;
+  if (!decision.ok) return refuse(conn, decision.reasonCode, decision.reason);
+  const subject = { clientId: conn.clientId, principal: decision.principal, info: conn.info };
+  if (!safe(() => core.hooks.authorizeConnection(subject))) {
+    return refuse(conn, 0x87, 'not authorized to connect with this client id', 'not_authorized');
+  }
+  const v5 = conn.version === 5;
+  const props = p.properties ?? {};
+  const clientId = conn.clientId;
+
+  // [MQTT-3.1.4-3] session takeover: the existing connection is closed (v5 DISCONNECT 0x8E).
+  const existing = core.sessions.get(clientId);
+  if (existing?.conn) existing.conn.close('duplicate_clientid', 0x8e, 'session taken over');
+
+  const cleanStart = p.clean !== false;
+  const requested = v5 ? (props.sessionExpiryInterval ?? 0) : cleanStart ? 0 : limits.sessionExpiryMax;
+  const expiry = Math.min(requested, limits.sessionExpiryMax);
+  let s = core.sessions.get(clientId);
+  // [MQTT-3.1.2-4] Clean Start discards any existing session.
+  if (s && cleanStart) {
+    core.endSession(s);
+    s = undefined;
+  }
+  const sessionPresent = s !== undefined;
+  if (s) {
+    core.cancelWill(s);
+    if (s.expiryTimer) clearTimeout(s.expiryTimer);
+    s.expiryTimer = null;
+    s.expiryInterval = expiry;
+    s.protocolVersion = conn.version;
+  } else {
+    s = new Session(clientId, conn.version, expiry);
+    core.sessions.set(clientId, s);
+  }
+  s.conn = conn;
+  s.subject = subject;
+  s.disconnectedAt = null;
+  conn.session = s;
+  conn.subject = subject;
+  conn.principal = decision.principal;
+  conn.publisher = { clientId, principal: decision.principal };
+  conn.state = 'connected';
+  conn.connectedAt = Date.now();
+  conn.newSessionIdentifier();
+
+  // Keep alive: clamp to [keepAliveMin, keepAliveMax]; v5 clients are told via Server Keep Alive.
+  const ka = p.keepalive ?? 0;
+  const effective =
+    ka === 0
+      ? limits.keepAliveMin > 0
+        ? limits.keepAliveMax
+        : 0
+      : Math.min(Math.max(ka, limits.keepAliveMin), limits.keepAliveMax);
+  conn.keepAlive = effective;
+
+  const connack: IConnackPacket = { cmd: 'connack', sessionPresent };
+  if (v5) {
+    conn.sendWindow = Math.min(props.receiveMaximum ?? 65535, limits.maxInflight);
+    conn.maxPacketOut = props.maximumPacketSize ?? Infinity;
+    conn.aliasMaxOut = Math.min(props.topicAliasMaximum ?? 0, OUTBOUND_ALIAS_CAP);
+    conn.connectExpiryZero = requested === 0;
+    connack.reasonCode = 0;
+    const cp: NonNullable<IConnackPacket['properties']> = {
+      receiveMaximum: limits.maxInflight,
+      maximumPacketSize: limits.maxPacketBytes,
+      topicAliasMaximum: TOPIC_ALIAS_MAX,
+    };
+    if (assigned) cp.assignedClientIdentifier = assigned;
+    if (effective !== ka) cp.serverKeepAlive = effective;
+    if (expiry !== requested) cp.sessionExpiryInterval = expiry;
+    if (conn.authMethod) {
+      cp.authenticationMethod = conn.authMethod;
+      if (authData) cp.authenticationData = authData;
+    }
+    connack.properties = cp;
+  } else connack.returnCode = 0;
+  conn.sendPacket(connack);
+
+  if (s.persistent) {
+    s.stored = true;
+    core.persist({
+      op: 'session',
+      clientId,
+      protocolVersion: conn.version,
+      expiryInterval: expiry,
+      disconnectedAt: null,
+    });
+    core.metrics.sessionsPersisted.inc();
+  }
+  core.lifecycle.connected({
+    clientId,
+    sessionIdentifier: conn.sessionIdentifier,
+    principalId: decision.principal.id,
+    ipAddress: conn.info.remoteAddress,
+  });
+  conn.startKeepAlive();
+  if (sessionPresent) core.resume(s, conn);
+  if (async) {
+    conn.resume();
+    conn.processInput();
+  }
+}

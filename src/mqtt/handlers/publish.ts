@@ -1,0 +1,208 @@
+/**
+ * PUBLISH from a client and the QoS 1/2 acknowledgement packets in both directions [MQTT-3.3 .. 3.7,
+ * MQTT-4.3]. Hot path: synchronous, no allocation beyond the routed message.
+ */
+import { isUtf8 } from 'node:buffer';
+import type {
+  IPubackPacket,
+  IPublishPacket,
+  IPubrecPacket,
+  IPubrelPacket,
+  IPubcompPacket,
+} from 'mqtt-packet';
+import type { Connection } from '../connection.js';
+import type { PublishProperties } from '../types.js';
+import type { DropReason } from '../metrics.js';
+import { checkTopicName } from '../topics.js';
+import { TOPIC_ALIAS_MAX } from './connect.js';
+
+/** Refuse one PUBLISH: v5 PUBACK/PUBREC with the reason code; QoS 0 dropped and counted. */
+function refusePublish(
+  conn: Connection,
+  p: IPublishPacket,
+  code: number,
+  reason: string,
+  drop: DropReason,
+): void {
+  conn.core.metrics.dropped[drop].inc();
+  if (p.qos === 0) return;
+  const ack: IPubackPacket | IPubrecPacket = {
+    cmd: p.qos === 1 ? 'puback' : 'pubrec',
+    messageId: p.messageId!,
+    reasonCode: code,
+  };
+  if (conn.problemInfo) ack.properties = { reasonString: reason };
+  conn.sendPacket(ack);
+}
+
+export function handlePublish(conn: Connection, p: IPublishPacket): void {
+  if (conn.state !== 'connected') return conn.protocolError(0x82, 'PUBLISH before CONNACK');
+  const core = conn.core;
+  const v5 = conn.version === 5;
+  let topic = p.topic;
+  const payload = typeof p.payload === 'string' ? Buffer.from(p.payload) : p.payload;
+  let properties: PublishProperties | undefined;
+
+  if (v5 && p.properties) {
+    const { topicAlias, subscriptionIdentifier, ...rest } = p.properties;
+    if (subscriptionIdentifier !== undefined) {
+      // [MQTT-3.3.4-6] a client PUBLISH must not carry a Subscription Identifier.
+      return conn.protocolError(0x82, 'PUBLISH from a client must not carry a subscription identifier');
+    }
+    if (topicAlias !== undefined) {
+      // [MQTT-3.3.2-8, MQTT-3.3.2-9] alias 0 or above our Topic Alias Maximum: 0x94.
+      if (topicAlias === 0 || topicAlias > TOPIC_ALIAS_MAX)
+        return conn.protocolError(0x94, 'topic alias invalid');
+      const aliases = (conn.aliasesIn ??= new Map());
+      if (topic === '') {
+        const known = aliases.get(topicAlias);
+        if (known === undefined) return conn.protocolError(0x82, 'unknown topic alias');
+        topic = known;
+      } else aliases.set(topicAlias, topic);
+    }
+    for (const _k in rest) {
+      properties = rest;
+      break;
+    }
+  }
+
+  // [MQTT-3.3.2-2] wildcards, [MQTT-4.7.3-1] empty topic (without alias), NUL: protocol violations.
+  const problem = checkTopicName(topic, core.topicLimits);
+  if (problem === 'wildcard' || problem === 'empty' || problem === 'nul') {
+    core.metrics.dropped.invalid_topic.inc();
+    return conn.protocolError(0x90, `topic name invalid (${problem})`);
+  }
+  if (topic.includes('\ufffd') && !validTopicBytes(conn)) {
+    // [MQTT-1.5.4-1] ill-formed UTF-8 in a topic closes the connection.
+    return conn.protocolError(0x81, 'topic name is not valid UTF-8');
+  }
+  if (payload.length > core.config.limits.maxPayloadBytes) {
+    // AWS §11: payload over the limit disconnects (v5 0x95 Packet too large), counted.
+    core.metrics.dropped.payload_too_large.inc();
+    core.metrics.protocolErrors.inc({ reason: 'payload_too_large' });
+    return conn.close('packet_too_large', 0x95, `payload over ${core.config.limits.maxPayloadBytes} bytes`);
+  }
+  if (problem !== null) {
+    // Over the configured size/level limits (AWS: 256 bytes, 8 levels).
+    if (!v5) return conn.close('protocol_error');
+    return refusePublish(conn, p, 0x90, `topic name invalid (${problem})`, 'invalid_topic');
+  }
+
+  const s = conn.session!;
+  if (p.qos === 2) {
+    const pending = (s.incomingQos2 ??= new Set());
+    if (pending.has(p.messageId!)) {
+      // [MQTT-4.3.3-9] a resent QoS 2 PUBLISH is acknowledged again but not routed twice.
+      conn.sendPacket({ cmd: 'pubrec', messageId: p.messageId! });
+      return;
+    }
+    if (pending.size >= core.config.limits.maxInflight) {
+      // [MQTT-3.3.4-7] more unacknowledged QoS 2 than our Receive Maximum: 0x93.
+      return conn.protocolError(0x93, 'receive maximum exceeded');
+    }
+  }
+
+  if (v5 && properties?.payloadFormatIndicator && !isUtf8(payload)) {
+    // [MQTT-3.3.2-4] payload declared UTF-8 that is not: 0x99 Payload format invalid.
+    return refusePublish(conn, p, 0x99, 'payload is not valid UTF-8', 'invalid_payload_format');
+  }
+
+  const subject = conn.subject!;
+  let allowed: boolean;
+  try {
+    allowed =
+      core.hooks.authorizePublish(subject, topic) &&
+      (!p.retain || core.hooks.authorizeRetain(subject, topic));
+  } catch {
+    allowed = false;
+  }
+  if (!allowed) {
+    // v5: PUBACK/PUBREC 0x87, QoS 0 dropped and counted; 3.1.1 has no way to say no: disconnect (as AWS does).
+    if (!v5) {
+      core.metrics.dropped.not_authorized_publish.inc();
+      return conn.close('not_authorized');
+    }
+    return refusePublish(conn, p, 0x87, `not authorized to publish to ${topic}`, 'not_authorized_publish');
+  }
+
+  const expiry = properties?.messageExpiryInterval;
+  core.route({
+    topic,
+    payload,
+    qos: p.qos,
+    retain: p.retain,
+    properties,
+    expiresAt: expiry !== undefined ? Date.now() + expiry * 1000 : null,
+    origin: conn.clientId,
+    publisher: conn.publisher,
+    ingress: performance.now(),
+  });
+
+  if (p.qos === 1) {
+    conn.sendPacket({ cmd: 'puback', messageId: p.messageId! });
+  } else if (p.qos === 2) {
+    s.incomingQos2!.add(p.messageId!);
+    conn.sendPacket({ cmd: 'pubrec', messageId: p.messageId! });
+  }
+}
+
+/** The raw topic bytes of the current PUBLISH are valid UTF-8 (only checked when decoding replaced bytes). */
+function validTopicBytes(conn: Connection): boolean {
+  const frame = conn.currentFrame;
+  if (!frame) return true;
+  let i = 1;
+  while (i < 5 && (frame[i]! & 0x80) !== 0) i++;
+  const start = i + 1;
+  const len = frame.readUInt16BE(start);
+  return isUtf8(frame.subarray(start + 2, start + 2 + len));
+}
+
+/** PUBREL from the client: release the QoS 2 packet id, answer PUBCOMP [MQTT-4.3.3-11]. */
+export function handlePubrel(conn: Connection, p: IPubrelPacket): void {
+  if (conn.state !== 'connected') return conn.protocolError(0x82, 'PUBREL before CONNACK');
+  const s = conn.session!;
+  const known = s.incomingQos2?.delete(p.messageId!) ?? false;
+  const comp: IPubcompPacket = { cmd: 'pubcomp', messageId: p.messageId! };
+  // [MQTT-3.7.2-?] v5: 0x92 Packet Identifier not found.
+  if (!known && conn.version === 5) comp.reasonCode = 0x92;
+  conn.sendPacket(comp);
+}
+
+/** PUBACK for a QoS 1 delivery [MQTT-4.3.2]. */
+export function handlePuback(conn: Connection, p: IPubackPacket): void {
+  if (conn.state !== 'connected') return conn.protocolError(0x82, 'PUBACK before CONNACK');
+  const s = conn.session!;
+  const q = s.inflight.get(p.messageId!);
+  if (!q || q.qos !== 1) return;
+  conn.core.completed(s, p.messageId!);
+  conn.core.pump(s);
+}
+
+/** PUBREC for a QoS 2 delivery: answer PUBREL, or end the exchange on a failure code [MQTT-4.3.3]. */
+export function handlePubrec(conn: Connection, p: IPubrecPacket): void {
+  if (conn.state !== 'connected') return conn.protocolError(0x82, 'PUBREC before CONNACK');
+  const s = conn.session!;
+  const q = s.inflight.get(p.messageId!);
+  if (!q || q.qos !== 2) {
+    if (conn.version === 5) conn.sendPacket({ cmd: 'pubrel', messageId: p.messageId!, reasonCode: 0x92 });
+    return;
+  }
+  if ((p.reasonCode ?? 0) >= 0x80) {
+    conn.core.completed(s, p.messageId!);
+    conn.core.pump(s);
+    return;
+  }
+  q.state = 2;
+  if (q.persisted) conn.core.persistQueued(s, q);
+  conn.sendPacket({ cmd: 'pubrel', messageId: p.messageId! });
+}
+
+/** PUBCOMP ends a QoS 2 delivery. */
+export function handlePubcomp(conn: Connection, p: IPubcompPacket): void {
+  if (conn.state !== 'connected') return conn.protocolError(0x82, 'PUBCOMP before CONNACK');
+  const s = conn.session!;
+  const q = s.inflight.get(p.messageId!);
+  if (!q || q.qos !== 2) return;
+  conn.core.completed(s, p.messageId!);
+  conn.core.pump(s);
+}

@@ -1,0 +1,123 @@
+/**
+ * SUBSCRIBE / UNSUBSCRIBE [MQTT-3.8, MQTT-3.10]: per-filter validation and authorization, subscription
+ * options (QoS, No Local, Retain As Published, Retain Handling), Subscription Identifiers, shared
+ * subscriptions, retained-message replay, and lifecycle events.
+ */
+import type { ISubscribePacket, IUnsubscribePacket, ISubackPacket, IUnsubackPacket } from 'mqtt-packet';
+import type { Connection } from '../connection.js';
+import type { SubEntry } from '../router.js';
+import type { Session } from '../session.js';
+import { checkTopicFilter, parseShared } from '../topics.js';
+import { safe } from '../core.js';
+
+export function handleSubscribe(conn: Connection, p: ISubscribePacket): void {
+  if (conn.state !== 'connected') return conn.protocolError(0x82, 'SUBSCRIBE before CONNACK');
+  const core = conn.core;
+  const v5 = conn.version === 5;
+  const s = conn.session!;
+  const subId = v5 ? p.properties?.subscriptionIdentifier : undefined;
+  // [MQTT-3.8.2-?] Subscription Identifier 0 is a protocol error.
+  if (subId === 0) return conn.protocolError(0x82, 'subscription identifier 0');
+  const maxFilters = core.config.limits.maxFiltersPerSubscribe;
+  const granted: number[] = [];
+  const added: Array<{ entry: SubEntry<Session>; isNew: boolean }> = [];
+  const topics: string[] = [];
+
+  for (let i = 0; i < p.subscriptions.length; i++) {
+    const sub = p.subscriptions[i]!;
+    const fail = (v5code: number) => granted.push(v5 ? v5code : 0x80);
+    if (i >= maxFilters) {
+      // AWS §11: 8 filters per SUBSCRIBE; the extra ones are refused (v5 0x97 Quota exceeded).
+      fail(0x97);
+      continue;
+    }
+    const full = sub.topic;
+    const shared = parseShared(full);
+    if (shared === 'invalid') {
+      fail(0x8f);
+      continue;
+    }
+    if (shared && sub.nl) {
+      // [MQTT-3.8.3-4] No Local on a shared subscription is a protocol error.
+      return conn.protocolError(0x82, 'no local on a shared subscription');
+    }
+    if (checkTopicFilter(shared ? shared.filter : full, core.topicLimits) !== null) {
+      fail(0x8f); // [MQTT-3.8.3-?] Topic Filter invalid / 3.1.1 0x80
+      continue;
+    }
+    if (!safe(() => core.hooks.authorizeSubscribe(conn.subject!, full))) {
+      fail(0x87);
+      continue;
+    }
+    const qos = sub.qos;
+    const entry: SubEntry<Session> = {
+      owner: s,
+      filter: full,
+      qos,
+      nl: v5 ? (sub.nl ?? false) : false,
+      rap: v5 ? (sub.rap ?? false) : false,
+      rh: v5 ? (sub.rh ?? 0) : 0,
+      subId,
+    };
+    const isNew = core.addSubscription(s, entry);
+    added.push({ entry, isNew });
+    topics.push(full);
+    granted.push(qos); // QoS 2 is supported: granted as requested [MQTT-3.9.3-?]
+  }
+
+  const suback: ISubackPacket = { cmd: 'suback', messageId: p.messageId!, granted };
+  conn.sendPacket(suback);
+
+  // Retained messages after the SUBACK [MQTT-3.3.1-9..11]: rh 0 always, rh 1 only for a new
+  // subscription, rh 2 never; never for shared subscriptions [MQTT-3.8.4-?].
+  for (const { entry, isNew } of added) {
+    if (entry.rh === 2 || (entry.rh === 1 && !isNew) || entry.filter.startsWith('$share/')) continue;
+    const now = Date.now();
+    for (const r of core.retained.match(entry.filter, now)) {
+      core.deliver(
+        s,
+        {
+          topic: r.topic,
+          payload: r.payload,
+          qos: r.qos,
+          retain: true,
+          properties: r.properties,
+          expiresAt: r.expiresAt,
+          origin: null,
+          publisher: null,
+          ingress: 0,
+        },
+        r.qos < entry.qos ? r.qos : entry.qos,
+        true, // [MQTT-3.3.1-8] retained replay carries RETAIN=1
+        entry.subId !== undefined ? [entry.subId] : null,
+      );
+    }
+  }
+  core.lifecycle.subscriptions(lifecycleSubject(conn), 'subscribed', topics);
+}
+
+export function handleUnsubscribe(conn: Connection, p: IUnsubscribePacket): void {
+  if (conn.state !== 'connected') return conn.protocolError(0x82, 'UNSUBSCRIBE before CONNACK');
+  const core = conn.core;
+  const s = conn.session!;
+  const codes: number[] = [];
+  const topics: string[] = [];
+  for (const filter of p.unsubscriptions) {
+    const removed = core.removeSubscription(s, filter);
+    // [MQTT-3.11.3-?] v5: 0x11 No subscription existed.
+    codes.push(removed ? 0 : 0x11);
+    if (removed) topics.push(filter);
+  }
+  const unsuback: IUnsubackPacket = { cmd: 'unsuback', messageId: p.messageId!, granted: codes };
+  conn.sendPacket(unsuback);
+  core.lifecycle.subscriptions(lifecycleSubject(conn), 'unsubscribed', topics);
+}
+
+function lifecycleSubject(conn: Connection) {
+  return {
+    clientId: conn.clientId,
+    sessionIdentifier: conn.sessionIdentifier,
+    principalId: conn.principal?.id ?? '',
+    ipAddress: conn.info.remoteAddress,
+  };
+}

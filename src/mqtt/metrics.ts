@@ -1,0 +1,160 @@
+/**
+ * Broker metrics (prefix thingstead_mqtt_). Hot-path counters are pre-bound label children, so counting a
+ * packet is one property increment inside prom-client, no label lookup.
+ */
+import { Counter, Gauge, Histogram, type Registry } from '../observability/index.js';
+
+export type DropReason =
+  | 'queue_full'
+  | 'not_authorized_publish'
+  | 'not_authorized_receive'
+  | 'packet_too_large'
+  | 'payload_too_large'
+  | 'invalid_topic'
+  | 'invalid_payload_format'
+  | 'expired'
+  | 'slow_consumer'
+  | 'session_ended';
+
+export const PACKET_TYPES = [
+  'connect',
+  'connack',
+  'publish',
+  'puback',
+  'pubrec',
+  'pubrel',
+  'pubcomp',
+  'subscribe',
+  'suback',
+  'unsubscribe',
+  'unsuback',
+  'pingreq',
+  'pingresp',
+  'disconnect',
+  'auth',
+] as const;
+
+type Inc = { inc(v?: number): void };
+
+export interface BrokerMetrics {
+  readonly connections: Gauge;
+  readonly packetsIn: Record<string, Inc>;
+  readonly packetsOut: Record<string, Inc>;
+  readonly bytesIn: Inc;
+  readonly bytesOut: Inc;
+  readonly dropped: Record<DropReason, Inc>;
+  readonly disconnects: Counter<'reason'>;
+  readonly queued: Gauge;
+  readonly inflight: Gauge;
+  readonly retained: Gauge;
+  readonly sessions: Gauge;
+  readonly sessionsPersisted: Counter;
+  readonly storeBatches: Counter;
+  readonly latency: Histogram;
+  readonly protocolErrors: Counter<'reason'>;
+}
+
+export interface GaugeSample {
+  readonly sessions: number;
+  readonly retained: number;
+  readonly queued: number;
+  readonly inflight: number;
+}
+
+/** `sample` is read at scrape time for the queue-depth and size gauges (never on the hot path). */
+export function createBrokerMetrics(registry: Registry, sample: () => GaugeSample): BrokerMetrics {
+  const r = [registry];
+  const sampled = (name: string, help: string, key: keyof GaugeSample) =>
+    new Gauge({
+      name,
+      help,
+      registers: r,
+      collect() {
+        this.set(sample()[key]);
+      },
+    });
+  const packets = new Counter({
+    name: 'thingstead_mqtt_packets_total',
+    help: 'MQTT packets by direction and type.',
+    labelNames: ['direction', 'type'],
+    registers: r,
+  });
+  const bytes = new Counter({
+    name: 'thingstead_mqtt_bytes_total',
+    help: 'MQTT bytes by direction.',
+    labelNames: ['direction'],
+    registers: r,
+  });
+  const dropped = new Counter({
+    name: 'thingstead_mqtt_messages_dropped_total',
+    help: 'Messages not delivered, by reason.',
+    labelNames: ['reason'],
+    registers: r,
+  });
+  const bind = (direction: string) =>
+    Object.fromEntries(PACKET_TYPES.map((t) => [t, packets.labels(direction, t)])) as Record<string, Inc>;
+  const reasons: DropReason[] = [
+    'queue_full',
+    'not_authorized_publish',
+    'not_authorized_receive',
+    'packet_too_large',
+    'payload_too_large',
+    'invalid_topic',
+    'invalid_payload_format',
+    'expired',
+    'slow_consumer',
+    'session_ended',
+  ];
+  return {
+    connections: new Gauge({
+      name: 'thingstead_mqtt_connections',
+      help: 'Open MQTT connections.',
+      registers: r,
+    }),
+    packetsIn: bind('in'),
+    packetsOut: bind('out'),
+    bytesIn: bytes.labels('in'),
+    bytesOut: bytes.labels('out'),
+    dropped: Object.fromEntries(reasons.map((x) => [x, dropped.labels(x)])) as Record<DropReason, Inc>,
+    disconnects: new Counter({
+      name: 'thingstead_mqtt_disconnects_total',
+      help: 'Connections closed, by lifecycle disconnect reason.',
+      labelNames: ['reason'],
+      registers: r,
+    }),
+    queued: sampled(
+      'thingstead_mqtt_queued_messages',
+      'Messages queued for sessions (offline or beyond the in-flight window).',
+      'queued',
+    ),
+    inflight: sampled(
+      'thingstead_mqtt_inflight_messages',
+      'Outbound QoS 1/2 messages awaiting acknowledgement.',
+      'inflight',
+    ),
+    retained: sampled('thingstead_mqtt_retained_messages', 'Retained messages.', 'retained'),
+    sessions: sampled('thingstead_mqtt_sessions', 'Sessions held (online and offline).', 'sessions'),
+    sessionsPersisted: new Counter({
+      name: 'thingstead_mqtt_sessions_persisted_total',
+      help: 'Persistent session records written to the store.',
+      registers: r,
+    }),
+    storeBatches: new Counter({
+      name: 'thingstead_mqtt_store_batches_total',
+      help: 'Store write batches (one transaction each).',
+      registers: r,
+    }),
+    latency: new Histogram({
+      name: 'thingstead_mqtt_delivery_latency_seconds',
+      help: 'Ingress-to-delivery latency (time from a PUBLISH being read to the delivery being written).',
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
+      registers: r,
+    }),
+    protocolErrors: new Counter({
+      name: 'thingstead_mqtt_protocol_errors_total',
+      help: 'Connections closed for protocol violations, malformed or oversize packets, by reason.',
+      labelNames: ['reason'],
+      registers: r,
+    }),
+  };
+}

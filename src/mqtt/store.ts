@@ -1,0 +1,132 @@
+/**
+ * The MQTT context's storage interface: persistent sessions (subscriptions, queued QoS 1/2 messages) and
+ * retained messages. Two implementations (sqlite-store.ts, pg-store.ts) share one contract suite.
+ *
+ * Contract: writes arrive as batches of operations applied in one transaction, in order (`apply`). The
+ * broker collects them off the hot path and flushes once per event-loop turn; see durability in broker.ts.
+ */
+import type { Migration } from '../store/index.js';
+import type { PublishProperties } from './types.js';
+
+export interface StoredMessage {
+  readonly topic: string;
+  readonly payload: Buffer;
+  readonly qos: 0 | 1 | 2;
+  readonly retain: boolean;
+  readonly properties?: PublishProperties | undefined;
+  /** Absolute expiry (epoch ms) from the Message Expiry Interval, or null. */
+  readonly expiresAt: number | null;
+}
+
+export interface StoredSubscription {
+  readonly filter: string;
+  readonly qos: 0 | 1 | 2;
+  readonly nl: boolean;
+  readonly rap: boolean;
+  readonly rh: number;
+  readonly subId: number | undefined;
+}
+
+/** Delivery state of a queued message: 0 not sent yet, 1 PUBLISH sent, 2 PUBREC received (PUBREL due). */
+export type QueueState = 0 | 1 | 2;
+
+export interface StoredQueued {
+  readonly seq: number;
+  readonly message: StoredMessage;
+  readonly state: QueueState;
+  readonly packetId: number | null;
+}
+
+export interface StoredSession {
+  readonly clientId: string;
+  readonly protocolVersion: number;
+  /** Seconds. */
+  readonly expiryInterval: number;
+  /** Epoch ms of the last disconnect, or null while it was connected (crash). */
+  readonly disconnectedAt: number | null;
+  readonly subscriptions: StoredSubscription[];
+  readonly queue: StoredQueued[];
+}
+
+export interface StoredRetained extends StoredMessage {
+  readonly modifiedAt: number;
+}
+
+export type StoreOp =
+  | {
+      readonly op: 'session';
+      readonly clientId: string;
+      readonly protocolVersion: number;
+      readonly expiryInterval: number;
+      readonly disconnectedAt: number | null;
+    }
+  | { readonly op: 'deleteSession'; readonly clientId: string }
+  | { readonly op: 'subscribe'; readonly clientId: string; readonly sub: StoredSubscription }
+  | { readonly op: 'unsubscribe'; readonly clientId: string; readonly filter: string }
+  | {
+      readonly op: 'enqueue';
+      readonly clientId: string;
+      readonly seq: number;
+      readonly message: StoredMessage;
+      readonly state: QueueState;
+      readonly packetId: number | null;
+    }
+  | { readonly op: 'dequeue'; readonly clientId: string; readonly seq: number }
+  | { readonly op: 'retain'; readonly message: StoredRetained }
+  | { readonly op: 'unretain'; readonly topic: string };
+
+export interface MqttStore {
+  /** Run migrations. */
+  init(): Promise<void>;
+  loadSessions(): Promise<StoredSession[]>;
+  loadRetained(): Promise<StoredRetained[]>;
+  /** Apply the operations in one transaction, in order. */
+  apply(ops: readonly StoreOp[]): Promise<void>;
+}
+
+export const MQTT_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'mqtt sessions, subscriptions, queued messages, retained messages',
+    sqlite: `
+      CREATE TABLE mqtt_sessions (client_id TEXT PRIMARY KEY, protocol_version INTEGER NOT NULL,
+        expiry_interval INTEGER NOT NULL, disconnected_at INTEGER);
+      CREATE TABLE mqtt_subscriptions (client_id TEXT NOT NULL, filter TEXT NOT NULL, qos INTEGER NOT NULL,
+        nl INTEGER NOT NULL, rap INTEGER NOT NULL, rh INTEGER NOT NULL, sub_id INTEGER,
+        PRIMARY KEY (client_id, filter));
+      CREATE TABLE mqtt_queue (client_id TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL,
+        payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, properties TEXT,
+        expires_at INTEGER, state INTEGER NOT NULL, packet_id INTEGER, PRIMARY KEY (client_id, seq));
+      CREATE TABLE mqtt_retained (topic TEXT PRIMARY KEY, payload BLOB NOT NULL, qos INTEGER NOT NULL,
+        properties TEXT, expires_at INTEGER, modified_at INTEGER NOT NULL);`,
+    postgres: `
+      CREATE TABLE mqtt_sessions (client_id TEXT PRIMARY KEY, protocol_version INTEGER NOT NULL,
+        expiry_interval BIGINT NOT NULL, disconnected_at BIGINT);
+      CREATE TABLE mqtt_subscriptions (client_id TEXT NOT NULL, filter TEXT NOT NULL, qos INTEGER NOT NULL,
+        nl BOOLEAN NOT NULL, rap BOOLEAN NOT NULL, rh INTEGER NOT NULL, sub_id INTEGER,
+        PRIMARY KEY (client_id, filter));
+      CREATE TABLE mqtt_queue (client_id TEXT NOT NULL, seq BIGINT NOT NULL, topic TEXT NOT NULL,
+        payload BYTEA NOT NULL, qos INTEGER NOT NULL, retain BOOLEAN NOT NULL, properties TEXT,
+        expires_at BIGINT, state INTEGER NOT NULL, packet_id INTEGER, PRIMARY KEY (client_id, seq));
+      CREATE TABLE mqtt_retained (topic TEXT PRIMARY KEY, payload BYTEA NOT NULL, qos INTEGER NOT NULL,
+        properties TEXT, expires_at BIGINT, modified_at BIGINT NOT NULL);`,
+  },
+];
+
+/** Properties as JSON text; correlation data (a Buffer) travels as base64. */
+export function encodeProperties(p: PublishProperties | undefined): string | null {
+  if (!p) return null;
+  const { correlationData, ...rest } = p;
+  return JSON.stringify(
+    correlationData ? { ...rest, correlationData: correlationData.toString('base64') } : rest,
+  );
+}
+
+export function decodeProperties(text: unknown): PublishProperties | undefined {
+  if (typeof text !== 'string' || text === '') return undefined;
+  const raw = JSON.parse(text) as PublishProperties & { correlationData?: string };
+  const { correlationData, ...rest } = raw;
+  return correlationData !== undefined
+    ? { ...rest, correlationData: Buffer.from(correlationData, 'base64') }
+    : rest;
+}
