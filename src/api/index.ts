@@ -4,3 +4,7 @@
  */
 export { createHttpServer, type HttpHandler, type HttpServer } from './server.js';
 export type { AwsOperation, AwsRequest, AwsService, ApiCaller, RawResponse } from './operations.js';
+export type { QueryMemberType } from './operations.js';
+export { createAwsApi, toAwsJson, type AwsApiOptions, type AwsApiKey } from './aws.js';
+export { awsString, awsInt, awsBool, maxResults, validateInput } from './validation.js';
+export { signedFetch, encodePath, AwsApiError, type SignedFetchOptions } from './client.js';

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import type { z } from 'zod';
 
 /** The SigV4 signing name in the credential scope, which selects the API family (reference §1). */
 export type AwsService = 'iot' | 'iotdata' | 'iot-jobs-data';
@@ -21,7 +22,15 @@ export interface AwsRequest {
   /** Raw body bytes (httpPayload operations: Publish, UpdateThingShadow). */
   readonly rawBody: Buffer;
   readonly caller: ApiCaller;
+  /**
+   * The operation's input members merged from path labels, bound query parameters, bound headers and the
+   * JSON body, coerced to their declared types and validated by the operation's `input` schema.
+   */
+  readonly input: Record<string, any>;
 }
+
+/** Wire type of a query-bound member (restJson1: booleans `true`/`false`, integers in decimal). */
+export type QueryMemberType = 'string' | 'integer' | 'boolean';
 
 /** A non-JSON response (httpPayload outputs such as shadow documents). */
 export interface RawResponse {
@@ -42,7 +51,21 @@ export interface AwsOperation {
   readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** Path template with `{label}` segments, e.g. `/things/{thingName}/principals`. */
   readonly path: string;
-  /** Mutating operations are refused for read-only callers. */
+  /**
+   * True for operations that change nothing (Describe, List, Get, Search): read-only callers may call only
+   * these; every other operation is refused for them with AccessDeniedException.
+   */
   readonly readOnly?: boolean;
+  /** Query-bound members: member name -> wire name (default: the member name) and type. */
+  readonly query?: Readonly<Record<string, { readonly name?: string; readonly type: QueryMemberType }>>;
+  /** Header-bound members: member name -> header name, e.g. `{ principal: 'x-amzn-principal' }`. */
+  readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * Schema of the merged input (labels + query + headers + body). Violations are answered with
+   * InvalidRequestException and AWS's "1 validation error detected: Value ... at ..." message.
+   */
+  readonly input?: z.ZodType;
+  /** Raw-body operations (Publish, UpdateThingShadow): the body is not parsed as JSON. */
+  readonly rawBody?: boolean;
   handler(request: AwsRequest): Promise<Record<string, unknown> | RawResponse | void>;
 }

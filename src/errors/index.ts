@@ -34,6 +34,7 @@ export const ERRORS = {
   EntityTooLarge: { status: 413, awsName: 'RequestEntityTooLargeException', mqttReason: 0x95 },
   MalformedPolicy: { status: 400, awsName: 'MalformedPolicyException' },
   SqlParse: { status: 400, awsName: 'SqlParseException' },
+  InvalidQuery: { status: 400, awsName: 'InvalidQueryException' },
   CertificateValidation: { status: 400, awsName: 'CertificateValidationException' },
   CertificateConflict: { status: 409, awsName: 'CertificateConflictException' },
   RegistrationCodeValidation: { status: 400, awsName: 'RegistrationCodeValidationException' },

@@ -10,3 +10,25 @@ export {
   type ServerTls,
   type PemPair,
 } from './pki.js';
+export {
+  verifySigV4,
+  canonicalUri,
+  canonicalQuery,
+  uriEncode,
+  signingKey,
+  signRequest,
+  MAX_SKEW_MS,
+  type SigV4Request,
+  type SigV4Key,
+  type SigV4Verified,
+} from './sigv4.js';
+export {
+  openCredentialStore,
+  loadMasterKey,
+  credentialsProfile,
+  KEY_NAME_PATTERN,
+  type AccessKey,
+  type AccessKeyRole,
+  type AccessKeyWithSecret,
+  type CredentialStore,
+} from './credentials.js';

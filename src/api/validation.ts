@@ -1,0 +1,72 @@
+import { z } from 'zod';
+import { ThingsteadError } from '../errors/index.js';
+
+/**
+ * Schema helpers that produce AWS's validation wording (the message AWS services return for model
+ * constraint violations): `1 validation error detected: Value 'a b' at 'thingName' failed to satisfy
+ * constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9:_-]+`.
+ */
+
+/** A string member with AWS's length and pattern constraints. */
+export function awsString(
+  options: { min?: number; max?: number; pattern?: RegExp; patternText?: string } = {},
+) {
+  let s = z.string({ error: 'Member must be a string' });
+  if (options.min !== undefined)
+    s = s.min(options.min, { error: `Member must have length greater than or equal to ${options.min}` });
+  if (options.max !== undefined)
+    s = s.max(options.max, { error: `Member must have length less than or equal to ${options.max}` });
+  if (options.pattern)
+    s = s.regex(options.pattern, {
+      error: `Member must satisfy regular expression pattern: ${options.patternText ?? options.pattern.source}`,
+    });
+  return s;
+}
+
+/** An integer member within bounds. */
+export function awsInt(min?: number, max?: number) {
+  let n = z.number({ error: 'Member must be a number' }).int({ error: 'Member must be an integer' });
+  if (min !== undefined) n = n.min(min, { error: `Member must have value greater than or equal to ${min}` });
+  if (max !== undefined) n = n.max(max, { error: `Member must have value less than or equal to ${max}` });
+  return n;
+}
+
+export const awsBool = () => z.boolean({ error: 'Member must be a boolean' });
+
+/** `maxResults` of token-paginated lists (reference §3.9: 1..250). */
+export const maxResults = (max = 250) => awsInt(1, max).optional();
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let v: any = input;
+  for (const k of path) v = v == null ? undefined : v[k as any];
+  return v;
+}
+
+function show(v: unknown): string {
+  if (v === undefined) return 'null';
+  if (typeof v === 'string') return v;
+  return JSON.stringify(v) ?? typeof v;
+}
+
+/**
+ * Validate `input` with `schema`, throwing InvalidRequestException with every violation listed the way AWS
+ * lists them. Returns the parsed value.
+ */
+export function validateInput(schema: z.ZodType, input: unknown): Record<string, any> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data as Record<string, any>;
+  const issues = result.error.issues;
+  const parts = issues.map((issue) => {
+    const path = issue.path.map(String).join('.');
+    const value = valueAt(input, issue.path);
+    if (issue.code === 'invalid_type' && value === undefined)
+      return `Value null at '${path}' failed to satisfy constraint: Member must not be null`;
+    if (issue.code === 'unrecognized_keys')
+      return `Unknown member(s) ${issue.keys.join(', ')} at '${path || '.'}'`;
+    return `Value '${show(value)}' at '${path}' failed to satisfy constraint: ${issue.message}`;
+  });
+  throw new ThingsteadError(
+    'InvalidRequest',
+    `${parts.length} validation error${parts.length === 1 ? '' : 's'} detected: ${parts.join('; ')}`,
+  );
+}

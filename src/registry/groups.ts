@@ -1,0 +1,650 @@
+import { randomUUID } from 'node:crypto';
+import { ThingsteadError } from '../errors/index.js';
+import {
+  LIMITS,
+  applyAttributes,
+  arn,
+  decodeToken,
+  encodeToken,
+  nameFromArnOrName,
+  page,
+  sameAttributes,
+  type RegistryContext,
+} from './context.js';
+import { compileQuery, parseQuery, type Predicate } from './search.js';
+import type { BillingGroupRecord, ThingGroupRecord } from './store.js';
+
+/**
+ * Thing groups (static, nested through a parent, up to 7 levels, 100 children each), dynamic thing groups
+ * (a fleet-indexing query; membership is evaluated against the live index, so it is always current as
+ * things change), and billing groups (reference §3.1; AWS IoT Developer Guide "Thing groups",
+ * "Dynamic thing groups", "Billing groups").
+ */
+
+const notFound = (what: string, name: string) =>
+  new ThingsteadError('ResourceNotFound', `${what} ${name} cannot be found.`);
+
+export const DEFAULT_INDEX = 'AWS_Things';
+export const DEFAULT_QUERY_VERSION = '2017-09-30';
+
+export function groupOps(ctx: RegistryContext) {
+  const { store, index, events } = ctx;
+
+  async function mustGroup(name: string): Promise<ThingGroupRecord> {
+    const g = await store.getGroup(name);
+    if (!g) throw notFound('Thing group', name);
+    return g;
+  }
+
+  /** Ancestors from the root down to the direct parent. */
+  async function rootToParent(g: ThingGroupRecord): Promise<ThingGroupRecord[]> {
+    const chain: ThingGroupRecord[] = [];
+    let parent = g.parentName;
+    while (parent && chain.length <= LIMITS.groupDepth) {
+      const p = await store.getGroup(parent);
+      if (!p) break;
+      chain.unshift(p);
+      parent = p.parentName;
+    }
+    return chain;
+  }
+
+  /** All descendants of a static group (breadth first). */
+  async function descendants(name: string): Promise<string[]> {
+    const all = await store.allGroups();
+    const children = new Map<string, string[]>();
+    for (const g of all)
+      if (g.parentName) children.set(g.parentName, [...(children.get(g.parentName) ?? []), g.name]);
+    const out: string[] = [];
+    const queue = [name];
+    while (queue.length) {
+      const n = queue.shift()!;
+      for (const c of children.get(n) ?? []) {
+        out.push(c);
+        queue.push(c);
+      }
+    }
+    return out;
+  }
+
+  const groupEvent = async (g: ThingGroupRecord, operation: 'CREATED' | 'UPDATED' | 'DELETED') => {
+    if (!events.enabled('THING_GROUP')) return;
+    const chain = await rootToParent(g);
+    const parent = chain[chain.length - 1];
+    events.emit('THING_GROUP', `$aws/events/thingGroup/${g.name}/${operation.toLowerCase()}`, {
+      operation,
+      thingGroupId: g.id,
+      thingGroupName: g.name,
+      versionNumber: g.version,
+      parentGroupName: g.parentName,
+      parentGroupId: parent?.id ?? null,
+      description: g.description,
+      rootToParentThingGroups: chain.map((c) => ({
+        groupArn: arn(ctx, 'thinggroup', c.name),
+        groupId: c.id,
+      })),
+      attributes: g.attributes,
+      dynamicGroupMappingId: null,
+    });
+  };
+
+  const membershipEvent = (g: ThingGroupRecord, thingName: string, operation: 'ADDED' | 'REMOVED') => {
+    const thing = index.get(thingName);
+    events.emit(
+      'THING_GROUP_MEMBERSHIP',
+      `$aws/events/thingGroupMembership/thingGroup/${g.name}/thing/${thingName}/${operation.toLowerCase()}`,
+      {
+        operation,
+        groupArn: arn(ctx, 'thinggroup', g.name),
+        groupId: g.id,
+        thingArn: arn(ctx, 'thing', thingName),
+        thingId: thing?.thingId ?? null,
+        membershipId: `${g.id}:${thing?.thingId ?? thingName}`,
+      },
+    );
+  };
+
+  const hierarchyEvent = (
+    parent: ThingGroupRecord,
+    child: ThingGroupRecord,
+    operation: 'ADDED' | 'REMOVED',
+  ) =>
+    events.emit(
+      'THING_GROUP_HIERARCHY',
+      `$aws/events/thingGroupHierarchy/thingGroup/${parent.name}/childThingGroup/${child.name}/${operation.toLowerCase()}`,
+      {
+        operation,
+        thingGroupId: parent.id,
+        thingGroupName: parent.name,
+        childGroupId: child.id,
+        childGroupName: child.name,
+      },
+    );
+
+  function compileDynamic(queryString: string): Predicate {
+    return compileQuery(parseQuery(queryString), ctx.search);
+  }
+
+  function checkGroupAttributes(attrs: Record<string, string>, name: string) {
+    const n = Object.keys(attrs).length;
+    if (n > LIMITS.attributesPerGroup)
+      throw new ThingsteadError(
+        'InvalidRequest',
+        `Thing group ${name} would have ${n} attributes; the maximum is ${LIMITS.attributesPerGroup}.`,
+      );
+  }
+
+  type GroupProps = {
+    thingGroupDescription?: string;
+    attributePayload?: { attributes?: Record<string, string>; merge?: boolean };
+  };
+
+  async function createGroup(input: {
+    thingGroupName: string;
+    parentGroupName?: string;
+    thingGroupProperties?: GroupProps;
+    tags?: Array<{ Key: string; Value?: string }>;
+    dynamic?: { queryString: string; indexName?: string; queryVersion?: string };
+  }) {
+    const attributes = applyAttributes(
+      {},
+      { attributes: input.thingGroupProperties?.attributePayload?.attributes ?? {} },
+    );
+    checkGroupAttributes(attributes, input.thingGroupName);
+    const description = input.thingGroupProperties?.thingGroupDescription ?? null;
+    const dynamic = input.dynamic
+      ? {
+          queryString: input.dynamic.queryString,
+          indexName: input.dynamic.indexName ?? DEFAULT_INDEX,
+          queryVersion: input.dynamic.queryVersion ?? DEFAULT_QUERY_VERSION,
+        }
+      : null;
+    const out = (g: ThingGroupRecord) => ({
+      thingGroupName: g.name,
+      thingGroupArn: arn(ctx, 'thinggroup', g.name),
+      thingGroupId: g.id,
+      ...(g.dynamic ?? {}),
+    });
+    const existing = await store.getGroup(input.thingGroupName);
+    if (existing) {
+      const same =
+        existing.parentName === (input.parentGroupName ?? null) &&
+        existing.description === description &&
+        sameAttributes(existing.attributes, attributes) &&
+        JSON.stringify(existing.dynamic) === JSON.stringify(dynamic);
+      if (same) return out(existing);
+      throw new ThingsteadError(
+        'ResourceAlreadyExists',
+        `Thing group ${input.thingGroupName} already exists with a different configuration.`,
+        { resourceId: existing.id, resourceArn: arn(ctx, 'thinggroup', existing.name) },
+      );
+    }
+    if (dynamic) {
+      if (dynamic.indexName !== DEFAULT_INDEX) throw notFound('Index', dynamic.indexName);
+      compileDynamic(dynamic.queryString); // InvalidQueryException before anything is stored
+    }
+    let parent: ThingGroupRecord | undefined;
+    if (input.parentGroupName !== undefined) {
+      parent = await mustGroup(input.parentGroupName);
+      if (parent.dynamic)
+        throw new ThingsteadError(
+          'InvalidRequest',
+          `Dynamic thing group ${parent.name} cannot be a parent group.`,
+        );
+      const depth = (await rootToParent(parent)).length + 2;
+      if (depth > LIMITS.groupDepth)
+        throw new ThingsteadError(
+          'InvalidRequest',
+          `Thing group ${input.thingGroupName} would be at depth ${depth}; a thing group hierarchy can be at most ${LIMITS.groupDepth} levels deep.`,
+        );
+      if ((await store.countChildren(parent.name)) >= LIMITS.childGroups)
+        throw new ThingsteadError(
+          'LimitExceeded',
+          `Thing group ${parent.name} already has ${LIMITS.childGroups} child groups, the maximum.`,
+        );
+    }
+    const g: ThingGroupRecord = {
+      name: input.thingGroupName,
+      id: randomUUID(),
+      parentName: input.parentGroupName ?? null,
+      description,
+      attributes,
+      version: 1,
+      createdAt: Date.now(),
+      dynamic,
+      tags: input.tags ?? [],
+    };
+    if (!(await store.insertGroup(g)))
+      throw new ThingsteadError('ResourceAlreadyExists', `Thing group ${g.name} already exists.`);
+    if (dynamic) ctx.dynamic.set(g.name, compileDynamic(dynamic.queryString));
+    await groupEvent(g, 'CREATED');
+    if (parent) hierarchyEvent(parent, g, 'ADDED');
+    return out(g);
+  }
+
+  async function updateGroup(
+    input: {
+      thingGroupName: string;
+      thingGroupProperties?: GroupProps;
+      expectedVersion?: number;
+      queryString?: string;
+      indexName?: string;
+      queryVersion?: string;
+    },
+    dynamicOp: boolean,
+  ) {
+    const g = await mustGroup(input.thingGroupName);
+    if (dynamicOp && !g.dynamic)
+      throw new ThingsteadError(
+        'InvalidRequest',
+        `Thing group ${g.name} is a static group; use UpdateThingGroup.`,
+      );
+    if (input.expectedVersion !== undefined && input.expectedVersion !== g.version)
+      throw new ThingsteadError(
+        'VersionConflict',
+        `The version for thing group ${g.name} does not match the expected version: expected ${input.expectedVersion}, current ${g.version}.`,
+      );
+    const attributes = applyAttributes(g.attributes, input.thingGroupProperties?.attributePayload);
+    checkGroupAttributes(attributes, g.name);
+    let dynamic = g.dynamic;
+    if (dynamicOp && dynamic) {
+      if (input.indexName !== undefined && input.indexName !== DEFAULT_INDEX)
+        throw notFound('Index', input.indexName);
+      if (input.queryString !== undefined) compileDynamic(input.queryString);
+      dynamic = {
+        queryString: input.queryString ?? dynamic.queryString,
+        indexName: input.indexName ?? dynamic.indexName,
+        queryVersion: input.queryVersion ?? dynamic.queryVersion,
+      };
+    }
+    const next: ThingGroupRecord = {
+      ...g,
+      description:
+        input.thingGroupProperties?.thingGroupDescription !== undefined
+          ? input.thingGroupProperties.thingGroupDescription
+          : g.description,
+      attributes,
+      dynamic,
+      version: g.version + 1,
+    };
+    if (!(await store.updateGroup(next, g.version)))
+      throw new ThingsteadError(
+        'VersionConflict',
+        `Thing group ${g.name} was changed concurrently; read it again and retry.`,
+      );
+    if (next.dynamic) ctx.dynamic.set(next.name, compileDynamic(next.dynamic.queryString));
+    await groupEvent(next, 'UPDATED');
+    return { version: next.version };
+  }
+
+  async function deleteGroup(
+    input: { thingGroupName: string; expectedVersion?: number },
+    dynamicOp: boolean,
+  ) {
+    const g = await store.getGroup(input.thingGroupName);
+    if (!g) return {};
+    if (dynamicOp && !g.dynamic)
+      throw new ThingsteadError(
+        'InvalidRequest',
+        `Thing group ${g.name} is a static group; use DeleteThingGroup.`,
+      );
+    if (input.expectedVersion !== undefined && input.expectedVersion !== g.version)
+      throw new ThingsteadError(
+        'VersionConflict',
+        `The version for thing group ${g.name} does not match the expected version: expected ${input.expectedVersion}, current ${g.version}.`,
+      );
+    if ((await store.countChildren(g.name)) > 0)
+      throw new ThingsteadError(
+        'InvalidRequest',
+        `Cannot delete thing group ${g.name} while it has child groups; delete or move them first.`,
+      );
+    const parent = g.parentName ? await store.getGroup(g.parentName) : undefined;
+    await groupEvent(g, 'DELETED');
+    await store.deleteGroup(g.name);
+    ctx.dynamic.delete(g.name);
+    index.dropGroup(g.name);
+    if (parent) hierarchyEvent(parent, g, 'REMOVED');
+    return {};
+  }
+
+  const groupRef = (g: ThingGroupRecord) => ({ groupName: g.name, groupArn: arn(ctx, 'thinggroup', g.name) });
+
+  async function addMember(groupName: string, thingName: string) {
+    const g = await mustGroup(groupName);
+    if (g.dynamic)
+      throw new ThingsteadError(
+        'InvalidRequest',
+        `Cannot add things to dynamic thing group ${g.name}: its query decides membership.`,
+      );
+    if (!(await store.getThing(thingName)))
+      throw new ThingsteadError('ResourceNotFound', `Thing ${thingName} cannot be found.`);
+    const groups = await store.groupsOfThing(thingName);
+    if (groups.includes(g.name)) return;
+    if (groups.length >= LIMITS.groupsPerThing)
+      throw new ThingsteadError(
+        'LimitExceeded',
+        `Thing ${thingName} is already in ${groups.length} thing groups, the maximum.`,
+      );
+    if (await store.addMember(g.name, thingName)) {
+      index.setGroups(thingName, [...groups, g.name].sort());
+      membershipEvent(g, thingName, 'ADDED');
+    }
+  }
+
+  async function removeMember(groupName: string, thingName: string) {
+    const g = await mustGroup(groupName);
+    if (g.dynamic)
+      throw new ThingsteadError(
+        'InvalidRequest',
+        `Cannot remove things from dynamic thing group ${g.name}: its query decides membership.`,
+      );
+    if (!(await store.getThing(thingName)))
+      throw new ThingsteadError('ResourceNotFound', `Thing ${thingName} cannot be found.`);
+    if (await store.removeMember(g.name, thingName)) {
+      index.setGroups(thingName, await store.groupsOfThing(thingName));
+      membershipEvent(g, thingName, 'REMOVED');
+    }
+  }
+
+  const refs = (input: {
+    thingGroupName?: string;
+    thingGroupArn?: string;
+    thingName?: string;
+    thingArn?: string;
+  }) => {
+    const group = nameFromArnOrName(input.thingGroupName ?? input.thingGroupArn, 'thinggroup');
+    const thing = nameFromArnOrName(input.thingName ?? input.thingArn, 'thing');
+    if (!group) throw new ThingsteadError('InvalidRequest', 'Specify thingGroupName or thingGroupArn.');
+    if (!thing) throw new ThingsteadError('InvalidRequest', 'Specify thingName or thingArn.');
+    return { group, thing };
+  };
+
+  return {
+    createThingGroup: (input: Parameters<typeof createGroup>[0]) =>
+      createGroup({ ...input, dynamic: undefined }),
+    createDynamicThingGroup: (input: {
+      thingGroupName: string;
+      queryString: string;
+      indexName?: string;
+      queryVersion?: string;
+      thingGroupProperties?: GroupProps;
+      tags?: Array<{ Key: string; Value?: string }>;
+    }) =>
+      createGroup({
+        thingGroupName: input.thingGroupName,
+        thingGroupProperties: input.thingGroupProperties,
+        tags: input.tags,
+        dynamic: {
+          queryString: input.queryString,
+          indexName: input.indexName,
+          queryVersion: input.queryVersion,
+        },
+      }),
+
+    async describeThingGroup(input: { thingGroupName: string }) {
+      const g = await mustGroup(input.thingGroupName);
+      const chain = await rootToParent(g);
+      return {
+        thingGroupName: g.name,
+        thingGroupId: g.id,
+        thingGroupArn: arn(ctx, 'thinggroup', g.name),
+        version: g.version,
+        thingGroupProperties: {
+          thingGroupDescription: g.description ?? undefined,
+          attributePayload: { attributes: g.attributes },
+        },
+        thingGroupMetadata: {
+          parentGroupName: g.parentName ?? undefined,
+          rootToParentThingGroups: chain.length ? chain.map(groupRef) : undefined,
+          creationDate: new Date(g.createdAt),
+        },
+        ...(g.dynamic ? { ...g.dynamic, status: 'ACTIVE' } : {}),
+      };
+    },
+
+    updateThingGroup: (input: Parameters<typeof updateGroup>[0]) => updateGroup(input, false),
+    updateDynamicThingGroup: (input: Parameters<typeof updateGroup>[0]) => updateGroup(input, true),
+    deleteThingGroup: (input: { thingGroupName: string; expectedVersion?: number }) =>
+      deleteGroup(input, false),
+    deleteDynamicThingGroup: (input: { thingGroupName: string; expectedVersion?: number }) =>
+      deleteGroup(input, true),
+
+    async listThingGroups(input: {
+      nextToken?: string;
+      maxResults?: number;
+      parentGroup?: string;
+      namePrefixFilter?: string;
+      recursive?: boolean;
+    }) {
+      const limit = input.maxResults ?? 50;
+      const after = decodeToken(input.nextToken);
+      let rows: ThingGroupRecord[];
+      if (input.parentGroup !== undefined) {
+        await mustGroup(input.parentGroup);
+        if (input.recursive) {
+          const names = await descendants(input.parentGroup);
+          rows = await store.listGroups({
+            after,
+            limit: limit + 1,
+            names,
+            namePrefix: input.namePrefixFilter,
+          });
+        } else
+          rows = await store.listGroups({
+            after,
+            limit: limit + 1,
+            parent: input.parentGroup,
+            namePrefix: input.namePrefixFilter,
+          });
+      } else rows = await store.listGroups({ after, limit: limit + 1, namePrefix: input.namePrefixFilter });
+      const p = page(rows, limit, (g) => g.name);
+      return { thingGroups: p.items.map(groupRef), nextToken: p.nextToken };
+    },
+
+    async addThingToThingGroup(input: {
+      thingGroupName?: string;
+      thingGroupArn?: string;
+      thingName?: string;
+      thingArn?: string;
+    }) {
+      const r = refs(input);
+      await addMember(r.group, r.thing);
+      return {};
+    },
+
+    async removeThingFromThingGroup(input: {
+      thingGroupName?: string;
+      thingGroupArn?: string;
+      thingName?: string;
+      thingArn?: string;
+    }) {
+      const r = refs(input);
+      await removeMember(r.group, r.thing);
+      return {};
+    },
+
+    async updateThingGroupsForThing(input: {
+      thingName?: string;
+      thingGroupsToAdd?: string[];
+      thingGroupsToRemove?: string[];
+    }) {
+      if (!input.thingName) throw new ThingsteadError('InvalidRequest', 'thingName is required.');
+      for (const g of input.thingGroupsToRemove ?? []) await removeMember(g, input.thingName);
+      for (const g of input.thingGroupsToAdd ?? []) await addMember(g, input.thingName);
+      return {};
+    },
+
+    async listThingsInThingGroup(input: {
+      thingGroupName: string;
+      recursive?: boolean;
+      nextToken?: string;
+      maxResults?: number;
+    }) {
+      const g = await mustGroup(input.thingGroupName);
+      const limit = input.maxResults ?? 50;
+      const after = decodeToken(input.nextToken);
+      if (g.dynamic) {
+        const predicate = ctx.dynamic.get(g.name) ?? compileDynamic(g.dynamic.queryString);
+        const r = index.search(predicate, after, limit);
+        const last = r.things[r.things.length - 1];
+        return {
+          things: r.things.map((t) => t.thingName),
+          nextToken: r.more && last ? encodeToken(last.thingName) : undefined,
+        };
+      }
+      const groups = input.recursive ? [g.name, ...(await descendants(g.name))] : [g.name];
+      const rows = await store.thingsInGroups(groups, { after, limit: limit + 1 });
+      const p = page(rows, limit, (n) => n);
+      return { things: p.items, nextToken: p.nextToken };
+    },
+
+    async listThingGroupsForThing(input: { thingName: string; nextToken?: string; maxResults?: number }) {
+      const thing = index.get(input.thingName) ?? (await store.getThing(input.thingName));
+      if (!thing) throw new ThingsteadError('ResourceNotFound', `Thing ${input.thingName} cannot be found.`);
+      const staticGroups = await store.groupsOfThing(input.thingName);
+      const doc = index.get(input.thingName);
+      const dynamicGroups = doc ? [...ctx.dynamic].filter(([, p]) => p(doc)).map(([n]) => n) : [];
+      const names = [...new Set([...staticGroups, ...dynamicGroups])].sort();
+      const after = decodeToken(input.nextToken);
+      const limit = input.maxResults ?? 25;
+      const rest = after === undefined ? names : names.filter((n) => n > after);
+      const p = page(rest, limit, (n) => n);
+      return {
+        thingGroups: p.items.map((n) => ({ groupName: n, groupArn: arn(ctx, 'thinggroup', n) })),
+        nextToken: p.nextToken,
+      };
+    },
+
+    // --- billing groups ----------------------------------------------------------------------------
+    async createBillingGroup(input: {
+      billingGroupName: string;
+      billingGroupProperties?: { billingGroupDescription?: string };
+    }) {
+      const description = input.billingGroupProperties?.billingGroupDescription ?? null;
+      const out = (b: BillingGroupRecord) => ({
+        billingGroupName: b.name,
+        billingGroupArn: arn(ctx, 'billinggroup', b.name),
+        billingGroupId: b.id,
+      });
+      const existing = await store.getBillingGroup(input.billingGroupName);
+      if (existing) {
+        if (existing.description === description) return out(existing);
+        throw new ThingsteadError(
+          'ResourceAlreadyExists',
+          `Billing group ${existing.name} already exists with a different configuration.`,
+          { resourceId: existing.id, resourceArn: arn(ctx, 'billinggroup', existing.name) },
+        );
+      }
+      const b: BillingGroupRecord = {
+        name: input.billingGroupName,
+        id: randomUUID(),
+        description,
+        version: 1,
+        createdAt: Date.now(),
+      };
+      if (!(await store.insertBillingGroup(b)))
+        throw new ThingsteadError('ResourceAlreadyExists', `Billing group ${b.name} already exists.`);
+      return out(b);
+    },
+
+    async describeBillingGroup(input: { billingGroupName: string }) {
+      const b = await store.getBillingGroup(input.billingGroupName);
+      if (!b) throw notFound('Billing group', input.billingGroupName);
+      return {
+        billingGroupName: b.name,
+        billingGroupId: b.id,
+        billingGroupArn: arn(ctx, 'billinggroup', b.name),
+        version: b.version,
+        billingGroupProperties: { billingGroupDescription: b.description ?? undefined },
+        billingGroupMetadata: { creationDate: new Date(b.createdAt) },
+      };
+    },
+
+    async updateBillingGroup(input: {
+      billingGroupName: string;
+      billingGroupProperties: { billingGroupDescription?: string };
+      expectedVersion?: number;
+    }) {
+      const b = await store.getBillingGroup(input.billingGroupName);
+      if (!b) throw notFound('Billing group', input.billingGroupName);
+      if (input.expectedVersion !== undefined && input.expectedVersion !== b.version)
+        throw new ThingsteadError(
+          'VersionConflict',
+          `The version for billing group ${b.name} does not match the expected version: expected ${input.expectedVersion}, current ${b.version}.`,
+        );
+      const next = {
+        ...b,
+        description: input.billingGroupProperties.billingGroupDescription ?? b.description,
+        version: b.version + 1,
+      };
+      if (!(await store.updateBillingGroup(next, b.version)))
+        throw new ThingsteadError('VersionConflict', `Billing group ${b.name} was changed concurrently.`);
+      return { version: next.version };
+    },
+
+    async deleteBillingGroup(input: { billingGroupName: string; expectedVersion?: number }) {
+      const b = await store.getBillingGroup(input.billingGroupName);
+      if (!b) return {};
+      if (input.expectedVersion !== undefined && input.expectedVersion !== b.version)
+        throw new ThingsteadError(
+          'VersionConflict',
+          `The version for billing group ${b.name} does not match the expected version: expected ${input.expectedVersion}, current ${b.version}.`,
+        );
+      await store.deleteBillingGroup(b.name);
+      return {};
+    },
+
+    async listBillingGroups(input: { nextToken?: string; maxResults?: number; namePrefixFilter?: string }) {
+      const limit = input.maxResults ?? 50;
+      const rows = await store.listBillingGroups({
+        after: decodeToken(input.nextToken),
+        limit: limit + 1,
+        namePrefix: input.namePrefixFilter,
+      });
+      const p = page(rows, limit, (b) => b.name);
+      return {
+        billingGroups: p.items.map((b) => ({
+          groupName: b.name,
+          groupArn: arn(ctx, 'billinggroup', b.name),
+        })),
+        nextToken: p.nextToken,
+      };
+    },
+
+    async setBillingGroup(
+      input: { billingGroupName?: string; billingGroupArn?: string; thingName?: string; thingArn?: string },
+      add: boolean,
+    ) {
+      const group = nameFromArnOrName(input.billingGroupName ?? input.billingGroupArn, 'billinggroup');
+      const thingName = nameFromArnOrName(input.thingName ?? input.thingArn, 'thing');
+      if (!group) throw new ThingsteadError('InvalidRequest', 'Specify billingGroupName or billingGroupArn.');
+      if (!thingName) throw new ThingsteadError('InvalidRequest', 'Specify thingName or thingArn.');
+      if (!(await store.getBillingGroup(group))) throw notFound('Billing group', group);
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const t = await store.getThing(thingName);
+        if (!t) throw notFound('Thing', thingName);
+        if (!add && t.billingGroup !== group) return {};
+        const next = { ...t, billingGroup: add ? group : null, version: t.version + 1 };
+        if (await store.updateThing(next, t.version)) return {};
+      }
+      throw new ThingsteadError('VersionConflict', `Thing ${thingName} was changed concurrently; retry.`);
+    },
+
+    async listThingsInBillingGroup(input: {
+      billingGroupName: string;
+      nextToken?: string;
+      maxResults?: number;
+    }) {
+      if (!(await store.getBillingGroup(input.billingGroupName)))
+        throw notFound('Billing group', input.billingGroupName);
+      const limit = input.maxResults ?? 25;
+      const rows = await store.listThings({
+        after: decodeToken(input.nextToken),
+        limit: limit + 1,
+        billingGroup: input.billingGroupName,
+      });
+      const p = page(rows, limit, (t) => t.name);
+      return { things: p.items.map((t) => t.name), nextToken: p.nextToken };
+    },
+  };
+}

@@ -1,0 +1,535 @@
+import { migrate, type Database, type Migration } from '../store/index.js';
+
+/**
+ * The registry's storage interface and its SQL implementation. One implementation serves both engines of
+ * the store foundation (SQLite and PostgreSQL) through portable `$n` SQL; the few dialect differences (JSON
+ * attribute lookup, schema DDL) are switched on `db.kind`. The contract suite
+ * (test/integration/registry-store.test.ts) runs against both.
+ *
+ * Contracts: names are primary keys (case-sensitive); list methods return rows in ascending name order after
+ * the keyset cursor `after`; conditional updates return false when the stored version differs.
+ */
+
+export type Attributes = Record<string, string>;
+
+export interface ThingRecord {
+  readonly name: string;
+  readonly id: string;
+  readonly typeName: string | null;
+  readonly attributes: Attributes;
+  readonly version: number;
+  readonly billingGroup: string | null;
+  readonly createdAt: number;
+}
+
+export interface ThingTypeRecord {
+  readonly name: string;
+  readonly id: string;
+  /** ThingTypeProperties as the API sent them (description, searchableAttributes, mqtt5Configuration). */
+  readonly properties: Record<string, unknown>;
+  readonly deprecated: boolean;
+  readonly deprecationDate: number | null;
+  readonly createdAt: number;
+  readonly tags: ReadonlyArray<{ Key: string; Value?: string }>;
+}
+
+export interface DynamicQuery {
+  readonly queryString: string;
+  readonly indexName: string;
+  readonly queryVersion: string;
+}
+
+export interface ThingGroupRecord {
+  readonly name: string;
+  readonly id: string;
+  readonly parentName: string | null;
+  readonly description: string | null;
+  readonly attributes: Attributes;
+  readonly version: number;
+  readonly createdAt: number;
+  readonly dynamic: DynamicQuery | null;
+  readonly tags: ReadonlyArray<{ Key: string; Value?: string }>;
+}
+
+export interface BillingGroupRecord {
+  readonly name: string;
+  readonly id: string;
+  readonly description: string | null;
+  readonly version: number;
+  readonly createdAt: number;
+}
+
+export interface Page {
+  readonly after?: string | undefined;
+  readonly limit: number;
+}
+
+type Tx = Pick<Database, 'query' | 'run'>;
+
+export interface RegistryStore {
+  getThing(name: string): Promise<ThingRecord | undefined>;
+  /** Insert; false when the name is taken. */
+  insertThing(thing: ThingRecord): Promise<boolean>;
+  /** Replace the mutable fields when the stored version is `ifVersion`; the stored version becomes thing.version. */
+  updateThing(thing: ThingRecord, ifVersion: number): Promise<boolean>;
+  /** Delete (with its memberships and principals) when the version matches (any version when undefined). */
+  deleteThing(name: string, ifVersion?: number): Promise<boolean>;
+  listThings(
+    page: Page & {
+      typeName?: string | undefined;
+      attributeName?: string | undefined;
+      attributeValue?: string | undefined;
+      prefix?: boolean | undefined;
+      billingGroup?: string | undefined;
+    },
+  ): Promise<ThingRecord[]>;
+  /** Every thing, for building the search index at start. */
+  allThings(): Promise<ThingRecord[]>;
+  countThingsOfType(typeName: string): Promise<number>;
+
+  getType(name: string): Promise<ThingTypeRecord | undefined>;
+  insertType(t: ThingTypeRecord): Promise<boolean>;
+  updateType(t: ThingTypeRecord): Promise<void>;
+  deleteType(name: string): Promise<boolean>;
+  listTypes(page: Page & { name?: string | undefined }): Promise<ThingTypeRecord[]>;
+
+  getGroup(name: string): Promise<ThingGroupRecord | undefined>;
+  insertGroup(g: ThingGroupRecord): Promise<boolean>;
+  updateGroup(g: ThingGroupRecord, ifVersion: number): Promise<boolean>;
+  deleteGroup(name: string): Promise<boolean>;
+  listGroups(
+    page: Page & { parent?: string | undefined; namePrefix?: string | undefined; names?: readonly string[] },
+  ): Promise<ThingGroupRecord[]>;
+  allGroups(): Promise<ThingGroupRecord[]>;
+  countChildren(parent: string): Promise<number>;
+
+  /** Static memberships. */
+  addMember(group: string, thing: string): Promise<boolean>;
+  removeMember(group: string, thing: string): Promise<boolean>;
+  groupsOfThing(thing: string): Promise<string[]>;
+  /** Things directly in any of `groups`, distinct, ascending. */
+  thingsInGroups(groups: readonly string[], page: Page): Promise<string[]>;
+  allMemberships(): Promise<Array<{ group: string; thing: string }>>;
+
+  attachPrincipal(thing: string, principal: string, type: string): Promise<void>;
+  detachPrincipal(thing: string, principal: string): Promise<boolean>;
+  principalsOfThing(thing: string, page: Page): Promise<Array<{ principal: string; type: string }>>;
+  thingsOfPrincipal(principal: string, page: Page): Promise<Array<{ thing: string; type: string }>>;
+
+  getBillingGroup(name: string): Promise<BillingGroupRecord | undefined>;
+  insertBillingGroup(b: BillingGroupRecord): Promise<boolean>;
+  updateBillingGroup(b: BillingGroupRecord, ifVersion: number): Promise<boolean>;
+  deleteBillingGroup(name: string): Promise<boolean>;
+  listBillingGroups(page: Page & { namePrefix?: string | undefined }): Promise<BillingGroupRecord[]>;
+
+  getSetting(key: string): Promise<string | undefined>;
+  setSetting(key: string, value: string): Promise<void>;
+}
+
+const DDL = (bigint: string) => `
+CREATE TABLE reg_things (name TEXT PRIMARY KEY, id TEXT NOT NULL, type_name TEXT, attributes TEXT NOT NULL,
+  version ${bigint} NOT NULL, billing_group TEXT, created_at ${bigint} NOT NULL);
+CREATE INDEX reg_things_type ON reg_things (type_name, name);
+CREATE INDEX reg_things_billing ON reg_things (billing_group, name);
+CREATE TABLE reg_thing_types (name TEXT PRIMARY KEY, id TEXT NOT NULL, properties TEXT NOT NULL,
+  deprecated INTEGER NOT NULL, deprecation_date ${bigint}, created_at ${bigint} NOT NULL, tags TEXT NOT NULL);
+CREATE TABLE reg_thing_groups (name TEXT PRIMARY KEY, id TEXT NOT NULL, parent_name TEXT, description TEXT,
+  attributes TEXT NOT NULL, version ${bigint} NOT NULL, created_at ${bigint} NOT NULL, dynamic_query TEXT,
+  tags TEXT NOT NULL);
+CREATE INDEX reg_thing_groups_parent ON reg_thing_groups (parent_name, name);
+CREATE TABLE reg_group_members (group_name TEXT NOT NULL, thing_name TEXT NOT NULL,
+  PRIMARY KEY (group_name, thing_name));
+CREATE INDEX reg_group_members_thing ON reg_group_members (thing_name);
+CREATE TABLE reg_thing_principals (thing_name TEXT NOT NULL, principal TEXT NOT NULL, principal_type TEXT NOT NULL,
+  PRIMARY KEY (thing_name, principal));
+CREATE INDEX reg_thing_principals_principal ON reg_thing_principals (principal, thing_name);
+CREATE TABLE reg_billing_groups (name TEXT PRIMARY KEY, id TEXT NOT NULL, description TEXT,
+  version ${bigint} NOT NULL, created_at ${bigint} NOT NULL);
+CREATE TABLE reg_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+`;
+
+export const REGISTRY_MIGRATIONS: Migration[] = [
+  { version: 1, description: 'registry tables', sqlite: DDL('INTEGER'), postgres: DDL('BIGINT') },
+];
+
+interface ThingRow {
+  name: string;
+  id: string;
+  type_name: string | null;
+  attributes: string;
+  version: number | string;
+  billing_group: string | null;
+  created_at: number | string;
+}
+
+const thingOf = (r: ThingRow): ThingRecord => ({
+  name: r.name,
+  id: r.id,
+  typeName: r.type_name,
+  attributes: JSON.parse(r.attributes) as Attributes,
+  version: Number(r.version),
+  billingGroup: r.billing_group,
+  createdAt: Number(r.created_at),
+});
+
+const typeOf = (r: any): ThingTypeRecord => ({
+  name: r.name,
+  id: r.id,
+  properties: JSON.parse(r.properties),
+  deprecated: Boolean(Number(r.deprecated)),
+  deprecationDate: r.deprecation_date == null ? null : Number(r.deprecation_date),
+  createdAt: Number(r.created_at),
+  tags: JSON.parse(r.tags),
+});
+
+const groupOf = (r: any): ThingGroupRecord => ({
+  name: r.name,
+  id: r.id,
+  parentName: r.parent_name,
+  description: r.description,
+  attributes: JSON.parse(r.attributes),
+  version: Number(r.version),
+  createdAt: Number(r.created_at),
+  dynamic: r.dynamic_query ? JSON.parse(r.dynamic_query) : null,
+  tags: JSON.parse(r.tags),
+});
+
+const billingOf = (r: any): BillingGroupRecord => ({
+  name: r.name,
+  id: r.id,
+  description: r.description,
+  version: Number(r.version),
+  createdAt: Number(r.created_at),
+});
+
+/** Case-sensitive prefix test, portable (SQLite's LIKE ignores ASCII case). */
+const startsWith = (expr: string, param: string) =>
+  `substr(${expr}, 1, length(CAST(${param} AS TEXT))) = ${param}`;
+
+/**
+ * Open the registry store over the platform database (runs the registry migrations).
+ * @example const store = await createRegistryStore(db);
+ */
+export async function createRegistryStore(db: Database): Promise<RegistryStore> {
+  await migrate(db, 'registry', REGISTRY_MIGRATIONS);
+  const pg = db.kind === 'postgres';
+  /** SQL expression for one attribute value of the JSON text column. */
+  const attrExpr = (param: string) =>
+    pg ? `(attributes::jsonb ->> ${param})` : `json_extract(attributes, '$."' || ${param} || '"')`;
+  const insertOrIgnore = async (tx: Tx, sql: string, params: unknown[]) =>
+    (await tx.run(`${sql} ON CONFLICT DO NOTHING`, params)) > 0;
+
+  return {
+    async getThing(name) {
+      const rows = await db.query<ThingRow>('SELECT * FROM reg_things WHERE name = $1', [name]);
+      return rows[0] ? thingOf(rows[0]) : undefined;
+    },
+    insertThing(t) {
+      return insertOrIgnore(
+        db,
+        'INSERT INTO reg_things (name, id, type_name, attributes, version, billing_group, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+        [t.name, t.id, t.typeName, JSON.stringify(t.attributes), t.version, t.billingGroup, t.createdAt],
+      );
+    },
+    async updateThing(t, ifVersion) {
+      return (
+        (await db.run(
+          'UPDATE reg_things SET type_name = $1, attributes = $2, version = $3, billing_group = $4 WHERE name = $5 AND version = $6',
+          [t.typeName, JSON.stringify(t.attributes), t.version, t.billingGroup, t.name, ifVersion],
+        )) > 0
+      );
+    },
+    deleteThing(name, ifVersion) {
+      return db.transaction(async (tx) => {
+        const n =
+          ifVersion === undefined
+            ? await tx.run('DELETE FROM reg_things WHERE name = $1', [name])
+            : await tx.run('DELETE FROM reg_things WHERE name = $1 AND version = $2', [name, ifVersion]);
+        if (n === 0) return false;
+        await tx.run('DELETE FROM reg_group_members WHERE thing_name = $1', [name]);
+        await tx.run('DELETE FROM reg_thing_principals WHERE thing_name = $1', [name]);
+        return true;
+      });
+    },
+    async listThings(p) {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      const add = (cond: (n: string) => string, v: unknown) => {
+        params.push(v);
+        where.push(cond(`$${params.length}`));
+      };
+      if (p.after !== undefined) add((n) => `name > ${n}`, p.after);
+      if (p.typeName !== undefined) add((n) => `type_name = ${n}`, p.typeName);
+      if (p.billingGroup !== undefined) add((n) => `billing_group = ${n}`, p.billingGroup);
+      if (p.attributeName !== undefined) {
+        params.push(p.attributeName);
+        const expr = attrExpr(`$${params.length}`);
+        if (p.attributeValue === undefined) where.push(`${expr} IS NOT NULL`);
+        else if (p.prefix) add((n) => startsWith(expr, n), p.attributeValue);
+        else add((n) => `${expr} = ${n}`, p.attributeValue);
+      }
+      params.push(p.limit);
+      const rows = await db.query<ThingRow>(
+        `SELECT * FROM reg_things ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY name LIMIT $${params.length}`,
+        params,
+      );
+      return rows.map(thingOf);
+    },
+    async allThings() {
+      return (await db.query<ThingRow>('SELECT * FROM reg_things ORDER BY name')).map(thingOf);
+    },
+    async countThingsOfType(typeName) {
+      const rows = await db.query<{ n: number | string }>(
+        'SELECT COUNT(*) AS n FROM reg_things WHERE type_name = $1',
+        [typeName],
+      );
+      return Number(rows[0]?.n ?? 0);
+    },
+
+    async getType(name) {
+      const rows = await db.query('SELECT * FROM reg_thing_types WHERE name = $1', [name]);
+      return rows[0] ? typeOf(rows[0]) : undefined;
+    },
+    insertType(t) {
+      return insertOrIgnore(
+        db,
+        'INSERT INTO reg_thing_types (name, id, properties, deprecated, deprecation_date, created_at, tags) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+        [
+          t.name,
+          t.id,
+          JSON.stringify(t.properties),
+          t.deprecated ? 1 : 0,
+          t.deprecationDate,
+          t.createdAt,
+          JSON.stringify(t.tags),
+        ],
+      );
+    },
+    async updateType(t) {
+      await db.run(
+        'UPDATE reg_thing_types SET properties = $1, deprecated = $2, deprecation_date = $3 WHERE name = $4',
+        [JSON.stringify(t.properties), t.deprecated ? 1 : 0, t.deprecationDate, t.name],
+      );
+    },
+    async deleteType(name) {
+      return (await db.run('DELETE FROM reg_thing_types WHERE name = $1', [name])) > 0;
+    },
+    async listTypes(p) {
+      const params: unknown[] = [p.after ?? '', p.limit];
+      let extra = '';
+      if (p.name !== undefined) {
+        params.push(p.name);
+        extra = ' AND name = $3';
+      }
+      const rows = await db.query(
+        `SELECT * FROM reg_thing_types WHERE name > $1${extra} ORDER BY name LIMIT $2`,
+        params,
+      );
+      return rows.map(typeOf);
+    },
+
+    async getGroup(name) {
+      const rows = await db.query('SELECT * FROM reg_thing_groups WHERE name = $1', [name]);
+      return rows[0] ? groupOf(rows[0]) : undefined;
+    },
+    insertGroup(g) {
+      return insertOrIgnore(
+        db,
+        'INSERT INTO reg_thing_groups (name, id, parent_name, description, attributes, version, created_at, dynamic_query, tags) ' +
+          'VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+        [
+          g.name,
+          g.id,
+          g.parentName,
+          g.description,
+          JSON.stringify(g.attributes),
+          g.version,
+          g.createdAt,
+          g.dynamic ? JSON.stringify(g.dynamic) : null,
+          JSON.stringify(g.tags),
+        ],
+      );
+    },
+    async updateGroup(g, ifVersion) {
+      return (
+        (await db.run(
+          'UPDATE reg_thing_groups SET description = $1, attributes = $2, version = $3, dynamic_query = $4 WHERE name = $5 AND version = $6',
+          [
+            g.description,
+            JSON.stringify(g.attributes),
+            g.version,
+            g.dynamic ? JSON.stringify(g.dynamic) : null,
+            g.name,
+            ifVersion,
+          ],
+        )) > 0
+      );
+    },
+    deleteGroup(name) {
+      return db.transaction(async (tx) => {
+        const n = await tx.run('DELETE FROM reg_thing_groups WHERE name = $1', [name]);
+        await tx.run('DELETE FROM reg_group_members WHERE group_name = $1', [name]);
+        return n > 0;
+      });
+    },
+    async listGroups(p) {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      const add = (cond: (n: string) => string, v: unknown) => {
+        params.push(v);
+        where.push(cond(`$${params.length}`));
+      };
+      if (p.after !== undefined) add((n) => `name > ${n}`, p.after);
+      if (p.parent !== undefined) add((n) => `parent_name = ${n}`, p.parent);
+      if (p.namePrefix !== undefined) add((n) => startsWith('name', n), p.namePrefix);
+      if (p.names !== undefined) {
+        if (p.names.length === 0) return [];
+        const marks = p.names.map((name) => {
+          params.push(name);
+          return `$${params.length}`;
+        });
+        where.push(`name IN (${marks.join(', ')})`);
+      }
+      params.push(p.limit);
+      const rows = await db.query(
+        `SELECT * FROM reg_thing_groups ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY name LIMIT $${params.length}`,
+        params,
+      );
+      return rows.map(groupOf);
+    },
+    async allGroups() {
+      return (await db.query('SELECT * FROM reg_thing_groups ORDER BY name')).map(groupOf);
+    },
+    async countChildren(parent) {
+      const rows = await db.query<{ n: number | string }>(
+        'SELECT COUNT(*) AS n FROM reg_thing_groups WHERE parent_name = $1',
+        [parent],
+      );
+      return Number(rows[0]?.n ?? 0);
+    },
+
+    addMember(group, thing) {
+      return insertOrIgnore(db, 'INSERT INTO reg_group_members (group_name, thing_name) VALUES ($1, $2)', [
+        group,
+        thing,
+      ]);
+    },
+    async removeMember(group, thing) {
+      return (
+        (await db.run('DELETE FROM reg_group_members WHERE group_name = $1 AND thing_name = $2', [
+          group,
+          thing,
+        ])) > 0
+      );
+    },
+    async groupsOfThing(thing) {
+      const rows = await db.query<{ group_name: string }>(
+        'SELECT group_name FROM reg_group_members WHERE thing_name = $1 ORDER BY group_name',
+        [thing],
+      );
+      return rows.map((r) => r.group_name);
+    },
+    async thingsInGroups(groups, p) {
+      if (groups.length === 0) return [];
+      const params: unknown[] = [p.after ?? ''];
+      const marks = groups.map((g) => {
+        params.push(g);
+        return `$${params.length}`;
+      });
+      params.push(p.limit);
+      const rows = await db.query<{ thing_name: string }>(
+        `SELECT DISTINCT thing_name FROM reg_group_members WHERE thing_name > $1 AND group_name IN (${marks.join(', ')}) ` +
+          `ORDER BY thing_name LIMIT $${params.length}`,
+        params,
+      );
+      return rows.map((r) => r.thing_name);
+    },
+    async allMemberships() {
+      const rows = await db.query<{ group_name: string; thing_name: string }>(
+        'SELECT group_name, thing_name FROM reg_group_members',
+      );
+      return rows.map((r) => ({ group: r.group_name, thing: r.thing_name }));
+    },
+
+    async attachPrincipal(thing, principal, type) {
+      await db.run(
+        'INSERT INTO reg_thing_principals (thing_name, principal, principal_type) VALUES ($1, $2, $3) ' +
+          'ON CONFLICT (thing_name, principal) DO UPDATE SET principal_type = excluded.principal_type',
+        [thing, principal, type],
+      );
+    },
+    async detachPrincipal(thing, principal) {
+      return (
+        (await db.run('DELETE FROM reg_thing_principals WHERE thing_name = $1 AND principal = $2', [
+          thing,
+          principal,
+        ])) > 0
+      );
+    },
+    async principalsOfThing(thing, p) {
+      const rows = await db.query<{ principal: string; principal_type: string }>(
+        'SELECT principal, principal_type FROM reg_thing_principals WHERE thing_name = $1 AND principal > $2 ORDER BY principal LIMIT $3',
+        [thing, p.after ?? '', p.limit],
+      );
+      return rows.map((r) => ({ principal: r.principal, type: r.principal_type }));
+    },
+    async thingsOfPrincipal(principal, p) {
+      const rows = await db.query<{ thing_name: string; principal_type: string }>(
+        'SELECT thing_name, principal_type FROM reg_thing_principals WHERE principal = $1 AND thing_name > $2 ORDER BY thing_name LIMIT $3',
+        [principal, p.after ?? '', p.limit],
+      );
+      return rows.map((r) => ({ thing: r.thing_name, type: r.principal_type }));
+    },
+
+    async getBillingGroup(name) {
+      const rows = await db.query('SELECT * FROM reg_billing_groups WHERE name = $1', [name]);
+      return rows[0] ? billingOf(rows[0]) : undefined;
+    },
+    insertBillingGroup(b) {
+      return insertOrIgnore(
+        db,
+        'INSERT INTO reg_billing_groups (name, id, description, version, created_at) VALUES ($1, $2, $3, $4, $5)',
+        [b.name, b.id, b.description, b.version, b.createdAt],
+      );
+    },
+    async updateBillingGroup(b, ifVersion) {
+      return (
+        (await db.run(
+          'UPDATE reg_billing_groups SET description = $1, version = $2 WHERE name = $3 AND version = $4',
+          [b.description, b.version, b.name, ifVersion],
+        )) > 0
+      );
+    },
+    deleteBillingGroup(name) {
+      return db.transaction(async (tx) => {
+        const n = await tx.run('DELETE FROM reg_billing_groups WHERE name = $1', [name]);
+        await tx.run('UPDATE reg_things SET billing_group = NULL WHERE billing_group = $1', [name]);
+        return n > 0;
+      });
+    },
+    async listBillingGroups(p) {
+      const params: unknown[] = [p.after ?? '', p.limit];
+      let extra = '';
+      if (p.namePrefix !== undefined) {
+        params.push(p.namePrefix);
+        extra = ` AND ${startsWith('name', '$3')}`;
+      }
+      const rows = await db.query(
+        `SELECT * FROM reg_billing_groups WHERE name > $1${extra} ORDER BY name LIMIT $2`,
+        params,
+      );
+      return rows.map(billingOf);
+    },
+
+    async getSetting(key) {
+      const rows = await db.query<{ value: string }>('SELECT value FROM reg_settings WHERE key = $1', [key]);
+      return rows[0]?.value;
+    },
+    async setSetting(key, value) {
+      await db.run(
+        'INSERT INTO reg_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+        [key, value],
+      );
+    },
+  };
+}

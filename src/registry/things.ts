@@ -1,0 +1,459 @@
+import { randomUUID } from 'node:crypto';
+import { ThingsteadError } from '../errors/index.js';
+import {
+  LIMITS,
+  applyAttributes,
+  arn,
+  decodeToken,
+  encodeToken,
+  indexed,
+  page,
+  sameAttributes,
+  type RegistryContext,
+} from './context.js';
+import { compileQuery, parseQuery, type IndexedThing } from './search.js';
+import type { ThingRecord, ThingTypeRecord } from './store.js';
+
+/**
+ * Things, thing types, principals and fleet search. Inputs are the AWS request shapes already validated by
+ * the route schemas in api.ts; outputs are the AWS response shapes (reference §3.1, §3.2). Semantics follow
+ * reference §3.12: creates are idempotent for the same configuration, deletes of missing things succeed,
+ * `expectedVersion` mismatches are VersionConflictException.
+ */
+
+const notFound = (what: string, name: string) =>
+  new ThingsteadError('ResourceNotFound', `${what} ${name} cannot be found.`);
+
+export function thingOps(ctx: RegistryContext) {
+  const { store, index, events } = ctx;
+
+  const thingEvent = (t: ThingRecord, operation: 'CREATED' | 'UPDATED' | 'DELETED') =>
+    events.emit('THING', `$aws/events/thing/${t.name}/${operation.toLowerCase()}`, {
+      operation,
+      thingId: t.id,
+      thingName: t.name,
+      versionNumber: t.version,
+      thingTypeName: t.typeName,
+      attributes: t.attributes,
+    });
+
+  const typeAssociationEvent = (t: ThingRecord, typeName: string, operation: 'ADDED' | 'REMOVED') =>
+    events.emit(
+      'THING_TYPE_ASSOCIATION',
+      `$aws/events/thingTypeAssociation/thing/${t.name}/thingType/${typeName}/${operation.toLowerCase()}`,
+      { operation, thingId: t.id, thingName: t.name, thingTypeName: typeName },
+    );
+
+  const typeEvent = (t: ThingTypeRecord, operation: 'CREATED' | 'UPDATED' | 'DELETED') =>
+    events.emit('THING_TYPE', `$aws/events/thingType/${t.name}/${operation.toLowerCase()}`, {
+      operation,
+      thingTypeId: t.id,
+      thingTypeName: t.name,
+      isDeprecated: t.deprecated,
+      deprecationDate: t.deprecationDate,
+      searchableAttributes: (t.properties.searchableAttributes) ?? [],
+      description: (t.properties.thingTypeDescription) ?? null,
+    });
+
+  /** A type a thing may be given: it must exist and not be deprecated. */
+  async function usableType(typeName: string): Promise<ThingTypeRecord> {
+    const type = await store.getType(typeName);
+    if (!type) throw notFound('Thing type', typeName);
+    if (type.deprecated)
+      throw new ThingsteadError(
+        'InvalidRequest',
+        `Can not create or update a thing with deprecated thing type ${typeName}; undeprecate it with DeprecateThingType (undoDeprecate) or pick another type.`,
+      );
+    return type;
+  }
+
+  function checkAttributeCount(attrs: Record<string, string>, thingName: string) {
+    const n = Object.keys(attrs).length;
+    if (n > LIMITS.attributesPerThing)
+      throw new ThingsteadError(
+        'InvalidRequest',
+        `Thing ${thingName} would have ${n} attributes; the maximum is ${LIMITS.attributesPerThing}.`,
+      );
+  }
+
+  const describeThing = (t: ThingRecord) => ({
+    defaultClientId: t.name,
+    thingName: t.name,
+    thingId: t.id,
+    thingArn: arn(ctx, 'thing', t.name),
+    thingTypeName: t.typeName ?? undefined,
+    attributes: t.attributes,
+    version: t.version,
+    billingGroupName: t.billingGroup ?? undefined,
+  });
+
+  const thingDocument = (t: IndexedThing) => {
+    const dynamicGroups = [...ctx.dynamic].filter(([, p]) => p(t)).map(([g]) => g);
+    return {
+      thingName: t.thingName,
+      thingId: t.thingId,
+      thingTypeName: t.thingTypeName ?? undefined,
+      thingGroupNames: [...t.groups, ...dynamicGroups].sort(),
+      attributes: t.attributes,
+      connectivity: { connected: ctx.search.isConnected(t.thingName) },
+    };
+  };
+
+  return {
+    describeThingRecord: (t: ThingRecord) => describeThing(t),
+
+    async createThing(input: {
+      thingName: string;
+      thingTypeName?: string;
+      attributePayload?: { attributes?: Record<string, string> };
+      billingGroupName?: string;
+    }) {
+      const attributes = applyAttributes(
+        {},
+        { attributes: input.attributePayload?.attributes ?? {}, merge: false },
+      );
+      checkAttributeCount(attributes, input.thingName);
+      const existing = await store.getThing(input.thingName);
+      const sameAs = (t: ThingRecord) =>
+        (t.typeName ?? undefined) === input.thingTypeName &&
+        sameAttributes(t.attributes, attributes) &&
+        (input.billingGroupName === undefined || t.billingGroup === input.billingGroupName);
+      const conflict = (t: ThingRecord) =>
+        new ThingsteadError(
+          'ResourceAlreadyExists',
+          `Thing ${t.name} already exists with different tags or attributes.`,
+          {
+            resourceId: t.id,
+            resourceArn: arn(ctx, 'thing', t.name),
+          },
+        );
+      if (existing) {
+        if (sameAs(existing))
+          return {
+            thingName: existing.name,
+            thingArn: arn(ctx, 'thing', existing.name),
+            thingId: existing.id,
+          };
+        throw conflict(existing);
+      }
+      if (input.thingTypeName !== undefined) await usableType(input.thingTypeName);
+      if (input.billingGroupName !== undefined && !(await store.getBillingGroup(input.billingGroupName)))
+        throw notFound('Billing group', input.billingGroupName);
+      const thing: ThingRecord = {
+        name: input.thingName,
+        id: randomUUID(),
+        typeName: input.thingTypeName ?? null,
+        attributes,
+        version: 1,
+        billingGroup: input.billingGroupName ?? null,
+        createdAt: Date.now(),
+      };
+      if (!(await store.insertThing(thing))) {
+        // Lost a race with a concurrent create of the same name: answer as if it had come first.
+        const winner = await store.getThing(input.thingName);
+        if (winner && sameAs(winner))
+          return { thingName: winner.name, thingArn: arn(ctx, 'thing', winner.name), thingId: winner.id };
+        throw conflict(winner ?? thing);
+      }
+      index.upsert(indexed(thing, []));
+      thingEvent(thing, 'CREATED');
+      if (thing.typeName) typeAssociationEvent(thing, thing.typeName, 'ADDED');
+      return { thingName: thing.name, thingArn: arn(ctx, 'thing', thing.name), thingId: thing.id };
+    },
+
+    async describeThing(input: { thingName: string }) {
+      const t = await store.getThing(input.thingName);
+      if (!t) throw notFound('Thing', input.thingName);
+      return describeThing(t);
+    },
+
+    async listThings(input: {
+      nextToken?: string;
+      maxResults?: number;
+      attributeName?: string;
+      attributeValue?: string;
+      thingTypeName?: string;
+      usePrefixAttributeValue?: boolean;
+    }) {
+      if (input.attributeValue !== undefined && input.attributeName === undefined)
+        throw new ThingsteadError('InvalidRequest', 'attributeValue requires attributeName.');
+      if (input.usePrefixAttributeValue && input.attributeValue === undefined)
+        throw new ThingsteadError(
+          'InvalidRequest',
+          'usePrefixAttributeValue requires attributeName and attributeValue.',
+        );
+      const limit = input.maxResults ?? 50;
+      const rows = await store.listThings({
+        after: decodeToken(input.nextToken),
+        limit: limit + 1,
+        typeName: input.thingTypeName,
+        attributeName: input.attributeName,
+        attributeValue: input.attributeValue,
+        prefix: input.usePrefixAttributeValue,
+      });
+      const p = page(rows, limit, (t) => t.name);
+      return {
+        things: p.items.map((t) => ({
+          thingName: t.name,
+          thingTypeName: t.typeName ?? undefined,
+          thingArn: arn(ctx, 'thing', t.name),
+          attributes: t.attributes,
+          version: t.version,
+        })),
+        nextToken: p.nextToken,
+      };
+    },
+
+    async updateThing(input: {
+      thingName: string;
+      thingTypeName?: string;
+      attributePayload?: { attributes?: Record<string, string>; merge?: boolean };
+      expectedVersion?: number;
+      removeThingType?: boolean;
+    }) {
+      if (input.removeThingType && input.thingTypeName !== undefined)
+        throw new ThingsteadError(
+          'InvalidRequest',
+          'Specify either thingTypeName or removeThingType, not both.',
+        );
+      if (input.thingTypeName !== undefined) await usableType(input.thingTypeName);
+      // Optimistic concurrency: retry on a concurrent change unless the caller pinned expectedVersion.
+      for (let attempt = 0; ; attempt++) {
+        const current = await store.getThing(input.thingName);
+        if (!current) throw notFound('Thing', input.thingName);
+        if (input.expectedVersion !== undefined && input.expectedVersion !== current.version)
+          throw new ThingsteadError(
+            'VersionConflict',
+            `The version for thing ${input.thingName} does not match the expected version: expected ${input.expectedVersion}, current ${current.version}.`,
+          );
+        const attributes = applyAttributes(current.attributes, input.attributePayload);
+        checkAttributeCount(attributes, input.thingName);
+        const typeName = input.removeThingType ? null : (input.thingTypeName ?? current.typeName);
+        const next: ThingRecord = { ...current, attributes, typeName, version: current.version + 1 };
+        if (await store.updateThing(next, current.version)) {
+          index.upsert({ ...indexed(next, index.get(next.name)?.groups ?? []) });
+          thingEvent(next, 'UPDATED');
+          if (current.typeName !== next.typeName) {
+            if (current.typeName) typeAssociationEvent(next, current.typeName, 'REMOVED');
+            if (next.typeName) typeAssociationEvent(next, next.typeName, 'ADDED');
+          }
+          return {};
+        }
+        if (input.expectedVersion !== undefined || attempt >= 5)
+          throw new ThingsteadError(
+            'VersionConflict',
+            `Thing ${input.thingName} was changed concurrently; read it again and retry.`,
+          );
+      }
+    },
+
+    async deleteThing(input: { thingName: string; expectedVersion?: number }) {
+      const current = await store.getThing(input.thingName);
+      if (!current) return {}; // reference §3.12: deleting a missing thing succeeds
+      if (input.expectedVersion !== undefined && input.expectedVersion !== current.version)
+        throw new ThingsteadError(
+          'VersionConflict',
+          `The version for thing ${input.thingName} does not match the expected version: expected ${input.expectedVersion}, current ${current.version}.`,
+        );
+      const principals = await store.principalsOfThing(input.thingName, { limit: 1 });
+      if (principals.length)
+        throw new ThingsteadError(
+          'InvalidRequest',
+          `Cannot delete thing ${input.thingName} because it has principals attached; detach them first (DetachThingPrincipal).`,
+        );
+      if (!(await store.deleteThing(input.thingName, current.version)))
+        throw new ThingsteadError(
+          'VersionConflict',
+          `Thing ${input.thingName} was changed concurrently; read it again and retry.`,
+        );
+      index.remove(input.thingName);
+      thingEvent(current, 'DELETED');
+      return {};
+    },
+
+    // --- thing types -------------------------------------------------------------------------------
+    async createThingType(input: {
+      thingTypeName: string;
+      thingTypeProperties?: Record<string, unknown>;
+      tags?: Array<{ Key: string; Value?: string }>;
+    }) {
+      const properties = input.thingTypeProperties ?? {};
+      const existing = await store.getType(input.thingTypeName);
+      const out = (t: ThingTypeRecord) => ({
+        thingTypeName: t.name,
+        thingTypeArn: arn(ctx, 'thingtype', t.name),
+        thingTypeId: t.id,
+      });
+      if (existing) {
+        if (JSON.stringify(existing.properties) === JSON.stringify(properties)) return out(existing);
+        throw new ThingsteadError(
+          'ResourceAlreadyExists',
+          `Thing type ${input.thingTypeName} already exists with different properties.`,
+          { resourceId: existing.id, resourceArn: arn(ctx, 'thingtype', existing.name) },
+        );
+      }
+      const type: ThingTypeRecord = {
+        name: input.thingTypeName,
+        id: randomUUID(),
+        properties,
+        deprecated: false,
+        deprecationDate: null,
+        createdAt: Date.now(),
+        tags: input.tags ?? [],
+      };
+      if (!(await store.insertType(type)))
+        throw new ThingsteadError(
+          'ResourceAlreadyExists',
+          `Thing type ${input.thingTypeName} already exists.`,
+        );
+      typeEvent(type, 'CREATED');
+      return out(type);
+    },
+
+    async describeThingType(input: { thingTypeName: string }) {
+      const t = await store.getType(input.thingTypeName);
+      if (!t) throw notFound('Thing type', input.thingTypeName);
+      return {
+        thingTypeName: t.name,
+        thingTypeId: t.id,
+        thingTypeArn: arn(ctx, 'thingtype', t.name),
+        thingTypeProperties: t.properties,
+        thingTypeMetadata: typeMetadata(t),
+      };
+    },
+
+    async listThingTypes(input: { nextToken?: string; maxResults?: number; thingTypeName?: string }) {
+      const limit = input.maxResults ?? 50;
+      const rows = await store.listTypes({
+        after: decodeToken(input.nextToken),
+        limit: limit + 1,
+        name: input.thingTypeName,
+      });
+      const p = page(rows, limit, (t) => t.name);
+      return {
+        thingTypes: p.items.map((t) => ({
+          thingTypeName: t.name,
+          thingTypeArn: arn(ctx, 'thingtype', t.name),
+          thingTypeProperties: t.properties,
+          thingTypeMetadata: typeMetadata(t),
+        })),
+        nextToken: p.nextToken,
+      };
+    },
+
+    async updateThingType(input: { thingTypeName: string; thingTypeProperties?: Record<string, unknown> }) {
+      const t = await store.getType(input.thingTypeName);
+      if (!t) throw notFound('Thing type', input.thingTypeName);
+      const next = { ...t, properties: { ...t.properties, ...(input.thingTypeProperties ?? {}) } };
+      await store.updateType(next);
+      typeEvent(next, 'UPDATED');
+      return {};
+    },
+
+    async deprecateThingType(input: { thingTypeName: string; undoDeprecate?: boolean }) {
+      const t = await store.getType(input.thingTypeName);
+      if (!t) throw notFound('Thing type', input.thingTypeName);
+      const next: ThingTypeRecord = input.undoDeprecate
+        ? { ...t, deprecated: false, deprecationDate: null }
+        : { ...t, deprecated: true, deprecationDate: t.deprecationDate ?? Date.now() };
+      await store.updateType(next);
+      typeEvent(next, 'UPDATED');
+      return {};
+    },
+
+    async deleteThingType(input: { thingTypeName: string }) {
+      const t = await store.getType(input.thingTypeName);
+      if (!t) throw notFound('Thing type', input.thingTypeName);
+      if (!t.deprecated)
+        throw new ThingsteadError(
+          'InvalidRequest',
+          `Thing type ${t.name} must be deprecated before it can be deleted (DeprecateThingType).`,
+        );
+      const n = await store.countThingsOfType(t.name);
+      if (n > 0)
+        throw new ThingsteadError(
+          'InvalidRequest',
+          `Thing type ${t.name} is still used by ${n} thing(s); change or remove their type (UpdateThing removeThingType) first.`,
+        );
+      await store.deleteType(t.name);
+      typeEvent(t, 'DELETED');
+      return {};
+    },
+
+    // --- principals --------------------------------------------------------------------------------
+    async attachThingPrincipal(input: { thingName: string; principal: string; thingPrincipalType?: string }) {
+      if (!(await store.getThing(input.thingName))) throw notFound('Thing', input.thingName);
+      const type = input.thingPrincipalType ?? 'NON_EXCLUSIVE_THING';
+      const others = (await store.thingsOfPrincipal(input.principal, { limit: 1000 })).filter(
+        (o) => o.thing !== input.thingName,
+      );
+      if (others.length && (type === 'EXCLUSIVE_THING' || others.some((o) => o.type === 'EXCLUSIVE_THING')))
+        throw new ThingsteadError(
+          'InvalidRequest',
+          `Principal ${input.principal} is already attached to thing ${others[0]!.thing}${
+            type === 'EXCLUSIVE_THING' ? '' : ' exclusively'
+          }; an EXCLUSIVE_THING principal can be attached to only one thing.`,
+        );
+      await store.attachPrincipal(input.thingName, input.principal, type);
+      return {};
+    },
+
+    async detachThingPrincipal(input: { thingName: string; principal: string }) {
+      if (!(await store.getThing(input.thingName))) throw notFound('Thing', input.thingName);
+      await store.detachPrincipal(input.thingName, input.principal);
+      return {};
+    },
+
+    async listThingPrincipals(
+      input: { thingName: string; nextToken?: string; maxResults?: number },
+      v2 = false,
+    ) {
+      if (!(await store.getThing(input.thingName))) throw notFound('Thing', input.thingName);
+      const limit = input.maxResults ?? 25;
+      const rows = await store.principalsOfThing(input.thingName, {
+        after: decodeToken(input.nextToken),
+        limit: limit + 1,
+      });
+      const p = page(rows, limit, (r) => r.principal);
+      return v2
+        ? {
+            thingPrincipalObjects: p.items.map((r) => ({
+              principal: r.principal,
+              thingPrincipalType: r.type,
+            })),
+            nextToken: p.nextToken,
+          }
+        : { principals: p.items.map((r) => r.principal), nextToken: p.nextToken };
+    },
+
+    async listPrincipalThings(input: { principal: string; nextToken?: string; maxResults?: number }) {
+      const limit = input.maxResults ?? 25;
+      const rows = await store.thingsOfPrincipal(input.principal, {
+        after: decodeToken(input.nextToken),
+        limit: limit + 1,
+      });
+      const p = page(rows, limit, (r) => r.thing);
+      return { things: p.items.map((r) => r.thing), nextToken: p.nextToken };
+    },
+
+    // --- fleet search ------------------------------------------------------------------------------
+    searchThings(input: { queryString: string; nextToken?: string; maxResults?: number }) {
+      const predicate = compileQuery(parseQuery(input.queryString), ctx.search);
+      const limit = input.maxResults ?? 100;
+      const result = index.search(predicate, decodeToken(input.nextToken), limit);
+      const last = result.things[result.things.length - 1];
+      return {
+        things: result.things.map(thingDocument),
+        nextToken: result.more && last ? encodeToken(last.thingName) : undefined,
+      };
+    },
+  };
+}
+
+function typeMetadata(t: ThingTypeRecord) {
+  return {
+    deprecated: t.deprecated,
+    deprecationDate: t.deprecationDate === null ? undefined : new Date(t.deprecationDate),
+    creationDate: new Date(t.createdAt),
+  };
+}
