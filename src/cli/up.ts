@@ -42,6 +42,15 @@ export function banner(platform: Platform): string {
     `  Data directory    ${e.dataDir}   (endpoints.json lists the bound ports)`,
     `  Metrics / health  ${e.http}/metrics  ${e.http}/healthz`,
   ];
+  if (e.credentialsFile) {
+    lines.push(
+      `  Admin credentials ${e.credentialsFile}   (AWS shared-credentials file, [default] profile; more keys: thingstead keys --help)`,
+      '',
+      'Use the AWS CLI or any AWS SDK against it:',
+      `  AWS_SHARED_CREDENTIALS_FILE=${e.credentialsFile} AWS_DEFAULT_REGION=${platform.config.region} aws iot list-things --endpoint-url ${e.http}`,
+      `  thingstead things list        (reads ${e.dataDir}/endpoints.json and credentials)`,
+    );
+  }
   if (platform.config.mqtt.allowAnonymous) {
     lines.push(
       '',

@@ -1,10 +1,16 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createHttpServer } from '../api/index.js';
+import { createAwsApi, createHttpServer, type AwsOperation } from '../api/index.js';
 import type { Config } from '../config/index.js';
-import { ensureServerTls, type ServerTls } from '../identity/index.js';
+import {
+  ensureServerTls,
+  openCredentialStore,
+  type CredentialStore,
+  type ServerTls,
+} from '../identity/index.js';
 import { anonymousLoopbackHooks, createBroker, type AuthHooks, type Broker } from '../mqtt/index.js';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '../observability/index.js';
+import { createRegistry, registryOperations, type ThingRegistry } from '../registry/index.js';
 import { openDatabase, type Database } from '../store/index.js';
 import { startListeners, type Listeners } from '../transport/index.js';
 
@@ -21,6 +27,8 @@ export interface PlatformEndpoints {
   readonly ws: string;
   readonly caFile: string;
   readonly dataDir: string;
+  /** AWS shared-credentials file holding the admin access key ([default] profile). */
+  readonly credentialsFile?: string;
 }
 
 export interface Platform {
@@ -31,6 +39,10 @@ export interface Platform {
   readonly broker: Broker;
   readonly tls: ServerTls;
   readonly endpoints: PlatformEndpoints;
+  /** Access keys for the AWS-compatible HTTP APIs (SigV4). */
+  readonly credentials: CredentialStore;
+  /** The device registry (things, types, groups, principals, fleet search). */
+  readonly registry: ThingRegistry;
   close(): Promise<void>;
 }
 
@@ -65,7 +77,25 @@ export async function createPlatform(
     await broker.start();
     cleanup.unshift(() => broker.close());
 
+    const credentials = await openCredentialStore({ db, dataDir });
+    const admin = await credentials.ensureAdmin({ region: config.region });
+    const registryLog = logger.child({ ctx: 'registry' });
+    const registry = await createRegistry({
+      db,
+      region: config.region,
+      accountId: config.accountId,
+      isConnected: (thingName) => broker.isConnected(thingName),
+      publish: (topic, payload) => broker.publish({ topic, payload, qos: 0, retain: false }),
+      endpointAddress: () => config.hostname ?? 'localhost',
+      onError: (err) => registryLog.warn({ err }, 'registry event or index error'),
+    });
+    // Every context's AWS-compatible operations; one dispatcher serves them all (src/api/aws.ts).
+    const awsOperations: AwsOperation[] = [...registryOperations(registry)];
+
     const http = createHttpServer({ logger: logger.child({ ctx: 'api' }), metrics, health: () => [] });
+    http.use(
+      createAwsApi({ operations: awsOperations, credentials, logger: logger.child({ ctx: 'api' }), metrics }),
+    );
     const httpAddr = await http.listen(config.http.host, config.http.port);
     cleanup.unshift(() => http.close());
 
@@ -91,6 +121,7 @@ export async function createPlatform(
       ws: `${httpBase.replace(/^http/, 'ws')}${listeners.wsPath}`,
       caFile: tls.caFile,
       dataDir,
+      credentialsFile: admin.accessKeyId ? admin.file : undefined,
     };
     writeFileSync(join(dataDir, 'endpoints.json'), JSON.stringify(endpoints, null, 2) + '\n', {
       mode: 0o644,
@@ -106,6 +137,8 @@ export async function createPlatform(
       broker,
       tls,
       endpoints,
+      credentials,
+      registry,
       close() {
         closed ??= (async () => {
           for (const step of cleanup)

@@ -119,6 +119,9 @@ export function parseQuery(text: string): QueryNode {
       if (!value && !valueQuoted) throw invalid(`expected a value for ${first} at position ${pos}`);
       return { kind: 'cmp', field: first, op: 'eq', value, wildcard: !valueQuoted && /[*?]/.test(value) };
     }
+    // Comparisons may have spaces around the operator: `attributes.temp > 25`.
+    const beforeOp = pos;
+    ws();
     if (!quoted && (s[pos] === '<' || s[pos] === '>')) {
       let op: Cmp = s[pos] === '<' ? 'lt' : 'gt';
       pos++;
@@ -130,6 +133,7 @@ export function parseQuery(text: string): QueryNode {
       if (!value) throw invalid(`expected a value after the comparison at position ${pos}`);
       return { kind: 'cmp', field: first, op, value, wildcard: false };
     }
+    pos = beforeOp;
     if (!quoted && first === '*')
       return { kind: 'range', field: 'thingName', low: null, high: null, lowInc: true, highInc: true };
     return {

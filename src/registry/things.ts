@@ -51,8 +51,8 @@ export function thingOps(ctx: RegistryContext) {
       thingTypeName: t.name,
       isDeprecated: t.deprecated,
       deprecationDate: t.deprecationDate,
-      searchableAttributes: (t.properties.searchableAttributes) ?? [],
-      description: (t.properties.thingTypeDescription) ?? null,
+      searchableAttributes: t.properties.searchableAttributes ?? [],
+      description: t.properties.thingTypeDescription ?? null,
     });
 
   /** A type a thing may be given: it must exist and not be deprecated. */
