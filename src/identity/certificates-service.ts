@@ -164,6 +164,11 @@ export async function openCertificateService(options: {
   ca: SigningCa;
   scope: ArnScopeLike;
   store?: CertificateStore;
+  /**
+   * The account's registration code, when another context owns GetRegistrationCode (the registry);
+   * default: this service's own code.
+   */
+  registrationCode?: () => Promise<string | undefined>;
 }): Promise<CertificateService> {
   const store = options.store ?? (await openCertificateStore(options.db));
   const { scope, ca } = options;
@@ -329,7 +334,9 @@ export async function openCertificateService(options: {
       if (mode !== 'DEFAULT' && mode !== 'SNI_ONLY')
         throw new ThingsteadError('InvalidRequest', 'certificateMode must be DEFAULT or SNI_ONLY');
       if (mode === 'DEFAULT' || input.verificationCertificate !== undefined) {
-        const code = await store.getSetting(REGISTRATION_CODE_KEY);
+        const code = options.registrationCode
+          ? await options.registrationCode()
+          : await store.getSetting(REGISTRATION_CODE_KEY);
         if (!code) {
           throw new ThingsteadError(
             'RegistrationCodeValidation',

@@ -24,3 +24,17 @@ export {
   type StatementRef,
   type ArnScope,
 } from './evaluate.js';
+export {
+  openPolicyService,
+  parseTarget,
+  ANONYMOUS_TARGET,
+  MAX_VERSIONS,
+  MAX_POLICIES_PER_TARGET,
+  type PolicyService,
+  type PolicyView,
+  type PolicyVersionView,
+  type PolicySummary,
+  type TargetKind,
+} from './service.js';
+export { openPolicyStore, POLICY_MIGRATIONS, type PolicyStore } from './store.js';
+export { policyOperations, validatePolicyDocument, type PrincipalResolver } from './api.js';

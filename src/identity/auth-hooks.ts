@@ -1,0 +1,371 @@
+import { timingSafeEqual, type X509Certificate } from 'node:crypto';
+import type { AuthHooks, AuthzSubject, Broker, ConnectionInfo, Principal } from '../mqtt/index.js';
+import { Counter, rateLimitedLog, type Logger, type Registry } from '../observability/index.js';
+import {
+  ANONYMOUS_TARGET,
+  bindPolicies,
+  type ArnScope,
+  type AuthContext,
+  type BoundPolicies,
+  type CertificateFields,
+  type PolicyService,
+} from '../policy/index.js';
+import { certificateInfo } from './certificates.js';
+import type { CertificateService } from './certificates-service.js';
+import { verifySigV4 } from './sigv4.js';
+
+/**
+ * Device authentication and policy enforcement for the broker (the AuthHooks of src/mqtt/hooks.ts).
+ *
+ * - authenticate (async, once per CONNECT): a mutual-TLS client certificate must be registered, ACTIVE and
+ *   issued by an ACTIVE CA; MQTT over WebSocket may instead carry a SigV4 presigned URL (reference §7.3);
+ *   the plain listener takes an access key id / secret as username / password; anonymous loopback clients
+ *   are accepted in dev mode. The thing attached to the certificate becomes the connection's thing.
+ * - authorize* (sync, hot path): the principal's policies (its certificate's and its thing's groups', with
+ *   ancestors) are bound once per connection and policy generation, then decided through a per-connection
+ *   cache (CONVENTIONS #7). Policy or attachment changes bump the generation and re-check iot:Connect for
+ *   every live connection; a certificate or CA leaving ACTIVE disconnects its connections at once.
+ */
+
+/** What the registry tells about principals and things (adapted from the registry in platform wiring). */
+export interface PrincipalDirectory {
+  /** Names of the things a principal (certificate ARN) is attached to. */
+  thingsOfPrincipal(principalArn: string): Promise<readonly string[]>;
+  describeThing(
+    thingName: string,
+  ): Promise<{ typeName?: string | undefined; attributes?: Record<string, string> | undefined } | undefined>;
+  /** Names of the thing groups a thing is in, including every ancestor group. */
+  groupsOfThing(thingName: string): Promise<readonly string[]>;
+}
+
+/** A principal with everything policy evaluation needs, resolved once per CONNECT (and on refresh). */
+export interface ResolvedPrincipal {
+  readonly principal: Principal;
+  /** Policy targets: certificate ARN and thing-group ARNs, or `anonymous`. */
+  readonly targets: readonly string[];
+  readonly things: readonly string[];
+  readonly thing?: {
+    name: string;
+    typeName?: string | undefined;
+    attributes?: Record<string, string> | undefined;
+  };
+  readonly certificate?: CertificateFields;
+  /** Issuing CA of a certificate principal (null: registered without CA). */
+  readonly caId?: string | null;
+  /** Access-key principals are authorized by role. */
+  readonly role?: 'admin' | 'read-only';
+}
+
+export interface AccessKeyLookup {
+  lookup(
+    accessKeyId: string,
+  ): Promise<{ secretAccessKey: string; role: 'admin' | 'read-only'; name?: string } | undefined>;
+}
+
+export interface DeviceAuthOptions {
+  readonly certificates: CertificateService;
+  readonly policies: PolicyService;
+  readonly directory: PrincipalDirectory;
+  readonly scope: ArnScope;
+  readonly logger: Logger;
+  readonly metrics: Registry;
+  /** Dev mode: anonymous loopback clients (authorized by policies attached to `anonymous`). */
+  readonly allowAnonymous: boolean;
+  readonly accessKeys?: AccessKeyLookup | undefined;
+  /** Re-resolve live principals (thing attachments, group membership) this often; default 30 s. */
+  readonly refreshMs?: number;
+}
+
+export interface DeviceAuth extends AuthHooks {
+  /** Wire live enforcement to a broker: disconnect on certificate/CA changes, re-check on policy changes. */
+  attach(broker: Broker, onTrustedCasChanged?: (pems: string[]) => void): void;
+  /** Resolve a principal (certificate ARN or `anonymous`) as a connection with `clientId` would see it. */
+  resolve(principalArn: string, clientId?: string): Promise<ResolvedPrincipal>;
+  /** The request context of a resolved principal (for TestAuthorization and the simulator). */
+  contextFor(resolved: ResolvedPrincipal, clientId: string | undefined, info?: ConnectionInfo): AuthContext;
+  /**
+   * Re-resolve every live connection's principal (after thing attachments or group memberships changed),
+   * then re-check iot:Connect. Called on a timer and by wiring that sees registry changes.
+   */
+  refresh(): Promise<void>;
+  /** True while dev mode allows anonymous clients everything (no policy attached to `anonymous`). */
+  anonymousAllowsAll(): boolean;
+  close(): void;
+}
+
+const isLoopback = (addr: string) =>
+  addr === '::1' || addr === '::ffff:127.0.0.1' || addr.startsWith('127.') || addr.startsWith('::ffff:127.');
+
+const READ_ONLY_ACTIONS = new Set(['iot:Connect', 'iot:Subscribe', 'iot:Receive']);
+
+/** @example const auth = createDeviceAuth({ certificates, policies, directory, scope, logger, metrics, allowAnonymous }); */
+export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
+  const { certificates, policies, directory, scope } = options;
+  const log = options.logger.child({ ctx: 'auth' });
+  const warn = rateLimitedLog(log);
+  const refused = new Counter({
+    name: 'thingstead_auth_connect_refused_total',
+    help: 'MQTT connections refused by authentication, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [options.metrics],
+  });
+  const denied = new Counter({
+    name: 'thingstead_authz_denied_total',
+    help: 'Requests denied by policy, by action.',
+    labelNames: ['action'] as const,
+    registers: [options.metrics],
+  });
+  const resolvedBy = new WeakMap<Principal, ResolvedPrincipal>();
+  const boundBy = new WeakMap<AuthzSubject, { generation: number; bound: BoundPolicies }>();
+  /** Local generation: bumped when principals are re-resolved; combined with the policy generation. */
+  let localGeneration = 0;
+  let broker: Broker | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  const arnPrefix = `arn:aws:iot:${scope.region}:${scope.accountId}:`;
+  const certArn = (id: string) => `${arnPrefix}cert/${id}`;
+  const groupArn = (name: string) => `${arnPrefix}thinggroup/${name}`;
+
+  async function resolveWith(principal: Principal, clientId: string | undefined, cert?: CertificateFields) {
+    if (principal.kind === 'anonymous') {
+      const r: ResolvedPrincipal = { principal, targets: [ANONYMOUS_TARGET], things: [] };
+      return r;
+    }
+    const arn = certArn(principal.id);
+    const things = [...(await directory.thingsOfPrincipal(arn))].sort();
+    const thingName = clientId !== undefined && things.includes(clientId) ? clientId : things[0];
+    const targets = [arn];
+    let thing: ResolvedPrincipal['thing'];
+    if (thingName) {
+      const [desc, groups] = await Promise.all([
+        directory.describeThing(thingName),
+        directory.groupsOfThing(thingName),
+      ]);
+      thing = { name: thingName, typeName: desc?.typeName, attributes: desc?.attributes };
+      for (const g of groups) targets.push(groupArn(g));
+    }
+    let certificate = cert;
+    const record = await certificates.describe(principal.id).catch(() => undefined);
+    const caId = record?.caCertificateId ?? null;
+    if (!certificate && record) certificate = certificateInfo(record.certificatePem);
+    const r: ResolvedPrincipal = {
+      principal: { ...principal, thingName: thing?.name },
+      targets,
+      things,
+      thing,
+      certificate,
+      caId,
+    };
+    return r;
+  }
+
+  function contextFor(
+    r: ResolvedPrincipal,
+    clientId: string | undefined,
+    info?: ConnectionInfo,
+  ): AuthContext {
+    return {
+      clientId,
+      sourceIp: info?.remoteAddress,
+      secureTransport: info ? info.transport === 'tls' || info.transport === 'wss' : undefined,
+      thing: r.thing,
+      isAttached: clientId !== undefined && r.things.includes(clientId),
+      certificate: r.certificate,
+    };
+  }
+
+  const anonymousAllowsAll = () =>
+    options.allowAnonymous && policies.policiesOf(ANONYMOUS_TARGET).length === 0;
+
+  function check(subject: AuthzSubject, action: string, resource: string): boolean {
+    const principal = subject.principal;
+    if (principal.kind === 'internal') return true;
+    const r = resolvedBy.get(principal);
+    if (!r) return false;
+    if (principal.kind === 'accessKey') return r.role === 'admin' || READ_ONLY_ACTIONS.has(action);
+    if (principal.kind === 'anonymous' && anonymousAllowsAll()) return true;
+    const generation = policies.generation * 1_000_003 + localGeneration;
+    let state = boundBy.get(subject);
+    if (!state || state.generation !== generation) {
+      state = {
+        generation,
+        bound: bindPolicies(policies.policiesFor(r.targets), contextFor(r, subject.clientId, subject.info)),
+      };
+      boundBy.set(subject, state);
+    }
+    const ok = state.bound.allowed(action, resource);
+    if (!ok) denied.inc({ action });
+    return ok;
+  }
+
+  function refuse(reason: string, message: string, details: object, reasonCode = 0x87) {
+    refused.inc({ reason });
+    warn({ ...details, reason }, `connection refused: ${message}`);
+    return { ok: false as const, reasonCode, reason: message };
+  }
+
+  async function authenticateCertificate(cert: X509Certificate, clientId: string, remote: string) {
+    const result = await certificates.check(cert);
+    if (!result.ok) {
+      return refuse(result.reason, `client certificate ${result.reason.replace('_', ' ')}`, {
+        certificateId: result.certificateId,
+        clientId,
+        remote,
+      });
+    }
+    const principal: Principal = { kind: 'certificate', id: result.record.certificateId };
+    const r = await resolveWith(principal, clientId, certificateInfo(result.record.certificatePem));
+    resolvedBy.set(r.principal, r);
+    return { ok: true as const, principal: r.principal };
+  }
+
+  async function authenticateAccessKey(
+    accessKeyId: string,
+    secret: Buffer | string,
+    how: 'password' | 'sigv4',
+    remote: string,
+  ) {
+    const key = await options.accessKeys?.lookup(accessKeyId);
+    if (!key) return refuse('unknown_access_key', 'unknown access key', { remote }, 0x86);
+    if (how === 'password') {
+      const given = Buffer.isBuffer(secret) ? secret : Buffer.from(secret);
+      const expected = Buffer.from(key.secretAccessKey);
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+        return refuse('bad_password', 'bad user name or password', { remote, accessKeyId }, 0x86);
+      }
+    }
+    const principal: Principal = { kind: 'accessKey', id: accessKeyId };
+    resolvedBy.set(principal, { principal, targets: [], things: [], role: key.role });
+    return { ok: true as const, principal };
+  }
+
+  const hooks: DeviceAuth = {
+    async authenticate(req) {
+      const { info } = req;
+      if (info.clientCertificate)
+        return authenticateCertificate(info.clientCertificate, req.clientId, info.remoteAddress);
+      const url = info.upgradeRequest?.url;
+      if (url && /[?&]X-Amz-Signature=/i.test(url)) {
+        const q = url.indexOf('?');
+        try {
+          const verified = await verifySigV4(
+            {
+              method: 'GET',
+              path: url.slice(0, q),
+              query: url.slice(q + 1),
+              headers: info.upgradeRequest.headers,
+              body: Buffer.alloc(0),
+            },
+            async (id) => options.accessKeys?.lookup(id),
+          );
+          return authenticateAccessKey(verified.accessKeyId, '', 'sigv4', info.remoteAddress);
+        } catch (err) {
+          return refuse(
+            'bad_signature',
+            `SigV4: ${(err as Error).message}`,
+            { remote: info.remoteAddress },
+            0x86,
+          );
+        }
+      }
+      if (req.username !== undefined && req.password !== undefined && options.accessKeys) {
+        // Device SDKs append `?SDK=...` metrics to the user name (reference §7.4).
+        const user = req.username.split('?')[0]!;
+        return authenticateAccessKey(user, req.password, 'password', info.remoteAddress);
+      }
+      if (options.allowAnonymous && isLoopback(info.remoteAddress)) {
+        const principal: Principal = { kind: 'anonymous', id: 'anonymous' };
+        resolvedBy.set(principal, { principal, targets: [ANONYMOUS_TARGET], things: [] });
+        return { ok: true, principal };
+      }
+      return refuse(
+        'no_credentials',
+        info.transport === 'tls'
+          ? 'no client certificate: present a registered, ACTIVE certificate'
+          : 'not authorized: present a client certificate or credentials',
+        { remote: info.remoteAddress, transport: info.transport },
+      );
+    },
+    authorizeConnection: (s) => check(s, 'iot:Connect', `${arnPrefix}client/${s.clientId}`),
+    authorizePublish: (s, topic) => check(s, 'iot:Publish', `${arnPrefix}topic/${topic}`),
+    authorizeSubscribe: (s, filter) => check(s, 'iot:Subscribe', `${arnPrefix}topicfilter/${filter}`),
+    authorizeReceive: (s, topic) => check(s, 'iot:Receive', `${arnPrefix}topic/${topic}`),
+    authorizeRetain: (s, topic) => check(s, 'iot:RetainPublish', `${arnPrefix}topic/${topic}`),
+
+    attach(b, onTrustedCasChanged) {
+      broker = b;
+      certificates.onChange((change) => {
+        if (change.kind === 'certificate' && change.status !== 'ACTIVE') {
+          // Live revocation: within the same tick, not "within minutes" (reference §3.12).
+          const n = b.disconnectWhere(
+            (c) => c.principal.kind === 'certificate' && c.principal.id === change.certificateId,
+            0x98,
+          );
+          if (n)
+            log.info(
+              { certificateId: change.certificateId, status: change.status, disconnected: n },
+              'certificate no longer active',
+            );
+        }
+        if (change.kind === 'ca') {
+          if (onTrustedCasChanged) {
+            certificates
+              .trustedCaPems()
+              .then(onTrustedCasChanged)
+              .catch((err: unknown) => log.error({ err }, 'cannot refresh trusted CAs'));
+          }
+          if (change.status !== 'ACTIVE') {
+            const n = b.disconnectWhere((c) => {
+              const r = resolvedBy.get(c.principal);
+              return c.principal.kind === 'certificate' && r?.caId === change.certificateId;
+            }, 0x98);
+            if (n)
+              log.info(
+                { caCertificateId: change.certificateId, disconnected: n },
+                'CA certificate no longer active',
+              );
+          }
+        }
+      });
+      policies.onChange(() => b.reauthorize());
+      if (onTrustedCasChanged) {
+        certificates
+          .trustedCaPems()
+          .then(onTrustedCasChanged)
+          .catch((err: unknown) => log.error({ err }, 'cannot load trusted CAs'));
+      }
+      timer = setInterval(() => {
+        hooks.refresh().catch((err: unknown) => log.warn({ err }, 'principal refresh failed'));
+      }, options.refreshMs ?? 30_000);
+      timer.unref();
+    },
+
+    async resolve(principalArn, clientId) {
+      if (principalArn === ANONYMOUS_TARGET)
+        return resolveWith({ kind: 'anonymous', id: 'anonymous' }, clientId);
+      const id = certificates.idFromArn(principalArn);
+      if (!id) throw new TypeError(`not a certificate ARN: ${principalArn}`);
+      return resolveWith({ kind: 'certificate', id }, clientId);
+    },
+    contextFor,
+
+    async refresh() {
+      if (!broker) return;
+      for (const c of broker.clients()) {
+        const old = resolvedBy.get(c.principal);
+        if (!old || c.principal.kind !== 'certificate') continue;
+        const fresh = await resolveWith(c.principal, c.clientId, old.certificate);
+        resolvedBy.set(c.principal, { ...fresh, principal: c.principal });
+      }
+      localGeneration++;
+      broker.reauthorize();
+    },
+
+    anonymousAllowsAll,
+
+    close() {
+      if (timer) clearInterval(timer);
+      timer = null;
+    },
+  };
+  return hooks;
+}
