@@ -32,3 +32,26 @@ export {
   type AccessKeyWithSecret,
   type CredentialStore,
 } from './credentials.js';
+export { createDeviceSecurity, type DeviceSecurity, type RegistryView } from './auth-hooks-platform.js';
+export {
+  createDeviceAuth,
+  type DeviceAuth,
+  type PrincipalDirectory,
+  type ResolvedPrincipal,
+} from './auth-hooks.js';
+export {
+  openCertificateService,
+  type CertificateService,
+  type CertificateChange,
+  type CertificateCheck,
+} from './certificates-service.js';
+export {
+  certificateIdOf,
+  createKeysAndCertificate,
+  signCsr,
+  certificateInfo,
+  type KeyType,
+  type SigningCa,
+} from './certificates.js';
+export type { CertificateRecord, CaRecord, CertificateStatus } from './certificates-store.js';
+export { certificateOperations } from './api.js';

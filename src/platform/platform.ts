@@ -3,12 +3,14 @@ import { join, resolve } from 'node:path';
 import { createAwsApi, createHttpServer, type AwsOperation } from '../api/index.js';
 import type { Config } from '../config/index.js';
 import {
+  createDeviceSecurity,
   ensureServerTls,
   openCredentialStore,
+  type DeviceSecurity,
   type CredentialStore,
   type ServerTls,
 } from '../identity/index.js';
-import { anonymousLoopbackHooks, createBroker, type AuthHooks, type Broker } from '../mqtt/index.js';
+import { createBroker, type AuthHooks, type Broker } from '../mqtt/index.js';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '../observability/index.js';
 import { createRegistry, registryOperations, type ThingRegistry } from '../registry/index.js';
 import { openDatabase, type Database } from '../store/index.js';
@@ -43,6 +45,8 @@ export interface Platform {
   readonly credentials: CredentialStore;
   /** The device registry (things, types, groups, principals, fleet search). */
   readonly registry: ThingRegistry;
+  /** Device certificates, policies and the broker's policy enforcement (src/identity, src/policy). */
+  readonly security: DeviceSecurity;
   close(): Promise<void>;
 }
 
@@ -72,7 +76,20 @@ export async function createPlatform(
       keyFile: config.tls.keyFile,
       caFile: config.tls.caFile,
     });
-    const hooks = options.hooks ?? anonymousLoopbackHooks(config.mqtt.allowAnonymous);
+    // Device security is built before the broker (which takes its hooks); registry and access keys come later.
+    let registryRef: ThingRegistry | null = null;
+    let credentialsRef: CredentialStore | null = null;
+    const security = await createDeviceSecurity({
+      config,
+      db,
+      tls,
+      logger,
+      metrics,
+      registry: () => registryRef,
+      accessKeys: { lookup: async (id) => credentialsRef?.lookup(id) },
+    });
+    cleanup.unshift(async () => security.close());
+    const hooks = options.hooks ?? security.auth;
     const broker = createBroker({ config, logger: logger.child({ ctx: 'mqtt' }), metrics, db, hooks });
     await broker.start();
     cleanup.unshift(() => broker.close());
@@ -90,7 +107,9 @@ export async function createPlatform(
       onError: (err) => registryLog.warn({ err }, 'registry event or index error'),
     });
     // Every context's AWS-compatible operations; one dispatcher serves them all (src/api/aws.ts).
-    const awsOperations: AwsOperation[] = [...registryOperations(registry)];
+    registryRef = registry;
+    credentialsRef = credentials;
+    const awsOperations: AwsOperation[] = [...security.operations(registryOperations(registry))];
 
     const http = createHttpServer({ logger: logger.child({ ctx: 'api' }), metrics, health: () => [] });
     http.use(
@@ -109,6 +128,7 @@ export async function createPlatform(
     });
     // Listeners close after the broker has disconnected its clients, before the HTTP server.
     cleanup.splice(1, 0, () => listeners.close());
+    security.attach(broker, listeners);
 
     const httpBase = `http://${urlHost(config.http.host)}:${httpAddr.port}`;
     const endpoints: PlatformEndpoints = {
@@ -139,6 +159,7 @@ export async function createPlatform(
       endpoints,
       credentials,
       registry,
+      security,
       close() {
         closed ??= (async () => {
           for (const step of cleanup)
