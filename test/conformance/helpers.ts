@@ -39,6 +39,21 @@ export async function connect(
   });
 }
 
+/**
+ * Create a client without connecting, so listeners ('connect' for sessionPresent, 'message') can be
+ * attached before the CONNACK and queued messages arrive. Call `client.connect()`.
+ */
+export function prepare(platform: TestPlatform, opts: IClientOptions = {}): MqttClient {
+  return mqtt.connect(platform.endpoints.mqtt!, {
+    protocolVersion: 5,
+    clientId: uniqueId(),
+    reconnectPeriod: 0,
+    connectTimeout: 5000,
+    ...opts,
+    manualConnect: true,
+  });
+}
+
 export interface Received {
   topic: string;
   payload: string;
