@@ -171,7 +171,7 @@ describe('authentication and authorization hooks', () => {
     await expect(c.publishAsync('deny/x', 'no', { qos: 1 })).rejects.toThrow();
     await c.publishAsync('deny/x', 'no', { qos: 0 });
     const v3 = await connect(locked, { username: 'good', protocolVersion: 4 });
-    const closed = new Promise((r) => v3.once('close', r));
+    const closed = new Promise<void>((r) => v3.once('close', () => r()));
     v3.publish('deny/y', 'no');
     await closed;
     expect(got).toEqual([]);
