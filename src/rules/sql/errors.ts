@@ -6,9 +6,10 @@ import { ThingsteadError } from '../../errors/index.js';
  */
 export class SqlParseError extends ThingsteadError {
   constructor(
-    message: string,
+    /** The message without the position. */
+    readonly detail: string,
     readonly position: number,
   ) {
-    super('SqlParse', `${message} at position ${position}`);
+    super('SqlParse', `${detail} at position ${position}`);
   }
 }

@@ -257,6 +257,11 @@ class Parser {
   }
 
   private primaryOp(t: Token): Expr {
+    if (t.text === '*') {
+      // `*` as a value: the whole payload (e.g. `SELECT VALUE *`, `${*}` in templates).
+      this.next();
+      return { type: 'star', pos: t.pos };
+    }
     if (t.text === '(') {
       this.next();
       if (this.isKw('SELECT')) {

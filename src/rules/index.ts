@@ -1,0 +1,12 @@
+/**
+ * The rules engine: AWS IoT SQL rules (reference §10) evaluated off the MQTT path on a bounded queue, with
+ * actions (republish, http, kafka, and the Thingstead extensions nats, postgres, timeseries) delivered
+ * at-least-once through a store-backed outbox, errorAction in AWS's shape, per-rule metrics and traces.
+ */
+export { RulesEngine, type RulesEngineOptions, type RuleTestResult } from './engine.js';
+export { compileSql, parsePayload, SqlParseError, type CompiledSql, type SqlContext } from './sql/index.js';
+export { compileTemplate, type Template } from './template.js';
+export { buildKafkaRecord, kafkaClientConfig } from './sinks.js';
+export { compileAction, AWS_ACTION_NAMES, type ActionRequest } from './actions.js';
+export type { RuleStats, TraceEntry, DropReason } from './stats.js';
+export type { TopicRule, TopicRulePayload, ActionConfig } from './types.js';
