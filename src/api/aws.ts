@@ -47,8 +47,13 @@ interface CompiledRoute {
   readonly literals: number;
 }
 
+/**
+ * Signing name -> API family. Older botocore models (AWS CLI v2.9, boto3 1.26 as shipped by Debian) sign the
+ * IoT control plane as `execute-api`; current SDKs use `iot` (reference §1).
+ */
 const SERVICE_ALIASES: Record<string, AwsService> = {
   iot: 'iot',
+  'execute-api': 'iot',
   iotdata: 'iotdata',
   iotdevicegateway: 'iotdata',
   'iot-jobs-data': 'iot-jobs-data',

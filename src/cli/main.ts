@@ -1,5 +1,8 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { CliError } from './connection.js';
+import { registerKeys } from './keys.js';
+import { registerRegistryCommands } from './registry.js';
 import { registerUp } from './up.js';
 
 /** The `thingstead` binary: thin commands over the platform library and the HTTP API. */
@@ -7,8 +10,10 @@ const program = new Command('thingstead')
   .description('Thingstead: a self-hosted, AWS IoT Core-compatible IoT platform.')
   .showHelpAfterError('(run with --help for usage)');
 registerUp(program);
+registerRegistryCommands(program);
+registerKeys(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`thingstead: ${(err as Error).message}`);
-  process.exit(1);
+  process.exit(err instanceof CliError ? 2 : 1);
 });

@@ -47,7 +47,7 @@ export function banner(platform: Platform): string {
       `  Admin credentials ${e.credentialsFile}   (AWS shared-credentials file, [default] profile; more keys: thingstead keys --help)`,
       '',
       'Use the AWS CLI or any AWS SDK against it:',
-      `  AWS_SHARED_CREDENTIALS_FILE=${e.credentialsFile} AWS_DEFAULT_REGION=${platform.config.region} aws iot list-things --endpoint-url ${e.http}`,
+      `  AWS_SHARED_CREDENTIALS_FILE=${e.credentialsFile} aws iot list-things --endpoint-url ${e.http}`,
       `  thingstead things list        (reads ${e.dataDir}/endpoints.json and credentials)`,
     );
   }
