@@ -1,0 +1,117 @@
+/** The bench's outputs: a markdown table for the terminal and README, and a small SVG bar chart. */
+import type { BrokerName } from './brokers.js';
+
+export interface MetricResult {
+  readonly key: string;
+  readonly label: string;
+  readonly unit: 'msg/s' | 'deliveries/s' | 'ms' | 'KB';
+  readonly better: 'higher' | 'lower';
+  /** The issue's target for Thingstead, if any, e.g. ">= 250k". */
+  readonly target?: string;
+  readonly values: Partial<Record<BrokerName, { runs: number[]; median: number | null; note?: string }>>;
+}
+
+export function median(xs: readonly number[]): number | null {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export function fmt(v: number | null | undefined, unit: MetricResult['unit']): string {
+  if (v === null || v === undefined || !Number.isFinite(v)) return 'n/a';
+  if (unit === 'ms') return v < 10 ? v.toFixed(2) : v.toFixed(1);
+  if (unit === 'KB') return v.toFixed(1);
+  if (v >= 1e6) return `${(v / 1e6).toFixed(2)}M`;
+  if (v >= 1e3) return `${(v / 1e3).toFixed(1)}k`;
+  return v.toFixed(0);
+}
+
+function ratio(a: number | null | undefined, b: number | null | undefined): string {
+  if (a === null || a === undefined || b === null || b === undefined || !b) return 'n/a';
+  return `${(a / b).toFixed(2)}x`;
+}
+
+/** metric | thingstead | mosquitto | aedes | ts/mosquitto | ts/aedes | ceiling | target */
+export function markdownTable(metrics: readonly MetricResult[]): string {
+  const head = [
+    'metric',
+    'thingstead',
+    'mosquitto',
+    'aedes',
+    'ts/mosquitto',
+    'ts/aedes',
+    'ceiling (node forwarder)',
+    'target',
+  ];
+  const rows = metrics.map((m) => {
+    const v = (b: BrokerName) => m.values[b]?.median;
+    const cell = (b: BrokerName) => {
+      const x = m.values[b];
+      if (!x) return '-';
+      return fmt(x.median, m.unit) + (x.note ? ` (${x.note})` : '');
+    };
+    return [
+      `${m.label} (${m.unit}, ${m.better} is better)`,
+      cell('thingstead'),
+      cell('mosquitto'),
+      cell('aedes'),
+      ratio(v('thingstead'), v('mosquitto')),
+      ratio(v('thingstead'), v('aedes')),
+      cell('ceiling'),
+      m.target ?? '',
+    ];
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+const COLORS: Record<BrokerName, string> = {
+  thingstead: '#2a9d8f',
+  mosquitto: '#e76f51',
+  aedes: '#457b9d',
+  ceiling: '#adb5bd',
+};
+
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** Horizontal bars, one group per metric, each bar scaled to the largest value of its metric. */
+export function svgChart(metrics: readonly MetricResult[], subtitle: string): string {
+  const brokers: BrokerName[] = ['thingstead', 'mosquitto', 'aedes', 'ceiling'];
+  const width = 760;
+  const labelW = 110;
+  const barMax = width - labelW - 110;
+  const rowH = 16;
+  let y = 56;
+  const parts: string[] = [];
+  for (const m of metrics) {
+    const present = brokers.filter((b) => m.values[b]?.median != null);
+    if (!present.length) continue;
+    const max = Math.max(...present.map((b) => m.values[b]!.median!));
+    parts.push(
+      `<text x="10" y="${y + 12}" font-weight="bold">${esc(m.label)} (${m.unit}, ${m.better} is better)</text>`,
+    );
+    y += 18;
+    for (const b of present) {
+      const v = m.values[b]!.median!;
+      const w = max > 0 ? Math.max(1, (v / max) * barMax) : 1;
+      parts.push(
+        `<text x="${labelW - 6}" y="${y + 12}" text-anchor="end">${b}</text>`,
+        `<rect x="${labelW}" y="${y + 2}" width="${w.toFixed(1)}" height="${rowH - 4}" fill="${COLORS[b]}"/>`,
+        `<text x="${(labelW + w + 6).toFixed(1)}" y="${y + 12}">${esc(fmt(v, m.unit))}</text>`,
+      );
+      y += rowH;
+    }
+    y += 10;
+  }
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y + 10}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    `<text x="10" y="22" font-size="16" font-weight="bold">Thingstead broker benchmark (median of runs)</text>`,
+    `<text x="10" y="40" fill="#555">${esc(subtitle)}</text>`,
+    ...parts,
+    '</svg>',
+    '',
+  ].join('\n');
+}
