@@ -135,6 +135,10 @@ export async function call(
   }
 }
 
+/** A value as one line of text: objects as JSON. */
+const show = (v: unknown): string =>
+  typeof v === 'object' ? JSON.stringify(v) : `${v as string | number | boolean}`;
+
 /** Print rows as an aligned table (columns from the first row's keys unless given). */
 export function printTable(rows: Array<Record<string, unknown>>, columns?: string[]): void {
   if (rows.length === 0) {
@@ -142,8 +146,7 @@ export function printTable(rows: Array<Record<string, unknown>>, columns?: strin
     return;
   }
   const cols = columns ?? Object.keys(rows[0]!);
-  const cell = (v: unknown) =>
-    v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+  const cell = (v: unknown) => (v === undefined || v === null ? '' : show(v));
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
   const line = (vals: string[]) =>
     vals
@@ -159,7 +162,7 @@ export function printRecord(record: Record<string, unknown>): void {
   const width = Math.max(...Object.keys(record).map((k) => k.length));
   for (const [k, v] of Object.entries(record)) {
     if (v === undefined || k === '$metadata') continue;
-    console.log(`${k.padEnd(width)}  ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+    console.log(`${k.padEnd(width)}  ${show(v)}`);
   }
 }
 
