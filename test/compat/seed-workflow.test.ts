@@ -157,9 +157,15 @@ describe.skipIf(!haveBoto3 || !haveMosquitto)('seed workflow with boto3', () => 
     const prefix = join(dir, 'boto3');
     const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
     const keys = await crypto.subtle.generateKey(alg, true, ['sign', 'verify']);
-    const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=MyDevice', keys, signingAlgorithm: alg });
+    const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+      name: 'CN=MyDevice',
+      keys,
+      signingAlgorithm: alg,
+    });
     const pkcs8 = Buffer.from(await crypto.subtle.exportKey('pkcs8', keys.privateKey)).toString('base64');
-    writeFileSync(`${prefix}.key.pem`, `-----BEGIN PRIVATE KEY-----\n${pkcs8}\n-----END PRIVATE KEY-----\n`, { mode: 0o600 });
+    writeFileSync(`${prefix}.key.pem`, `-----BEGIN PRIVATE KEY-----\n${pkcs8}\n-----END PRIVATE KEY-----\n`, {
+      mode: 0o600,
+    });
     writeFileSync(`${prefix}.csr`, csr.toString('pem'));
     writeFileSync(join(dir, 'seed.py'), SEED_BOTO3);
     const r = await run(PYTHON, [join(dir, 'seed.py'), platform.endpoints.http, `${prefix}.csr`, prefix], {
