@@ -253,7 +253,7 @@ describe('MQTT 5 properties', () => {
   it('CONNACK announces limits: receive maximum, maximum packet size, topic alias maximum [MQTT-3.2.2-?]', async () => {
     const raw = await RawClient.open(platform, 5);
     raw.send({ cmd: 'connect', protocolVersion: 5, clientId: uniqueId(), clean: true, keepalive: 10 }, 5);
-    const ack = (await raw.next('connack')) as { properties: Record<string, number> };
+    const ack = (await raw.next('connack')) as unknown as { properties: Record<string, number> };
     expect(ack.properties.receiveMaximum).toBe(platform.config.limits.maxInflight);
     expect(ack.properties.maximumPacketSize).toBe(platform.config.limits.maxPacketBytes);
     raw.destroy();
