@@ -1,0 +1,138 @@
+/** Contract suite for MqttStore, run against SQLite and PostgreSQL. */
+import { afterAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { openDatabase, type Database } from '../store/index.js';
+import { createMqttStore } from './broker.js';
+import type { MqttStore } from './store.js';
+
+const PG_URL = process.env.THINGSTEAD_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+async function postgresAvailable(): Promise<boolean> {
+  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 1000 });
+  try {
+    await client.connect();
+    await client.end();
+    return true;
+  } catch {
+    if (process.env.CI === 'true') throw new Error(`PostgreSQL required in CI but unreachable at ${PG_URL}`);
+    console.warn(`SKIP: PostgreSQL unreachable at ${PG_URL}; MQTT PostgreSQL store tests skipped`);
+    return false;
+  }
+}
+
+async function freshPostgres(): Promise<Database> {
+  const schema = `t_mqtt_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 6)}`;
+  const admin = new pg.Client({ connectionString: PG_URL });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  await admin.end();
+  const sep = PG_URL.includes('?') ? '&' : '?';
+  return openDatabase({ dataDir: '', databaseUrl: `${PG_URL}${sep}options=-c%20search_path%3D${schema}` });
+}
+
+async function contract(store: MqttStore): Promise<void> {
+  await store.init();
+  expect(await store.loadSessions()).toEqual([]);
+  const message = {
+    topic: 'a/b',
+    payload: Buffer.from([0, 1, 2, 255]),
+    qos: 1 as const,
+    retain: false,
+    properties: { contentType: 'x/y', correlationData: Buffer.from('c'), userProperties: { k: 'v' } },
+    expiresAt: 1_900_000_000_000,
+  };
+  await store.apply([
+    { op: 'session', clientId: 'c1', protocolVersion: 5, expiryInterval: 60, disconnectedAt: null },
+    {
+      op: 'subscribe',
+      clientId: 'c1',
+      sub: { filter: 'a/+', qos: 1, nl: true, rap: false, rh: 1, subId: 7 },
+    },
+    {
+      op: 'subscribe',
+      clientId: 'c1',
+      sub: { filter: 'b/#', qos: 2, nl: false, rap: true, rh: 0, subId: undefined },
+    },
+    { op: 'enqueue', clientId: 'c1', seq: 1, message, state: 0, packetId: null },
+    {
+      op: 'enqueue',
+      clientId: 'c1',
+      seq: 2,
+      message: { ...message, properties: undefined, expiresAt: null },
+      state: 0,
+      packetId: null,
+    },
+    { op: 'session', clientId: 'c2', protocolVersion: 4, expiryInterval: 10, disconnectedAt: 1000 },
+  ]);
+  // Updates: state change by upsert, subscription replace, removal.
+  await store.apply([
+    { op: 'enqueue', clientId: 'c1', seq: 2, message, state: 1, packetId: 42 },
+    {
+      op: 'subscribe',
+      clientId: 'c1',
+      sub: { filter: 'a/+', qos: 0, nl: false, rap: false, rh: 2, subId: undefined },
+    },
+    { op: 'unsubscribe', clientId: 'c1', filter: 'b/#' },
+    { op: 'session', clientId: 'c1', protocolVersion: 5, expiryInterval: 60, disconnectedAt: 5000 },
+  ]);
+  const sessions = (await store.loadSessions()).sort((a, b) => a.clientId.localeCompare(b.clientId));
+  expect(sessions.map((s) => s.clientId)).toEqual(['c1', 'c2']);
+  const c1 = sessions[0]!;
+  expect(c1).toMatchObject({ protocolVersion: 5, expiryInterval: 60, disconnectedAt: 5000 });
+  expect(c1.subscriptions).toEqual([
+    { filter: 'a/+', qos: 0, nl: false, rap: false, rh: 2, subId: undefined },
+  ]);
+  expect(c1.queue.map((q) => [q.seq, q.state, q.packetId])).toEqual([
+    [1, 0, null],
+    [2, 1, 42],
+  ]);
+  const q1 = c1.queue[0]!.message;
+  expect(q1.payload.equals(message.payload)).toBe(true);
+  expect(q1.properties?.contentType).toBe('x/y');
+  expect(q1.properties?.correlationData?.toString()).toBe('c');
+  expect(q1.properties?.userProperties).toEqual({ k: 'v' });
+  expect(q1.expiresAt).toBe(message.expiresAt);
+  expect(c1.queue[1]!.message.properties).toBeUndefined();
+
+  await store.apply([
+    { op: 'dequeue', clientId: 'c1', seq: 1 },
+    { op: 'deleteSession', clientId: 'c2' },
+  ]);
+  const after = await store.loadSessions();
+  expect(after.map((s) => s.clientId)).toEqual(['c1']);
+  expect(after[0]!.queue.map((q) => q.seq)).toEqual([2]);
+
+  await store.apply([
+    { op: 'retain', message: { ...message, retain: true, modifiedAt: 123 } },
+    { op: 'retain', message: { ...message, topic: 'x', retain: true, modifiedAt: 124 } },
+    { op: 'unretain', topic: 'x' },
+  ]);
+  const retained = await store.loadRetained();
+  expect(retained).toHaveLength(1);
+  expect(retained[0]).toMatchObject({ topic: 'a/b', qos: 1, retain: true, modifiedAt: 123 });
+  expect(retained[0]!.payload.equals(message.payload)).toBe(true);
+
+  // init() again is idempotent (migrations applied once).
+  await store.init();
+  expect((await store.loadRetained()).length).toBe(1);
+}
+
+describe('MqttStore contract', () => {
+  const open: Database[] = [];
+  afterAll(async () => {
+    for (const db of open) await db.close();
+  });
+
+  it('SQLite', async () => {
+    const db = await openDatabase({ dataDir: '', databaseUrl: null, file: ':memory:' });
+    open.push(db);
+    await contract(createMqttStore(db));
+  });
+
+  it('PostgreSQL', async (ctx) => {
+    if (!(await postgresAvailable())) return ctx.skip();
+    const db = await freshPostgres();
+    open.push(db);
+    await contract(createMqttStore(db));
+  });
+});

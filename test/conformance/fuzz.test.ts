@@ -1,0 +1,313 @@
+/**
+ * Codec and handler fuzzing over real TCP: for a bounded time (FUZZ_MS, default 10 s) many raw
+ * connections send a CONNECT (usually valid) followed by valid and mutated packets: bit flips,
+ * truncations, corrupted remaining-length fields, wrong type/flag nibbles and random bytes, written in
+ * random chunk sizes. Packets start from mqtt-packet's `generate` (3.1, 3.1.1 and 5.0, with properties).
+ *
+ * Afterwards the broker must still be up, hold no leaked connections, serve a well-behaved MQTT.js
+ * client, and its malformed-packet counter on GET /metrics must have moved.
+ * [MQTT-4.8.0-1] a malformed packet or protocol error closes the network connection (5.0: after a
+ * DISCONNECT with reason 0x81/0x82 where allowed); the server itself keeps serving.
+ *
+ * Reproduce a run: FUZZ_SEED=<seed printed on failure> npx vitest run test/conformance/fuzz.test.ts
+ */
+import { connect as netConnect } from 'node:net';
+import fc from 'fast-check';
+import mqtt from 'mqtt';
+import mqttPacket, { type Packet } from 'mqtt-packet';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestPlatform, waitFor, type TestPlatform } from '../helpers/platform.js';
+
+const FUZZ_MS = Number(process.env.FUZZ_MS ?? 10_000);
+const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
+const PARALLEL = 16;
+
+let platform: TestPlatform;
+
+beforeAll(async () => {
+  // Short connect timeout so sessions that never get a valid CONNECT through do not pile up.
+  platform = await startTestPlatform({ limits: { connectTimeoutMs: 500 } });
+});
+afterAll(async () => {
+  await platform?.stop();
+});
+
+/** Sum of the samples of `name` on GET /metrics whose labels match `labelRe` (all when omitted). */
+async function scrape(name: string, labelRe?: RegExp): Promise<number> {
+  const text = await (await fetch(`${platform.endpoints.http}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-z_]+)(\{[^}]*\})?\s+(\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    if (labelRe && !labelRe.test(m[2] ?? '')) continue;
+    total += Number(m[3]);
+  }
+  return total;
+}
+
+// ---- corpus: valid packets from mqtt-packet ---------------------------------------------------------
+
+type V = 3 | 4 | 5;
+const gen = (p: Packet | Record<string, unknown>, v: V) =>
+  mqttPacket.generate(p as Packet, { protocolVersion: v });
+
+function connects(v: V): Buffer[] {
+  const base = {
+    cmd: 'connect',
+    protocolId: v === 3 ? 'MQIsdp' : 'MQTT',
+    protocolVersion: v,
+    clean: true,
+    keepalive: 30,
+  };
+  const props =
+    v === 5
+      ? {
+          properties: {
+            sessionExpiryInterval: 60,
+            receiveMaximum: 10,
+            maximumPacketSize: 4096,
+            topicAliasMaximum: 5,
+            requestResponseInformation: true,
+            userProperties: { k: 'v' },
+          },
+        }
+      : {};
+  return [
+    gen({ ...base, clientId: 'fuzz-a', ...props }, v),
+    gen({ ...base, clientId: v === 3 ? 'fuzz-3' : '', clean: true }, v),
+    gen(
+      {
+        ...base,
+        clientId: 'fuzz-w',
+        clean: false,
+        will: {
+          topic: 'fuzz/will',
+          payload: Buffer.from('gone'),
+          qos: 1,
+          retain: true,
+          ...(v === 5 ? { properties: { willDelayInterval: 1, contentType: 'text/plain' } } : {}),
+        },
+        username: 'u',
+        password: Buffer.from('p'),
+        ...props,
+      },
+      v,
+    ),
+  ];
+}
+
+function others(v: V): Buffer[] {
+  const p5 = <T extends object>(x: T) => (v === 5 ? x : {});
+  const list: Array<Record<string, unknown>> = [
+    { cmd: 'publish', topic: 'fuzz/a', payload: Buffer.from('x'), qos: 0, retain: false, dup: false },
+    {
+      cmd: 'publish',
+      topic: 'fuzz/b/c',
+      payload: Buffer.alloc(40, 1),
+      qos: 1,
+      messageId: 7,
+      retain: true,
+      dup: false,
+    },
+    {
+      cmd: 'publish',
+      topic: 'fuzz/q2',
+      payload: Buffer.from('two'),
+      qos: 2,
+      messageId: 65535,
+      retain: false,
+      dup: true,
+    },
+    {
+      cmd: 'publish',
+      topic: v === 5 ? '' : 'fuzz/p',
+      payload: Buffer.from('{"a":1}'),
+      qos: 1,
+      messageId: 2,
+      retain: false,
+      dup: false,
+      ...p5({
+        properties: {
+          topicAlias: 1,
+          payloadFormatIndicator: true,
+          messageExpiryInterval: 5,
+          contentType: 'application/json',
+          responseTopic: 'fuzz/resp',
+          correlationData: Buffer.from('c'),
+          userProperties: { a: 'b' },
+        },
+      }),
+    },
+    {
+      cmd: 'publish',
+      topic: '$aws/things/fuzz/shadow/update',
+      payload: Buffer.from('{"state":{}}'),
+      qos: 1,
+      messageId: 3,
+      retain: false,
+      dup: false,
+    },
+    {
+      cmd: 'subscribe',
+      messageId: 9,
+      subscriptions: [
+        { topic: 'fuzz/#', qos: 2, ...p5({ nl: true, rap: true, rh: 1 }) },
+        { topic: '+/b/+', qos: 1 },
+        { topic: '$SYS/#', qos: 0 },
+      ],
+      ...p5({ properties: { subscriptionIdentifier: 12, userProperties: { s: 't' } } }),
+    },
+    { cmd: 'unsubscribe', messageId: 10, unsubscriptions: ['fuzz/#', 'nope'] },
+    { cmd: 'puback', messageId: 1, ...p5({ reasonCode: 0 }) },
+    { cmd: 'pubrec', messageId: 2 },
+    { cmd: 'pubrel', messageId: 2 },
+    { cmd: 'pubcomp', messageId: 2 },
+    { cmd: 'pingreq' },
+    { cmd: 'disconnect', ...p5({ reasonCode: 0x04, properties: { sessionExpiryInterval: 0 } }) },
+  ];
+  if (v === 5) list.push({ cmd: 'auth', reasonCode: 0x18, properties: { authenticationMethod: 'x' } });
+  return list.map((p) => gen(p, v));
+}
+
+const corpus = Object.fromEntries(
+  ([3, 4, 5] as const).map((v) => [v, { connects: connects(v), others: others(v) }]),
+);
+
+// ---- mutations ----------------------------------------------------------------------------------------
+
+function flipBits(p: Buffer, positions: number[]): Buffer {
+  const c = Buffer.from(p);
+  for (const pos of positions) c[(pos >> 3) % c.length]! ^= 1 << (pos & 7);
+  return c;
+}
+
+/** Replace the remaining-length field with arbitrary bytes (overlong, short, continuation overflow). */
+function corruptLength(p: Buffer, bytes: number[]): Buffer {
+  let i = 1;
+  while (i < p.length && i < 5 && p[i]! & 0x80) i++;
+  return Buffer.concat([p.subarray(0, 1), Buffer.from(bytes), p.subarray(i + 1)]);
+}
+
+const mutate = (valid: fc.Arbitrary<Buffer>): fc.Arbitrary<Buffer> =>
+  fc.oneof(
+    fc.tuple(valid, fc.array(fc.nat(), { minLength: 1, maxLength: 8 })).map(([p, pos]) => flipBits(p, pos)),
+    fc.tuple(valid, fc.nat()).map(([p, n]) => p.subarray(0, n % p.length)),
+    fc
+      .tuple(valid, fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 5 }))
+      .map(([p, b]) => corruptLength(p, b)),
+    fc.tuple(valid, fc.integer({ min: 0, max: 255 })).map(([p, first]) => {
+      const c = Buffer.from(p);
+      c[0] = first; // packet type and flags nibbles, including reserved 0 and 15
+      return c;
+    }),
+    fc.uint8Array({ minLength: 1, maxLength: 300 }).map((u) => Buffer.from(u)),
+  );
+
+interface Session {
+  readonly bytes: Buffer;
+  readonly chunk: number;
+}
+
+const session: fc.Arbitrary<Session> = fc.constantFrom<V>(3, 4, 5).chain((v) => {
+  const c = corpus[v]!;
+  const connect = fc.constantFrom(...c.connects);
+  const valid = fc.constantFrom(...c.others);
+  return fc
+    .record({
+      first: fc.oneof({ weight: 5, arbitrary: connect }, { weight: 1, arbitrary: mutate(connect) }),
+      rest: fc.array(fc.oneof({ weight: 2, arbitrary: valid }, { weight: 3, arbitrary: mutate(valid) }), {
+        maxLength: 12,
+      }),
+      chunk: fc.integer({ min: 1, max: 128 }),
+    })
+    .map(({ first, rest, chunk }) => ({ bytes: Buffer.concat([first, ...rest]), chunk }));
+});
+
+/** Send one session on a fresh connection; finish when the broker closes it or after a short wait. */
+function play(s: Session, port: number): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = netConnect({ port, host: '127.0.0.1' });
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve();
+    };
+    const timer = setTimeout(finish, 150);
+    socket.on('error', finish);
+    socket.on('close', finish);
+    socket.on('data', () => undefined);
+    socket.once('connect', () => {
+      for (let i = 0; i < s.bytes.length && !socket.destroyed; i += s.chunk) {
+        socket.write(s.bytes.subarray(i, i + s.chunk));
+      }
+    });
+  });
+}
+
+describe('fuzzing the broker with malformed and mutated packets', () => {
+  it(
+    `survives ${FUZZ_MS} ms of random and mutated packets (seed ${SEED}) and still serves clients`,
+    async () => {
+      const port = platform.endpoints.mqttPort!;
+      const malformedBefore = await scrape('thingstead_mqtt_protocol_errors_total', /malformed/);
+      const errorsBefore = await scrape('thingstead_mqtt_protocol_errors_total');
+      const deadline = Date.now() + FUZZ_MS;
+      let sessions = 0;
+      let batch = 0;
+      await Promise.all(
+        Array.from({ length: PARALLEL }, async (_, lane) => {
+          while (Date.now() < deadline) {
+            const plans = fc.sample(session, { numRuns: 25, seed: SEED + lane * 1_000_003 + batch++ });
+            for (const plan of plans) {
+              if (Date.now() >= deadline) break;
+              await play(plan, port);
+              sessions++;
+            }
+          }
+        }),
+      );
+      console.log(`fuzz: ${sessions} sessions in ${FUZZ_MS} ms (seed ${SEED})`);
+      expect(sessions).toBeGreaterThan(100);
+
+      // No connection outlives its socket.
+      await waitFor(() => platform.broker.clients().length === 0, 5000, 'fuzz connections to be released');
+      await waitFor(
+        async () => (await scrape('thingstead_mqtt_connections')) === 0,
+        5000,
+        'the connections gauge to return to 0',
+      );
+
+      // The malformed-packet counter moved ([MQTT-4.8.0-1]: malformed packets close the connection).
+      expect(await scrape('thingstead_mqtt_protocol_errors_total', /malformed/)).toBeGreaterThan(
+        malformedBefore,
+      );
+      expect(await scrape('thingstead_mqtt_protocol_errors_total')).toBeGreaterThan(errorsBefore);
+
+      // A well-behaved client still gets a publish/subscribe round trip, on both protocol versions.
+      for (const protocolVersion of [4, 5] as const) {
+        const client = await mqtt.connectAsync(platform.endpoints.mqtt!, {
+          protocolVersion,
+          clientId: `fuzz-after-${protocolVersion}-${SEED}`,
+          reconnectPeriod: 0,
+          connectTimeout: 5000,
+        });
+        try {
+          const topic = `fuzz-after/${protocolVersion}`;
+          const got = new Promise<string>((resolve) =>
+            client.on('message', (_t, p) => resolve(p.toString())),
+          );
+          await client.subscribeAsync(topic, { qos: 1 });
+          await client.publishAsync(topic, 'still here', { qos: 1 });
+          expect(await got).toBe('still here');
+        } finally {
+          await client.endAsync(true);
+        }
+      }
+    },
+    FUZZ_MS + 40_000,
+  );
+});
