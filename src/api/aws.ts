@@ -36,6 +36,11 @@ export interface AwsApiOptions {
   readonly metrics: Registry;
   /** Request body cap in bytes (default 1 MiB). */
   readonly maxBodyBytes?: number;
+  /**
+   * Answer SigV4-signed requests that match no operation with 404 UnknownOperationException (default true);
+   * false leaves them to later handlers.
+   */
+  readonly answerUnknown?: boolean;
   /** Clock for SigV4 skew checks (tests). */
   readonly now?: () => number;
 }
@@ -224,7 +229,26 @@ export function createAwsApi(options: AwsApiOptions): HttpHandler {
     } catch {
       candidates = false;
     }
-    if (!candidates) return false;
+    if (!candidates) {
+      // A SigV4-signed request for an operation nobody serves gets an AWS-shaped answer; anything else
+      // (console, /healthz, /metrics) is left to the handlers mounted after this one.
+      const auth = req.headers.authorization;
+      if (
+        !(options.answerUnknown ?? true) ||
+        typeof auth !== 'string' ||
+        !auth.startsWith('AWS4-HMAC-SHA256 ')
+      )
+        return false;
+      res.writeHead(404, {
+        'content-type': 'application/json',
+        'x-amzn-RequestId': randomUUID(),
+        'x-amzn-ErrorType': 'UnknownOperationException',
+        date: new Date(now()).toUTCString(),
+      });
+      res.end(JSON.stringify({ message: `No operation is served at ${method} ${rawPath} on this server.` }));
+      requests.inc({ operation: 'unknown', outcome: 'UnknownOperationException' });
+      return true;
+    }
 
     const requestId = randomUUID();
     const started = process.hrtime.bigint();

@@ -248,6 +248,16 @@ describe('API authentication through the real SDK', () => {
     expect(err?.name).toBe('UnrecognizedClientException');
   });
 
+  test('a signed request for an operation nobody serves is 404 UnknownOperationException', async () => {
+    const { signedFetch } = await import('../../src/api/index.js');
+    const err = await signedFetch(
+      { endpoint: h.endpoint, region: 'us-east-1', ...h.admin },
+      'GET',
+      '/no-such-operation',
+    ).catch((e: Error) => e);
+    expect(err).toMatchObject({ name: 'UnknownOperationException', status: 404 });
+  });
+
   test('a trailing-slash endpoint (JS sends //things) still verifies [reference §1]', async () => {
     const client = new IoTClient({
       endpoint: `${h.endpoint}/`,

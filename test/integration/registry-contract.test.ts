@@ -20,6 +20,10 @@ import {
   DescribeThingCommand,
   DescribeThingGroupCommand,
   DescribeThingTypeCommand,
+  DescribeIndexCommand,
+  GetIndexingConfigurationCommand,
+  ListIndicesCommand,
+  ListThingPrincipalsV2Command,
   DetachThingPrincipalCommand,
   GetRegistrationCodeCommand,
   InvalidQueryException,
@@ -649,6 +653,31 @@ describe.each(kinds)('registry contract on %s', (kind) => {
       iot.send(new ListThingPrincipalsCommand({ thingName: 'p-thing' })),
       ResourceNotFoundException,
     );
+  });
+
+  test('ListThingPrincipalsV2, DescribeIndex, ListIndices, GetIndexingConfiguration', async () => {
+    const cert = 'arn:aws:iot:us-east-1:123456789012:cert/' + 'b'.repeat(64);
+    await iot.send(new CreateThingCommand({ thingName: 'v2-thing' }));
+    await iot.send(
+      new AttachThingPrincipalCommand({
+        thingName: 'v2-thing',
+        principal: cert,
+        thingPrincipalType: 'EXCLUSIVE_THING',
+      }),
+    );
+    expect(
+      (await iot.send(new ListThingPrincipalsV2Command({ thingName: 'v2-thing' }))).thingPrincipalObjects,
+    ).toEqual([{ principal: cert, thingPrincipalType: 'EXCLUSIVE_THING' }]);
+    await iot.send(new DetachThingPrincipalCommand({ thingName: 'v2-thing', principal: cert }));
+    expect(await iot.send(new DescribeIndexCommand({ indexName: 'AWS_Things' }))).toMatchObject({
+      indexName: 'AWS_Things',
+      indexStatus: 'ACTIVE',
+    });
+    await rejects(iot.send(new DescribeIndexCommand({ indexName: 'Nope' })), ResourceNotFoundException);
+    expect((await iot.send(new ListIndicesCommand({}))).indexNames).toEqual(['AWS_Things']);
+    expect(
+      (await iot.send(new GetIndexingConfigurationCommand({}))).thingIndexingConfiguration?.thingIndexingMode,
+    ).toBe('REGISTRY');
   });
 
   test('billing groups: create, describe, update version, add/remove things, list, delete', async () => {
