@@ -4,6 +4,8 @@ import { CliError } from './connection.js';
 import { registerKeys } from './keys.js';
 import { registerRegistryCommands } from './registry.js';
 import { registerUp } from './up.js';
+import { registerPolicy } from './policy.js';
+import { registerOnboard } from './onboard.js';
 
 /** The `thingstead` binary: thin commands over the platform library and the HTTP API. */
 const program = new Command('thingstead')
@@ -12,6 +14,8 @@ const program = new Command('thingstead')
 registerUp(program);
 registerRegistryCommands(program);
 registerKeys(program);
+registerPolicy(program);
+registerOnboard(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`thingstead: ${(err as Error).message}`);

@@ -1,0 +1,149 @@
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { encodePath } from '../api/index.js';
+import { certificateInfo } from '../identity/index.js';
+import { bindPolicies, compilePolicy, type AuthContext, type CompiledPolicy } from '../policy/index.js';
+import { CliError, call, connectionOptions, resolveConnection, type ConnectionFlags } from './connection.js';
+
+/**
+ * `thingstead policy test|validate|...`: the policy simulator. `test` fetches the principal's effective
+ * policies (its certificate's and its thing groups') and its context (thing, attributes, certificate
+ * fields) over the API, evaluates locally with the broker's engine, and names the deciding statement.
+ */
+
+type Flags = ConnectionFlags & Record<string, any>;
+
+const RESOURCE_TYPE: Record<string, string> = {
+  'iot:connect': 'client',
+  'iot:subscribe': 'topicfilter',
+  'iot:publish': 'topic',
+  'iot:receive': 'topic',
+  'iot:retainpublish': 'topic',
+  'iot:getretainedmessage': 'topic',
+};
+
+export interface SimulationInput {
+  principal: string;
+  action: string;
+  resource: string;
+  clientId?: string;
+  /** Extra documents to evaluate as if attached (not stored). */
+  extraDocuments?: string[];
+}
+
+export interface SimulationResult {
+  allowed: boolean;
+  reason: 'allowed' | 'explicit-deny' | 'implicit-deny';
+  resource: string;
+  text: string;
+}
+
+/** Run one simulation against a live platform (used by the CLI and its test). */
+export async function simulate(
+  conn: ReturnType<typeof resolveConnection>,
+  input: SimulationInput,
+): Promise<SimulationResult> {
+  let principal = input.principal;
+  if (/^[a-fA-F0-9]{64}$/.test(principal)) {
+    const d = await call(conn, 'GET', `/certificates/${principal.toLowerCase()}`);
+    principal = d.certificateDescription.certificateArn as string;
+  }
+  const context: { -readonly [K in keyof AuthContext]: AuthContext[K] } = { clientId: input.clientId };
+  let arnPrefix = '';
+  const certId = /:cert\/([a-fA-F0-9]{64})$/.exec(principal)?.[1];
+  if (certId) {
+    arnPrefix = principal.split(':cert/')[0]!;
+    const d = await call(conn, 'GET', `/certificates/${certId}`);
+    context.certificate = certificateInfo(d.certificateDescription.certificatePem as string);
+    const things = ((
+      await call(conn, 'GET', '/principals/things', { headers: { 'x-amzn-principal': principal } })
+    ).things ?? []) as string[];
+    const thingName =
+      input.clientId && things.includes(input.clientId) ? input.clientId : [...things].sort()[0];
+    context.isAttached = input.clientId !== undefined && things.includes(input.clientId);
+    if (thingName) {
+      const t = await call(conn, 'GET', `/things/${encodePath(thingName)}`);
+      context.thing = { name: thingName, typeName: t.thingTypeName, attributes: t.attributes };
+      context.clientId ??= thingName;
+    }
+  } else if (principal !== 'anonymous') {
+    throw new CliError(
+      `--principal must be a certificate ARN, a certificate id or "anonymous"; got ${principal}`,
+    );
+  }
+  const eff = await call(conn, 'POST', '/effective-policies', {
+    query: { thingName: context.thing?.name },
+    body: { principal },
+  });
+  const policies: CompiledPolicy[] = (
+    eff.effectivePolicies as Array<{ policyName: string; policyArn: string; policyDocument: string }>
+  ).map((p) => {
+    arnPrefix ||= p.policyArn.split(':policy/')[0]!;
+    return compilePolicy(p.policyName, 'default', p.policyDocument);
+  });
+  (input.extraDocuments ?? []).forEach((doc, i) =>
+    policies.push(compilePolicy(`--policy-file #${i + 1}`, 'draft', doc)),
+  );
+  if (!arnPrefix) arnPrefix = `arn:aws:iot:${conn.region}:000000000000`;
+  let resource = input.resource;
+  if (!resource.startsWith('arn:') && resource !== '*') {
+    const type = RESOURCE_TYPE[input.action.toLowerCase()] ?? 'topic';
+    resource = `${arnPrefix}:${type}/${resource}`;
+  }
+  const decision = bindPolicies(policies, context).explain(input.action, resource);
+  const s = decision.statement;
+  const where = s
+    ? `policy ${s.policyName}${s.policyVersionId !== 'default' ? ` (version ${s.policyVersionId})` : ''}, Statement[${s.statementIndex}]${s.sid ? ` (Sid ${s.sid})` : ''}`
+    : '';
+  const text =
+    decision.reason === 'allowed'
+      ? `ALLOW  ${input.action} on ${resource}\n  decided by ${where} (${s!.effect})`
+      : decision.reason === 'explicit-deny'
+        ? `DENY   ${input.action} on ${resource}\n  explicit deny by ${where}`
+        : `DENY   ${input.action} on ${resource}\n  implicit deny: no statement of ${policies.length ? policies.map((p) => p.name).join(', ') : '(no policies attached)'} allows it`;
+  return { allowed: decision.allowed, reason: decision.reason, resource, text };
+}
+
+export function registerPolicy(program: Command): void {
+  const policy = connectionOptions(
+    new Command('policy').description('Policy tools: simulate and validate AWS IoT policies.'),
+  );
+  policy
+    .command('test')
+    .description(
+      'Would this principal be allowed this action on this resource? Names the deciding statement.',
+    )
+    .requiredOption('--principal <arn>', 'certificate ARN, certificate id, or "anonymous"')
+    .requiredOption('--action <action>', 'e.g. iot:Connect, iot:Publish, iot:Subscribe, iot:Receive')
+    .requiredOption('--resource <arn|topic>', 'a full ARN, or a topic / filter / client id to build it from')
+    .option(
+      '--client-id <id>',
+      'the MQTT client id (for ${iot:ClientId} and IsAttached; default the thing name)',
+    )
+    .option('--policy-file <file>', 'also evaluate this document as if attached (a draft)')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const flags = cmd.optsWithGlobals<Flags>();
+      const result = await simulate(resolveConnection(flags), {
+        principal: flags.principal,
+        action: flags.action,
+        resource: flags.resource,
+        clientId: flags.clientId,
+        extraDocuments: flags.policyFile ? [readFileSync(flags.policyFile, 'utf8')] : [],
+      });
+      if (flags.json) console.log(JSON.stringify(result, null, 2));
+      else console.log(result.text);
+      process.exitCode = result.allowed ? 0 : 1;
+    });
+  policy
+    .command('validate <file>')
+    .description('Check a policy document; errors name the JSON path of the problem.')
+    .action((file: string) => {
+      try {
+        compilePolicy('file', '1', readFileSync(file, 'utf8'));
+      } catch (err) {
+        throw new CliError(`${file}: ${(err as Error).message}`);
+      }
+      console.log(`${file}: valid`);
+    });
+  program.addCommand(policy);
+}
