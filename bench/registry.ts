@@ -132,6 +132,7 @@ async function benchStore(kind: string): Promise<Record<string, string>> {
     'attributes.model:b2 AND attributes.temp:[10 TO 20]',
     'thingName:dev-00123* OR attributes.temp>98',
     'NOT attributes.model:a1',
+    'attributes.temp>1000', // matches nothing and has no posting list: the worst case, a full scan
   ];
   for (const q of queries) {
     const s = await timed(Math.ceil(SAMPLES / queries.length), () =>

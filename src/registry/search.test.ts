@@ -97,3 +97,59 @@ describe('FleetIndex', () => {
     expect(idx.search(all, 'bb', 5).things.map((t) => t.thingName)).toEqual(['d']);
   });
 });
+
+describe('FleetIndex planning agrees with a full scan', () => {
+  test('posting-list plans return exactly what the predicate selects, across updates', () => {
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const idx = new FleetIndex();
+    const docs = new Map<string, IndexedThing>();
+    const make = (i: number) =>
+      thing(
+        `t${String(i).padStart(4, '0')}`,
+        { color: ['red', 'blue', 'green'][rnd(3)]!, n: String(rnd(5)) },
+        {
+          thingTypeName: ['a', 'b', null][rnd(3)] ?? null,
+          groups: rnd(2) ? ['g'] : [],
+        },
+      );
+    idx.load([]);
+    for (let i = 0; i < 3000; i++) {
+      const t = make(rnd(800));
+      docs.set(t.thingName, t);
+      idx.upsert(t);
+      if (rnd(10) === 0) {
+        const victim = [...docs.keys()][rnd(docs.size)]!;
+        docs.delete(victim);
+        idx.remove(victim);
+      }
+    }
+    const queries = [
+      'attributes.color:red',
+      'attributes.color:red AND thingTypeName:a',
+      'attributes.color:blue OR thingGroupNames:g',
+      'thingTypeName:b AND NOT attributes.color:green',
+      'thingName:t0001 OR attributes.color:nope',
+      'attributes.n:3',
+    ];
+    for (const q of queries) {
+      const p = compileQuery(parseQuery(q), { isConnected: () => false });
+      const expected = [...docs.values()]
+        .filter(p)
+        .map((t) => t.thingName)
+        .sort();
+      const got: string[] = [];
+      let after: string | undefined;
+      for (;;) {
+        const page = idx.search(p, after, 37);
+        got.push(...page.things.map((t) => t.thingName));
+        if (!page.more) break;
+        after = got[got.length - 1];
+      }
+      expect(got, q).toEqual(expected);
+    }
+  });
+});

@@ -199,7 +199,8 @@ function wildcardRegex(pattern: string): RegExp {
   return new RegExp(`^${re}$`, 's');
 }
 
-export type Predicate = (thing: IndexedThing) => boolean;
+/** A compiled query; `node` (set by compileQuery) lets the index plan with posting lists. */
+export type Predicate = ((thing: IndexedThing) => boolean) & { node?: QueryNode };
 
 /** Options for evaluating the built-in fields. */
 export interface SearchContext {
@@ -237,17 +238,23 @@ function resolver(field: string, ctx: SearchContext): (t: IndexedThing) => Field
 
 /** Compile an AST to a predicate (compile once per query or dynamic group, evaluate per thing). */
 export function compileQuery(node: QueryNode, ctx: SearchContext): Predicate {
+  const predicate: Predicate = compileNode(node, ctx);
+  predicate.node = node;
+  return predicate;
+}
+
+function compileNode(node: QueryNode, ctx: SearchContext): (thing: IndexedThing) => boolean {
   switch (node.kind) {
     case 'and': {
-      const ps = node.nodes.map((n) => compileQuery(n, ctx));
+      const ps = node.nodes.map((n) => compileNode(n, ctx));
       return (t) => ps.every((p) => p(t));
     }
     case 'or': {
-      const ps = node.nodes.map((n) => compileQuery(n, ctx));
+      const ps = node.nodes.map((n) => compileNode(n, ctx));
       return (t) => ps.some((p) => p(t));
     }
     case 'not': {
-      const p = compileQuery(node.node, ctx);
+      const p = compileNode(node.node, ctx);
       return (t) => !p(t);
     }
     case 'range': {
@@ -298,14 +305,30 @@ function anyOf(v: FieldValue, test: (s: string) => boolean): boolean {
 /** True when a query only uses fields this build knows (for validating dynamic group queries early). */
 export const isBuiltinField = (field: string) => BUILTIN.test(field);
 
+/** Fields with exact-value posting lists (equality terms on them avoid a full scan). */
+const POSTED = (field: string) =>
+  field === 'thingTypeName' || field === 'thingGroupNames' || field.startsWith('attributes.');
+
+function postedValues(t: IndexedThing): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  if (t.thingTypeName) out.push(['thingTypeName', t.thingTypeName]);
+  for (const g of t.groups) out.push(['thingGroupNames', g]);
+  for (const [k, v] of Object.entries(t.attributes)) out.push([`attributes.${k}`, v]);
+  return out;
+}
+
 /**
- * The in-memory fleet index: every thing by name, plus the names in sorted order for keyset pagination.
- * Updated synchronously by the registry after each committed change; O(log n) lookup of a page start,
- * O(n) scan for selective queries (about 10 ms per 100k things on one core).
+ * The in-memory fleet index: every thing in name order (keyset pagination), plus posting lists of exact
+ * values of thingTypeName, thingGroupNames and attributes. A query whose AST narrows to posting lists
+ * (equality terms, under AND or all-indexed OR) evaluates only those candidates; anything else scans in
+ * name order and stops at the page limit. Updated synchronously by the registry after each committed change.
  */
 export class FleetIndex {
   private readonly byName = new Map<string, IndexedThing>();
-  private sorted: string[] = [];
+  /** Names ascending, and the things at the same positions (no map lookup while scanning). */
+  private names: string[] = [];
+  private things: IndexedThing[] = [];
+  private readonly postings = new Map<string, Map<string, Set<string>>>();
 
   get size(): number {
     return this.byName.size;
@@ -315,46 +338,120 @@ export class FleetIndex {
     return this.byName.get(name);
   }
 
+  private post(t: IndexedThing, add: boolean): void {
+    for (const [field, value] of postedValues(t)) {
+      let byValue = this.postings.get(field);
+      if (!byValue) {
+        if (!add) continue;
+        this.postings.set(field, (byValue = new Map()));
+      }
+      let set = byValue.get(value);
+      if (add) {
+        if (!set) byValue.set(value, (set = new Set()));
+        set.add(t.thingName);
+      } else if (set) {
+        set.delete(t.thingName);
+        if (set.size === 0) byValue.delete(value);
+      }
+    }
+  }
+
   /** Replace the whole index (at start). */
   load(things: IndexedThing[]): void {
     this.byName.clear();
+    this.postings.clear();
     for (const t of things) this.byName.set(t.thingName, t);
-    this.sorted = [...this.byName.keys()].sort();
+    this.names = [...this.byName.keys()].sort();
+    this.things = this.names.map((n) => this.byName.get(n)!);
+    for (const t of this.things) this.post(t, true);
   }
 
   upsert(thing: IndexedThing): void {
-    const had = this.byName.has(thing.thingName);
     const prev = this.byName.get(thing.thingName);
-    this.byName.set(thing.thingName, { ...thing, groups: thing.groups ?? prev?.groups ?? [] });
-    if (!had) this.sorted.splice(this.lowerBound(thing.thingName), 0, thing.thingName);
+    const next = { ...thing, groups: thing.groups ?? prev?.groups ?? [] };
+    if (prev) this.post(prev, false);
+    this.byName.set(thing.thingName, next);
+    this.post(next, true);
+    const i = this.lowerBound(thing.thingName);
+    if (prev) this.things[i] = next;
+    else {
+      this.names.splice(i, 0, thing.thingName);
+      this.things.splice(i, 0, next);
+    }
   }
 
   remove(name: string): void {
-    if (!this.byName.delete(name)) return;
+    const prev = this.byName.get(name);
+    if (!prev) return;
+    this.byName.delete(name);
+    this.post(prev, false);
     const i = this.lowerBound(name);
-    if (this.sorted[i] === name) this.sorted.splice(i, 1);
+    if (this.names[i] === name) {
+      this.names.splice(i, 1);
+      this.things.splice(i, 1);
+    }
   }
 
   setGroups(name: string, groups: string[]): void {
     const t = this.byName.get(name);
-    if (t) t.groups = groups;
+    if (!t) return;
+    this.post(t, false);
+    t.groups = groups;
+    this.post(t, true);
   }
 
   /** Remove a group from every thing's group list (group deleted). */
   dropGroup(group: string): void {
-    for (const t of this.byName.values())
-      if (t.groups.includes(group)) t.groups = t.groups.filter((g) => g !== group);
+    const members = this.postings.get('thingGroupNames')?.get(group);
+    for (const name of [...(members ?? [])]) {
+      const t = this.byName.get(name);
+      if (t)
+        this.setGroups(
+          name,
+          t.groups.filter((g) => g !== group),
+        );
+    }
   }
 
   private lowerBound(name: string): number {
     let lo = 0;
-    let hi = this.sorted.length;
+    let hi = this.names.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.sorted[mid]! < name) lo = mid + 1;
+      if (this.names[mid]! < name) lo = mid + 1;
       else hi = mid;
     }
     return lo;
+  }
+
+  /** Candidate names for a query node from posting lists, or null when it needs a scan. */
+  private candidates(node: QueryNode): Set<string> | null {
+    switch (node.kind) {
+      case 'cmp':
+        if (node.op !== 'eq' || node.wildcard || NUMERIC.test(node.value)) return null;
+        if (node.field === 'thingName') return new Set(this.byName.has(node.value) ? [node.value] : []);
+        if (!POSTED(node.field)) return null;
+        return this.postings.get(node.field)?.get(node.value) ?? new Set();
+      case 'and': {
+        let best: Set<string> | null = null;
+        for (const child of node.nodes) {
+          const c = this.candidates(child);
+          if (c && (!best || c.size < best.size)) best = c;
+        }
+        return best;
+      }
+      case 'or': {
+        const union = new Set<string>();
+        for (const child of node.nodes) {
+          const c = this.candidates(child);
+          if (!c) return null;
+          for (const n of c) union.add(n);
+        }
+        return union;
+      }
+      default:
+        return null;
+    }
   }
 
   /** Things matching `predicate`, ascending by name, strictly after `after`, at most `limit`. */
@@ -364,10 +461,23 @@ export class FleetIndex {
     limit: number,
   ): { things: IndexedThing[]; more: boolean } {
     const out: IndexedThing[] = [];
+    const cand = predicate.node ? this.candidates(predicate.node) : null;
+    // Sorting the candidates pays off unless they are a large share of the fleet.
+    if (cand && cand.size * 16 < this.names.length + 1024) {
+      const names = [...cand].filter((n) => after === undefined || n > after).sort();
+      for (const n of names) {
+        const t = this.byName.get(n);
+        if (!t || !predicate(t)) continue;
+        if (out.length === limit) return { things: out, more: true };
+        out.push(t);
+      }
+      return { things: out, more: false };
+    }
     let i = after === undefined ? 0 : this.lowerBound(after);
-    if (after !== undefined && this.sorted[i] === after) i++;
-    for (; i < this.sorted.length; i++) {
-      const t = this.byName.get(this.sorted[i]!)!;
+    if (after !== undefined && this.names[i] === after) i++;
+    const things = this.things;
+    for (; i < things.length; i++) {
+      const t = things[i]!;
       if (!predicate(t)) continue;
       if (out.length === limit) return { things: out, more: true };
       out.push(t);
