@@ -41,6 +41,11 @@ export const ENVIRONMENT: Readonly<Record<string, string>> = {
   THINGSTEAD_KEEPALIVE_MAX: 'limits.keepAliveMax',
   THINGSTEAD_SESSION_EXPIRY_MAX: 'limits.sessionExpiryMax',
   THINGSTEAD_MAX_CONNECTIONS: 'limits.maxConnections',
+  THINGSTEAD_RULES_QUEUE_SIZE: 'rules.queueSize',
+  THINGSTEAD_RULES_NATS_SERVERS: 'rules.natsServers',
+  THINGSTEAD_RULES_POSTGRES_URL: 'rules.postgresUrl',
+  THINGSTEAD_TIMESERIES_RAW_RETENTION_MS: 'timeseries.rawRetentionMs',
+  THINGSTEAD_TIMESERIES_ROLLUP_STEP_MS: 'timeseries.rollupStepMs',
 };
 
 type Tree = Record<string, unknown>;

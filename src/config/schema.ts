@@ -83,6 +83,77 @@ export const configSchema = z
         maxConnections: z.coerce.number().int().min(1).default(100_000),
       })
       .prefault({}),
+    /** Rules engine (src/rules): evaluation queue, outbox retries, default sink connections, stream sources. */
+    rules: z
+      .object({
+        /** Messages waiting for evaluation; beyond it they are dropped and counted (reason queue_full). */
+        queueSize: z.coerce.number().int().min(1).default(10_000),
+        /** Deliveries in flight per action before new ones spill into the store-backed outbox. */
+        maxInFlightPerAction: z.coerce.number().int().min(1).default(64),
+        /** Default NATS servers (comma-separated) for `nats` actions and sources. */
+        natsServers: z.string().nullable().default(null),
+        /** Default PostgreSQL URL for `postgres` actions. */
+        postgresUrl: z.string().nullable().default(null),
+        outbox: z
+          .object({
+            maxRows: z.coerce.number().int().min(1).default(1_000_000),
+            maxAttempts: z.coerce.number().int().min(1).default(50),
+            maxAgeMs: z.coerce.number().int().min(1000).default(86_400_000),
+            baseBackoffMs: z.coerce.number().int().min(1).default(200),
+            maxBackoffMs: z.coerce.number().int().min(1).default(30_000),
+            pollMs: z.coerce.number().int().min(5).default(100),
+          })
+          .prefault({}),
+        /**
+         * Kafka topics or JetStream subjects whose records enter as MQTT messages (then rules, store, subscribers).
+         * `mqttTopic` may use {key} (Kafka record key) or {subject} (NATS subject, dots as slashes).
+         */
+        sources: z
+          .array(
+            z.discriminatedUnion('kind', [
+              z
+                .object({
+                  kind: z.literal('kafka'),
+                  brokers: z.string().min(1),
+                  topic: z.string().min(1),
+                  groupId: z.string().default('thingstead'),
+                  mqttTopic: z.string().min(1),
+                  clientProperties: z.record(z.string(), z.string()).default({}),
+                })
+                .strict(),
+              z
+                .object({
+                  kind: z.literal('nats'),
+                  servers: z.string().nullable().default(null),
+                  stream: z.string().min(1),
+                  subject: z.string().min(1),
+                  durable: z.string().default('thingstead'),
+                  mqttTopic: z.string().min(1),
+                })
+                .strict(),
+            ]),
+          )
+          .default([]),
+      })
+      .prefault({}),
+    /** Built-in time-series store (src/timeseries). */
+    timeseries: z
+      .object({
+        /** Raw points older than this are rolled up then deleted; 0 keeps raw points forever. */
+        rawRetentionMs: z.coerce
+          .number()
+          .int()
+          .min(0)
+          .default(30 * 86_400_000),
+        rollupStepMs: z.coerce.number().int().min(1000).default(3_600_000),
+        /** Rollups older than this are deleted; 0 keeps them forever. */
+        rollupRetentionMs: z.coerce.number().int().min(0).default(0),
+        retentionIntervalMs: z.coerce.number().int().min(1000).default(3_600_000),
+        maxBatch: z.coerce.number().int().min(1).default(2000),
+        flushMs: z.coerce.number().int().min(1).default(20),
+        maxPending: z.coerce.number().int().min(1).default(200_000),
+      })
+      .prefault({}),
   })
   .strict();
 

@@ -4,6 +4,7 @@ import { createAwsApi, createHttpServer, type AwsOperation } from '../api/index.
 import type { Config } from '../config/index.js';
 import {
   createDeviceSecurity,
+  verifySigV4,
   ensureServerTls,
   openCredentialStore,
   type DeviceSecurity,
@@ -14,6 +15,13 @@ import { createBroker, type AuthHooks, type Broker } from '../mqtt/index.js';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '../observability/index.js';
 import { createRegistry, registryOperations, type ThingRegistry } from '../registry/index.js';
 import { openDatabase, type Database } from '../store/index.js';
+import { rulesOperations, RulesEngine, startSources } from '../rules/index.js';
+import {
+  attachTimeseriesTail,
+  createTimeseries,
+  timeseriesOperations,
+  type Timeseries,
+} from '../timeseries/index.js';
 import { startListeners, type Listeners } from '../transport/index.js';
 
 export interface PlatformEndpoints {
@@ -45,6 +53,10 @@ export interface Platform {
   readonly credentials: CredentialStore;
   /** The device registry (things, types, groups, principals, fleet search). */
   readonly registry: ThingRegistry;
+  /** The rules engine (topic rules, actions, outbox). */
+  readonly rules: RulesEngine;
+  /** The built-in time-series store. */
+  readonly timeseries: Timeseries;
   /** Device certificates, policies and the broker's policy enforcement (src/identity, src/policy). */
   readonly security: DeviceSecurity;
   close(): Promise<void>;
@@ -109,7 +121,19 @@ export async function createPlatform(
     // Every context's AWS-compatible operations; one dispatcher serves them all (src/api/aws.ts).
     registryRef = registry;
     credentialsRef = credentials;
-    const awsOperations: AwsOperation[] = [...security.operations(registryOperations(registry))];
+    const { rules, timeseries } = await startDataPath(config, {
+      db,
+      broker,
+      logger,
+      metrics,
+      registry,
+      cleanup,
+    });
+    const awsOperations: AwsOperation[] = [
+      ...security.operations(registryOperations(registry)),
+      ...rulesOperations(rules),
+      ...timeseriesOperations(timeseries),
+    ];
 
     const http = createHttpServer({ logger: logger.child({ ctx: 'api' }), metrics, health: () => [] });
     http.use(
@@ -129,6 +153,17 @@ export async function createPlatform(
     // Listeners close after the broker has disconnected its clients, before the HTTP server.
     cleanup.splice(1, 0, () => listeners.close());
     security.attach(broker, listeners);
+    const detachTail = attachTimeseriesTail(http.server, timeseries, async (req) => {
+      const [path = '/', query = ''] = (req.url ?? '/').split('?');
+      const body = Buffer.alloc(0);
+      return verifySigV4({ method: req.method ?? 'GET', path, query, headers: req.headers, body }, (id) =>
+        credentials.lookup(id),
+      ).then(
+        () => true,
+        () => false,
+      );
+    });
+    cleanup.unshift(async () => detachTail());
 
     const httpBase = `http://${urlHost(config.http.host)}:${httpAddr.port}`;
     const endpoints: PlatformEndpoints = {
@@ -160,6 +195,8 @@ export async function createPlatform(
       credentials,
       registry,
       security,
+      rules,
+      timeseries,
       close() {
         closed ??= (async () => {
           for (const step of cleanup)
@@ -172,4 +209,78 @@ export async function createPlatform(
     for (const step of cleanup) await step().catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * The data path: the time-series store, the rules engine on the broker and the configured stream sources.
+ * Closing order (via `cleanup`, first added closes last): sources, then rules (drains into the outbox),
+ * then the time-series writer.
+ */
+async function startDataPath(
+  config: Config,
+  o: {
+    db: Database;
+    broker: Broker;
+    logger: Logger;
+    metrics: Registry;
+    registry: ThingRegistry;
+    cleanup: Array<() => Promise<void>>;
+  },
+): Promise<{ rules: RulesEngine; timeseries: Timeseries }> {
+  const t = config.timeseries;
+  const timeseries = await createTimeseries({
+    db: o.db,
+    logger: o.logger.child({ ctx: 'timeseries' }),
+    metrics: o.metrics,
+    writer: { maxBatch: t.maxBatch, flushMs: t.flushMs, maxPending: t.maxPending },
+    retention:
+      t.rawRetentionMs > 0
+        ? {
+            rawMaxAgeMs: t.rawRetentionMs,
+            rollupStepMs: t.rollupStepMs,
+            rollupMaxAgeMs: t.rollupRetentionMs,
+            intervalMs: t.retentionIntervalMs,
+          }
+        : null,
+  });
+  o.cleanup.unshift(() => timeseries.close());
+  timeseries.resolveGroup = async (group) => {
+    const things: string[] = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await o.registry.listThingsInThingGroup({
+        thingGroupName: group,
+        recursive: true,
+        maxResults: 250,
+        nextToken,
+      });
+      things.push(...page.things);
+      nextToken = page.nextToken;
+    } while (nextToken);
+    return things;
+  };
+  const r = config.rules;
+  const rules = await RulesEngine.start({
+    db: o.db,
+    broker: o.broker,
+    logger: o.logger.child({ ctx: 'rules' }),
+    metrics: o.metrics,
+    timeseries,
+    accountId: config.accountId,
+    region: config.region,
+    natsServers: r.natsServers,
+    postgresUrl: r.postgresUrl,
+    queueSize: r.queueSize,
+    maxInFlightPerAction: r.maxInFlightPerAction,
+    outbox: r.outbox,
+  });
+  o.cleanup.unshift(() => rules.close());
+  const sources = await startSources({
+    sources: r.sources,
+    broker: o.broker,
+    logger: o.logger.child({ ctx: 'sources' }),
+    natsServers: r.natsServers,
+  });
+  o.cleanup.unshift(async () => void (await Promise.all(sources.map((s) => s.close()))));
+  return { rules, timeseries };
 }

@@ -10,3 +10,5 @@ export { buildKafkaRecord, kafkaClientConfig } from './sinks.js';
 export { compileAction, AWS_ACTION_NAMES, type ActionRequest } from './actions.js';
 export type { RuleStats, TraceEntry, DropReason } from './stats.js';
 export type { TopicRule, TopicRulePayload, ActionConfig } from './types.js';
+export { rulesOperations } from './api.js';
+export { startSources, sourceTopic, type Source } from './sources.js';

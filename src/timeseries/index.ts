@@ -17,3 +17,4 @@ export {
   type Series,
   type SeriesInfo,
 } from './types.js';
+export { timeseriesOperations, attachTimeseriesTail, parseDuration, parseInstant } from './api.js';

@@ -138,6 +138,9 @@ export async function startListeners(options: {
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? '').split('?')[0];
     if (path !== wsPath) {
+      // Other contexts may serve their own upgrade paths on this server (the time-series live tail at
+      // /timeseries/tail); then they answer unknown paths too.
+      if (options.http.listenerCount('upgrade') > 1) return;
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       return;
     }
