@@ -140,10 +140,20 @@ export async function openCredentialStore(options: {
   const cacheMs = options.cacheMs ?? 2000;
   const cache = new Map<string, { at: number; key: AccessKeyWithSecret | undefined }>();
 
-  const withSecret = (r: KeyRow): AccessKeyWithSecret => ({
-    ...toKey(r),
-    secretAccessKey: decrypt(master, r.access_key_id, r.secret_enc),
-  });
+  const withSecret = (r: KeyRow): AccessKeyWithSecret => {
+    let secretAccessKey: string;
+    try {
+      secretAccessKey = decrypt(master, r.access_key_id, r.secret_enc);
+    } catch {
+      // Several nodes on one PostgreSQL must share the master key file.
+      throw new ThingsteadError(
+        'InternalFailure',
+        `cannot decrypt access key ${r.access_key_id}: ${join(dataDir, 'master.key')} is not the key that encrypted it ` +
+          '(copy master.key from the data directory of the first node).',
+      );
+    }
+    return { ...toKey(r), secretAccessKey };
+  };
 
   const store: CredentialStore = {
     async create(name, role) {
