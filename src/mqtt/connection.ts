@@ -20,7 +20,8 @@ import type { Publisher } from './types.js';
 import type { Session, WillSpec } from './session.js';
 import type { Core } from './core.js';
 import { dispatch } from './handlers/dispatch.js';
-import { encodePublish, type OutboundPublish } from './codec.js';
+import { encodeAck, encodePublish, parsePublishFast, type OutboundPublish } from './codec.js';
+import { handlePublish } from './handlers/publish.js';
 
 /** Why a connection ended; mapped to AWS lifecycle `disconnectReason` and the disconnects counter. */
 export type CloseReason =
@@ -160,13 +161,29 @@ export class Connection {
         return this.close('packet_too_large', 0x95, `packet of ${total} bytes exceeds ${maxPacket}`);
       }
       if (avail < total) break;
-      const frame = buf.subarray(offset, offset + total);
+      const start = offset;
       offset += total;
-      if (this.state === 'new' && frame[0]! >> 4 !== 1) {
+      const type = buf[start]! >> 4;
+      if (this.state === 'new' && type !== 1) {
         // [MQTT-3.1.0-1] the first packet must be CONNECT.
         this.core.metrics.protocolErrors.inc({ reason: 'first_packet_not_connect' });
         return this.close('protocol_error');
       }
+      if (type === 3 && this.state === 'connected') {
+        // Hot path: PUBLISH without v5 properties skips mqtt-packet (see codec.ts).
+        const p = parsePublishFast(buf, start, i + 1, start + total, this.version === 5);
+        if (p === 'malformed') return this.protocolError(0x81, 'malformed PUBLISH');
+        if (p !== null) {
+          this.core.metrics.packetsIn.publish!.inc();
+          try {
+            handlePublish(this, p);
+          } catch (err) {
+            this.core.onHandlerError(this, err);
+          }
+          continue;
+        }
+      }
+      const frame = buf.subarray(start, start + total);
       this.currentFrame = frame;
       this.parser.parse(frame);
       this.currentFrame = null;
@@ -177,7 +194,9 @@ export class Connection {
       }
     }
     this.input = offset >= buf.length ? null : offset === 0 ? buf : buf.subarray(offset);
-    if (this.input && this.input.length > maxPacket) this.input = Buffer.from(this.input);
+    // Do not keep a whole chunk alive for a small partial packet.
+    if (this.input && this.input.buffer.byteLength > 4 * this.input.length + 16_384)
+      this.input = Buffer.from(this.input);
   }
 
   private onParseError(err: Error, frame: Buffer): void {
@@ -238,6 +257,12 @@ export class Connection {
     }
   }
 
+  /** PUBACK/PUBREC/PUBREL/PUBCOMP with reason Success and no properties (fast path, see codec.ts). */
+  sendAck(type: 'puback' | 'pubrec' | 'pubrel' | 'pubcomp', packetId: number): void {
+    this.core.metrics.packetsOut[type]!.inc();
+    this.send(encodeAck(type, packetId));
+  }
+
   /** Encode and queue a control packet. */
   sendPacket(packet: Packet): void {
     this.core.metrics.packetsOut[packet.cmd]?.inc();
@@ -249,7 +274,11 @@ export class Connection {
    * Maximum Packet Size [MQTT-3.1.2-25] (the caller treats it as delivered and counts the drop).
    */
   sendPublish(p: OutboundPublish, ingress: number): boolean {
-    const buf = encodePublish(this, p);
+    return this.sendEncodedPublish(encodePublish(this, p), ingress);
+  }
+
+  /** Queue an already encoded PUBLISH (possibly shared with other connections: never mutated). */
+  sendEncodedPublish(buf: Buffer, ingress: number): boolean {
     if (buf.length > this.maxPacketOut) return false;
     this.core.metrics.packetsOut.publish!.inc();
     if (this.oldestIngress === 0 && ingress > 0) this.oldestIngress = ingress;

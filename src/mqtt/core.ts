@@ -26,6 +26,7 @@ import { RetainedStore } from './retained.js';
 import { Lifecycle } from './lifecycle.js';
 import { createLocalBus, type Bus } from './bus.js';
 import type { TopicLimits } from './topics.js';
+import { encodePublishFast, ownPayload } from './codec.js';
 
 export class InternalSub implements SubOwner {
   readonly kind = 'internal' as const;
@@ -192,6 +193,7 @@ export class Core {
   /** Route one message: retain it if flagged, then hand it to the bus. Hot path: synchronous. */
   route(msg: Routed): void {
     if (msg.retain) {
+      keep(msg);
       this.retained.set({
         topic: msg.topic,
         payload: msg.payload,
@@ -276,6 +278,7 @@ export class Core {
   }
 
   private callInternal(sub: InternalSub, msg: Routed): void {
+    keep(msg);
     try {
       sub.handler(msg, msg.publisher);
     } catch (err) {
@@ -297,11 +300,26 @@ export class Core {
     }
     if (qos === 0) {
       // QoS 0 is not queued for offline sessions.
-      if (conn !== null && !conn.sendPublish(this.outbound(msg, 0, retain, subIds, 0, false), msg.ingress)) {
-        this.metrics.dropped.packet_too_large.inc();
-      }
+      if (conn === null) return;
+      let sent: boolean;
+      if (
+        !retain &&
+        subIds === null &&
+        msg.properties === undefined &&
+        msg.expiresAt === null &&
+        conn.aliasMaxOut === 0
+      ) {
+        // Shared bytes: encoded once per message and protocol family, reused by every such receiver.
+        const buf =
+          conn.version === 5
+            ? (msg.enc5 ??= encodePublishFast(msg.topic, msg.payload, 0, false, false, 0, true))
+            : (msg.enc4 ??= encodePublishFast(msg.topic, msg.payload, 0, false, false, 0, false));
+        sent = conn.sendEncodedPublish(buf, msg.ingress);
+      } else sent = conn.sendPublish(this.outbound(msg, 0, retain, subIds, 0, false), msg.ingress);
+      if (!sent) this.metrics.dropped.packet_too_large.inc();
       return;
     }
+    keep(msg);
     const q: Queued = { seq: ++s.seq, msg, qos, retain, subIds, state: 0, packetId: 0, persisted: false };
     if (conn !== null && s.queue.length === 0 && s.inflight.size < conn.sendWindow)
       this.sendQueued(s, conn, q, false);
@@ -603,6 +621,14 @@ export class Core {
       { clientId: conn.clientId, remote: conn.info.remoteAddress, code, reason },
       'mqtt protocol error',
     );
+  }
+}
+
+/** The message outlives this read turn: make sure its payload does not pin a large read chunk. */
+function keep(msg: Routed): void {
+  if (msg.owned !== true) {
+    msg.payload = ownPayload(msg.payload);
+    msg.owned = true;
   }
 }
 

@@ -11,7 +11,9 @@ import type { Connection } from './connection.js';
 /** A message inside the broker. The payload Buffer is shared by every delivery and never mutated. */
 export interface Routed {
   readonly topic: string;
-  readonly payload: Buffer;
+  /** May be a view into a read chunk until `owned` (see codec.ownPayload); replaced by a copy when kept. */
+  payload: Buffer;
+  owned?: boolean;
   readonly qos: 0 | 1 | 2;
   readonly retain: boolean;
   readonly properties: PublishProperties | undefined;
@@ -22,6 +24,9 @@ export interface Routed {
   readonly publisher: Publisher | null;
   /** performance.now() when the PUBLISH was read, for the latency histogram. */
   readonly ingress: number;
+  /** Encoded QoS 0 / RETAIN 0 / no-property PUBLISH shared by all 3.1.1 (enc4) or v5 (enc5) receivers. */
+  enc4?: Buffer | undefined;
+  enc5?: Buffer | undefined;
 }
 
 /** One outbound QoS 1/2 delivery to one session. */

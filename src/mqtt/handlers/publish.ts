@@ -139,10 +139,10 @@ export function handlePublish(conn: Connection, p: IPublishPacket): void {
   });
 
   if (p.qos === 1) {
-    conn.sendPacket({ cmd: 'puback', messageId: p.messageId! });
+    conn.sendAck('puback', p.messageId!);
   } else if (p.qos === 2) {
     s.incomingQos2!.add(p.messageId!);
-    conn.sendPacket({ cmd: 'pubrec', messageId: p.messageId! });
+    conn.sendAck('pubrec', p.messageId!);
   }
 }
 
@@ -164,8 +164,10 @@ export function handlePubrel(conn: Connection, p: IPubrelPacket): void {
   const known = s.incomingQos2?.delete(p.messageId!) ?? false;
   const comp: IPubcompPacket = { cmd: 'pubcomp', messageId: p.messageId! };
   // [MQTT-3.7.2-?] v5: 0x92 Packet Identifier not found.
-  if (!known && conn.version === 5) comp.reasonCode = 0x92;
-  conn.sendPacket(comp);
+  if (!known && conn.version === 5) {
+    comp.reasonCode = 0x92;
+    conn.sendPacket(comp);
+  } else conn.sendAck('pubcomp', p.messageId!);
 }
 
 /** PUBACK for a QoS 1 delivery [MQTT-4.3.2]. */
@@ -194,7 +196,7 @@ export function handlePubrec(conn: Connection, p: IPubrecPacket): void {
   }
   q.state = 2;
   if (q.persisted) conn.core.persistQueued(s, q);
-  conn.sendPacket({ cmd: 'pubrel', messageId: p.messageId! });
+  conn.sendAck('pubrel', p.messageId!);
 }
 
 /** PUBCOMP ends a QoS 2 delivery. */
