@@ -97,6 +97,7 @@ const isLoopback = (addr: string) =>
   addr === '::1' || addr === '::ffff:127.0.0.1' || addr.startsWith('127.') || addr.startsWith('::ffff:127.');
 
 const READ_ONLY_ACTIONS = new Set(['iot:Connect', 'iot:Subscribe', 'iot:Receive']);
+const STATE = Symbol('thingstead.authz');
 
 /** @example const auth = createDeviceAuth({ certificates, policies, directory, scope, logger, metrics, allowAnonymous }); */
 export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
@@ -116,13 +117,16 @@ export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
     registers: [options.metrics],
   });
   const resolvedBy = new WeakMap<Principal, ResolvedPrincipal>();
-  const boundBy = new WeakMap<AuthzSubject, { generation: number; bound: BoundPolicies }>();
-  /** Local generation: bumped when principals are re-resolved; combined with the policy generation. */
-  let localGeneration = 0;
+  /** Bumped on every policy change and principal refresh; per-connection state rebinds when it moves. */
+  let generation = 0;
+  policies.onChange(() => generation++);
   let broker: Broker | null = null;
   let timer: NodeJS.Timeout | null = null;
   const arnPrefix = `arn:aws:iot:${scope.region}:${scope.accountId}:`;
   const certArn = (id: string) => `${arnPrefix}cert/${id}`;
+  const clientPrefix = `${arnPrefix}client/`;
+  const topicPrefix = `${arnPrefix}topic/`;
+  const filterPrefix = `${arnPrefix}topicfilter/`;
   const groupArn = (name: string) => `${arnPrefix}thinggroup/${name}`;
 
   async function resolveWith(principal: Principal, clientId: string | undefined, cert?: CertificateFields) {
@@ -173,28 +177,77 @@ export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
     };
   }
 
-  const anonymousAllowsAll = () =>
-    options.allowAnonymous && policies.policiesOf(ANONYMOUS_TARGET).length === 0;
-
-  function check(subject: AuthzSubject, action: string, resource: string): boolean {
-    const principal = subject.principal;
-    if (principal.kind === 'internal') return true;
-    const r = resolvedBy.get(principal);
-    if (!r) return false;
-    if (principal.kind === 'accessKey') return r.role === 'admin' || READ_ONLY_ACTIONS.has(action);
-    if (principal.kind === 'anonymous' && anonymousAllowsAll()) return true;
-    const generation = policies.generation * 1_000_003 + localGeneration;
-    let state = boundBy.get(subject);
-    if (!state || state.generation !== generation) {
-      state = {
-        generation,
-        bound: bindPolicies(policies.policiesFor(r.targets), contextFor(r, subject.clientId, subject.info)),
+  // Hot path for dev-mode clients: recomputed only when the policy generation changes.
+  let anonymousCache = { generation: -1, all: false };
+  const anonymousAllowsAll = () => {
+    if (anonymousCache.generation !== policies.generation) {
+      anonymousCache = {
+        generation: policies.generation,
+        all: options.allowAnonymous && policies.policiesOf(ANONYMOUS_TARGET).length === 0,
       };
-      boundBy.set(subject, state);
     }
-    const ok = state.bound.allowed(action, resource);
-    if (!ok) denied.inc({ action });
-    return ok;
+    return anonymousCache.all;
+  };
+
+  /**
+   * Per-connection decision state, kept on the broker's subject object under a private symbol (cheaper
+   * than a WeakMap on the hot path) and rebuilt when `generation` moves. Slots: one decision cache per
+   * action, keyed by topic / filter / client id.
+   */
+  interface SubjectState {
+    readonly generation: number;
+    /** 0: evaluate policies; 1: allow all; 2: deny all; 3: read-only access key. */
+    readonly fixed: 0 | 1 | 2 | 3;
+    readonly bound: BoundPolicies | null;
+    readonly caches: Array<Map<string, boolean>>;
+    readonly lastName: Array<string | null>;
+    readonly lastResult: Uint8Array;
+  }
+
+  const deny = (action: string): false => {
+    denied.inc({ action });
+    return false;
+  };
+
+  function rebuild(subject: AuthzSubject): SubjectState {
+    const p = subject.principal;
+    const r = resolvedBy.get(p);
+    let fixed: SubjectState['fixed'] = 0;
+    let bound: BoundPolicies | null = null;
+    if (p.kind === 'internal') fixed = 1;
+    else if (!r) fixed = 2;
+    else if (p.kind === 'accessKey') fixed = r.role === 'admin' ? 1 : 3;
+    else if (p.kind === 'anonymous' && anonymousAllowsAll()) fixed = 1;
+    else bound = bindPolicies(policies.policiesFor(r.targets), contextFor(r, subject.clientId, subject.info));
+    const state: SubjectState = {
+      generation,
+      fixed,
+      bound,
+      caches: [new Map(), new Map(), new Map(), new Map(), new Map()],
+      lastName: [null, null, null, null, null],
+      lastResult: new Uint8Array(5),
+    };
+    (subject as unknown as Record<symbol, SubjectState>)[STATE] = state;
+    return state;
+  }
+
+  /** Hot path: no allocation and no ARN building on a cache hit. */
+  function check(subject: AuthzSubject, slot: number, action: string, prefix: string, name: string): boolean {
+    let st = (subject as unknown as Record<symbol, SubjectState | undefined>)[STATE];
+    if (st === undefined || st.generation !== generation) st = rebuild(subject);
+    if (st.fixed !== 0) return st.fixed === 1 || (st.fixed === 3 && READ_ONLY_ACTIONS.has(action));
+    // Memo of the last name per action: a fan-out delivers the same topic string to every subscriber.
+    if (st.lastName[slot] === name) return st.lastResult[slot] === 1 || deny(action);
+    const cache = st.caches[slot]!;
+    let ok = cache.get(name);
+    if (ok === undefined) {
+      ok = st.bound!.allowed(action, prefix + name);
+      if (cache.size >= 1024) cache.clear();
+      cache.set(name, ok);
+    }
+    st.lastName[slot] = name;
+    st.lastResult[slot] = ok ? 1 : 0;
+    return ok || deny(action);
   }
 
   function refuse(reason: string, message: string, details: object, reasonCode = 0x87) {
@@ -285,11 +338,11 @@ export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
         { remote: info.remoteAddress, transport: info.transport },
       );
     },
-    authorizeConnection: (s) => check(s, 'iot:Connect', `${arnPrefix}client/${s.clientId}`),
-    authorizePublish: (s, topic) => check(s, 'iot:Publish', `${arnPrefix}topic/${topic}`),
-    authorizeSubscribe: (s, filter) => check(s, 'iot:Subscribe', `${arnPrefix}topicfilter/${filter}`),
-    authorizeReceive: (s, topic) => check(s, 'iot:Receive', `${arnPrefix}topic/${topic}`),
-    authorizeRetain: (s, topic) => check(s, 'iot:RetainPublish', `${arnPrefix}topic/${topic}`),
+    authorizeConnection: (s) => check(s, 0, 'iot:Connect', clientPrefix, s.clientId),
+    authorizePublish: (s, topic) => check(s, 1, 'iot:Publish', topicPrefix, topic),
+    authorizeSubscribe: (s, filter) => check(s, 2, 'iot:Subscribe', filterPrefix, filter),
+    authorizeReceive: (s, topic) => check(s, 3, 'iot:Receive', topicPrefix, topic),
+    authorizeRetain: (s, topic) => check(s, 4, 'iot:RetainPublish', topicPrefix, topic),
 
     attach(b, onTrustedCasChanged) {
       broker = b;
@@ -356,7 +409,7 @@ export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
         const fresh = await resolveWith(c.principal, c.clientId, old.certificate);
         resolvedBy.set(c.principal, { ...fresh, principal: c.principal });
       }
-      localGeneration++;
+      generation++;
       broker.reauthorize();
     },
 

@@ -224,7 +224,8 @@ const CACHE_LIMIT = 1024;
  */
 export class BoundPolicies {
   private readonly byAction = new Map<string, { deny: BoundStatement[]; allow: BoundStatement[] }>();
-  private readonly cache = new Map<string, boolean>();
+  private readonly cache = new Map<string, Map<string, boolean>>();
+  private cached = 0;
 
   constructor(
     private readonly statements: readonly BoundStatement[],
@@ -249,12 +250,25 @@ export class BoundPolicies {
 
   /** Hot path: is `action` on `resource` (a full ARN) allowed? Cached per (action, resource). */
   allowed(action: string, resource: string): boolean {
-    const key = action + '\u0000' + resource;
-    const hit = this.cache.get(key);
+    return this.allowedName(action, '', resource);
+  }
+
+  /**
+   * Hot path without building the ARN on a cache hit: is `action` allowed on `arnPrefix + name`?
+   * The cache is keyed by action and name, so one action must always use the same prefix.
+   * @example bound.allowedName('iot:Publish', 'arn:aws:iot:us-east-1:123456789012:topic/', 'a/b')
+   */
+  allowedName(action: string, arnPrefix: string, name: string): boolean {
+    let byName = this.cache.get(action);
+    if (!byName) this.cache.set(action, (byName = new Map()));
+    const hit = byName.get(name);
     if (hit !== undefined) return hit;
-    const result = this.decide(action, resource, false).allowed;
-    if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
-    this.cache.set(key, result);
+    const result = this.decide(action, arnPrefix + name, false).allowed;
+    if (++this.cached > CACHE_LIMIT) {
+      for (const m of this.cache.values()) m.clear();
+      this.cached = 1;
+    }
+    byName.set(name, result);
     return result;
   }
 

@@ -1,0 +1,140 @@
+/**
+ * `node --import tsx bench/policy.ts [--quick] [--runs=N]`: broker throughput with policies enforced vs the
+ * same broker with authorization off, measured in one run (issue 4: enforced must be >= 90% of off).
+ *
+ * Two broker processes (bench/policy-server.ts), the same loopback load generator as `npm run bench`
+ * (worker threads, pre-encoded frames). Scenarios are interleaved across the two brokers so background
+ * noise hits both alike; each figure is the median of the runs. Before measuring, a sanity check proves
+ * the enforced broker really decides by policy (a PUBLISH to a denied topic gets PUBACK 0x87).
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import mqtt from 'mqtt';
+import { runLoad, type LoadSpec } from './lib/load.js';
+import { median } from './lib/report.js';
+
+const argv = process.argv.slice(2);
+const quick = argv.includes('--quick');
+const runs = Number(argv.find((a) => a.startsWith('--runs='))?.split('=')[1] ?? (quick ? 1 : 3));
+const warmupMs = quick ? 300 : 1000;
+const measureMs = quick ? 1000 : 3000;
+const log = (s: string) => process.stderr.write(s + '\n');
+
+async function startServer(mode: 'off' | 'enforced'): Promise<{ child: ChildProcess; port: number }> {
+  const child = fork(fileURLToPath(new URL('./policy-server.ts', import.meta.url)), [mode], {
+    execArgv: process.execArgv,
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m: { port: number }) => resolve(m.port));
+    child.once('exit', (code) => reject(new Error(`policy-server ${mode} exited with ${code}`)));
+  });
+  return { child, port };
+}
+
+let seq = 0;
+const spec = (port: number, s: Partial<LoadSpec>): LoadSpec => ({
+  port,
+  qos: 0,
+  publishers: 20,
+  subscribers: 1,
+  topicBase: 'bench/in',
+  sharedTopic: false,
+  filter: 'bench/#',
+  payloadBytes: 32,
+  window: 100,
+  gate: 20_000,
+  rate: 0,
+  latency: false,
+  warmupMs,
+  measureMs,
+  id: `p${process.pid}-${++seq}`,
+  ...s,
+});
+
+const SCENARIOS: Record<string, (port: number) => LoadSpec> = {
+  'fan-in QoS 0 (20 pub -> 1 sub)': (port) => spec(port, {}),
+  'fan-in QoS 1 (20 pub -> 1 sub)': (port) => spec(port, { qos: 1 }),
+  'fan-out QoS 0 (1 pub -> 50 sub)': (port) =>
+    spec(port, {
+      publishers: 1,
+      subscribers: 50,
+      topicBase: 'bench/out',
+      sharedTopic: true,
+      filter: 'bench/out',
+      gate: 2000,
+    }),
+};
+
+async function sanity(port: number): Promise<void> {
+  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { protocolVersion: 5, reconnectPeriod: 0 });
+  try {
+    await c.publishAsync('bench/forbidden/x', 'x', { qos: 1 });
+    throw new Error('sanity: the enforced broker accepted a PUBLISH its policy denies');
+  } catch (err) {
+    if ((err as { code?: number }).code !== 0x87) throw err;
+  } finally {
+    await c.endAsync(true);
+  }
+}
+
+const off = await startServer('off');
+const enforced = await startServer('enforced');
+try {
+  await sanity(enforced.port);
+  log('sanity: enforced broker refuses bench/forbidden/x with 0x87');
+  const results: Record<string, { off: number[]; enforced: number[] }> = {};
+  for (let r = 0; r < runs; r++) {
+    for (const [name, make] of Object.entries(SCENARIOS)) {
+      const entry = (results[name] ??= { off: [], enforced: [] });
+      // Alternate which broker goes first in each run.
+      const order = r % 2 === 0 ? (['off', 'enforced'] as const) : (['enforced', 'off'] as const);
+      for (const which of order) {
+        const port = which === 'off' ? off.port : enforced.port;
+        const res = await runLoad(make(port));
+        entry[which].push(res.deliveredPerSec);
+        log(`run ${r + 1}/${runs} ${name} ${which}: ${Math.round(res.deliveredPerSec)} msg/s delivered`);
+      }
+    }
+  }
+  const rows = Object.entries(results).map(([name, v]) => {
+    const o = median(v.off) ?? 0;
+    const e = median(v.enforced) ?? 0;
+    return {
+      scenario: name,
+      offPerSec: Math.round(o),
+      enforcedPerSec: Math.round(e),
+      ratio: Number((e / o).toFixed(3)),
+    };
+  });
+  const report = {
+    date: new Date().toISOString(),
+    machine: {
+      cpu: cpus()[0]?.model ?? 'unknown',
+      cores: cpus().length,
+      memoryGb: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+    },
+    loadavgAtEnd: loadavg().map((x) => Number(x.toFixed(2))),
+    runs,
+    measureMs,
+    rows,
+    pass: rows.every((r) => r.ratio >= 0.9),
+  };
+  console.log('| scenario | authorization off (msg/s) | policies enforced (msg/s) | enforced / off |');
+  console.log('|---|---:|---:|---:|');
+  for (const r of rows)
+    console.log(`| ${r.scenario} | ${r.offPerSec} | ${r.enforcedPerSec} | ${(r.ratio * 100).toFixed(1)}% |`);
+  console.log(
+    `\n${report.pass ? 'PASS' : 'FAIL'}: enforced >= 90% of off in every scenario (medians of ${runs} run(s), ${report.machine.cores} cores)`,
+  );
+  const out = fileURLToPath(new URL('./results', import.meta.url));
+  mkdirSync(out, { recursive: true });
+  writeFileSync(`${out}/policy.json`, JSON.stringify(report, null, 2) + '\n');
+  process.exitCode = report.pass ? 0 : 1;
+} finally {
+  off.child.kill('SIGTERM');
+  enforced.child.kill('SIGTERM');
+}
