@@ -141,6 +141,18 @@ async function benchStore(kind: string): Promise<Record<string, string>> {
     r[`SearchIndex "${q}" p50/p99`] = `${ms(s.p50)} / ${ms(s.p99)}`;
   }
 
+  // Server-side time per operation (the dispatcher's histogram): excludes the SDK client sharing this process.
+  const hist = (await metrics.getSingleMetric('thingstead_api_request_seconds')!.get()).values;
+  for (const opName of ['CreateThing', 'ListThings', 'SearchIndex']) {
+    const of = (suffix: string) =>
+      hist.find(
+        (v) =>
+          (v as { metricName?: string }).metricName === `thingstead_api_request_seconds_${suffix}` &&
+          v.labels.operation === opName,
+      )?.value ?? 0;
+    r[`${opName} server-side mean`] = ms((of('sum') / Math.max(1, of('count'))) * 1000);
+  }
+
   iot.destroy();
   await http.close();
   await db.close();

@@ -2,9 +2,9 @@ import { migrate, type Database, type Migration } from '../store/index.js';
 
 /**
  * The registry's storage interface and its SQL implementation. One implementation serves both engines of
- * the store foundation (SQLite and PostgreSQL) through portable `$n` SQL; the few dialect differences (JSON
- * attribute lookup, schema DDL) are switched on `db.kind`. The contract suite
- * (test/integration/registry-store.test.ts) runs against both.
+ * the store foundation (SQLite and PostgreSQL) through portable `$n` SQL; the dialect differences live in
+ * the migrations (BIGINT, COLLATE "C", JSON backfill). The contract suite
+ * (test/integration/registry-contract.test.ts) runs against both.
  *
  * Contracts: names are primary keys (case-sensitive); list methods return rows in ascending name order after
  * the keyset cursor `after`; conditional updates return false when the stored version differs.
@@ -126,7 +126,9 @@ export interface RegistryStore {
   setSetting(key: string, value: string): Promise<void>;
 }
 
-const DDL = (bigint: string) => `
+/** `text` is `TEXT COLLATE "C"` on PostgreSQL so names sort bytewise on both engines (keyset pagination). */
+const DDL = (bigint: string, text: string) =>
+  `
 CREATE TABLE reg_things (name TEXT PRIMARY KEY, id TEXT NOT NULL, type_name TEXT, attributes TEXT NOT NULL,
   version ${bigint} NOT NULL, billing_group TEXT, created_at ${bigint} NOT NULL);
 CREATE INDEX reg_things_type ON reg_things (type_name, name);
@@ -146,10 +148,31 @@ CREATE INDEX reg_thing_principals_principal ON reg_thing_principals (principal, 
 CREATE TABLE reg_billing_groups (name TEXT PRIMARY KEY, id TEXT NOT NULL, description TEXT,
   version ${bigint} NOT NULL, created_at ${bigint} NOT NULL);
 CREATE TABLE reg_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-`;
+`.replace(/\bTEXT\b/g, text);
+
+/** One row per thing attribute, so ListThings attribute filters are index range scans. */
+const ATTRIBUTES_DDL = (text: string) =>
+  `CREATE TABLE reg_thing_attributes (attr_name ${text} NOT NULL, value ${text} NOT NULL, thing_name ${text} NOT NULL,
+  PRIMARY KEY (attr_name, value, thing_name));
+CREATE INDEX reg_thing_attributes_thing ON reg_thing_attributes (thing_name);`;
 
 export const REGISTRY_MIGRATIONS: Migration[] = [
-  { version: 1, description: 'registry tables', sqlite: DDL('INTEGER'), postgres: DDL('BIGINT') },
+  {
+    version: 1,
+    description: 'registry tables',
+    sqlite: DDL('INTEGER', 'TEXT'),
+    postgres: DDL('BIGINT', 'TEXT COLLATE "C"'),
+  },
+  {
+    version: 2,
+    description: 'thing attribute rows for ListThings filters',
+    sqlite:
+      ATTRIBUTES_DDL('TEXT') +
+      '\nINSERT INTO reg_thing_attributes SELECT j.key, j.value, t.name FROM reg_things t, json_each(t.attributes) j;',
+    postgres:
+      ATTRIBUTES_DDL('TEXT COLLATE "C"') +
+      '\nINSERT INTO reg_thing_attributes SELECT j.key, j.value, t.name FROM reg_things t, jsonb_each_text(t.attributes::jsonb) j;',
+  },
 ];
 
 interface ThingRow {
@@ -212,10 +235,14 @@ const startsWith = (expr: string, param: string) =>
  */
 export async function createRegistryStore(db: Database): Promise<RegistryStore> {
   await migrate(db, 'registry', REGISTRY_MIGRATIONS);
-  const pg = db.kind === 'postgres';
-  /** SQL expression for one attribute value of the JSON text column. */
-  const attrExpr = (param: string) =>
-    pg ? `(attributes::jsonb ->> ${param})` : `json_extract(attributes, '$."' || ${param} || '"')`;
+  const writeAttributes = async (tx: Tx, name: string, attributes: Attributes) => {
+    for (const [k, v] of Object.entries(attributes))
+      await tx.run('INSERT INTO reg_thing_attributes (attr_name, value, thing_name) VALUES ($1, $2, $3)', [
+        k,
+        v,
+        name,
+      ]);
+  };
   const insertOrIgnore = async (tx: Tx, sql: string, params: unknown[]) =>
     (await tx.run(`${sql} ON CONFLICT DO NOTHING`, params)) > 0;
 
@@ -225,19 +252,27 @@ export async function createRegistryStore(db: Database): Promise<RegistryStore> 
       return rows[0] ? thingOf(rows[0]) : undefined;
     },
     insertThing(t) {
-      return insertOrIgnore(
-        db,
-        'INSERT INTO reg_things (name, id, type_name, attributes, version, billing_group, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-        [t.name, t.id, t.typeName, JSON.stringify(t.attributes), t.version, t.billingGroup, t.createdAt],
-      );
+      return db.transaction(async (tx) => {
+        const inserted = await insertOrIgnore(
+          tx,
+          'INSERT INTO reg_things (name, id, type_name, attributes, version, billing_group, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+          [t.name, t.id, t.typeName, JSON.stringify(t.attributes), t.version, t.billingGroup, t.createdAt],
+        );
+        if (inserted) await writeAttributes(tx, t.name, t.attributes);
+        return inserted;
+      });
     },
-    async updateThing(t, ifVersion) {
-      return (
-        (await db.run(
+    updateThing(t, ifVersion) {
+      return db.transaction(async (tx) => {
+        const n = await tx.run(
           'UPDATE reg_things SET type_name = $1, attributes = $2, version = $3, billing_group = $4 WHERE name = $5 AND version = $6',
           [t.typeName, JSON.stringify(t.attributes), t.version, t.billingGroup, t.name, ifVersion],
-        )) > 0
-      );
+        );
+        if (n === 0) return false;
+        await tx.run('DELETE FROM reg_thing_attributes WHERE thing_name = $1', [t.name]);
+        await writeAttributes(tx, t.name, t.attributes);
+        return true;
+      });
     },
     deleteThing(name, ifVersion) {
       return db.transaction(async (tx) => {
@@ -248,6 +283,7 @@ export async function createRegistryStore(db: Database): Promise<RegistryStore> 
         if (n === 0) return false;
         await tx.run('DELETE FROM reg_group_members WHERE thing_name = $1', [name]);
         await tx.run('DELETE FROM reg_thing_principals WHERE thing_name = $1', [name]);
+        await tx.run('DELETE FROM reg_thing_attributes WHERE thing_name = $1', [name]);
         return true;
       });
     },
@@ -258,19 +294,21 @@ export async function createRegistryStore(db: Database): Promise<RegistryStore> 
         params.push(v);
         where.push(cond(`$${params.length}`));
       };
-      if (p.after !== undefined) add((n) => `name > ${n}`, p.after);
-      if (p.typeName !== undefined) add((n) => `type_name = ${n}`, p.typeName);
-      if (p.billingGroup !== undefined) add((n) => `billing_group = ${n}`, p.billingGroup);
+      if (p.after !== undefined) add((n) => `t.name > ${n}`, p.after);
+      if (p.typeName !== undefined) add((n) => `t.type_name = ${n}`, p.typeName);
+      if (p.billingGroup !== undefined) add((n) => `t.billing_group = ${n}`, p.billingGroup);
+      let from = 'reg_things t';
       if (p.attributeName !== undefined) {
-        params.push(p.attributeName);
-        const expr = attrExpr(`$${params.length}`);
-        if (p.attributeValue === undefined) where.push(`${expr} IS NOT NULL`);
-        else if (p.prefix) add((n) => startsWith(expr, n), p.attributeValue);
-        else add((n) => `${expr} = ${n}`, p.attributeValue);
+        from = 'reg_thing_attributes a JOIN reg_things t ON t.name = a.thing_name';
+        add((n) => `a.attr_name = ${n}`, p.attributeName);
+        if (p.attributeValue !== undefined) {
+          if (p.prefix) add((n) => startsWith('a.value', n), p.attributeValue);
+          else add((n) => `a.value = ${n}`, p.attributeValue);
+        }
       }
       params.push(p.limit);
       const rows = await db.query<ThingRow>(
-        `SELECT * FROM reg_things ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY name LIMIT $${params.length}`,
+        `SELECT t.* FROM ${from} ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY t.name LIMIT $${params.length}`,
         params,
       );
       return rows.map(thingOf);
