@@ -6,6 +6,8 @@ import { registerRegistryCommands } from './registry.js';
 import { registerUp } from './up.js';
 import { registerPolicy } from './policy.js';
 import { registerOnboard } from './onboard.js';
+import { registerRules } from './rules.js';
+import { registerTimeseries } from './ts.js';
 
 /** The `thingstead` binary: thin commands over the platform library and the HTTP API. */
 const program = new Command('thingstead')
@@ -16,6 +18,8 @@ registerRegistryCommands(program);
 registerKeys(program);
 registerPolicy(program);
 registerOnboard(program);
+registerRules(program);
+registerTimeseries(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`thingstead: ${(err as Error).message}`);

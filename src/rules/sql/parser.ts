@@ -106,6 +106,7 @@ class Parser {
         validateFilter(t.text, t.pos);
       } else from = this.expr();
     } else if (!top) this.fail('Expected FROM in nested query');
+    else if (!this.isKw('WHERE') && this.tok.kind !== 'eof' && !this.isOp(')')) this.fail('Expected FROM');
     const where = this.isKw('WHERE') ? (this.next(), this.expr()) : null;
     return { pos, value, items, topicFilter, from, where };
   }
