@@ -17,9 +17,9 @@ import { median } from './lib/report.js';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
-const runs = Number(argv.find((a) => a.startsWith('--runs='))?.split('=')[1] ?? (quick ? 1 : 3));
+const runs = Number(argv.find((a) => a.startsWith('--runs='))?.split('=')[1] ?? (quick ? 1 : 5));
 const warmupMs = quick ? 300 : 1000;
-const measureMs = quick ? 1000 : 3000;
+const measureMs = quick ? 1000 : 2000;
 const log = (s: string) => process.stderr.write(s + '\n');
 
 async function startServer(mode: 'off' | 'enforced'): Promise<{ child: ChildProcess; port: number }> {
@@ -99,14 +99,18 @@ try {
       }
     }
   }
+  // The machine is shared: the ratio of each adjacent (off, enforced) pair cancels slow drifts in background
+  // load; the verdict uses the median of those pair ratios. Medians of the raw rates are shown as well.
   const rows = Object.entries(results).map(([name, v]) => {
     const o = median(v.off) ?? 0;
     const e = median(v.enforced) ?? 0;
+    const pairRatios = v.off.map((x, i) => (v.enforced[i] ?? 0) / x);
     return {
       scenario: name,
       offPerSec: Math.round(o),
       enforcedPerSec: Math.round(e),
-      ratio: Number((e / o).toFixed(3)),
+      ratio: Number((median(pairRatios) ?? 0).toFixed(3)),
+      pairRatios: pairRatios.map((x) => Number(x.toFixed(3))),
     };
   });
   const report = {
@@ -123,7 +127,9 @@ try {
     rows,
     pass: rows.every((r) => r.ratio >= 0.9),
   };
-  console.log('| scenario | authorization off (msg/s) | policies enforced (msg/s) | enforced / off |');
+  console.log(
+    '| scenario | authorization off (msg/s) | policies enforced (msg/s) | enforced / off (median of pairs) |',
+  );
   console.log('|---|---:|---:|---:|');
   for (const r of rows)
     console.log(`| ${r.scenario} | ${r.offPerSec} | ${r.enforcedPerSec} | ${(r.ratio * 100).toFixed(1)}% |`);
