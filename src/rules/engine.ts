@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { ThingsteadError } from '../errors/index.js';
 import type { Broker, Message, Publisher } from '../mqtt/index.js';
 import type { Logger, Registry } from '../observability/index.js';
@@ -325,13 +326,20 @@ export class RulesEngine {
     }
   }
 
-  /** Evaluate queued messages in slices so the event loop keeps serving sockets. */
+  /**
+   * Evaluate queued messages in time slices (about 4 ms) so the event loop keeps serving sockets while
+   * the queue is drained as fast as the CPU allows.
+   */
   private drain(): void {
-    const end = Math.min(this.queue.length, this.queueHead + 512);
-    while (this.queueHead < end) {
-      const item = this.queue[this.queueHead]!;
-      this.queue[this.queueHead++] = undefined as never;
-      this.process(item);
+    const started = performance.now();
+    while (this.queueHead < this.queue.length) {
+      const end = Math.min(this.queue.length, this.queueHead + 64);
+      while (this.queueHead < end) {
+        const item = this.queue[this.queueHead]!;
+        this.queue[this.queueHead++] = undefined as never;
+        this.process(item);
+      }
+      if (performance.now() - started > 4) break;
     }
     if (this.queueHead > 4096 && this.queueHead * 2 > this.queue.length) {
       this.queue.splice(0, this.queueHead);
@@ -475,7 +483,9 @@ export class RulesEngine {
     const key = `${name}#${index}`;
     const state = this.state(key);
     const errorAction = loaded.errorAction?.config ?? null;
-    if (state.pending > 0 || state.inFlight >= this.maxInFlight) {
+    // The time-series writer is itself a bounded batching queue; other sinks get maxInFlightPerAction.
+    const limit = action.kind === 'timeseries' ? Math.max(this.maxInFlight, 10_000) : this.maxInFlight;
+    if (state.pending > 0 || state.inFlight >= limit) {
       // Keep order behind waiting rows; spill instead of growing memory.
       if (t) t.outcome = 'queued';
       this.toOutbox(
