@@ -6,6 +6,10 @@ import {
   CreatePolicyCommand,
   CreatePolicyVersionCommand,
   CreateThingGroupCommand,
+  GetRegistrationCodeCommand,
+  RegisterCACertificateCommand,
+  RegisterCertificateCommand,
+  UpdateCACertificateCommand,
   RemoveThingFromThingGroupCommand,
   UpdateCertificateCommand,
   type IoTClient,
@@ -340,5 +344,47 @@ describe('security matrix', () => {
     expect(await publishReason(c, 'r/1', true)).toBe(NOT_AUTHORIZED);
     expect(platform.broker.retained('r/1')).toBeUndefined();
     await c.endAsync();
+  });
+
+  it('bring-your-own CA over mutual TLS: registered CA trusted live; deactivating it drops its devices', async () => {
+    const acme = await createCa('Acme Devices CA');
+    const { registrationCode } = await iot.send(new GetRegistrationCodeCommand({}));
+    const verification = await createKeysAndCertificate(acme, {
+      keyType: 'ec-p256',
+      commonName: registrationCode!,
+    });
+    const ca = await iot.send(
+      new RegisterCACertificateCommand({
+        caCertificate: acme.certPem,
+        verificationCertificate: verification.certificatePem,
+        setAsActive: true,
+      }),
+    );
+    const device = await createKeysAndCertificate(acme, { keyType: 'ec-p256', commonName: 'acme-1' });
+    const reg = await iot.send(
+      new RegisterCertificateCommand({ certificatePem: device.certificatePem, setAsActive: true }),
+    );
+    await iot.send(
+      new CreatePolicyCommand({
+        policyName: 'acme-p',
+        policyDocument: JSON.stringify({ Version: '2012-10-17', Statement: connectAny() }),
+      }),
+    );
+    await iot.send(new AttachPolicyCommand({ policyName: 'acme-p', target: reg.certificateArn }));
+    const creds = { certPem: device.certificatePem, keyPem: device.privateKeyPem };
+    // The TLS trust list is refreshed asynchronously after registration.
+    const c = await waitFor(
+      () => connectTls(platform, creds, 'acme-1').catch(() => undefined),
+      3000,
+      'a device of the registered CA to connect',
+    );
+    let closed = false;
+    c.on('close', () => (closed = true));
+    await iot.send(
+      new UpdateCACertificateCommand({ certificateId: ca.certificateId, newStatus: 'INACTIVE' }),
+    );
+    await waitFor(() => closed, 1000, 'devices of the deactivated CA to be disconnected');
+    await c.endAsync(true);
+    await refused(connectTls(platform, creds, 'acme-1'));
   });
 });
