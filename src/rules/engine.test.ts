@@ -10,7 +10,7 @@ import { anonymousLoopbackHooks, createBroker, type Broker, type Message } from 
 import { createLogger, createMetricsRegistry } from '../observability/index.js';
 import { openDatabase, type Database } from '../store/index.js';
 import { createTimeseries, type Timeseries } from '../timeseries/index.js';
-import { buildKafkaRecord, kafkaClientConfig, RulesEngine, SqlParseError } from './index.js';
+import { buildKafkaRecord, kafkaClientConfig, RulesEngine, sourceTopic, SqlParseError } from './index.js';
 
 // The runtime against real components: the real broker (in-process), a real HTTP server on port 0,
 // NATS JetStream at 127.0.0.1:4222 and PostgreSQL, and the real SQLite store.
@@ -512,6 +512,13 @@ describe.skipIf(!nc)('rules engine: nats JetStream action', () => {
 });
 
 describe('kafka action record building (no broker runs here; live test needs KAFKA_BROKERS)', () => {
+  it('source records map to MQTT topics with {key} and {subject}', () => {
+    expect(sourceTopic('ingest/{key}/data', { key: 'pump-1' })).toBe('ingest/pump-1/data');
+    expect(sourceTopic('nats/{subject}', { subject: 'iot_data.site1.pump' })).toBe(
+      'nats/iot_data/site1/pump',
+    );
+  });
+
   it('maps AWS clientProperties to kafkajs TLS and SASL settings', () => {
     expect(kafkaClientConfig({ 'bootstrap.servers': 'b1:9092, b2:9092' })).toEqual({
       clientId: 'thingstead-rules',

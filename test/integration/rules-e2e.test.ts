@@ -1,5 +1,8 @@
 import { readFileSync } from 'node:fs';
 import {
+  AddThingToThingGroupCommand,
+  CreateThingCommand,
+  CreateThingGroupCommand,
   CreateTopicRuleCommand,
   DeleteTopicRuleCommand,
   DisableTopicRuleCommand,
@@ -264,6 +267,32 @@ describe('device -> MQTT -> rule -> time-series store -> query API', () => {
     const m = await api('GET', '/rules/telemetry_to_ts/metrics');
     expect(m.metrics).toMatchObject({ matched: 8, actionOk: 8, actionFailed: 0, outboxPending: 0 });
     expect(m.metrics.latencyMs.p99).toBeGreaterThanOrEqual(0);
+  });
+
+  it('groups by thing group: one series over the members, or one per member', async () => {
+    await iot.send(new CreateThingGroupCommand({ thingGroupName: 'floor-2' }));
+    for (const thingName of ['g-1', 'g-2']) {
+      await iot.send(new CreateThingCommand({ thingName }));
+      await iot.send(new AddThingToThingGroupCommand({ thingGroupName: 'floor-2', thingName }));
+    }
+    const t0 = Date.UTC(2026, 0, 2);
+    await api('POST', '/timeseries/points', {
+      body: {
+        points: [
+          { thing: 'g-1', metric: 'power', ts: t0, value: 10 },
+          { thing: 'g-2', metric: 'power', ts: t0 + 1, value: 30 },
+          { thing: 'not-in-group', metric: 'power', ts: t0, value: 1000 },
+        ],
+      },
+    });
+    const q = { metric: 'power', group: 'floor-2', from: t0, to: t0 + 60_000, step: '1m' };
+    const one = await api('GET', '/timeseries/query', { query: { ...q, agg: 'sum' } });
+    expect(one.series).toEqual([{ key: 'floor-2', points: [{ ts: t0, value: 40 }] }]);
+    const each = await api('GET', '/timeseries/query', { query: { ...q, agg: 'max', groupBy: 'thing' } });
+    expect(each.series.map((s: any) => [s.key, s.points[0].value])).toEqual([
+      ['g-1', 10],
+      ['g-2', 30],
+    ]);
   });
 
   it('rules test evaluates a sample and shows what each action would receive', async () => {
