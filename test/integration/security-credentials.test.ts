@@ -47,7 +47,7 @@ async function presignedUrl(
     headers: { host: `127.0.0.1:${port}` },
   });
   const signed = await signer.presign(req, { expiresIn: 300 });
-  let query = Object.entries(signed.query)
+  let query = Object.entries(signed.query ?? {})
     .map(([k, v]) => `${uriEncode(k)}=${uriEncode(String(v))}`)
     .join('&');
   // The Device SDK appends the session token after signing; it is not part of the signature (§7.3).
