@@ -44,6 +44,14 @@ interface Conn {
   ring: PublishRing;
 }
 
+/** Atomics.waitAsync (ES2024; in Node since 16), typed here because the project's lib is ES2023. */
+type WaitAsyncResult = { async: false; value: string } | { async: true; value: Promise<string> };
+const atomics = Atomics as unknown as {
+  waitAsync(a: Int32Array, i: number, v: number, timeoutMs: number): WaitAsyncResult;
+};
+const waitAsync = (a: Int32Array, i: number, v: number, timeoutMs: number) =>
+  atomics.waitAsync(a, i, v, timeoutMs);
+
 const spec = workerData as WorkerSpec;
 const counters = new Int32Array(spec.role === 'pair' ? spec.pub.shared : spec.shared);
 const port = parentPort!;
@@ -215,7 +223,26 @@ async function runPublisher(p: PubSpec): Promise<void> {
     if (sentNow > 0) {
       Atomics.add(counters, p.slot, sentNow);
       schedule(0);
-    } else schedule(1);
+    } else if (room <= 0) waitForDeliveries();
+    else schedule(5); // window full or sockets blocked: acks and 'drain' kick the pump sooner
+  }
+
+  /**
+   * Gate closed: sleep until the subscriber's counter moves (it notifies after every chunk) or 20 ms
+   * pass. A timer poll here would cost ~1 ms per gate cycle and cap the rate the gate allows.
+   */
+  let waiting = false;
+  function waitForDeliveries() {
+    if (waiting || stopped) return;
+    waiting = true;
+    const slot = p.subSlots[0]!;
+    const done = () => {
+      waiting = false;
+      if (!stopped && !timer && !immediate) pump();
+    };
+    const r = waitAsync(counters, slot, Atomics.load(counters, slot), 20);
+    if (r.async) void r.value.then(done);
+    else setImmediate(done);
   }
 
   // Rate pump: every ~1 ms send what is due, round robin over the connections. Messages that could not
@@ -303,6 +330,7 @@ async function runSubscriber(s: SubSpec, announce = true): Promise<void> {
     c.socket.on('data', () => {
       if (received) {
         Atomics.add(counters, s.slot, received);
+        Atomics.notify(counters, s.slot);
         received = 0;
       }
       if (acks.length) {
