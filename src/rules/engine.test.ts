@@ -270,6 +270,17 @@ describe('rules engine: republish, errorAction, metrics, traces, test', () => {
     await sink.stop();
   });
 
+  it('a rule that republishes to its own FROM topic is stopped after a few hops (republish_loop)', async () => {
+    await h.engine.createRule('loop', {
+      sql: "SELECT * FROM 'loop/a'",
+      actions: [{ republish: { topic: 'loop/a' } }],
+    });
+    publish(h, 'loop/a', { n: 1 });
+    await waitFor(() => h.engine.stats('loop').dropped.republish_loop === 1);
+    await h.engine.idle();
+    expect(h.engine.stats('loop').matched).toBe(8);
+  });
+
   it('the evaluation queue is bounded: overflow is dropped and counted as queue_full', async () => {
     const small = await harness({ queueSize: 3 } as never);
     await small.engine.createRule('burst', {

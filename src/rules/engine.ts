@@ -23,7 +23,7 @@ import {
   type ParsedPayload,
   type SqlContext,
 } from './sql/index.js';
-import { Sinks } from './sinks.js';
+import { REPUBLISH_DEPTH, Sinks } from './sinks.js';
 import { RuleCounters, RulesMetrics, type DropReason, type RuleStats, type TraceEntry } from './stats.js';
 import { RuleStore, type NewOutboxRow, type Origin, type OutboxRow } from './store.js';
 import { RULE_NAME_PATTERN, type ActionConfig, type TopicRule, type TopicRulePayload } from './types.js';
@@ -89,6 +89,8 @@ export interface RuleTestResult {
 }
 
 const MAX_ACTIONS = 10;
+/** Republish hops after which a message is dropped (reason republish_loop): a rule feeding itself stops. */
+const MAX_REPUBLISH_DEPTH = 8;
 const BASIC_INGEST = /^\$aws\/rules\/([^/]+)(\/|$)/;
 
 /**
@@ -355,6 +357,11 @@ export class RulesEngine {
 
   private process(item: QueueItem): void {
     const { message, publisher } = item;
+    const depth = REPUBLISH_DEPTH.get(message.payload) ?? 0;
+    if (depth >= MAX_REPUBLISH_DEPTH) {
+      for (const name of item.rules) this.drop(name, 'republish_loop');
+      return;
+    }
     let parsed: ParsedPayload | null = null;
     let ctx: SqlContext | null = null;
     for (const name of item.rules) {
@@ -391,7 +398,7 @@ export class RulesEngine {
         payloadBase64: '',
         receivedAt: item.at,
       };
-      loaded.actions.forEach((action, i) => this.deliver(loaded, i, action, input, origin, trace));
+      loaded.actions.forEach((action, i) => this.deliver(loaded, i, action, input, origin, trace, depth));
     }
   }
 
@@ -421,6 +428,7 @@ export class RulesEngine {
     input: ActionInput,
     origin: Origin,
     trace: TraceEntry | null,
+    depth = 0,
   ): void {
     const name = loaded.rule.ruleName;
     const c = this.counter(name);
@@ -458,7 +466,7 @@ export class RulesEngine {
     if (trace && t) trace.actions.push(t);
     if (!action.durable) {
       // In-process (republish): no outbox; a failure is final.
-      this.sinks.execute(action.config, request).then(
+      this.sinks.execute(action.config, request, depth).then(
         () => {
           this.ok(name, action.kind, origin.receivedAt);
           if (t) t.outcome = 'ok';

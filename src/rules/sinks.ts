@@ -16,6 +16,12 @@ export interface SinkDeps {
   readonly postgresUrl: string | null;
 }
 
+/**
+ * Republish hop count per payload Buffer (the broker shares payload Buffers instead of copying them, so the
+ * engine can recognise its own republished messages and stop a rule that feeds itself).
+ */
+export const REPUBLISH_DEPTH = new WeakMap<Buffer, number>();
+
 /** Executes prepared action requests. Throws ActionError with `retryable` set by the failure's nature. */
 export class Sinks {
   private readonly nats = new Map<string, Promise<NatsConnection>>();
@@ -23,10 +29,11 @@ export class Sinks {
   private readonly pools = new Map<string, pg.Pool>();
   constructor(private readonly deps: SinkDeps) {}
 
-  async execute(config: ActionConfig, request: ActionRequest): Promise<void> {
+  /** `depth`: republish hops of the message that triggered this delivery (republish only). */
+  async execute(config: ActionConfig, request: ActionRequest, depth = 0): Promise<void> {
     switch (request.kind) {
       case 'republish':
-        return this.republish(request);
+        return this.republish(request, depth);
       case 'http':
         return this.http(request);
       case 'nats':
@@ -46,13 +53,18 @@ export class Sinks {
     }
   }
 
-  private republish(r: Extract<ActionRequest, { kind: 'republish' }>): void {
+  private republish(r: Extract<ActionRequest, { kind: 'republish' }>, depth: number): void {
     if (!this.deps.broker) throw new ActionError('broker is not available', true);
     const userProperties = r.userProperties;
+    // An exactly-sized, unpooled Buffer: the broker keeps it as is (no copy), so the depth mark survives.
+    const decoded = Buffer.from(r.payload, 'base64');
+    const payload = Buffer.allocUnsafeSlow(decoded.length);
+    decoded.copy(payload);
+    REPUBLISH_DEPTH.set(payload, depth + 1);
     this.deps.broker.publish(
       {
         topic: r.topic,
-        payload: Buffer.from(r.payload, 'base64'),
+        payload,
         qos: r.qos,
         retain: false,
         properties: {

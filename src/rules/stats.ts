@@ -8,6 +8,7 @@ export type DropReason =
   | 'retries_exhausted'
   | 'permanent_failure'
   | 'evaluation_error'
+  | 'republish_loop'
   | 'shutdown';
 
 /** Per-rule counters kept in memory for the API and CLI (Prometheus has the same under thingstead_rule_*). */
