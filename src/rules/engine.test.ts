@@ -465,6 +465,32 @@ describe.skipIf(!pgUp)('rules engine: postgres action', () => {
   });
 });
 
+describe.skipIf(!pgUp)('rules engine on PostgreSQL (scale-out store): rules and outbox', () => {
+  it('stores rules and drains the outbox (FOR UPDATE SKIP LOCKED claims) after an HTTP outage', async () => {
+    const schema = await freshSchema('rulesout');
+    const db = await openDatabase({ dataDir: '', databaseUrl: schema.url });
+    const h = await harness({}, db);
+    const sink = new HttpSink();
+    await sink.start();
+    await h.engine.createRule('pg_web', {
+      sql: "SELECT n FROM 'pgweb'",
+      actions: [{ http: { url: `http://127.0.0.1:${sink.port}/x` } }],
+    });
+    expect(await h.engine.getRule('pg_web')).toMatchObject({ ruleName: 'pg_web', topicPattern: 'pgweb' });
+    await sink.stop();
+    for (let i = 0; i < 10; i++) publish(h, 'pgweb', { n: i });
+    await waitFor(async () => (await h.engine.store.pendingCount()) === 10, 10_000);
+    await sink.start();
+    await waitFor(async () => (await h.engine.store.pendingCount()) === 0, 15_000);
+    expect(new Set(sink.requests.map((r) => r.body)).size).toBe(10);
+    expect(h.engine.stats('pg_web').dropped).toEqual({});
+    await h.close();
+    await sink.stop();
+    await db.close();
+    await schema.drop();
+  });
+});
+
 async function natsAvailable(): Promise<NatsConnection | null> {
   try {
     return await connect({ servers: '127.0.0.1:4222', timeout: 1000 });
