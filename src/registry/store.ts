@@ -235,13 +235,20 @@ const startsWith = (expr: string, param: string) =>
  */
 export async function createRegistryStore(db: Database): Promise<RegistryStore> {
   await migrate(db, 'registry', REGISTRY_MIGRATIONS);
+  /** One multi-row INSERT (one round trip on PostgreSQL); at most 50 attributes per thing. */
   const writeAttributes = async (tx: Tx, name: string, attributes: Attributes) => {
-    for (const [k, v] of Object.entries(attributes))
-      await tx.run('INSERT INTO reg_thing_attributes (attr_name, value, thing_name) VALUES ($1, $2, $3)', [
-        k,
-        v,
-        name,
-      ]);
+    const entries = Object.entries(attributes);
+    if (entries.length === 0) return;
+    const params: unknown[] = [];
+    const rows = entries.map(([k, v]) => {
+      params.push(k, v, name);
+      const n = params.length;
+      return `($${n - 2}, $${n - 1}, $${n})`;
+    });
+    await tx.run(
+      `INSERT INTO reg_thing_attributes (attr_name, value, thing_name) VALUES ${rows.join(', ')}`,
+      params,
+    );
   };
   const insertOrIgnore = async (tx: Tx, sql: string, params: unknown[]) =>
     (await tx.run(`${sql} ON CONFLICT DO NOTHING`, params)) > 0;
