@@ -76,6 +76,48 @@ describe('SELECT clause [iot-sql-select]', () => {
   });
 });
 
+describe('documented examples [iot-sql-json, iot-rule-sql-version]', () => {
+  it('applies a function to an attribute value', () => {
+    const msg = {
+      deviceid: 'iot123',
+      temp: 54.98,
+      humidity: 32.43,
+      coords: { latitude: 47.615694, longitude: -122.3359976 },
+    };
+    expect(out("SELECT temp, md5(deviceid) AS hashed_id FROM 'topic/#'", msg)).toBe(
+      '{"temp":54.98,"hashed_id":"e37f81fb397e595c4aeb5645b8cbbbd1"}',
+    );
+  });
+  it('get() reaches keys with hyphens and digits, with double-quoted strings', () => {
+    const msg = { mydata: { item2: { '0': { 'my-key': 'myValue' } } } };
+    expect(
+      out(`SELECT * FROM 'iot/rules' WHERE get(get(get(mydata,"item2"),"0"),"my-key") = "myValue"`, msg),
+    ).not.toBeNull();
+    expect(
+      out(`SELECT * FROM 'iot/rules' WHERE get(get(get(mydata,"item2"),"0"),"my-key") = "other"`, msg),
+    ).toBeNull();
+  });
+  it('outputs an array as a top-level object (2016-03-23)', () => {
+    expect(out("SELECT VALUE arr FROM 'topic'", { a: { b: 'c' }, arr: [1, 2, 3, 4] })).toBe('[1,2,3,4]');
+  });
+  it('intra-object query over an array of objects', () => {
+    const msg = {
+      e: [
+        { n: 'temperature', u: 'Cel', t: 1234, v: 22.5 },
+        { n: 'light', u: 'lm', t: 1235, v: 135 },
+        { n: 'acidity', u: 'pH', t: 1235, v: 7 },
+      ],
+    };
+    expect(out("SELECT (SELECT v FROM e WHERE n = 'temperature') as temperature FROM 'my/topic'", msg)).toBe(
+      '{"temperature":[{"v":22.5}]}',
+    );
+  });
+  it('selects a nested property with a dotted alias', () => {
+    const msg = { foo: { bar: 'RED', bar1: 'GREEN', bar2: 'BLUE' } };
+    expect(out("SELECT foo.bar AS bar.baz FROM 'topic/subtopic'", msg)).toBe('{"bar":{"baz":"RED"}}');
+  });
+});
+
 describe('FROM and WHERE [iot-sql-from, iot-sql-where]', () => {
   it('exposes the topic filter', () => {
     expect(compileSql("SELECT * FROM 'dev/+/telemetry'").topicFilter).toBe('dev/+/telemetry');
