@@ -38,6 +38,7 @@ export function banner(platform: Platform): string {
     `  MQTT over TLS     ${e.mqtts ?? 'off'}${e.mqtts ? '   (mutual TLS: client certificate required)' : ''}`,
     `  MQTT over WS      ${e.ws}`,
     `  MQTT (plain)      ${e.mqtt ?? 'off (set THINGSTEAD_MQTT_PORT to enable)'}`,
+    `  HTTPS (devices)   ${e.deviceHttps ?? 'off (set THINGSTEAD_DEVICE_HTTPS_PORT to enable)'}`,
     `  CA certificate    ${e.caFile}`,
     `  Data directory    ${e.dataDir}   (endpoints.json lists the bound ports)`,
     `  Metrics / health  ${e.http}/metrics  ${e.http}/healthz`,
@@ -55,6 +56,9 @@ export function banner(platform: Platform): string {
     lines.push(
       '',
       '  WARNING: THINGSTEAD_ALLOW_ANONYMOUS is on: loopback clients connect without credentials (dev only).',
+      platform.security.auth.anonymousAllowsAll()
+        ? '  WARNING: no policy is attached to "anonymous", so anonymous clients may publish and subscribe to EVERYTHING.'
+        : '  Anonymous clients are limited by the policies attached to "anonymous".',
     );
   }
   if (e.mqtt && platform.config.mqtt.allowAnonymous) {

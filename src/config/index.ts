@@ -28,6 +28,8 @@ export const ENVIRONMENT: Readonly<Record<string, string>> = {
   THINGSTEAD_MQTT_TLS_PORT: 'mqtt.tlsPort',
   THINGSTEAD_MQTT_TLS_HOST: 'mqtt.tlsHost',
   THINGSTEAD_ALLOW_ANONYMOUS: 'mqtt.allowAnonymous',
+  THINGSTEAD_DEVICE_HTTPS_PORT: 'deviceHttps.port',
+  THINGSTEAD_DEVICE_HTTPS_HOST: 'deviceHttps.host',
   THINGSTEAD_TLS_CERT_FILE: 'tls.certFile',
   THINGSTEAD_TLS_KEY_FILE: 'tls.keyFile',
   THINGSTEAD_TLS_CA_FILE: 'tls.caFile',

@@ -47,6 +47,13 @@ export const configSchema = z
         allowAnonymous: bool.default(false),
       })
       .prefault({}),
+    /** HTTPS for devices (POST /topics/{topic} with a client certificate, reference §8.0). Off unless a port is set. */
+    deviceHttps: z
+      .object({
+        port: optionalPort,
+        host: z.string().default('0.0.0.0'),
+      })
+      .prefault({}),
     tls: z
       .object({
         /** Operator-supplied server certificate and key (PEM files); generated from the platform CA when absent. */
@@ -118,6 +125,8 @@ export const configSchema = z
                   topic: z.string().min(1),
                   groupId: z.string().default('thingstead'),
                   mqttTopic: z.string().min(1),
+                  /** 'keyvalue' turns text records such as `temperature=25` into JSON `{"temperature":25}`. */
+                  payloadFormat: z.enum(['raw', 'keyvalue']).default('raw'),
                   clientProperties: z.record(z.string(), z.string()).default({}),
                 })
                 .strict(),
@@ -129,6 +138,7 @@ export const configSchema = z
                   subject: z.string().min(1),
                   durable: z.string().default('thingstead'),
                   mqttTopic: z.string().min(1),
+                  payloadFormat: z.enum(['raw', 'keyvalue']).default('raw'),
                 })
                 .strict(),
             ]),

@@ -5,6 +5,7 @@ import type { Logger, Registry } from '../observability/index.js';
 import { openPolicyService, policyOperations, type PolicyService } from '../policy/index.js';
 import type { Database } from '../store/index.js';
 import { certificateOperations } from './api.js';
+import { startDeviceHttps, type DeviceHttps } from './auth-hooks-https.js';
 import {
   createDeviceAuth,
   type AccessKeyLookup,
@@ -31,9 +32,7 @@ export interface RegistryView {
     maxResults?: number;
     nextToken?: string;
   }): Promise<{ thingGroups: Array<{ groupName: string }>; nextToken?: string | undefined }>;
-  describeThingGroup(input: {
-    thingGroupName: string;
-  }): Promise<{
+  describeThingGroup(input: { thingGroupName: string }): Promise<{
     thingGroupMetadata?: { rootToParentThingGroups?: Array<{ groupName?: string }> | undefined };
   }>;
   getRegistrationCode(): Promise<{ registrationCode: string }>;
@@ -61,9 +60,15 @@ export interface DeviceSecurity {
   readonly auth: DeviceAuth;
   /** Certificate and policy operations; plus the registry's operations wrapped to refresh live principals. */
   operations(registryOperations: readonly AwsOperation[]): AwsOperation[];
-  /** Start live enforcement (disconnects, re-checks) and keep the TLS trust list in sync. */
-  attach(broker: Broker, listeners: { setTrustedCas(pems: readonly string[]): void }): void;
-  close(): void;
+  /**
+   * Start live enforcement (disconnects, re-checks), keep the TLS trust lists in sync, and start the device
+   * HTTPS port when configured. Resolves with that port (null when off).
+   */
+  attach(
+    broker: Broker,
+    listeners: { setTrustedCas(pems: readonly string[]): void },
+  ): Promise<{ deviceHttpsPort: number | null }>;
+  close(): Promise<void>;
 }
 
 function registryDirectory(registry: () => RegistryView | null): PrincipalDirectory {
@@ -168,6 +173,7 @@ export async function createDeviceSecurity(options: {
       'DEV MODE: anonymous loopback clients may publish and subscribe to EVERYTHING until a policy is attached to the target "anonymous" (THINGSTEAD_ALLOW_ANONYMOUS is on)',
     );
   }
+  let https: DeviceHttps | null = null;
   const resolver = {
     async resolve(principal: string, clientId: string | undefined) {
       const r = await auth.resolve(principal, clientId);
@@ -198,11 +204,28 @@ export async function createDeviceSecurity(options: {
         ...policyOperations(policies, { scope, resolver }),
       ];
     },
-    attach(broker, listeners) {
-      auth.attach(broker, (pems) => listeners.setTrustedCas(pems));
+    async attach(broker, listeners) {
+      if (config.deviceHttps.port !== null) {
+        https = await startDeviceHttps({
+          host: config.deviceHttps.host,
+          port: config.deviceHttps.port,
+          tls,
+          hooks: auth,
+          certificates,
+          broker,
+          logger: options.logger,
+          metrics: options.metrics,
+        });
+      }
+      auth.attach(broker, (pems) => {
+        listeners.setTrustedCas(pems);
+        https?.setTrustedCas(pems);
+      });
+      return { deviceHttpsPort: https?.port ?? null };
     },
-    close() {
+    async close() {
       auth.close();
+      await https?.close();
     },
   };
 }

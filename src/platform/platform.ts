@@ -37,6 +37,9 @@ export interface PlatformEndpoints {
   readonly ws: string;
   readonly caFile: string;
   readonly dataDir: string;
+  /** HTTPS for devices (mutual TLS, POST /topics/{topic}), when `deviceHttps.port` is set. */
+  readonly deviceHttps?: string | null;
+  readonly deviceHttpsPort?: number | null;
   /** AWS shared-credentials file holding the admin access key ([default] profile). */
   readonly credentialsFile?: string;
 }
@@ -100,7 +103,7 @@ export async function createPlatform(
       registry: () => registryRef,
       accessKeys: { lookup: async (id) => credentialsRef?.lookup(id) },
     });
-    cleanup.unshift(async () => security.close());
+    cleanup.unshift(() => security.close());
     const hooks = options.hooks ?? security.auth;
     const broker = createBroker({ config, logger: logger.child({ ctx: 'mqtt' }), metrics, db, hooks });
     await broker.start();
@@ -152,7 +155,7 @@ export async function createPlatform(
     });
     // Listeners close after the broker has disconnected its clients, before the HTTP server.
     cleanup.splice(1, 0, () => listeners.close());
-    security.attach(broker, listeners);
+    const { deviceHttpsPort } = await security.attach(broker, listeners);
     const detachTail = attachTimeseriesTail(http.server, timeseries, async (req) => {
       const [path = '/', query = ''] = (req.url ?? '/').split('?');
       const body = Buffer.alloc(0);
@@ -176,6 +179,9 @@ export async function createPlatform(
       ws: `${httpBase.replace(/^http/, 'ws')}${listeners.wsPath}`,
       caFile: tls.caFile,
       dataDir,
+      deviceHttps:
+        deviceHttpsPort !== null ? `https://${urlHost(config.deviceHttps.host)}:${deviceHttpsPort}` : null,
+      deviceHttpsPort,
       credentialsFile: admin.accessKeyId ? admin.file : undefined,
     };
     writeFileSync(join(dataDir, 'endpoints.json'), JSON.stringify(endpoints, null, 2) + '\n', {
