@@ -155,6 +155,7 @@ async function benchStore(kind: string): Promise<Record<string, string>> {
 
   iot.destroy();
   await http.close();
+  await registry.close();
   await db.close();
   await dropSchema();
   rmSync(dataDir, { recursive: true, force: true });

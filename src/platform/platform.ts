@@ -121,6 +121,7 @@ export async function createPlatform(
       endpointAddress: () => config.hostname ?? 'localhost',
       onError: (err) => registryLog.warn({ err }, 'registry event or index error'),
     });
+    cleanup.unshift(() => registry.close());
     // Every context's AWS-compatible operations; one dispatcher serves them all (src/api/aws.ts).
     registryRef = registry;
     credentialsRef = credentials;

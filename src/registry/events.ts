@@ -43,6 +43,8 @@ export interface RegistryEvents {
     lastModifiedDate: Date;
   };
   update(changes: Record<string, { Enabled?: boolean }>): Promise<void>;
+  /** Re-read the stored configuration (changed by another node). */
+  reload(): Promise<void>;
 }
 
 const EVENT_TYPE_NAMES: Record<string, string> = {
@@ -60,12 +62,16 @@ export async function createRegistryEvents(options: {
   publish: PublishFn | undefined;
   onError?: (err: unknown) => void;
 }): Promise<RegistryEvents> {
-  const raw = await options.store.getSetting(KEY);
-  const now = Date.now();
-  let state: Stored = raw
-    ? (JSON.parse(raw) as Stored)
-    : { enabled: {}, creationDate: now, lastModifiedDate: now };
+  const read = async (): Promise<Stored> => {
+    const raw = await options.store.getSetting(KEY);
+    const now = Date.now();
+    return raw ? (JSON.parse(raw) as Stored) : { enabled: {}, creationDate: now, lastModifiedDate: now };
+  };
+  let state = await read();
   return {
+    async reload() {
+      state = await read();
+    },
     enabled: (type) => state.enabled[type] === true,
     emit(type, topic, payload) {
       if (state.enabled[type] !== true || !options.publish) return;

@@ -23,6 +23,11 @@ export interface RegistryOptions {
   /** Extra search fields (e.g. `shadow.reported.*` from the shadow context). */
   readonly fieldProviders?: readonly FieldProvider[];
   readonly onError?: (err: unknown) => void;
+  /**
+   * PostgreSQL only: how often to apply other nodes' changes from the change feed to this node's fleet
+   * index (default 1000 ms; 0 disables the timer, `syncNow()` still works).
+   */
+  readonly syncIntervalMs?: number;
 }
 
 const ENDPOINT_TYPES = ['iot:Data', 'iot:Data-ATS', 'iot:CredentialProvider', 'iot:Jobs'];
@@ -74,7 +79,75 @@ export async function createRegistry(options: RegistryOptions) {
       }
     }
   }
+  // Change feed (PostgreSQL): remember where the feed stood before loading, so nothing between is lost.
+  let lastSeq = await store.latestChange();
   await reload();
+
+  /** Feed sequence numbers not yet seen (a concurrent transaction may commit a lower seq later). */
+  const gaps = new Map<number, number>();
+  let syncing: Promise<void> | null = null;
+  const applyThing = async (name: string) => {
+    const t = await store.getThing(name);
+    if (!t) ctx.index.remove(name);
+    else ctx.index.upsert(indexed(t, await store.groupsOfThing(name)));
+  };
+  const applyGroup = async (name: string) => {
+    const g = await store.getGroup(name);
+    if (!g) {
+      ctx.dynamic.delete(name);
+      ctx.index.dropGroup(name);
+    } else if (g.dynamic) ctx.dynamic.set(name, compileQuery(parseQuery(g.dynamic.queryString), search));
+    else ctx.dynamic.delete(name);
+  };
+  /** Apply other nodes' registry changes to this node's index (idempotent for our own). */
+  function syncNow(): Promise<void> {
+    syncing ??= (async () => {
+      try {
+        const now = Date.now();
+        for (const [seq, since] of gaps) if (now - since > 10_000) gaps.delete(seq);
+        const from = Math.min(lastSeq, ...gaps.keys());
+        const changes = (await store.changesSince(from, 5000)).filter(
+          (c) => c.seq > lastSeq || gaps.has(c.seq),
+        );
+        const seenThings = new Set<string>();
+        const seenGroups = new Set<string>();
+        for (const c of changes) {
+          gaps.delete(c.seq);
+          if (c.seq > lastSeq) {
+            for (let missing = lastSeq + 1; missing < c.seq; missing++) gaps.set(missing, now);
+            lastSeq = c.seq;
+          }
+          if (c.kind === 'thing' && !seenThings.has(c.name)) {
+            seenThings.add(c.name);
+            await applyThing(c.name);
+          } else if (c.kind === 'group' && !seenGroups.has(c.name)) {
+            seenGroups.add(c.name);
+            await applyGroup(c.name);
+          } else if (c.kind === 'setting') await events.reload();
+        }
+      } finally {
+        syncing = null;
+      }
+    })();
+    return syncing;
+  }
+  const isPostgres = options.db?.kind === 'postgres';
+  const interval = options.syncIntervalMs ?? 1000;
+  let prunedAt = Date.now();
+  const timer =
+    isPostgres && interval > 0
+      ? setInterval(() => {
+          syncNow()
+            .then(async () => {
+              if (Date.now() - prunedAt > 10 * 60_000) {
+                prunedAt = Date.now();
+                await store.pruneChanges(60 * 60_000);
+              }
+            })
+            .catch((err: unknown) => options.onError?.(err));
+        }, interval)
+      : null;
+  timer?.unref();
 
   const things = thingOps(ctx);
   const groups = groupOps(ctx);
@@ -86,6 +159,13 @@ export async function createRegistry(options: RegistryOptions) {
     /** The in-memory fleet index (read-only use by other contexts). */
     index: ctx.index,
     reload,
+    /** Apply other nodes' changes now (PostgreSQL change feed); the timer does this every second. */
+    syncNow,
+    /** Stop the change-feed timer. */
+    async close() {
+      if (timer) clearInterval(timer);
+      await syncing;
+    },
     arn: (type: string, name: string) => arn(ctx, type, name),
 
     searchIndex(input: { queryString: string; indexName?: string; nextToken?: string; maxResults?: number }) {

@@ -124,6 +124,21 @@ export interface RegistryStore {
 
   getSetting(key: string): Promise<string | undefined>;
   setSetting(key: string, value: string): Promise<void>;
+
+  /**
+   * The change feed that keeps other nodes' in-memory fleet index current on a shared PostgreSQL: every
+   * mutation above appends (kind, name). Empty (and never written) on SQLite, which has one node.
+   */
+  changesSince(seq: number, limit: number): Promise<Change[]>;
+  latestChange(): Promise<number>;
+  /** Drop feed rows older than `olderThanMs`. */
+  pruneChanges(olderThanMs: number): Promise<void>;
+}
+
+export interface Change {
+  readonly seq: number;
+  readonly kind: 'thing' | 'group' | 'setting';
+  readonly name: string;
 }
 
 /** `text` is `TEXT COLLATE "C"` on PostgreSQL so names sort bytewise on both engines (keyset pagination). */
@@ -157,6 +172,7 @@ const ATTRIBUTES_DDL = (text: string) =>
 CREATE INDEX reg_thing_attributes_thing ON reg_thing_attributes (thing_name);`;
 
 export const REGISTRY_MIGRATIONS: Migration[] = [
+  // (v3 below adds the change feed.)
   {
     version: 1,
     description: 'registry tables',
@@ -172,6 +188,14 @@ export const REGISTRY_MIGRATIONS: Migration[] = [
     postgres:
       ATTRIBUTES_DDL('TEXT COLLATE "C"') +
       '\nINSERT INTO reg_thing_attributes SELECT j.key, j.value, t.name FROM reg_things t, jsonb_each_text(t.attributes::jsonb) j;',
+  },
+  {
+    version: 3,
+    description: 'change feed for multi-node fleet index',
+    sqlite:
+      'CREATE TABLE reg_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, name TEXT NOT NULL, at INTEGER NOT NULL)',
+    postgres:
+      'CREATE TABLE reg_changes (seq BIGSERIAL PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, at BIGINT NOT NULL)',
   },
 ];
 
@@ -253,7 +277,7 @@ export async function createRegistryStore(db: Database): Promise<RegistryStore> 
   const insertOrIgnore = async (tx: Tx, sql: string, params: unknown[]) =>
     (await tx.run(`${sql} ON CONFLICT DO NOTHING`, params)) > 0;
 
-  return {
+  const base: RegistryStore = {
     async getThing(name) {
       const rows = await db.query<ThingRow>('SELECT * FROM reg_things WHERE name = $1', [name]);
       return rows[0] ? thingOf(rows[0]) : undefined;
@@ -576,5 +600,46 @@ export async function createRegistryStore(db: Database): Promise<RegistryStore> 
         [key, value],
       );
     },
+
+    async changesSince(seq, limit) {
+      const rows = await db.query<{ seq: number | string; kind: Change['kind']; name: string }>(
+        'SELECT seq, kind, name FROM reg_changes WHERE seq > $1 ORDER BY seq LIMIT $2',
+        [seq, limit],
+      );
+      return rows.map((r) => ({ seq: Number(r.seq), kind: r.kind, name: r.name }));
+    },
+    async latestChange() {
+      const rows = await db.query<{ seq: number | string | null }>('SELECT MAX(seq) AS seq FROM reg_changes');
+      return Number(rows[0]?.seq ?? 0);
+    },
+    async pruneChanges(olderThanMs) {
+      await db.run('DELETE FROM reg_changes WHERE at < $1', [Date.now() - olderThanMs]);
+    },
+  };
+  return db.kind === 'postgres' ? withChangeFeed(base, db) : base;
+}
+
+/** Append a change-feed row after each successful mutation (PostgreSQL: several nodes share the store). */
+function withChangeFeed(base: RegistryStore, db: Database): RegistryStore {
+  const record = (kind: Change['kind'], name: string) =>
+    db.run('INSERT INTO reg_changes (kind, name, at) VALUES ($1, $2, $3)', [kind, name, Date.now()]);
+  const after =
+    <A extends unknown[], R>(fn: (...a: A) => Promise<R>, kind: Change['kind'], name: (...a: A) => string) =>
+    async (...a: A): Promise<R> => {
+      const r = await fn(...a);
+      if (r !== false) await record(kind, name(...a));
+      return r;
+    };
+  return {
+    ...base,
+    insertThing: after(base.insertThing, 'thing', (t) => t.name),
+    updateThing: after(base.updateThing, 'thing', (t) => t.name),
+    deleteThing: after(base.deleteThing, 'thing', (n) => n),
+    addMember: after(base.addMember, 'thing', (_g, t) => t),
+    removeMember: after(base.removeMember, 'thing', (_g, t) => t),
+    insertGroup: after(base.insertGroup, 'group', (g) => g.name),
+    updateGroup: after(base.updateGroup, 'group', (g) => g.name),
+    deleteGroup: after(base.deleteGroup, 'group', (n) => n),
+    setSetting: after(base.setSetting, 'setting', (k) => k),
   };
 }

@@ -117,6 +117,7 @@ export async function startApi(kind: StoreKind = 'sqlite', pgUrl?: string): Prom
     },
     async close() {
       await http.close();
+      await registry.close();
       await db.close();
       await schema?.drop();
       rmSync(dataDir, { recursive: true, force: true });
