@@ -632,14 +632,14 @@ function withChangeFeed(base: RegistryStore, db: Database): RegistryStore {
     };
   return {
     ...base,
-    insertThing: after(base.insertThing, 'thing', (t) => t.name),
-    updateThing: after(base.updateThing, 'thing', (t) => t.name),
-    deleteThing: after(base.deleteThing, 'thing', (n) => n),
-    addMember: after(base.addMember, 'thing', (_g, t) => t),
-    removeMember: after(base.removeMember, 'thing', (_g, t) => t),
-    insertGroup: after(base.insertGroup, 'group', (g) => g.name),
-    updateGroup: after(base.updateGroup, 'group', (g) => g.name),
-    deleteGroup: after(base.deleteGroup, 'group', (n) => n),
-    setSetting: after(base.setSetting, 'setting', (k) => k),
+    insertThing: after(base.insertThing.bind(base), 'thing', (t) => t.name),
+    updateThing: after(base.updateThing.bind(base), 'thing', (t) => t.name),
+    deleteThing: after(base.deleteThing.bind(base), 'thing', (n) => n),
+    addMember: after(base.addMember.bind(base), 'thing', (_g, t) => t),
+    removeMember: after(base.removeMember.bind(base), 'thing', (_g, t) => t),
+    insertGroup: after(base.insertGroup.bind(base), 'group', (g) => g.name),
+    updateGroup: after(base.updateGroup.bind(base), 'group', (g) => g.name),
+    deleteGroup: after(base.deleteGroup.bind(base), 'group', (n) => n),
+    setSetting: after(base.setSetting.bind(base), 'setting', (k) => k),
   };
 }
