@@ -10,7 +10,14 @@ import { anonymousLoopbackHooks, createBroker, type Broker, type Message } from 
 import { createLogger, createMetricsRegistry } from '../observability/index.js';
 import { openDatabase, type Database } from '../store/index.js';
 import { createTimeseries, type Timeseries } from '../timeseries/index.js';
-import { buildKafkaRecord, kafkaClientConfig, RulesEngine, sourceTopic, SqlParseError } from './index.js';
+import {
+  buildKafkaRecord,
+  kafkaClientConfig,
+  RulesEngine,
+  sourcePayload,
+  sourceTopic,
+  SqlParseError,
+} from './index.js';
 
 // The runtime against real components: the real broker (in-process), a real HTTP server on port 0,
 // NATS JetStream at 127.0.0.1:4222 and PostgreSQL, and the real SQLite store.

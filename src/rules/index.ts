@@ -11,4 +11,4 @@ export { compileAction, AWS_ACTION_NAMES, type ActionRequest } from './actions.j
 export type { RuleStats, TraceEntry, DropReason } from './stats.js';
 export type { TopicRule, TopicRulePayload, ActionConfig } from './types.js';
 export { rulesOperations } from './api.js';
-export { startSources, sourceTopic, type Source } from './sources.js';
+export { startSources, sourcePayload, sourceTopic, type Source } from './sources.js';

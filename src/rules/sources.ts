@@ -27,6 +27,32 @@ export function sourceTopic(template: string, vars: { key?: string | null; subje
     .replace(/\{subject\}/g, (vars.subject ?? '').split('.').join('/'));
 }
 
+/**
+ * The MQTT payload for a record. `keyvalue` turns text such as `temperature=25` or `t=21.5,h=40` (pairs
+ * separated by commas, ampersands, semicolons or spaces) into a JSON object with numbers and booleans typed;
+ * JSON records and records without pairs pass unchanged.
+ */
+export function sourcePayload(value: Buffer, format: 'raw' | 'keyvalue'): Buffer {
+  if (format === 'raw') return value;
+  const text = value.toString('utf8').trim();
+  if (text.startsWith('{') || text.startsWith('[')) return value;
+  const out: Record<string, unknown> = {};
+  for (const part of text.split(/[,&;\s]+/)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) continue;
+    const k = part.slice(0, eq);
+    const v = part.slice(eq + 1);
+    out[k] = /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/.test(v)
+      ? Number(v)
+      : v === 'true'
+        ? true
+        : v === 'false'
+          ? false
+          : v;
+  }
+  return Object.keys(out).length ? Buffer.from(JSON.stringify(out)) : value;
+}
+
 export async function startSources(options: {
   sources: readonly SourceConfig[];
   broker: Broker;
@@ -66,7 +92,7 @@ async function kafkaSource(
       o.broker.publish(
         {
           topic: sourceTopic(s.mqttTopic, { key }),
-          payload: message.value ?? Buffer.alloc(0),
+          payload: sourcePayload(message.value ?? Buffer.alloc(0), s.payloadFormat),
           qos: 1,
           retain: false,
         },
@@ -106,7 +132,7 @@ async function natsSource(
       o.broker.publish(
         {
           topic: sourceTopic(s.mqttTopic, { subject: m.subject }),
-          payload: Buffer.from(m.data),
+          payload: sourcePayload(Buffer.from(m.data), s.payloadFormat),
           qos: 1,
           retain: false,
         },

@@ -56,6 +56,7 @@ beforeAll(async () => {
               subject: `${natsSubject}.>`,
               durable: 'e2e',
               mqttTopic: 'ingest/{subject}',
+              payloadFormat: 'keyvalue',
             },
           ]
         : [],
@@ -360,26 +361,29 @@ describe('device -> MQTT -> rule -> time-series store -> query API', () => {
 });
 
 describe('a NATS JetStream source feeds the same rules and store', () => {
-  // Points are keyed by (thing, metric, ts) like most time-series stores, so the records carry their own time.
+  // The brief's producer sends key "device_id" and the text value "temperature=25" to iot_data; here the
+  // record travels on JetStream subject <prefix>.device_id and the source turns key=value text into JSON.
   it('records published on the stream arrive as MQTT messages and are stored by a rule', async () => {
     if (!nc) return;
     await api('POST', '/rules/ingest_to_ts', {
       body: {
         sql: "SELECT temperature FROM 'ingest/#'",
         awsIotSqlVersion: '2016-03-23',
-        actions: [{ timeseries: { thingName: '${topic(3)}', timestamp: '${at}' } }],
+        actions: [{ timeseries: { thingName: '${topic(3)}' } }],
       },
     });
-    const js = nc.jetstream();
-    for (let i = 0; i < 3; i++)
-      await js.publish(
-        `${natsSubject}.pump-7`,
-        Buffer.from(JSON.stringify({ temperature: 40 + i, at: 1_000 + i })),
-      );
+    await nc.jetstream().publish(`${natsSubject}.device_id`, Buffer.from('temperature=25'));
     await waitFor(
-      async () => (await p.timeseries.listSeries('pump-7'))[0]?.points === 3,
+      async () => (await p.timeseries.listSeries('device_id'))[0]?.points === 1,
       10_000,
-      'NATS records stored',
+      'record stored',
     );
+    const rows = await p.timeseries.queryRange({
+      things: ['device_id'],
+      metric: 'temperature',
+      from: 0,
+      to: Date.now() + 1,
+    });
+    expect(rows[0]!.value).toBe(25);
   });
 });
