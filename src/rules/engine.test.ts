@@ -563,6 +563,15 @@ describe('kafka action record building (no broker runs here; live test needs KAF
     );
   });
 
+  it('keyvalue source records become JSON (the brief\'s Kafka record "temperature=25")', () => {
+    const kv = (s: string) => sourcePayload(Buffer.from(s), 'keyvalue').toString();
+    expect(kv('temperature=25')).toBe('{"temperature":25}');
+    expect(kv('t=21.5,h=40&ok=true;mode=eco')).toBe('{"t":21.5,"h":40,"ok":true,"mode":"eco"}');
+    expect(kv('{"a":1}')).toBe('{"a":1}');
+    expect(kv('no pairs here')).toBe('no pairs here');
+    expect(sourcePayload(Buffer.from('temperature=25'), 'raw').toString()).toBe('temperature=25');
+  });
+
   it('maps AWS clientProperties to kafkajs TLS and SASL settings', () => {
     expect(kafkaClientConfig({ 'bootstrap.servers': 'b1:9092, b2:9092' })).toEqual({
       clientId: 'thingstead-rules',
