@@ -325,21 +325,26 @@ export async function createRegistryStore(db: Database): Promise<RegistryStore> 
         params.push(v);
         where.push(cond(`$${params.length}`));
       };
-      if (p.after !== undefined) add((n) => `t.name > ${n}`, p.after);
-      if (p.typeName !== undefined) add((n) => `t.type_name = ${n}`, p.typeName);
-      if (p.billingGroup !== undefined) add((n) => `t.billing_group = ${n}`, p.billingGroup);
-      let from = 'reg_things t';
-      if (p.attributeName !== undefined) {
-        from = 'reg_thing_attributes a JOIN reg_things t ON t.name = a.thing_name';
+      // With an attribute filter, order and page on the attribute row's thing_name so an exact-value filter
+      // is one range scan of the (attr_name, value, thing_name) key, without a sort.
+      const attr = p.attributeName !== undefined;
+      const key = attr ? 'a.thing_name' : 't.name';
+      const from = attr
+        ? 'reg_thing_attributes a JOIN reg_things t ON t.name = a.thing_name'
+        : 'reg_things t';
+      if (attr) {
         add((n) => `a.attr_name = ${n}`, p.attributeName);
         if (p.attributeValue !== undefined) {
           if (p.prefix) add((n) => startsWith('a.value', n), p.attributeValue);
           else add((n) => `a.value = ${n}`, p.attributeValue);
         }
       }
+      if (p.after !== undefined) add((n) => `${key} > ${n}`, p.after);
+      if (p.typeName !== undefined) add((n) => `t.type_name = ${n}`, p.typeName);
+      if (p.billingGroup !== undefined) add((n) => `t.billing_group = ${n}`, p.billingGroup);
       params.push(p.limit);
       const rows = await db.query<ThingRow>(
-        `SELECT t.* FROM ${from} ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY t.name LIMIT $${params.length}`,
+        `SELECT t.* FROM ${from} ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY ${key} LIMIT $${params.length}`,
         params,
       );
       return rows.map(thingOf);
