@@ -99,6 +99,9 @@ class SqlTimeseriesStore implements TimeseriesStore {
     const rows = [...unique.values()];
     if (this.db.kind === 'sqlite') {
       const raw = this.db.raw;
+      // Another context's async transaction may be open on this connection (between its statements);
+      // better-sqlite3 would nest ours as a savepoint inside it, so wait for it to finish instead.
+      while (raw.inTransaction) await new Promise((r) => setImmediate(r));
       const stmt = raw.prepare(
         'INSERT INTO ts_points (thing, metric, ts, num, str) VALUES (?, ?, ?, ?, ?) ' +
           'ON CONFLICT (thing, metric, ts) DO UPDATE SET num = excluded.num, str = excluded.str',
