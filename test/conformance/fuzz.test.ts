@@ -224,6 +224,17 @@ const session: fc.Arbitrary<Session> = fc.constantFrom<V>(3, 4, 5).chain((v) => 
     .map(({ first, rest, chunk }) => ({ bytes: Buffer.concat([first, ...rest]), chunk }));
 });
 
+/** Reject if `p` does not settle within `ms`, naming the step (so a hang reports where it is). */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      t = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(t));
+}
+
 /** Send one session on a fresh connection; finish when the broker closes it or after a short wait. */
 function play(s: Session, port: number): Promise<void> {
   return new Promise((resolve) => {
@@ -248,7 +259,46 @@ function play(s: Session, port: number): Promise<void> {
   });
 }
 
+/** CONNECT on a fresh raw socket; resolves with the first byte the broker answers, or 'closed'/'timeout'. */
+function rawConnect(bytes: Buffer): Promise<number | 'closed' | 'timeout'> {
+  return new Promise((resolve) => {
+    const socket = netConnect({ port: platform.endpoints.mqttPort!, host: '127.0.0.1' });
+    const done = (r: number | 'closed' | 'timeout') => {
+      clearTimeout(t);
+      socket.destroy();
+      resolve(r);
+    };
+    const t = setTimeout(() => done('timeout'), 3000);
+    socket.on('data', (d: Buffer) => done(d[0]!));
+    socket.on('close', () => done('closed'));
+    socket.on('error', () => undefined);
+    socket.write(bytes);
+  });
+}
+
 describe('fuzzing the broker with malformed and mutated packets', () => {
+  it('regression (found by this fuzzer): a malformed CONNECT does not break CONNECT for later clients', async () => {
+    // Protocol-name length 0x80fa runs past the 6-byte body. mqtt-packet's parser keeps such bytes and
+    // re-reports the error on every later parse unless reset; a parser shared between connections then
+    // refused every CONNECT that followed.
+    const good = gen(
+      {
+        cmd: 'connect',
+        protocolId: 'MQTT',
+        protocolVersion: 4,
+        clean: true,
+        clientId: 'after-bad',
+        keepalive: 0,
+      },
+      4,
+    );
+    for (const bad of ['100680fa54a93400', '101000044d51545405020000050011ffff']) {
+      expect(await rawConnect(Buffer.from(bad, 'hex'))).not.toBe(0x20);
+      // [MQTT-3.2.0-1] a valid CONNECT is answered with CONNACK.
+      expect(await rawConnect(good)).toBe(0x20);
+    }
+  });
+
   it(
     `survives ${FUZZ_MS} ms of random and mutated packets (seed ${SEED}) and still serves clients`,
     async () => {
@@ -289,20 +339,28 @@ describe('fuzzing the broker with malformed and mutated packets', () => {
 
       // A well-behaved client still gets a publish/subscribe round trip, on both protocol versions.
       for (const protocolVersion of [4, 5] as const) {
-        const client = await mqtt.connectAsync(platform.endpoints.mqtt!, {
-          protocolVersion,
-          clientId: `fuzz-after-${protocolVersion}-${SEED}`,
-          reconnectPeriod: 0,
-          connectTimeout: 5000,
-        });
+        const client = await within(
+          mqtt.connectAsync(platform.endpoints.mqtt!, {
+            protocolVersion,
+            clientId: `fuzz-after-${protocolVersion}-${SEED}`,
+            reconnectPeriod: 0,
+            connectTimeout: 5000,
+          }),
+          8000,
+          `CONNACK for a well-behaved client (v${protocolVersion})`,
+        );
         try {
           const topic = `fuzz-after/${protocolVersion}`;
           const got = new Promise<string>((resolve) =>
             client.on('message', (_t, p) => resolve(p.toString())),
           );
-          await client.subscribeAsync(topic, { qos: 1 });
-          await client.publishAsync(topic, 'still here', { qos: 1 });
-          expect(await got).toBe('still here');
+          await within(client.subscribeAsync(topic, { qos: 1 }), 5000, `SUBACK (v${protocolVersion})`);
+          await within(
+            client.publishAsync(topic, 'still here', { qos: 1 }),
+            5000,
+            `PUBACK (v${protocolVersion})`,
+          );
+          expect(await within(got, 5000, `the round-trip message (v${protocolVersion})`)).toBe('still here');
         } finally {
           await client.endAsync(true);
         }
