@@ -83,3 +83,23 @@ describe('PUBLISH fast path', () => {
     }
   });
 });
+
+describe('FrameParser (shared between connections)', () => {
+  it('parses a valid frame after a malformed one (no state leaks between connections)', async () => {
+    const { FrameParser } = await import('./codec.js');
+    const parser = new FrameParser(4);
+    const bad = Buffer.from([
+      0x10, 0x0e, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x06, 0x02, 0x00, 0x0a, 0x00, 0x02, 0x61, 0x62,
+    ]);
+    expect(parser.parse(bad)).toBeInstanceOf(Error);
+    const good = mqttPacket.generate({
+      cmd: 'connect',
+      protocolVersion: 4,
+      clientId: 'x',
+      clean: true,
+      keepalive: 10,
+    });
+    expect(parser.parse(good)).toMatchObject({ cmd: 'connect', clientId: 'x' });
+    expect(parser.parse(good)).toMatchObject({ cmd: 'connect', clientId: 'x' });
+  });
+});

@@ -5,7 +5,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import mqttPacket from 'mqtt-packet';
-import type { IPublishPacket } from 'mqtt-packet';
+import type { IPublishPacket, Packet } from 'mqtt-packet';
 import type { PublishProperties } from './types.js';
 
 export interface OutboundPublish {
@@ -177,3 +177,49 @@ export function parsePublishFast(
 export function ownPayload(payload: Buffer): Buffer {
   return payload.buffer.byteLength > 2 * payload.length + 1024 ? Buffer.from(payload) : payload;
 }
+
+/**
+ * mqtt-packet parsers shared by every connection (one per protocol family), so an idle connection holds
+ * no parser of its own (a BufferList stream per parser would cost ~2 KB per connection).
+ * Safe because each call hands over exactly one complete frame (the connection frames the stream), so the
+ * parser is back in its initial state when the call returns, and packets are handled after it returns.
+ */
+export class FrameParser {
+  private parser!: ReturnType<typeof mqttPacket.parser>;
+  private packet: Packet | null = null;
+  private error: Error | null = null;
+
+  constructor(private readonly protocolVersion: 4 | 5) {
+    this.fresh();
+  }
+
+  /** A new mqtt-packet parser: after an error its internal state is not reliably reusable. */
+  private fresh(): void {
+    this.parser = mqttPacket.parser({ protocolVersion: this.protocolVersion });
+    this.parser.on('packet', (p: Packet) => {
+      this.packet = p;
+    });
+    this.parser.on('error', (err: Error) => {
+      this.error ??= err;
+    });
+  }
+
+  /** Parse one complete frame into a packet, or return the codec's error. */
+  parse(frame: Buffer): Packet | Error {
+    this.packet = null;
+    this.error = null;
+    this.parser.parse(frame);
+    const { packet, error } = this;
+    this.packet = null;
+    this.error = null;
+    if (error || !packet) {
+      // Never leave partial or error state behind for the next connection.
+      this.fresh();
+      return error ?? new Error('incomplete packet');
+    }
+    return packet;
+  }
+}
+
+export const PARSER_V4 = new FrameParser(4);
+export const PARSER_V5 = new FrameParser(5);

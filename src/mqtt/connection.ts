@@ -20,7 +20,14 @@ import type { Publisher } from './types.js';
 import type { Session, WillSpec } from './session.js';
 import type { Core } from './core.js';
 import { dispatch } from './handlers/dispatch.js';
-import { encodeAck, encodePublish, parsePublishFast, type OutboundPublish } from './codec.js';
+import {
+  PARSER_V4,
+  PARSER_V5,
+  encodeAck,
+  encodePublish,
+  parsePublishFast,
+  type OutboundPublish,
+} from './codec.js';
 import { handlePublish } from './handlers/publish.js';
 
 /** Why a connection ended; mapped to AWS lifecycle `disconnectReason` and the disconnects counter. */
@@ -70,12 +77,13 @@ export class Connection {
   authStep = 0;
   pendingConnect: IConnectPacket | null = null;
   closeReason: CloseReason | null = null;
+  /** v5 Assigned Client Identifier, returned in the CONNACK. */
+  assignedClientId: string | undefined = undefined;
   /** Who publishes from this connection (set at CONNACK). */
   publisher: Publisher | null = null;
   /** The frame being handled (valid only during a handler call). */
   currentFrame: Buffer | null = null;
 
-  private readonly parser: ReturnType<typeof mqttPacket.parser>;
   private input: Buffer | null = null;
   private out: Buffer[] = [];
   private outBytes = 0;
@@ -84,7 +92,6 @@ export class Connection {
   private oldestIngress = 0;
   private lastActivity = Date.now();
   private timer: NodeJS.Timeout | null = null;
-  private parseError: Error | null = null;
 
   constructor(
     readonly core: Core,
@@ -92,11 +99,6 @@ export class Connection {
     readonly info: ConnectionInfo,
   ) {
     this.sendWindow = core.config.limits.maxInflight;
-    this.parser = mqttPacket.parser({ protocolVersion: 4 });
-    this.parser.on('packet', (packet: Packet) => this.onPacket(packet));
-    this.parser.on('error', (err: Error) => {
-      this.parseError ??= err;
-    });
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.on('error', () => this.onStreamEnd());
     stream.on('close', () => this.onStreamEnd());
@@ -114,7 +116,6 @@ export class Connection {
 
   setProtocolVersion(v: 3 | 4 | 5): void {
     this.version = v;
-    (this.parser as unknown as { settings: { protocolVersion: number } }).settings.protocolVersion = v;
   }
 
   // ---- read side -------------------------------------------------------------------------------------
@@ -184,14 +185,11 @@ export class Connection {
         }
       }
       const frame = buf.subarray(start, start + total);
+      const packet = (this.version === 5 ? PARSER_V5 : PARSER_V4).parse(frame);
+      if (packet instanceof Error) return this.onParseError(packet, frame);
       this.currentFrame = frame;
-      this.parser.parse(frame);
+      this.onPacket(packet);
       this.currentFrame = null;
-      if (this.parseError) {
-        const err = this.parseError;
-        this.parseError = null;
-        return this.onParseError(err, frame);
-      }
     }
     this.input = offset >= buf.length ? null : offset === 0 ? buf : buf.subarray(offset);
     // Do not keep a whole chunk alive for a small partial packet.

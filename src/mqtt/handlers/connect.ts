@@ -80,6 +80,7 @@ export function handleConnect(conn: Connection, p: IConnectPacket): void {
     clientId = `ts-${randomUUID()}`;
     if (v5) assigned = clientId;
   }
+  conn.assignedClientId = assigned;
   conn.clientId = clientId;
 
   if (p.will) {
@@ -120,7 +121,7 @@ export function handleConnect(conn: Connection, p: IConnectPacket): void {
       return refuse(conn, 0x8c, `authentication method ${props.authenticationMethod} is not supported`);
     }
     conn.authMethod = props.authenticationMethod;
-    return authStep(conn, request, props.authenticationData, assigned, false);
+    return authStep(conn, request, props.authenticationData, assigned);
   }
 
   let result: ConnectDecision | Promise<ConnectDecision>;
@@ -147,7 +148,6 @@ function authStep(
   request: ConnectRequest,
   data: Buffer | undefined,
   assigned: string | undefined,
-  resumeInput: boolean,
 ): void {
   const ea = conn.core.hooks.enhancedAuth!;
   const method = conn.authMethod!;
@@ -168,13 +168,14 @@ function authStep(
       };
       if (res.data) auth.properties!.authenticationData = res.data;
       conn.sendPacket(auth);
-      if (async || resumeInput) {
+      // Synchronous steps return into the read loop, which goes on; async ones restart it.
+      if (async) {
         conn.resume();
         conn.processInput();
       }
       return;
     }
-    finishConnect(conn, res.decision, assigned, res.data, async || resumeInput);
+    finishConnect(conn, res.decision, assigned, res.data, async);
   };
   if (isPromise(r)) {
     conn.pause();
@@ -200,7 +201,7 @@ export function handleAuth(conn: Connection, p: IAuthPacket): void {
       protocolVersion: conn.version,
       info: conn.info,
     };
-    return authStep(conn, request, p.properties?.authenticationData, undefined, true);
+    return authStep(conn, request, p.properties?.authenticationData, conn.assignedClientId);
   }
   // Re-authentication (AUTH 0x19 after CONNACK) is not offered: protocol error [MQTT-4.12.1-1].
   conn.protocolError(0x82, 'AUTH is only accepted during enhanced authentication');
