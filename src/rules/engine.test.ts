@@ -288,6 +288,32 @@ describe('rules engine: republish, errorAction, metrics, traces, test', () => {
     expect(h.engine.stats('loop').matched).toBe(8);
   });
 
+  it('permanent failures of one message are reported together in one error payload', async () => {
+    const sink = new HttpSink();
+    sink.status = 404;
+    await sink.start();
+    await h.engine.createRule('two_fail', {
+      sql: "SELECT * FROM 'twofail'",
+      actions: [
+        { http: { url: `http://127.0.0.1:${sink.port}/a` } },
+        { republish: { topic: 'out/ok-${topic()}' } },
+        { http: { url: `http://127.0.0.1:${sink.port}/b` } },
+      ],
+      errorAction: { republish: { topic: 'out/errors2' } },
+    });
+    publish(h, 'twofail', { v: 2 });
+    const err = await waitFor(() => h.received.find((m) => m.topic === 'out/errors2'));
+    await h.engine.idle();
+    expect(h.received.filter((m) => m.topic === 'out/errors2')).toHaveLength(1);
+    const body = JSON.parse(err.payload.toString());
+    expect(body.failures.map((f: any) => f.failedResource).sort()).toEqual([
+      `http://127.0.0.1:${sink.port}/a`,
+      `http://127.0.0.1:${sink.port}/b`,
+    ]);
+    expect(h.received.find((m) => m.topic === 'out/ok-twofail')).toBeDefined();
+    await sink.stop();
+  });
+
   it('the evaluation queue is bounded: overflow is dropped and counted as queue_full', async () => {
     const small = await harness({ queueSize: 3 } as never);
     await small.engine.createRule('burst', {

@@ -72,6 +72,17 @@ interface QueueItem {
   readonly at: number;
 }
 
+/**
+ * The first attempts of one message's actions for one rule: permanent failures among them are reported to
+ * errorAction together, in one error payload (AWS: one message per rule and message, listing all failures).
+ */
+interface FailureGroup {
+  pending: number;
+  readonly failures: Array<{ failedAction: string; failedResource: string; errorMessage: string }>;
+  origin: Origin | null;
+  readonly errorAction: ActionConfig;
+}
+
 interface ActionState {
   inFlight: number;
   /** Rows of this action waiting in the outbox: new deliveries queue behind them to keep order. */
@@ -398,7 +409,17 @@ export class RulesEngine {
         payloadBase64: '',
         receivedAt: item.at,
       };
-      loaded.actions.forEach((action, i) => this.deliver(loaded, i, action, input, origin, trace, depth));
+      const group: FailureGroup | null = loaded.errorAction
+        ? {
+            pending: loaded.actions.length,
+            failures: [],
+            origin: null,
+            errorAction: loaded.errorAction.config,
+          }
+        : null;
+      loaded.actions.forEach((action, i) =>
+        this.deliver(loaded, i, action, input, origin, trace, depth, group),
+      );
     }
   }
 
@@ -428,9 +449,11 @@ export class RulesEngine {
     input: ActionInput,
     origin: Origin,
     trace: TraceEntry | null,
-    depth = 0,
+    depth: number,
+    group: FailureGroup | null,
   ): void {
     const name = loaded.rule.ruleName;
+    const settle = () => this.settle(name, group);
     const c = this.counter(name);
     let request: ActionRequest;
     try {
@@ -451,7 +474,9 @@ export class RulesEngine {
         'permanent_failure',
         withPayload(origin, input),
         loaded.errorAction?.config ?? null,
+        group,
       );
+      settle();
       return;
     }
     const t = trace
@@ -470,6 +495,7 @@ export class RulesEngine {
         () => {
           this.ok(name, action.kind, origin.receivedAt);
           if (t) t.outcome = 'ok';
+          settle();
         },
         (err: unknown) => {
           const message = (err as Error).message;
@@ -483,7 +509,9 @@ export class RulesEngine {
             'permanent_failure',
             withPayload(origin, input),
             loaded.errorAction?.config ?? null,
+            group,
           );
+          settle();
         },
       );
       return;
@@ -507,6 +535,7 @@ export class RulesEngine {
         Math.max(Date.now(), state.blockedUntil),
         null,
       );
+      settle();
       return;
     }
     state.inFlight++;
@@ -517,6 +546,7 @@ export class RulesEngine {
         () => {
           this.ok(name, action.kind, origin.receivedAt);
           if (t) Object.assign(t, { outcome: 'ok', ms: Date.now() - started });
+          settle();
         },
         (err: unknown) => {
           const e =
@@ -533,7 +563,9 @@ export class RulesEngine {
               'permanent_failure',
               withPayload(origin, input),
               errorAction,
+              group,
             );
+            settle();
             return;
           }
           const delay = this.backoff(state, 1);
@@ -548,6 +580,7 @@ export class RulesEngine {
             Date.now() + delay,
             e.message,
           );
+          settle();
         },
       )
       .finally(() => {
@@ -744,11 +777,21 @@ export class RulesEngine {
     reason: DropReason,
     origin: Origin,
     errorAction: ActionConfig | null,
+    group: FailureGroup | null = null,
   ): void {
     this.drop(rule, reason);
     this.options.logger.warn({ rule, reason, error: message }, 'rule action delivery given up');
     if (!errorAction) return;
     const kind = Object.keys(action)[0] as keyof typeof AWS_ACTION_NAMES;
+    if (group) {
+      group.origin = origin;
+      group.failures.push({
+        failedAction: AWS_ACTION_NAMES[kind] ?? kind,
+        failedResource: resourceOf(action, request),
+        errorMessage: message,
+      });
+      return;
+    }
     const errorPayload = {
       ruleName: rule,
       topic: origin.topic,
@@ -764,6 +807,21 @@ export class RulesEngine {
       ],
     };
     this.sendErrorAction(rule, errorAction, errorPayload, origin);
+  }
+
+  /** One first attempt of the group finished; after the last, report its permanent failures at once. */
+  private settle(rule: string, group: FailureGroup | null): void {
+    if (!group || --group.pending > 0 || group.failures.length === 0 || !group.origin) return;
+    const o = group.origin;
+    const errorPayload = {
+      ruleName: rule,
+      topic: o.topic,
+      cloudwatchTraceId: o.traceId,
+      clientId: o.clientId,
+      base64OriginalPayload: o.payloadBase64,
+      failures: group.failures,
+    };
+    this.sendErrorAction(rule, group.errorAction, errorPayload, o);
   }
 
   private sendErrorAction(
