@@ -100,9 +100,10 @@ export class Connection {
   ) {
     this.sendWindow = core.config.limits.maxInflight;
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
-    stream.on('error', () => this.onStreamEnd());
-    stream.on('close', () => this.onStreamEnd());
-    stream.on('end', () => this.onStreamEnd());
+    const ended = () => this.onStreamEnd();
+    stream.on('error', ended);
+    stream.on('close', ended);
+    stream.on('end', ended);
     // [MQTT-3.1.4-?] a CONNECT that never comes: close after connectTimeoutMs.
     this.timer = setTimeout(() => {
       if (this.state !== 'connected' && this.state !== 'closed') this.close('connect_timeout');

@@ -50,6 +50,8 @@ export class Core {
   private opsScheduled = false;
   private storeChain: Promise<void> = Promise.resolve();
   private stamp = 0;
+  /** Subscriptions per routed filter, so the bus hears only 0 <-> 1 transitions. */
+  private readonly interest = new Map<string, number>();
   private readonly warn: (obj: object, msg: string) => void;
   private readonly flushAll = () => this.flushDirty();
   private readonly flushOps = () => this.flushStore();
@@ -456,7 +458,7 @@ export class Core {
     const existed = s.subs.has(entry.filter);
     s.subs.set(entry.filter, entry);
     const { group, filter } = splitShared(entry.filter);
-    this.router.add(filter, entry, group);
+    if (this.router.add(filter, entry, group)) this.addInterest(filter);
     if (persist && s.persistent) {
       s.stored = true;
       this.persist({
@@ -478,16 +480,33 @@ export class Core {
   removeSubscription(s: Session, fullFilter: string): boolean {
     if (!s.subs.delete(fullFilter)) return false;
     const { group, filter } = splitShared(fullFilter);
-    this.router.remove(filter, s, group);
+    if (this.router.remove(filter, s, group)) this.dropInterest(filter);
     if (s.stored) this.persist({ op: 'unsubscribe', clientId: s.clientId, filter: fullFilter });
     return true;
+  }
+
+  private addInterest(filter: string): void {
+    const n = this.interest.get(filter) ?? 0;
+    this.interest.set(filter, n + 1);
+    if (n === 0) this.bus.interest(filter, true);
+  }
+
+  private dropInterest(filter: string): void {
+    const n = this.interest.get(filter) ?? 0;
+    if (n <= 1) {
+      this.interest.delete(filter);
+      if (n === 1) this.bus.interest(filter, false);
+    } else this.interest.set(filter, n - 1);
   }
 
   subscribeInternal(filter: string, handler: InternalHandler): () => void {
     const owner = new InternalSub(handler);
     const entry: SubEntry<Owner> = { owner, filter, qos: 0, nl: false, rap: true, rh: 0, subId: undefined };
     this.router.add(filter, entry);
-    return () => void this.router.remove(filter, owner);
+    this.addInterest(filter);
+    return () => {
+      if (this.router.remove(filter, owner)) this.dropInterest(filter);
+    };
   }
 
   // ---- session lifecycle -----------------------------------------------------------------------------
@@ -576,7 +595,7 @@ export class Core {
     if (this.sessions.get(s.clientId) === s) this.sessions.delete(s.clientId);
     for (const filter of [...s.subs.keys()]) {
       const { group, filter: f } = splitShared(filter);
-      this.router.remove(f, s, group);
+      if (this.router.remove(f, s, group)) this.dropInterest(f);
     }
     s.subs.clear();
     const undelivered = s.queue.length + s.inflight.size;

@@ -10,6 +10,12 @@ import type { Session } from '../session.js';
 import { checkTopicFilter, parseShared } from '../topics.js';
 import { safe } from '../core.js';
 
+/**
+ * Subscriptions one session may hold (memory bound against subscribe floods; beyond it 0x97 Quota
+ * exceeded / 0x80). Not in config.limits yet; AWS documents 50 per connection [U].
+ */
+export const MAX_SUBSCRIPTIONS_PER_SESSION = 10_000;
+
 export function handleSubscribe(conn: Connection, p: ISubscribePacket): void {
   if (conn.state !== 'connected') return conn.protocolError(0x82, 'SUBSCRIBE before CONNACK');
   const core = conn.core;
@@ -47,6 +53,10 @@ export function handleSubscribe(conn: Connection, p: ISubscribePacket): void {
     }
     if (!safe(() => core.hooks.authorizeSubscribe(conn.subject!, full))) {
       fail(0x87);
+      continue;
+    }
+    if (!s.subs.has(full) && s.subs.size >= MAX_SUBSCRIPTIONS_PER_SESSION) {
+      fail(0x97);
       continue;
     }
     const qos = sub.qos;
