@@ -399,7 +399,7 @@ export class RulesEngine {
       if (!result.matched) continue;
       const c = this.counter(name);
       c.matched++;
-      this.metrics.matched.inc({ rule: name });
+      this.metrics.countMatched(name);
       const input: ActionInput = { ctx, parsed, output: result.value, bytes: outputBytes(result.value) };
       const trace = this.maybeTrace(c, input);
       const origin: Origin = {
@@ -553,7 +553,7 @@ export class RulesEngine {
             err instanceof ActionError ? err : new ActionError(String((err as Error)?.message ?? err), true);
           if (t) Object.assign(t, { outcome: e.retryable ? 'queued' : 'failed', error: e.message });
           c.actionFailed++;
-          this.metrics.actions.inc({ rule: name, action: action.kind, outcome: 'failed' });
+          this.metrics.countAction(name, action.kind, 'failed');
           if (!e.retryable) {
             this.giveUp(
               name,
@@ -595,8 +595,8 @@ export class RulesEngine {
     c.actionOk++;
     const ms = Date.now() - receivedAt;
     c.observeLatency(ms);
-    this.metrics.actions.inc({ rule, action: kind, outcome: 'ok' });
-    this.metrics.latency.observe({ rule }, ms / 1000);
+    this.metrics.countAction(rule, kind, 'ok');
+    this.metrics.observeLatency(rule, ms / 1000);
   }
 
   private backoff(state: ActionState, attempts: number): number {
@@ -624,7 +624,7 @@ export class RulesEngine {
     }
     const c = this.counter(rule);
     c.queued++;
-    this.metrics.actions.inc({ rule, action: Object.keys(action)[0]!, outcome: 'queued' });
+    this.metrics.countAction(rule, Object.keys(action)[0]!, 'queued');
     this.state(key).pending++;
     this.outboxCount++;
     this.spill.push({
@@ -742,7 +742,7 @@ export class RulesEngine {
       const e = err instanceof ActionError ? err : new ActionError((err as Error).message, true);
       const attempts = row.attempts + 1;
       this.counter(row.ruleName).actionFailed++;
-      this.metrics.actions.inc({ rule: row.ruleName, action: kind, outcome: 'failed' });
+      this.metrics.countAction(row.ruleName, kind, 'failed');
       const expired = attempts >= this.o.maxAttempts || Date.now() - row.createdAt > this.o.maxAgeMs;
       if (!e.retryable || expired) {
         await this.store.complete(row.id);

@@ -81,6 +81,29 @@ export class RulesMetrics {
   readonly actions: Counter<'rule' | 'action' | 'outcome'>;
   readonly dropped: Counter<'rule' | 'reason'>;
   readonly latency: Histogram<'rule'>;
+  private readonly children = new Map<string, { inc(): void } | { observe(v: number): void }>();
+
+  /** Hot path: label children are cached per label set (prom-client hashes labels on every call otherwise). */
+  countMatched(rule: string): void {
+    this.child(`m\u0000${rule}`, () => this.matched.labels(rule)).inc();
+  }
+  countAction(rule: string, action: string, outcome: 'ok' | 'failed' | 'queued'): void {
+    this.child(`a\u0000${rule}\u0000${action}\u0000${outcome}`, () =>
+      this.actions.labels(rule, action, outcome),
+    ).inc();
+  }
+  observeLatency(rule: string, seconds: number): void {
+    const key = `l\u0000${rule}`;
+    let h = this.children.get(key) as { observe(v: number): void } | undefined;
+    if (!h) this.children.set(key, (h = this.latency.labels(rule)));
+    h.observe(seconds);
+  }
+  private child(key: string, make: () => { inc(): void }): { inc(): void } {
+    let c = this.children.get(key) as { inc(): void } | undefined;
+    if (!c) this.children.set(key, (c = make()));
+    return c;
+  }
+
   constructor(registry: Registry | undefined, sample: () => { queue: number; outbox: number }) {
     const registers = registry ? [registry] : [];
     this.matched = new Counter({
