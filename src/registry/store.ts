@@ -66,6 +66,11 @@ export interface Page {
 
 type Tx = Pick<Database, 'query' | 'run'>;
 
+interface Statement {
+  readonly sql: string;
+  readonly params: unknown[];
+}
+
 export interface RegistryStore {
   getThing(name: string): Promise<ThingRecord | undefined>;
   /** Insert; false when the name is taken. */
@@ -259,21 +264,75 @@ const startsWith = (expr: string, param: string) =>
  */
 export async function createRegistryStore(db: Database): Promise<RegistryStore> {
   await migrate(db, 'registry', REGISTRY_MIGRATIONS);
-  /** One multi-row INSERT (one round trip on PostgreSQL); at most 50 attributes per thing. */
-  const writeAttributes = async (tx: Tx, name: string, attributes: Attributes) => {
+  /** One multi-row INSERT for a thing's attribute rows (at most 50), or null when it has none. */
+  const attributesInsert = (name: string, attributes: Attributes): Statement | null => {
     const entries = Object.entries(attributes);
-    if (entries.length === 0) return;
+    if (entries.length === 0) return null;
     const params: unknown[] = [];
     const rows = entries.map(([k, v]) => {
       params.push(k, v, name);
       const n = params.length;
       return `($${n - 2}, $${n - 1}, $${n})`;
     });
-    await tx.run(
-      `INSERT INTO reg_thing_attributes (attr_name, value, thing_name) VALUES ${rows.join(', ')}`,
+    return {
+      sql: `INSERT INTO reg_thing_attributes (attr_name, value, thing_name) VALUES ${rows.join(', ')}`,
       params,
-    );
+    };
   };
+
+  /**
+   * Run statements in one transaction; the rest run only when the first changed a row. Returns the first
+   * statement's change count. On SQLite this is one synchronous better-sqlite3 transaction, so no other
+   * request's statement can interleave with it (an async transaction on the shared handle could).
+   */
+  const sqliteCache = new Map<
+    string,
+    { stmt: { run(...p: unknown[]): { changes: number } }; order: number[] }
+  >();
+  async function atomic(statements: Array<Statement | null>): Promise<number> {
+    const list = statements.filter((x): x is Statement => x !== null);
+    if (db.kind === 'sqlite') {
+      const raw = db.raw;
+      /** `$n` -> `?` with the parameter order (the store foundation's portable placeholders). */
+      const run = (st: Statement) => {
+        let entry = sqliteCache.get(st.sql);
+        if (!entry) {
+          const order: number[] = [];
+          const text = st.sql.replace(/\$(\d+)/g, (_, n: string) => {
+            order.push(Number(n) - 1);
+            return '?';
+          });
+          entry = { stmt: raw.prepare(text), order };
+          if (sqliteCache.size > 200) sqliteCache.clear();
+          sqliteCache.set(st.sql, entry);
+        }
+        return entry.stmt.run(...entry.order.map((i) => st.params[i])).changes;
+      };
+      return raw.transaction(() => {
+        let first = 0;
+        for (const [i, st] of list.entries()) {
+          const changes = run(st);
+          if (i === 0) {
+            first = changes;
+            if (changes === 0) break;
+          }
+        }
+        return first;
+      })();
+    }
+    return db.transaction(async (tx) => {
+      let first = 0;
+      for (const [i, st] of list.entries()) {
+        const changes = await tx.run(st.sql, st.params);
+        if (i === 0) {
+          first = changes;
+          if (changes === 0) break;
+        }
+      }
+      return first;
+    });
+  }
+
   const insertOrIgnore = async (tx: Tx, sql: string, params: unknown[]) =>
     (await tx.run(`${sql} ON CONFLICT DO NOTHING`, params)) > 0;
 
@@ -282,41 +341,50 @@ export async function createRegistryStore(db: Database): Promise<RegistryStore> 
       const rows = await db.query<ThingRow>('SELECT * FROM reg_things WHERE name = $1', [name]);
       return rows[0] ? thingOf(rows[0]) : undefined;
     },
-    insertThing(t) {
-      return db.transaction(async (tx) => {
-        const inserted = await insertOrIgnore(
-          tx,
-          'INSERT INTO reg_things (name, id, type_name, attributes, version, billing_group, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-          [t.name, t.id, t.typeName, JSON.stringify(t.attributes), t.version, t.billingGroup, t.createdAt],
-        );
-        if (inserted) await writeAttributes(tx, t.name, t.attributes);
-        return inserted;
-      });
+    async insertThing(t) {
+      return (
+        (await atomic([
+          {
+            sql:
+              'INSERT INTO reg_things (name, id, type_name, attributes, version, billing_group, created_at) ' +
+              'VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING',
+            params: [
+              t.name,
+              t.id,
+              t.typeName,
+              JSON.stringify(t.attributes),
+              t.version,
+              t.billingGroup,
+              t.createdAt,
+            ],
+          },
+          attributesInsert(t.name, t.attributes),
+        ])) > 0
+      );
     },
-    updateThing(t, ifVersion) {
-      return db.transaction(async (tx) => {
-        const n = await tx.run(
-          'UPDATE reg_things SET type_name = $1, attributes = $2, version = $3, billing_group = $4 WHERE name = $5 AND version = $6',
-          [t.typeName, JSON.stringify(t.attributes), t.version, t.billingGroup, t.name, ifVersion],
-        );
-        if (n === 0) return false;
-        await tx.run('DELETE FROM reg_thing_attributes WHERE thing_name = $1', [t.name]);
-        await writeAttributes(tx, t.name, t.attributes);
-        return true;
-      });
+    async updateThing(t, ifVersion) {
+      return (
+        (await atomic([
+          {
+            sql: 'UPDATE reg_things SET type_name = $1, attributes = $2, version = $3, billing_group = $4 WHERE name = $5 AND version = $6',
+            params: [t.typeName, JSON.stringify(t.attributes), t.version, t.billingGroup, t.name, ifVersion],
+          },
+          { sql: 'DELETE FROM reg_thing_attributes WHERE thing_name = $1', params: [t.name] },
+          attributesInsert(t.name, t.attributes),
+        ])) > 0
+      );
     },
-    deleteThing(name, ifVersion) {
-      return db.transaction(async (tx) => {
-        const n =
+    async deleteThing(name, ifVersion) {
+      return (
+        (await atomic([
           ifVersion === undefined
-            ? await tx.run('DELETE FROM reg_things WHERE name = $1', [name])
-            : await tx.run('DELETE FROM reg_things WHERE name = $1 AND version = $2', [name, ifVersion]);
-        if (n === 0) return false;
-        await tx.run('DELETE FROM reg_group_members WHERE thing_name = $1', [name]);
-        await tx.run('DELETE FROM reg_thing_principals WHERE thing_name = $1', [name]);
-        await tx.run('DELETE FROM reg_thing_attributes WHERE thing_name = $1', [name]);
-        return true;
-      });
+            ? { sql: 'DELETE FROM reg_things WHERE name = $1', params: [name] }
+            : { sql: 'DELETE FROM reg_things WHERE name = $1 AND version = $2', params: [name, ifVersion] },
+          { sql: 'DELETE FROM reg_group_members WHERE thing_name = $1', params: [name] },
+          { sql: 'DELETE FROM reg_thing_principals WHERE thing_name = $1', params: [name] },
+          { sql: 'DELETE FROM reg_thing_attributes WHERE thing_name = $1', params: [name] },
+        ])) > 0
+      );
     },
     async listThings(p) {
       const where: string[] = [];
@@ -439,12 +507,14 @@ export async function createRegistryStore(db: Database): Promise<RegistryStore> 
         )) > 0
       );
     },
-    deleteGroup(name) {
-      return db.transaction(async (tx) => {
-        const n = await tx.run('DELETE FROM reg_thing_groups WHERE name = $1', [name]);
-        await tx.run('DELETE FROM reg_group_members WHERE group_name = $1', [name]);
-        return n > 0;
-      });
+    async deleteGroup(name) {
+      // Memberships go too; the group row is checked first so a missing group changes nothing.
+      return (
+        (await atomic([
+          { sql: 'DELETE FROM reg_thing_groups WHERE name = $1', params: [name] },
+          { sql: 'DELETE FROM reg_group_members WHERE group_name = $1', params: [name] },
+        ])) > 0
+      );
     },
     async listGroups(p) {
       const where: string[] = [];
@@ -574,12 +644,13 @@ export async function createRegistryStore(db: Database): Promise<RegistryStore> 
         )) > 0
       );
     },
-    deleteBillingGroup(name) {
-      return db.transaction(async (tx) => {
-        const n = await tx.run('DELETE FROM reg_billing_groups WHERE name = $1', [name]);
-        await tx.run('UPDATE reg_things SET billing_group = NULL WHERE billing_group = $1', [name]);
-        return n > 0;
-      });
+    async deleteBillingGroup(name) {
+      return (
+        (await atomic([
+          { sql: 'DELETE FROM reg_billing_groups WHERE name = $1', params: [name] },
+          { sql: 'UPDATE reg_things SET billing_group = NULL WHERE billing_group = $1', params: [name] },
+        ])) > 0
+      );
     },
     async listBillingGroups(p) {
       const params: unknown[] = [p.after ?? '', p.limit];
