@@ -308,6 +308,9 @@ export async function createRegistryStore(db: Database): Promise<RegistryStore> 
         }
         return entry.stmt.run(...entry.order.map((i) => st.params[i])).changes;
       };
+      // Never nest inside another context's open (async) transaction on the shared handle: its rollback
+      // would silently take this write with it. Wait for it to end, then run without yielding.
+      while (raw.inTransaction) await new Promise((resolve) => setImmediate(resolve));
       return raw.transaction(() => {
         let first = 0;
         for (const [i, st] of list.entries()) {
