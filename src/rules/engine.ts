@@ -113,6 +113,10 @@ const BASIC_INGEST = /^\$aws\/rules\/([^/]+)(\/|$)/;
  * acknowledged (removed from memory or the outbox) only after its sink confirmed it; otherwise it is
  * retried until it succeeds or is given up, and every give-up is counted with a reason and reported to the
  * rule's errorAction in AWS's error payload shape.
+ *
+ * Why one file past 800 lines: the delivery state (per-action in-flight, outbox backlog, backoff, error
+ * groups) is one state machine whose ordering rules (new deliveries queue behind waiting rows, a sink's
+ * recovery wakes its rows) are easier to keep true in one place.
  */
 export class RulesEngine {
   readonly store: RuleStore;
@@ -916,7 +920,7 @@ export class RulesEngine {
   ): Promise<RuleTestResult> {
     const rule = await this.getRule(name);
     const loaded = this.rules.get(name) ?? { rule, ...RulesEngine.compile(name, rule) };
-    const topic = sample.topic ?? samplTopic(loaded.sql.topicFilter);
+    const topic = sample.topic ?? sampleTopic(loaded.sql.topicFilter);
     const ctx: SqlContext = {
       topic,
       payload: sample.payload,
@@ -997,7 +1001,7 @@ function preview(b: Buffer): string {
 }
 
 /** A concrete topic for a filter, for `rules test` without --topic: wildcards become "sample". */
-function samplTopic(filter: string | null): string {
+function sampleTopic(filter: string | null): string {
   if (!filter) return 'sample';
   return filter
     .split('/')
