@@ -169,6 +169,16 @@ async function main() {
   log(`scenarios: ${opts.only.join(', ')}; brokers: ${opts.brokers.join(', ')}; ${opts.runs} run(s) each`);
   const tmp = mkdtempSync(join(tmpdir(), 'thingstead-bench-'));
   const running: RunningBroker[] = [];
+  // Interrupted: stop the broker processes rather than leave them orphaned. Synchronously: another
+  // SIGINT listener (the TypeScript loader's) may exit the process right after this one returns.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      log(`\n${signal}: stopping brokers`);
+      for (const b of running) b.kill();
+      rmSync(tmp, { recursive: true, force: true });
+      process.exit(130);
+    });
+  }
   const errors: Partial<Record<BrokerName, string>> = {};
   const metrics: MetricResult[] = [];
   const metric = (m: Omit<MetricResult, 'values'>): MetricResult => {

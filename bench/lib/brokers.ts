@@ -22,6 +22,8 @@ export interface RunningBroker {
   /** Last lines the process wrote to stderr, for error reports. */
   stderrTail(): string;
   stop(): Promise<void>;
+  /** Send SIGTERM now, without waiting (for signal handlers that may not get to await). */
+  kill(): void;
 }
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -90,6 +92,9 @@ function wrap(name: BrokerName, child: ChildProcess, port: number): RunningBroke
     rssKb: () => readRssKb(child.pid!),
     alive: () => !exited,
     stderrTail: () => tail,
+    kill() {
+      if (!exited) child.kill('SIGTERM');
+    },
     async stop() {
       if (exited) return;
       child.kill('SIGTERM');

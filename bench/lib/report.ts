@@ -76,32 +76,52 @@ const COLORS: Record<BrokerName, string> = {
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-/** Horizontal bars, one group per metric, each bar scaled to the largest value of its metric. */
+/** ">= 250k" -> 250000, "< 2 ms" -> 2, "<= 6 KB" -> 6. */
+function targetValue(target: string | undefined): number | null {
+  const m = /([\d.]+)\s*([kM]?)/.exec(target ?? '');
+  if (!m) return null;
+  return Number(m[1]) * (m[2] === 'k' ? 1e3 : m[2] === 'M' ? 1e6 : 1);
+}
+
+/**
+ * Horizontal bars, one group per metric, scaled to the largest broker value of the metric (the ceiling,
+ * far off scale on throughput, is clipped and marked), with the issue's target as a dashed line.
+ */
 export function svgChart(metrics: readonly MetricResult[], subtitle: string): string {
   const brokers: BrokerName[] = ['thingstead', 'mosquitto', 'aedes', 'ceiling'];
   const width = 760;
   const labelW = 110;
-  const barMax = width - labelW - 110;
+  const barMax = width - labelW - 120;
   const rowH = 16;
   let y = 56;
   const parts: string[] = [];
   for (const m of metrics) {
+    if (m.key === 'latency_half_rate') continue; // an input, not a result
     const present = brokers.filter((b) => m.values[b]?.median != null);
     if (!present.length) continue;
-    const max = Math.max(...present.map((b) => m.values[b]!.median!));
+    const target = targetValue(m.target);
+    const scaleOn = present.filter((b) => b !== 'ceiling').map((b) => m.values[b]!.median!);
+    const max = Math.max(...(scaleOn.length ? scaleOn : [m.values.ceiling!.median!]), target ?? 0);
+    const x = (v: number) => labelW + (max > 0 ? Math.min(1, v / max) * barMax : 0);
     parts.push(
-      `<text x="10" y="${y + 12}" font-weight="bold">${esc(m.label)} (${m.unit}, ${m.better} is better)</text>`,
+      `<text x="10" y="${y + 12}" font-weight="bold">${esc(m.label)} (${m.unit}, ${m.better} is better)${m.target ? ` - target ${esc(m.target)}` : ''}</text>`,
     );
     y += 18;
+    const top = y;
     for (const b of present) {
       const v = m.values[b]!.median!;
-      const w = max > 0 ? Math.max(1, (v / max) * barMax) : 1;
+      const w = Math.max(1, x(v) - labelW);
+      const clipped = v > max;
       parts.push(
         `<text x="${labelW - 6}" y="${y + 12}" text-anchor="end">${b}</text>`,
         `<rect x="${labelW}" y="${y + 2}" width="${w.toFixed(1)}" height="${rowH - 4}" fill="${COLORS[b]}"/>`,
-        `<text x="${(labelW + w + 6).toFixed(1)}" y="${y + 12}">${esc(fmt(v, m.unit))}</text>`,
+        `<text x="${(labelW + w + 6).toFixed(1)}" y="${y + 12}">${esc(fmt(v, m.unit))}${clipped ? ' (off scale)' : ''}</text>`,
       );
       y += rowH;
+    }
+    if (target !== null) {
+      const tx = x(target).toFixed(1);
+      parts.push(`<line x1="${tx}" y1="${top}" x2="${tx}" y2="${y}" stroke="#222" stroke-dasharray="4 3"/>`);
     }
     y += 10;
   }
@@ -109,7 +129,7 @@ export function svgChart(metrics: readonly MetricResult[], subtitle: string): st
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y + 10}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
     `<text x="10" y="22" font-size="16" font-weight="bold">Thingstead broker benchmark (median of runs)</text>`,
-    `<text x="10" y="40" fill="#555">${esc(subtitle)}</text>`,
+    `<text x="10" y="40" fill="#555">${esc(subtitle)}; dashed line: target</text>`,
     ...parts,
     '</svg>',
     '',
