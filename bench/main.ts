@@ -186,9 +186,10 @@ async function main() {
     metrics.push(r);
     return r;
   };
-  const record = (m: MetricResult, b: BrokerName, v: number, note?: string) => {
+  const record = (m: MetricResult, b: BrokerName, v: number, note?: string, detail?: unknown) => {
     const slot = (m.values[b] ??= { runs: [], median: null });
     slot.runs.push(v);
+    if (detail !== undefined) (slot.details ??= []).push(detail);
     slot.median = median(slot.runs);
     if (note) slot.note = note;
   };
@@ -257,9 +258,9 @@ async function main() {
       });
       await each('qos0', async (b) => {
         const r = await fanIn(b.port, 0);
-        record(m, b.name, r.deliveredPerSec);
+        record(m, b.name, r.deliveredPerSec, undefined, r);
         log(
-          `    qos0 ${b.name}: ${Math.round(r.deliveredPerSec)} msg/s delivered (${Math.round(r.sentPerSec)} sent)${r.stalls ? `, ${r.stalls} stalls (drops)` : ''}`,
+          `    qos0 ${b.name}: ${Math.round(r.deliveredPerSec)} msg/s delivered (${Math.round(r.sentPerSec)} sent)${r.stalls ? `, ${r.stalls} stalls (undelivered messages written off)` : ''}`,
         );
       });
       for (const [b, v] of Object.entries(m.values)) if (v.median) peak[b as BrokerName] = v.median;
@@ -274,7 +275,7 @@ async function main() {
       });
       await each('qos1', async (b) => {
         const r = await fanIn(b.port, 1);
-        record(m, b.name, r.deliveredPerSec);
+        record(m, b.name, r.deliveredPerSec, undefined, r);
         log(
           `    qos1 ${b.name}: ${Math.round(r.deliveredPerSec)} msg/s delivered (${Math.round(r.sentPerSec)} sent)`,
         );
@@ -290,7 +291,7 @@ async function main() {
       });
       await each('fanout', async (b) => {
         const r = await fanOut(b.port);
-        record(m, b.name, r.deliveredPerSec);
+        record(m, b.name, r.deliveredPerSec, undefined, r);
         log(
           `    fanout ${b.name}: ${Math.round(r.deliveredPerSec)} deliveries/s (${Math.round(r.sentPerSec)} published/s)`,
         );
@@ -345,7 +346,7 @@ async function main() {
           const achieved = r.deliveredPerSec / rate;
           const note = achieved < 0.95 ? `only ${Math.round(achieved * 100)}% delivered` : undefined;
           if (r.latency) {
-            record(m50, b.name, r.latency.p50, note);
+            record(m50, b.name, r.latency.p50, note, { rate, ...r });
             record(m99, b.name, r.latency.p99, note);
           }
           if (m50 === h50) record(rateM, b.name, rate);

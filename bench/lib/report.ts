@@ -8,7 +8,9 @@ export interface MetricResult {
   readonly better: 'higher' | 'lower';
   /** The target for Thingstead, if any, e.g. ">= 250k". */
   readonly target?: string;
-  readonly values: Partial<Record<BrokerName, { runs: number[]; median: number | null; note?: string }>>;
+  readonly values: Partial<
+    Record<BrokerName, { runs: number[]; median: number | null; note?: string; details?: unknown[] }>
+  >;
 }
 
 export function median(xs: readonly number[]): number | null {

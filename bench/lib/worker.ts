@@ -157,7 +157,10 @@ async function runPublisher(p: PubSpec): Promise<void> {
     schedule(0);
   }
 
-  /** Messages the gate still allows; a broker that drops QoS 0 messages must not stall us forever. */
+  /**
+   * Messages the gate still allows. A broker that drops QoS 0 messages must not stall us forever: after
+   * 1 s gated without a single delivery, the outstanding messages are written off (a counted stall).
+   */
   function allowance(): number {
     const delivered = sum(p.subSlots) / p.fanout;
     const outstanding = sum(p.pubSlots) - delivered - slack;
@@ -170,7 +173,7 @@ async function runPublisher(p: PubSpec): Promise<void> {
     if (delivered !== lastDelivered) {
       lastDelivered = delivered;
       gatedSince = now;
-    } else if (gatedSince && now - gatedSince > 300) {
+    } else if (gatedSince && now - gatedSince > 1000) {
       stalls++;
       slack += outstanding;
       gatedSince = 0;
