@@ -64,8 +64,6 @@ export interface Page {
   readonly limit: number;
 }
 
-type Tx = Pick<Database, 'query' | 'run'>;
-
 interface Statement {
   readonly sql: string;
   readonly params: unknown[];
@@ -336,8 +334,10 @@ export async function createRegistryStore(db: Database): Promise<RegistryStore> 
     });
   }
 
-  const insertOrIgnore = async (tx: Tx, sql: string, params: unknown[]) =>
-    (await tx.run(`${sql} ON CONFLICT DO NOTHING`, params)) > 0;
+  /** A single write, through `atomic` so it never lands inside another context's SQLite transaction. */
+  const write = (sql: string, params: unknown[]) => atomic([{ sql, params }]);
+  const insertOrIgnore = async (_db: unknown, sql: string, params: unknown[]) =>
+    (await write(`${sql} ON CONFLICT DO NOTHING`, params)) > 0;
 
   const base: RegistryStore = {
     async getThing(name) {
@@ -451,13 +451,13 @@ export async function createRegistryStore(db: Database): Promise<RegistryStore> 
       );
     },
     async updateType(t) {
-      await db.run(
+      await write(
         'UPDATE reg_thing_types SET properties = $1, deprecated = $2, deprecation_date = $3 WHERE name = $4',
         [JSON.stringify(t.properties), t.deprecated ? 1 : 0, t.deprecationDate, t.name],
       );
     },
     async deleteType(name) {
-      return (await db.run('DELETE FROM reg_thing_types WHERE name = $1', [name])) > 0;
+      return (await write('DELETE FROM reg_thing_types WHERE name = $1', [name])) > 0;
     },
     async listTypes(p) {
       const params: unknown[] = [p.after ?? '', p.limit];
@@ -497,7 +497,7 @@ export async function createRegistryStore(db: Database): Promise<RegistryStore> 
     },
     async updateGroup(g, ifVersion) {
       return (
-        (await db.run(
+        (await write(
           'UPDATE reg_thing_groups SET description = $1, attributes = $2, version = $3, dynamic_query = $4 WHERE name = $5 AND version = $6',
           [
             g.description,
@@ -563,7 +563,7 @@ export async function createRegistryStore(db: Database): Promise<RegistryStore> 
     },
     async removeMember(group, thing) {
       return (
-        (await db.run('DELETE FROM reg_group_members WHERE group_name = $1 AND thing_name = $2', [
+        (await write('DELETE FROM reg_group_members WHERE group_name = $1 AND thing_name = $2', [
           group,
           thing,
         ])) > 0
@@ -599,7 +599,7 @@ export async function createRegistryStore(db: Database): Promise<RegistryStore> 
     },
 
     async attachPrincipal(thing, principal, type) {
-      await db.run(
+      await write(
         'INSERT INTO reg_thing_principals (thing_name, principal, principal_type) VALUES ($1, $2, $3) ' +
           'ON CONFLICT (thing_name, principal) DO UPDATE SET principal_type = excluded.principal_type',
         [thing, principal, type],
@@ -607,7 +607,7 @@ export async function createRegistryStore(db: Database): Promise<RegistryStore> 
     },
     async detachPrincipal(thing, principal) {
       return (
-        (await db.run('DELETE FROM reg_thing_principals WHERE thing_name = $1 AND principal = $2', [
+        (await write('DELETE FROM reg_thing_principals WHERE thing_name = $1 AND principal = $2', [
           thing,
           principal,
         ])) > 0
@@ -641,7 +641,7 @@ export async function createRegistryStore(db: Database): Promise<RegistryStore> 
     },
     async updateBillingGroup(b, ifVersion) {
       return (
-        (await db.run(
+        (await write(
           'UPDATE reg_billing_groups SET description = $1, version = $2 WHERE name = $3 AND version = $4',
           [b.description, b.version, b.name, ifVersion],
         )) > 0
@@ -674,7 +674,7 @@ export async function createRegistryStore(db: Database): Promise<RegistryStore> 
       return rows[0]?.value;
     },
     async setSetting(key, value) {
-      await db.run(
+      await write(
         'INSERT INTO reg_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
         [key, value],
       );
@@ -692,7 +692,7 @@ export async function createRegistryStore(db: Database): Promise<RegistryStore> 
       return Number(rows[0]?.seq ?? 0);
     },
     async pruneChanges(olderThanMs) {
-      await db.run('DELETE FROM reg_changes WHERE at < $1', [Date.now() - olderThanMs]);
+      await write('DELETE FROM reg_changes WHERE at < $1', [Date.now() - olderThanMs]);
     },
   };
   return db.kind === 'postgres' ? withChangeFeed(base, db) : base;
