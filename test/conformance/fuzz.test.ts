@@ -35,6 +35,8 @@ afterAll(async () => {
 /** Sum of the samples of `name` on GET /metrics whose labels match `labelRe` (all when omitted). */
 async function scrape(name: string, labelRe?: RegExp): Promise<number> {
   const text = await (await fetch(`${platform.endpoints.http}/metrics`)).text();
+  // A renamed metric must fail the test, not read as 0.
+  if (!text.includes(`# TYPE ${name} `)) throw new Error(`metric ${name} is not exported on /metrics`);
   let total = 0;
   for (const line of text.split('\n')) {
     if (!line.startsWith(name)) continue;

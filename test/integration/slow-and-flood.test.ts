@@ -18,6 +18,8 @@ const uid = (p: string) => `${p}-${process.pid}-${++seq}-${Math.random().toStrin
 /** Sum of the samples of `name` on GET /metrics whose label text matches `labelRe`. */
 async function scrape(platform: TestPlatform, name: string, labelRe?: RegExp): Promise<number> {
   const text = await (await fetch(`${platform.endpoints.http}/metrics`)).text();
+  // A renamed metric must fail the test, not read as 0.
+  if (!text.includes(`# TYPE ${name} `)) throw new Error(`metric ${name} is not exported on /metrics`);
   let total = 0;
   for (const line of text.split('\n')) {
     const m = /^([a-z_]+)(\{[^}]*\})?\s+(\S+)$/.exec(line);
