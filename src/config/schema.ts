@@ -101,6 +101,8 @@ export const configSchema = z
         natsServers: z.string().nullable().default(null),
         /** Default PostgreSQL URL for `postgres` actions. */
         postgresUrl: z.string().nullable().default(null),
+        /** Write each durable delivery to the outbox before its first attempt (crash-safe, slower). */
+        writeAhead: bool.default(false),
         outbox: z
           .object({
             maxRows: z.coerce.number().int().min(1).default(1_000_000),

@@ -279,6 +279,7 @@ async function startDataPath(
     postgresUrl: r.postgresUrl,
     queueSize: r.queueSize,
     maxInFlightPerAction: r.maxInFlightPerAction,
+    writeAhead: r.writeAhead,
     outbox: r.outbox,
   });
   o.cleanup.unshift(() => rules.close());

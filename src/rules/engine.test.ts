@@ -380,6 +380,27 @@ describe('rules engine: http action and the outbox under a sink outage', () => {
     expect(after.actionOk).toBe(21);
   });
 
+  it('writeAhead: every delivery is stored before its first attempt, then delivered promptly', async () => {
+    const wa = await harness({ writeAhead: true } as never);
+    const seen: number[] = [];
+    const origEnqueue = wa.engine.store.enqueue.bind(wa.engine.store);
+    wa.engine.store.enqueue = async (rows) => {
+      seen.push(rows.length);
+      return origEnqueue(rows);
+    };
+    sink.requests = [];
+    await wa.engine.createRule('wa', {
+      sql: "SELECT n FROM 'wa'",
+      actions: [{ http: { url: `http://127.0.0.1:${sink.port}/wa` } }],
+    });
+    for (let i = 0; i < 5; i++) publish(wa, 'wa', { n: i });
+    await waitFor(() => sink.requests.length === 5, 5000, 'write-ahead deliveries');
+    expect(seen.reduce((a, b) => a + b, 0)).toBe(5);
+    await waitFor(async () => (await wa.engine.store.pendingCount()) === 0);
+    expect(wa.engine.stats('wa')).toMatchObject({ actionOk: 5, dropped: {} });
+    await wa.close();
+  });
+
   it('outbox rows survive a restart and are delivered by the next engine', async () => {
     const db = await openDatabase({ dataDir: '', databaseUrl: null, file: ':memory:' });
     const a = await harness({}, db);

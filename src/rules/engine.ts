@@ -54,6 +54,12 @@ export interface RulesEngineOptions {
   readonly traceIntervalMs?: number;
   /** Reload rules from the store this often (other nodes' changes in scale-out); 0 = never. */
   readonly refreshMs?: number;
+  /**
+   * Write every durable delivery to the outbox before its first attempt (crash-safe once the batch is
+   * written, at the cost of a store write per delivery). Off: the first attempt is made from memory and
+   * only failures or overflow are written (a clean stop still writes whatever is in flight).
+   */
+  readonly writeAhead?: boolean;
 }
 
 interface LoadedRule {
@@ -525,7 +531,7 @@ export class RulesEngine {
     const errorAction = loaded.errorAction?.config ?? null;
     // The time-series writer is itself a bounded batching queue; other sinks get maxInFlightPerAction.
     const limit = action.kind === 'timeseries' ? Math.max(this.maxInFlight, 10_000) : this.maxInFlight;
-    if (state.pending > 0 || state.inFlight >= limit) {
+    if (this.options.writeAhead || state.pending > 0 || state.inFlight >= limit) {
       // Keep order behind waiting rows; spill instead of growing memory.
       if (t) t.outcome = 'queued';
       this.toOutbox(
@@ -655,7 +661,10 @@ export class RulesEngine {
     const batch = this.spill;
     this.spill = [];
     this.spillFlush = this.store.enqueue(batch).then(
-      () => undefined,
+      () => {
+        // Write-ahead rows are due now: attempt them without waiting for the next poll.
+        if (this.options.writeAhead) setImmediate(() => this.retryTick());
+      },
       (err: unknown) => {
         this.options.logger.error({ err, rows: batch.length }, 'outbox write failed; deliveries dropped');
         for (const row of batch) {
