@@ -202,6 +202,9 @@ export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
     readonly caches: Array<Map<string, boolean>>;
     readonly lastName: Array<string | null>;
     readonly lastResult: Uint8Array;
+    /** Fast-path memo of the last allowed PUBLISH / delivery topic (the per-message checks). */
+    pubName: string | null;
+    recvName: string | null;
   }
 
   const deny = (action: string): false => {
@@ -226,6 +229,8 @@ export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
       caches: [new Map(), new Map(), new Map(), new Map(), new Map()],
       lastName: [null, null, null, null, null],
       lastResult: new Uint8Array(5),
+      pubName: null,
+      recvName: null,
     };
     (subject as unknown as Record<symbol, SubjectState>)[STATE] = state;
     return state;
@@ -235,19 +240,25 @@ export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
   function check(subject: AuthzSubject, slot: number, action: string, prefix: string, name: string): boolean {
     let st = (subject as unknown as Record<symbol, SubjectState | undefined>)[STATE];
     if (st === undefined || st.generation !== generation) st = rebuild(subject);
-    if (st.fixed !== 0) return st.fixed === 1 || (st.fixed === 3 && READ_ONLY_ACTIONS.has(action));
-    // Memo of the last name per action: a fan-out delivers the same topic string to every subscriber.
-    if (st.lastName[slot] === name) return st.lastResult[slot] === 1 || deny(action);
-    const cache = st.caches[slot]!;
-    let ok = cache.get(name);
-    if (ok === undefined) {
-      ok = st.bound!.allowed(action, prefix + name);
-      if (cache.size >= 1024) cache.clear();
-      cache.set(name, ok);
+    let ok: boolean;
+    if (st.fixed !== 0) ok = st.fixed === 1 || (st.fixed === 3 && READ_ONLY_ACTIONS.has(action));
+    else if (st.lastName[slot] === name) ok = st.lastResult[slot] === 1;
+    else {
+      const cache = st.caches[slot]!;
+      let hit = cache.get(name);
+      if (hit === undefined) {
+        hit = st.bound!.allowed(action, prefix + name);
+        if (cache.size >= 1024) cache.clear();
+        cache.set(name, hit);
+      }
+      ok = hit;
+      st.lastName[slot] = name;
+      st.lastResult[slot] = ok ? 1 : 0;
     }
-    st.lastName[slot] = name;
-    st.lastResult[slot] = ok ? 1 : 0;
-    return ok || deny(action);
+    if (!ok) return deny(action);
+    if (slot === 1) st.pubName = name;
+    else if (slot === 3) st.recvName = name;
+    return true;
   }
 
   function refuse(reason: string, message: string, details: object, reasonCode = 0x87) {
@@ -339,9 +350,19 @@ export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
       );
     },
     authorizeConnection: (s) => check(s, 0, 'iot:Connect', clientPrefix, s.clientId),
-    authorizePublish: (s, topic) => check(s, 1, 'iot:Publish', topicPrefix, topic),
+    // Per-message checks: a fast path for the topic allowed last time (a fan-out delivers one topic
+    // string to every subscriber; a device publishes to the same few topics), else the full check.
+    authorizePublish: (s, topic) => {
+      const st = (s as unknown as Record<symbol, SubjectState | undefined>)[STATE];
+      if (st !== undefined && st.pubName === topic && st.generation === generation) return true;
+      return check(s, 1, 'iot:Publish', topicPrefix, topic);
+    },
     authorizeSubscribe: (s, filter) => check(s, 2, 'iot:Subscribe', filterPrefix, filter),
-    authorizeReceive: (s, topic) => check(s, 3, 'iot:Receive', topicPrefix, topic),
+    authorizeReceive: (s, topic) => {
+      const st = (s as unknown as Record<symbol, SubjectState | undefined>)[STATE];
+      if (st !== undefined && st.recvName === topic && st.generation === generation) return true;
+      return check(s, 3, 'iot:Receive', topicPrefix, topic);
+    },
     authorizeRetain: (s, topic) => check(s, 4, 'iot:RetainPublish', topicPrefix, topic),
 
     attach(b, onTrustedCasChanged) {
