@@ -90,13 +90,22 @@ export async function openDatabase(options: {
       return stmt.run(...sqliteParams(params, order)).changes;
     },
   };
-  // SQLite transactions are serialized through a promise chain so that async callbacks never interleave.
+  // SQLite transactions are serialized through a promise chain so that async callbacks never interleave,
+  // and statements issued outside a transaction while one is open wait for it to finish, so they can never
+  // be swept into (or rolled back with) another caller's transaction.
   let chain: Promise<unknown> = Promise.resolve();
+  let open = 0;
   return {
     kind: 'sqlite',
     raw,
-    ...ops,
+    query<T>(sql: string, params?: readonly unknown[]): Promise<T[]> {
+      return open > 0 ? chain.then(() => ops.query<T>(sql, params)) : ops.query<T>(sql, params);
+    },
+    run(sql: string, params?: readonly unknown[]): Promise<number> {
+      return open > 0 ? chain.then(() => ops.run(sql, params)) : ops.run(sql, params);
+    },
     transaction<T>(fn: (tx: typeof ops) => Promise<T>): Promise<T> {
+      open++;
       const next = chain.then(async () => {
         raw.exec('BEGIN IMMEDIATE');
         try {
@@ -106,6 +115,8 @@ export async function openDatabase(options: {
         } catch (err) {
           raw.exec('ROLLBACK');
           throw err;
+        } finally {
+          open--;
         }
       });
       chain = next.catch(() => undefined);
