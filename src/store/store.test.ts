@@ -58,11 +58,24 @@ async function contract(db: Database) {
       throw new Error('roll back');
     }),
   ).rejects.toThrow('roll back');
+  // A statement issued outside a transaction while one is open is never swept into its rollback.
+  let outside: Promise<number> | undefined;
+  await expect(
+    db.transaction(async (tx) => {
+      outside = db.run('INSERT INTO items (id, n, flag) VALUES ($1, $2, $3)', ['c', 3, true]);
+      await tx.run('INSERT INTO items (id, n, flag) VALUES ($1, $2, $3)', ['d', 4, false]);
+      throw new Error('roll back again');
+    }),
+  ).rejects.toThrow('roll back again');
+  expect(await outside).toBe(1);
   const rows = await db.query<{ id: string; n: number }>(
     'SELECT id, n FROM items WHERE n >= $1 ORDER BY id',
     [0],
   );
-  expect(rows).toEqual([{ id: 'a', n: 1 }]);
+  expect(rows).toEqual([
+    { id: 'a', n: 1 },
+    { id: 'c', n: 3 },
+  ]);
   await db.close();
 }
 
