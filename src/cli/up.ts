@@ -123,12 +123,13 @@ export function registerUp(program: Command): void {
         }
         throw err;
       }
-      console.error(banner(platform));
       const stop = (signal: string) => {
         platform.logger.info({ signal }, 'shutting down');
         void platform.close().then(() => process.exit(0));
       };
+      // Handlers first: whoever reads the banner may signal at once (a signal without a listener kills).
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
+      console.error(banner(platform));
     });
 }
