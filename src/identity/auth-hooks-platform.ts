@@ -8,6 +8,7 @@ import { certificateOperations } from './api.js';
 import { startDeviceHttps, type DeviceHttps } from './auth-hooks-https.js';
 import {
   createDeviceAuth,
+  type RefreshScope,
   type AccessKeyLookup,
   type DeviceAuth,
   type PrincipalDirectory,
@@ -53,6 +54,21 @@ const REFRESH_AFTER = new Set([
   'UpdateDynamicThingGroup',
   'DeleteDynamicThingGroup',
 ]);
+
+const nameFromArn = (arn: unknown) => (typeof arn === 'string' ? arn.split('/').pop() : undefined);
+
+/** Which live connections a registry change can concern (undefined: all of them). */
+function refreshScope(operation: string, input: Record<string, any>): RefreshScope | undefined {
+  if (operation.includes('Dynamic')) return undefined; // membership may change for any thing
+  const thingName = (input.thingName as string | undefined) ?? nameFromArn(input.thingArn);
+  if (operation === 'UpdateThingGroup' || operation === 'DeleteThingGroup') {
+    return {
+      thingGroupName: (input.thingGroupName as string | undefined) ?? nameFromArn(input.thingGroupArn),
+    };
+  }
+  if (!thingName && typeof input.principal !== 'string') return undefined;
+  return { thingName, principal: typeof input.principal === 'string' ? input.principal : undefined };
+}
 
 export interface DeviceSecurity {
   readonly certificates: CertificateService;
@@ -192,7 +208,9 @@ export async function createDeviceSecurity(options: {
               ...op,
               handler: async (request: Parameters<AwsOperation['handler']>[0]) => {
                 const result = await op.handler(request);
-                auth.refresh().catch((err: unknown) => log.warn({ err }, 'principal refresh failed'));
+                auth
+                  .refresh(refreshScope(op.name, request.input ?? {}))
+                  .catch((err: unknown) => log.warn({ err }, 'principal refresh failed'));
                 return result;
               },
             }

@@ -56,6 +56,13 @@ export interface ResolvedPrincipal {
   readonly role?: 'admin' | 'read-only';
 }
 
+export interface RefreshScope {
+  readonly thingName?: string | undefined;
+  /** A certificate ARN. */
+  readonly principal?: string | undefined;
+  readonly thingGroupName?: string | undefined;
+}
+
 export interface AccessKeyLookup {
   lookup(
     accessKeyId: string,
@@ -72,7 +79,7 @@ export interface DeviceAuthOptions {
   /** Dev mode: anonymous loopback clients (authorized by policies attached to `anonymous`). */
   readonly allowAnonymous: boolean;
   readonly accessKeys?: AccessKeyLookup | undefined;
-  /** Re-resolve live principals (thing attachments, group membership) this often; default 30 s. */
+  /** Safety-net re-resolution of live principals (registry changes made elsewhere); default 5 min. */
   readonly refreshMs?: number;
 }
 
@@ -84,10 +91,12 @@ export interface DeviceAuth extends AuthHooks {
   /** The request context of a resolved principal (for TestAuthorization and the simulator). */
   contextFor(resolved: ResolvedPrincipal, clientId: string | undefined, info?: ConnectionInfo): AuthContext;
   /**
-   * Re-resolve every live connection's principal (after thing attachments or group memberships changed),
-   * then re-check iot:Connect. Called on a timer and by wiring that sees registry changes.
+   * Re-resolve live connections' principals (after thing attachments or group memberships changed), then
+   * re-check iot:Connect. `scope` limits the work to the connections it can concern (a thing, a principal,
+   * a group); without it every live certificate connection is refreshed. Called by wiring that sees
+   * registry changes, and on a slow timer as a safety net.
    */
-  refresh(): Promise<void>;
+  refresh(scope?: RefreshScope): Promise<void>;
   /** True while dev mode allows anonymous clients everything (no policy attached to `anonymous`). */
   anonymousAllowsAll(): boolean;
   close(): void;
@@ -409,7 +418,7 @@ export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
       }
       timer = setInterval(() => {
         hooks.refresh().catch((err: unknown) => log.warn({ err }, 'principal refresh failed'));
-      }, options.refreshMs ?? 30_000);
+      }, options.refreshMs ?? 300_000);
       timer.unref();
     },
 
@@ -422,11 +431,17 @@ export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
     },
     contextFor,
 
-    async refresh() {
+    async refresh(scope) {
       if (!broker) return;
+      const concerned = (c: { clientId: string; principal: Principal }, r: ResolvedPrincipal) =>
+        !scope ||
+        (scope.principal !== undefined && certArn(c.principal.id) === scope.principal) ||
+        (scope.thingName !== undefined &&
+          (r.things.includes(scope.thingName) || c.clientId === scope.thingName)) ||
+        (scope.thingGroupName !== undefined && r.targets.includes(groupArn(scope.thingGroupName)));
       for (const c of broker.clients()) {
         const old = resolvedBy.get(c.principal);
-        if (!old || c.principal.kind !== 'certificate') continue;
+        if (!old || c.principal.kind !== 'certificate' || !concerned(c, old)) continue;
         const fresh = await resolveWith(c.principal, c.clientId, old.certificate);
         resolvedBy.set(c.principal, { ...fresh, principal: c.principal });
       }
