@@ -60,8 +60,8 @@ export class Connection {
   /** Effective keep-alive in seconds (0 = none). */
   keepAlive = 0;
   will: WillSpec | null = null;
-  /** v5: the client's Maximum Packet Size [MQTT-3.1.2-24]. */
-  maxPacketOut = Infinity;
+  /** Largest packet we send: the v5 client's Maximum Packet Size [MQTT-3.1.2-24], capped by limits.maxPacketBytes. */
+  maxPacketOut: number;
   /** Outbound in-flight window: min(client Receive Maximum, limits.maxInflight) [MQTT-3.3.4-9]. */
   sendWindow: number;
   /** v5: the client's Topic Alias Maximum for server-to-client aliases. */
@@ -99,6 +99,7 @@ export class Connection {
     readonly info: ConnectionInfo,
   ) {
     this.sendWindow = core.config.limits.maxInflight;
+    this.maxPacketOut = core.config.limits.maxPacketBytes;
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
     const ended = () => this.onStreamEnd();
     stream.on('error', ended);

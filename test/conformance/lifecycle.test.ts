@@ -84,6 +84,14 @@ describe('lifecycle events', () => {
     await end(w, first);
   });
 
+  it('clients cannot publish on $aws/events/ (no spoofed presence): v5 PUBACK 0x87', async () => {
+    const c = await connect(platform);
+    await expect(
+      c.publishAsync('$aws/events/presence/connected/someone', '{}', { qos: 1 }),
+    ).rejects.toThrow();
+    await end(c);
+  });
+
   it('client ids containing # or + get no lifecycle events', async () => {
     const w = await watch();
     const plain = uniqueId('ok');

@@ -276,7 +276,7 @@ function finishConnect(
   const connack: IConnackPacket = { cmd: 'connack', sessionPresent };
   if (v5) {
     conn.sendWindow = Math.min(props.receiveMaximum ?? 65535, limits.maxInflight);
-    conn.maxPacketOut = props.maximumPacketSize ?? Infinity;
+    conn.maxPacketOut = Math.min(props.maximumPacketSize ?? Infinity, limits.maxPacketBytes);
     conn.aliasMaxOut = Math.min(props.topicAliasMaximum ?? 0, OUTBOUND_ALIAS_CAP);
     conn.connectExpiryZero = requested === 0;
     connack.reasonCode = 0;

@@ -110,7 +110,9 @@ export function handlePublish(conn: Connection, p: IPublishPacket): void {
   const subject = conn.subject!;
   let allowed: boolean;
   try {
+    // Lifecycle event topics are the broker's own: clients may never publish there (no spoofed presence).
     allowed =
+      !topic.startsWith('$aws/events/') &&
       core.hooks.authorizePublish(subject, topic) &&
       (!p.retain || core.hooks.authorizeRetain(subject, topic));
   } catch {
