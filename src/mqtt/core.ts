@@ -16,9 +16,10 @@
 import { rateLimitedLog, type Logger } from '../observability/index.js';
 import type { Config } from '../config/index.js';
 import type { AuthHooks, AuthzSubject } from './hooks.js';
-import type { InternalHandler, Message, Publisher } from './types.js';
+import type { InternalHandler, Message } from './types.js';
 import { TopicRouter, type SubEntry, type SubOwner } from './router.js';
-import { Session, type Queued, type Routed, type WillSpec } from './session.js';
+import { Session, type Queued, type Routed } from './session.js';
+import { scheduleWill } from './will.js';
 import type { Connection } from './connection.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { MqttStore, StoreOp, StoredQueued } from './store.js';
@@ -531,7 +532,7 @@ export class Core {
       reason,
     );
     // [MQTT-3.1.2-8] the will is published unless the client sent DISCONNECT 0x00 (handlers clear it).
-    if (conn.will) this.scheduleWill(s, conn.will, conn);
+    if (conn.will) scheduleWill(this, s, conn.will, conn);
     if (!s.persistent) {
       this.endSession(s);
       return;
@@ -548,36 +549,6 @@ export class Core {
     this.persistUndelivered(s);
     if (!this.closing)
       s.expiryTimer = setTimeout(() => this.expireSession(s), s.expiryInterval * 1000).unref();
-  }
-
-  private scheduleWill(s: Session, will: WillSpec, conn: Connection): void {
-    const publisher: Publisher = { clientId: conn.clientId, principal: conn.principal! };
-    const subject = conn.subject;
-    const delay = Math.min(will.delay, s.expiryInterval);
-    const fire = () => {
-      s.willTimer = null;
-      s.pendingWill = null;
-      if (subject && !safe(() => this.hooks.authorizePublish(subject, will.topic))) {
-        this.metrics.dropped.not_authorized_publish.inc();
-        return;
-      }
-      const expiry = will.properties?.messageExpiryInterval;
-      this.route({
-        topic: will.topic,
-        payload: will.payload,
-        qos: will.qos,
-        retain: will.retain,
-        properties: will.properties,
-        expiresAt: expiry !== undefined ? Date.now() + expiry * 1000 : null,
-        origin: conn.clientId,
-        publisher,
-        ingress: performance.now(),
-      });
-    };
-    if (delay <= 0 || this.closing) return fire();
-    s.pendingWill = will;
-    s.willFire = fire;
-    s.willTimer = setTimeout(fire, delay * 1000);
   }
 
   /** Session Expiry Interval elapsed while offline [MQTT-4.1.0-2]. */
@@ -605,14 +576,6 @@ export class Core {
     if (s.stored) this.persist({ op: 'deleteSession', clientId: s.clientId });
     s.stored = false;
     fire?.();
-  }
-
-  /** Cancel a pending delayed will because the client reconnected in time [MQTT-3.1.3-9]. */
-  cancelWill(s: Session): void {
-    if (s.willTimer) clearTimeout(s.willTimer);
-    s.willTimer = null;
-    s.pendingWill = null;
-    s.willFire = null;
   }
 
   // ---- problems --------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import type { Connection, CloseReason } from '../connection.js';
 import type { ConnectDecision, ConnectRequest, EnhancedAuthResult } from '../hooks.js';
 import { Session } from '../session.js';
 import { safe } from '../core.js';
+import { cancelWill } from '../will.js';
 import { checkTopicName } from '../topics.js';
 
 /** Client-to-server Topic Alias Maximum we accept [MQTT-3.2.2-17]. */
@@ -243,7 +244,7 @@ function finishConnect(
   }
   const sessionPresent = s !== undefined;
   if (s) {
-    core.cancelWill(s);
+    cancelWill(s);
     if (s.expiryTimer) clearTimeout(s.expiryTimer);
     s.expiryTimer = null;
     s.expiryInterval = expiry;
