@@ -81,6 +81,11 @@ export interface DeviceAuthOptions {
   readonly accessKeys?: AccessKeyLookup | undefined;
   /** Safety-net re-resolution of live principals (registry changes made elsewhere); default 5 min. */
   readonly refreshMs?: number;
+  /**
+   * How often to pick up policy and certificate changes made by other nodes sharing the database
+   * (one small query each); default 2 s. Changes made through this node apply at once.
+   */
+  readonly syncMs?: number;
 }
 
 export interface DeviceAuth extends AuthHooks {
@@ -131,6 +136,7 @@ export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
   policies.onChange(() => generation++);
   let broker: Broker | null = null;
   let timer: NodeJS.Timeout | null = null;
+  let syncTimer: NodeJS.Timeout | null = null;
   const arnPrefix = `arn:aws:iot:${scope.region}:${scope.accountId}:`;
   const certArn = (id: string) => `${arnPrefix}cert/${id}`;
   const clientPrefix = `${arnPrefix}client/`;
@@ -420,6 +426,15 @@ export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
         hooks.refresh().catch((err: unknown) => log.warn({ err }, 'principal refresh failed'));
       }, options.refreshMs ?? 300_000);
       timer.unref();
+      let syncing = false;
+      syncTimer = setInterval(() => {
+        if (syncing) return;
+        syncing = true;
+        Promise.all([policies.syncFromStore(), certificates.pollChanges()])
+          .catch((err: unknown) => log.warn({ err }, 'sync from the store failed'))
+          .finally(() => (syncing = false));
+      }, options.syncMs ?? 2000);
+      syncTimer.unref();
     },
 
     async resolve(principalArn, clientId) {
@@ -453,7 +468,8 @@ export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
 
     close() {
       if (timer) clearInterval(timer);
-      timer = null;
+      if (syncTimer) clearInterval(syncTimer);
+      timer = syncTimer = null;
     },
   };
   return hooks;

@@ -131,6 +131,11 @@ export interface CertificateService {
   check(cert: X509Certificate): Promise<CertificateCheck>;
   /** PEMs TLS listeners should trust: the platform CA and every ACTIVE registered CA. */
   trustedCaPems(): Promise<string[]>;
+  /**
+   * Announce status changes made by other nodes (sharing the database) since the last poll: a certificate
+   * revoked on node A disconnects its devices on node B within one poll interval.
+   */
+  pollChanges(): Promise<number>;
   /** Subscribe to status changes; returns an unsubscribe. */
   onChange(listener: (change: CertificateChange) => void): () => void;
   /** Late-bound attachment lookups (registry and policy contexts are wired after this service). */
@@ -180,6 +185,9 @@ export async function openCertificateService(options: {
     for (const l of listeners) l(change);
   };
   const certArnPrefix = `arn:aws:iot:${scope.region}:${scope.accountId}:cert/`;
+  /** Poll window start and the changes already announced (local ones included). */
+  let pollFrom = Date.now();
+  const seen = new Map<string, number>();
 
   const service: CertificateService = {
     platformCaId,
@@ -495,6 +503,28 @@ export async function openCertificateService(options: {
         marker = p.nextMarker;
       } while (marker);
       return pems;
+    },
+
+    async pollChanges() {
+      const now = Date.now();
+      // Overlap the window by a second: a write committed late with an older timestamp is still seen.
+      const changes = await store.modifiedSince(pollFrom - 1000);
+      let n = 0;
+      for (const c of changes.certificates) {
+        if (seen.get(c.certificateId) === c.lastModifiedAt) continue;
+        seen.set(c.certificateId, c.lastModifiedAt);
+        emit({ kind: 'certificate', certificateId: c.certificateId, status: c.status });
+        n++;
+      }
+      for (const c of changes.cas) {
+        if (seen.get(`ca:${c.certificateId}`) === c.lastModifiedAt) continue;
+        seen.set(`ca:${c.certificateId}`, c.lastModifiedAt);
+        emit({ kind: 'ca', certificateId: c.certificateId, status: c.status });
+        n++;
+      }
+      if (seen.size > 10_000) seen.clear();
+      pollFrom = now;
+      return n;
     },
 
     onChange(listener) {

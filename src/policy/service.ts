@@ -76,6 +76,8 @@ export interface PolicyService {
   compiled(name: string): CompiledPolicy | undefined;
   /** Reload everything from the store (another node changed it). */
   reload(): Promise<void>;
+  /** Reload when the store's change counter moved since the last load (polled for multi-node setups). */
+  syncFromStore(): Promise<boolean>;
 }
 
 export type TargetKind = 'cert' | 'thinggroup' | 'anonymous' | 'cognito';
@@ -132,7 +134,9 @@ export async function openPolicyService(options: {
     else compiled.delete(name);
   };
 
+  let loadedVersion = -1;
   async function load() {
+    loadedVersion = await store.version();
     const all = await store.all();
     policies.clear();
     versions.clear();
@@ -424,6 +428,13 @@ export async function openPolicyService(options: {
     async reload() {
       await load();
       bump();
+    },
+
+    async syncFromStore() {
+      if ((await store.version()) === loadedVersion) return false;
+      await load();
+      bump();
+      return true;
     },
   };
   return service;

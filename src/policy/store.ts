@@ -40,6 +40,8 @@ export interface PolicyStore {
   delete(name: string): Promise<void>;
   attach(policy: string, target: string, at: number): Promise<void>;
   detach(policy: string, target: string): Promise<boolean>;
+  /** Change counter, bumped after every write (other nodes poll it to know when to reload). */
+  version(): Promise<number>;
 }
 
 const DDL =
@@ -51,8 +53,13 @@ const DDL =
   'PRIMARY KEY (policy_name, target));\n' +
   'CREATE INDEX policy_targets_by_target ON policy_targets (target, policy_name);';
 
+const META =
+  'CREATE TABLE policy_meta (id INTEGER PRIMARY KEY, version BIGINT NOT NULL);\n' +
+  'INSERT INTO policy_meta (id, version) VALUES (1, 0);';
+
 export const POLICY_MIGRATIONS: Migration[] = [
   { version: 1, description: 'policies, versions, targets', sqlite: DDL, postgres: DDL },
+  { version: 2, description: 'change counter for multi-node reloads', sqlite: META, postgres: META },
 ];
 
 type Row = Record<string, unknown>;
@@ -60,7 +67,7 @@ type Row = Record<string, unknown>;
 /** @example const store = await openPolicyStore(db); */
 export async function openPolicyStore(db: Database): Promise<PolicyStore> {
   await migrate(db, 'policy', POLICY_MIGRATIONS);
-  return {
+  const base: Omit<PolicyStore, 'version'> = {
     async all() {
       const [p, v, t] = await Promise.all([
         db.query<Row>('SELECT * FROM policies ORDER BY name'),
@@ -154,6 +161,28 @@ export async function openPolicyStore(db: Database): Promise<PolicyStore> {
           target,
         ])) > 0
       );
+    },
+  };
+  /** Every write bumps the change counter once it is done, so a node that sees the bump sees the write. */
+  const bumped =
+    <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      const result = await fn(...args);
+      await db.run('UPDATE policy_meta SET version = version + 1 WHERE id = 1');
+      return result;
+    };
+  return {
+    all: base.all,
+    create: bumped(base.create),
+    addVersion: bumped(base.addVersion),
+    setDefault: bumped(base.setDefault),
+    deleteVersion: bumped(base.deleteVersion),
+    delete: bumped(base.delete),
+    attach: bumped(base.attach),
+    detach: bumped(base.detach),
+    async version() {
+      const rows = await db.query<{ version: unknown }>('SELECT version FROM policy_meta WHERE id = 1');
+      return Number(rows[0]?.version ?? 0);
     },
   };
 }
