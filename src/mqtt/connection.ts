@@ -191,11 +191,12 @@ export class Connection {
       if (type >= 4 && type <= 7 && len === 2 && this.state === 'connected') {
         // Hot path for QoS 1/2 acknowledgements without reason code: 2-byte packet id only.
         // Flags must be 0000, or 0010 for PUBREL [MQTT-3.6.1-1, MQTT-2.2.2-2].
-        if ((buf[start]! & 0x0f) !== (type === 6 ? 2 : 0)) return this.protocolError(0x81, 'bad fixed header flags');
+        if ((buf[start]! & 0x0f) !== (type === 6 ? 2 : 0))
+          return this.protocolError(0x81, 'bad fixed header flags');
         const cmd = ACK_TYPES[type - 4]!;
         this.core.metrics.packetsIn[cmd]!.inc();
         try {
-          dispatch(this, { cmd, messageId: buf.readUInt16BE(start + 2) } as Packet);
+          dispatch(this, { cmd, messageId: buf.readUInt16BE(start + 2) });
         } catch (err) {
           this.core.onHandlerError(this, err);
         }
