@@ -16,7 +16,10 @@ let A: string;
 const routed: string[] = [];
 
 beforeAll(async () => {
-  platform = await startTestPlatform({ mqtt: { allowAnonymous: false }, deviceHttps: { port: 0, host: '127.0.0.1' } });
+  platform = await startTestPlatform({
+    mqtt: { allowAnonymous: false },
+    deviceHttps: { port: 0, host: '127.0.0.1' },
+  });
   const key = await platform.credentials.create('https-test', 'admin');
   iot = new Client({
     endpoint: platform.endpoints.http,
@@ -51,7 +54,11 @@ function post(
         let body = '';
         res.on('data', (d: Buffer) => (body += d.toString()));
         res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, errorType: res.headers['x-amzn-errortype'] as string | undefined, body }),
+          resolve({
+            status: res.statusCode ?? 0,
+            errorType: res.headers['x-amzn-errortype'] as string | undefined,
+            body,
+          }),
         );
       },
     );
