@@ -383,6 +383,25 @@ export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
     attach(b, onTrustedCasChanged) {
       broker = b;
       certificates.onChange((change) => {
+        if (change.kind === 'certificate' && change.autoRegisteredBy) {
+          // Just-in-time registration event (AWS: $aws/events/certificates/registered/<caCertificateId>).
+          const now = Date.now();
+          b.publish({
+            topic: `$aws/events/certificates/registered/${change.autoRegisteredBy}`,
+            payload: Buffer.from(
+              JSON.stringify({
+                certificateId: change.certificateId,
+                caCertificateId: change.autoRegisteredBy,
+                timestamp: now,
+                certificateStatus: change.status,
+                awsAccountId: scope.accountId,
+                certificateRegistrationTimestamp: now,
+              }),
+            ),
+            qos: 0,
+            retain: false,
+          });
+        }
         if (change.kind === 'certificate' && change.status !== 'ACTIVE') {
           // Live revocation: within the same tick, not "within minutes" (reference §3.12).
           const n = b.disconnectWhere(

@@ -51,6 +51,8 @@ export type CertificateChange =
       readonly kind: 'certificate';
       readonly certificateId: string;
       readonly status: CertificateStatus | 'DELETED';
+      /** Set when a certificate was just auto-registered by its CA (JITR). */
+      readonly autoRegisteredBy?: string;
     }
   | {
       readonly kind: 'ca';
@@ -471,7 +473,17 @@ export async function openCertificateService(options: {
         if (!caId) return { ok: false, reason: 'unknown_ca', certificateId };
         const caRecord = caId === platformCaId ? null : await store.getCa(caId);
         if (caRecord?.autoRegistrationStatus === 'ENABLE' && caRecord.status === 'ACTIVE') {
-          await save(normalizePem(cert), caId, 'PENDING_ACTIVATION', 'DEFAULT').catch(() => undefined);
+          const saved = await save(normalizePem(cert), caId, 'PENDING_ACTIVATION', 'DEFAULT').catch(
+            () => null,
+          );
+          if (saved) {
+            emit({
+              kind: 'certificate',
+              certificateId,
+              status: 'PENDING_ACTIVATION',
+              autoRegisteredBy: caId,
+            });
+          }
           return { ok: false, reason: 'pending_activation', certificateId };
         }
         return { ok: false, reason: 'unregistered', certificateId };

@@ -387,4 +387,58 @@ describe('security matrix', () => {
     await c.endAsync(true);
     await refused(connectTls(platform, creds, 'acme-1'));
   });
+
+  it('just-in-time registration: an unknown device of an auto-registration CA is registered PENDING_ACTIVATION', async () => {
+    const jit = await createCa('JIT CA');
+    const { registrationCode } = await iot.send(new GetRegistrationCodeCommand({}));
+    const verification = await createKeysAndCertificate(jit, {
+      keyType: 'ec-p256',
+      commonName: registrationCode!,
+    });
+    const ca = await iot.send(
+      new RegisterCACertificateCommand({
+        caCertificate: jit.certPem,
+        verificationCertificate: verification.certificatePem,
+        setAsActive: true,
+        allowAutoRegistration: true,
+      }),
+    );
+    const events: Array<{ topic: string; payload: Record<string, unknown> }> = [];
+    platform.broker.subscribeInternal('$aws/events/certificates/registered/+', (m) =>
+      events.push({ topic: m.topic, payload: JSON.parse(m.payload.toString()) as Record<string, unknown> }),
+    );
+    const device = await createKeysAndCertificate(jit, { keyType: 'ec-p256', commonName: 'jit-1' });
+    const creds = { certPem: device.certificatePem, keyPem: device.privateKeyPem };
+    // Refused (not yet ACTIVE) once the TLS trust list has picked up the CA; the first attempt registers it.
+    await waitFor(
+      async () => {
+        if (events.length === 0) await refused(connectTls(platform, creds, 'jit-1'));
+        return events.length > 0;
+      },
+      3000,
+      'JITR event',
+    );
+    expect(events[0]).toMatchObject({
+      topic: `$aws/events/certificates/registered/${ca.certificateId}`,
+      payload: {
+        certificateId: device.certificateId,
+        caCertificateId: ca.certificateId,
+        certificateStatus: 'PENDING_ACTIVATION',
+      },
+    });
+    await iot.send(
+      new UpdateCertificateCommand({ certificateId: device.certificateId, newStatus: 'ACTIVE' }),
+    );
+    await iot.send(
+      new CreatePolicyCommand({
+        policyName: 'jit-p',
+        policyDocument: JSON.stringify({ Version: '2012-10-17', Statement: connectAny() }),
+      }),
+    );
+    await iot.send(
+      new AttachPolicyCommand({ policyName: 'jit-p', target: `${A}:cert/${device.certificateId}` }),
+    );
+    const c = await connectTls(platform, creds, 'jit-1');
+    await c.endAsync();
+  });
 });
