@@ -65,7 +65,12 @@ export async function onboard(
   if (!/^[a-zA-Z0-9:_-]{1,128}$/.test(thingName)) {
     throw new CliError(`thing name must match [a-zA-Z0-9:_-]{1,128}; got ${JSON.stringify(thingName)}`);
   }
-  await call(conn, 'POST', `/things/${encodePath(thingName)}`, { body: {} });
+  try {
+    await call(conn, 'POST', `/things/${encodePath(thingName)}`, { body: {} });
+  } catch (err) {
+    // An existing thing (created with attributes) is onboarded as it is.
+    if (!/ResourceAlreadyExistsException/.test((err as Error).message)) throw err;
+  }
   const cert = await call(conn, 'POST', '/keys-and-certificate', { query: { setAsActive: true } });
   const certificateArn = cert.certificateArn as string;
   await call(conn, 'PUT', `/things/${encodePath(thingName)}/principals`, {
