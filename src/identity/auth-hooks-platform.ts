@@ -191,6 +191,13 @@ export async function createDeviceSecurity(options: {
   }
   let https: DeviceHttps | null = null;
   const resolver = {
+    async groupAncestors(thingGroupName: string) {
+      const d = await options.registry()?.describeThingGroup({ thingGroupName });
+      return (d?.thingGroupMetadata?.rootToParentThingGroups ?? [])
+        .map((g) => g.groupName)
+        .filter((n): n is string => !!n)
+        .reverse();
+    },
     async resolve(principal: string, clientId: string | undefined) {
       const r = await auth.resolve(principal, clientId);
       return { targets: r.targets, context: auth.contextFor(r, clientId ?? r.thing?.name) };

@@ -11,6 +11,8 @@ import type { PolicyService } from './service.js';
 
 /** Resolves a principal the way a connection would see it (certificate -> thing -> groups). */
 export interface PrincipalResolver {
+  /** Ancestor group names of a thing group, parent first (ListAttachedPolicies recursive). */
+  groupAncestors?(thingGroupName: string): Promise<readonly string[]>;
   resolve(
     principal: string,
     clientId: string | undefined,
@@ -181,7 +183,15 @@ export function policyOperations(
       async (i) => {
         const target = String(i.target);
         let names = policies.policiesOf(target);
-        if (i.recursive === true && options.resolver && /:thinggroup\//.test(target) === false) {
+        const group = /:thinggroup\/(.+)$/.exec(target)?.[1];
+        if (i.recursive === true && group && options.resolver?.groupAncestors) {
+          // A group's effective policies include those of its ancestors.
+          const prefix = target.slice(0, target.length - group.length);
+          const ancestors = await options.resolver.groupAncestors(group);
+          names = [
+            ...new Set([target, ...ancestors.map((g) => prefix + g)].flatMap((t) => policies.policiesOf(t))),
+          ];
+        } else if (i.recursive === true && options.resolver && !group) {
           const r = await effective(target, undefined);
           names = [...new Set(r.targets.flatMap((t) => policies.policiesOf(t)))];
         }

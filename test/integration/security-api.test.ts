@@ -227,6 +227,16 @@ describe('policy operations', () => {
       new ListAttachedPoliciesCommand({ target: c.certificateArn, recursive: true }),
     );
     expect(recursive.policies?.map((p) => p.policyName).sort()).toEqual(['cert-p', 'group-p']);
+    await iot.send(
+      new CreateThingGroupCommand({ thingGroupName: 'eff-child', parentGroupName: 'eff-group' }),
+    );
+    const inherited = await iot.send(
+      new ListAttachedPoliciesCommand({ target: `${A}:thinggroup/eff-child`, recursive: true }),
+    );
+    expect(inherited.policies?.map((p) => p.policyName)).toEqual(['group-p']);
+    expect(
+      (await iot.send(new ListAttachedPoliciesCommand({ target: `${A}:thinggroup/eff-child` }))).policies,
+    ).toEqual([]);
     const targets = await iot.send(new ListTargetsForPolicyCommand({ policyName: 'group-p' }));
     expect(targets.targets).toEqual([`${A}:thinggroup/eff-group`]);
     const eff = await iot.send(
