@@ -135,6 +135,17 @@ describe.each([
     ).toEqual(['lim0', 'lim1']);
   });
 
+  it("targets are canonical: upper-case ids and foreign account ARNs attach to this platform's certificate", async (ctx) => {
+    if (!db) return ctx.skip();
+    await svc.createPolicy('canon', doc('*'));
+    const id = 'C'.repeat(64);
+    await svc.attachPolicy('canon', `arn:aws:iot:eu-west-1:999999999999:cert/${id}`);
+    expect(svc.policiesOf(`${A}:cert/${id.toLowerCase()}`)).toEqual(['canon']);
+    expect(svc.policiesFor([`${A}:cert/${id.toLowerCase()}`]).map((p) => p.name)).toEqual(['canon']);
+    await svc.detachPolicy('canon', `${A}:cert/${id}`);
+    expect(svc.policiesOf(`${A}:cert/${id.toLowerCase()}`)).toEqual([]);
+  });
+
   it('lists policies with markers', async (ctx) => {
     if (!db) return ctx.skip();
     const names: string[] = [];

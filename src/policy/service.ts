@@ -159,6 +159,25 @@ export async function openPolicyService(options: {
   }
   await load();
 
+  /**
+   * One spelling per target: certificate ids in lowercase hex, and this platform's region and account in
+   * certificate and thing-group ARNs (a policy attached with another account's ARN copied from AWS would
+   * otherwise silently never apply).
+   */
+  function canonical(target: string): string {
+    const t = parseTarget(target);
+    if (t.kind === 'cert') return `arn:aws:iot:${scope.region}:${scope.accountId}:cert/${t.name}`;
+    if (t.kind === 'thinggroup') return `arn:aws:iot:${scope.region}:${scope.accountId}:thinggroup/${t.name}`;
+    return target;
+  }
+  function canonicalOrSelf(target: string): string {
+    try {
+      return canonical(target);
+    } catch {
+      return target;
+    }
+  }
+
   function need(name: string): PolicyRecord {
     if (!POLICY_NAME.test(name)) {
       throw new ThingsteadError(
@@ -369,7 +388,7 @@ export async function openPolicyService(options: {
     async attachPolicy(name, target) {
       need(name);
       const t = parseTarget(target);
-      const key = t.kind === 'cert' ? target.replace(/[A-F]/g, (c) => c.toLowerCase()) : target;
+      const key = canonical(target);
       if (options.targetExists && !(await options.targetExists(key, t.kind, t.name))) {
         throw new ThingsteadError('ResourceNotFound', `Target ${target} not found`);
       }
@@ -388,8 +407,7 @@ export async function openPolicyService(options: {
 
     async detachPolicy(name, target) {
       need(name);
-      parseTarget(target);
-      const key = target.replace(/cert\/([a-fA-F0-9]{64})$/, (_m, id: string) => `cert/${id.toLowerCase()}`);
+      const key = canonical(target);
       if (!(await store.detach(name, key))) return;
       const rest = (byTarget.get(key) ?? []).filter((n) => n !== name);
       if (rest.length) byTarget.set(key, rest);
@@ -397,7 +415,7 @@ export async function openPolicyService(options: {
       bump();
     },
 
-    policiesOf: (target) => [...(byTarget.get(target) ?? [])],
+    policiesOf: (target) => [...(byTarget.get(canonicalOrSelf(target)) ?? [])],
 
     targetsOf(name) {
       const out: string[] = [];
