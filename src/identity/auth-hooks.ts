@@ -325,6 +325,26 @@ export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
       const url = info.upgradeRequest?.url;
       if (url && /[?&]X-Amz-Signature=/i.test(url)) {
         const q = url.indexOf('?');
+        const params = new URLSearchParams(url.slice(q + 1));
+        const expires = Number(params.get('X-Amz-Expires') ?? '86400');
+        const signedAt = Date.parse(
+          (params.get('X-Amz-Date') ?? '').replace(
+            /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/,
+            '$1-$2-$3T$4:$5:$6Z',
+          ),
+        );
+        if (
+          !Number.isFinite(signedAt) ||
+          !Number.isFinite(expires) ||
+          Date.now() > signedAt + expires * 1000
+        ) {
+          return refuse(
+            'expired_signature',
+            'SigV4: the presigned URL has expired',
+            { remote: info.remoteAddress },
+            0x86,
+          );
+        }
         try {
           const verified = await verifySigV4(
             {

@@ -30,6 +30,7 @@ async function presignedUrl(
   platform: TestPlatform,
   key: { accessKeyId: string; secretAccessKey: string },
   sessionToken?: string,
+  presign: { signingDate?: Date; expiresIn?: number } = {},
 ): Promise<string> {
   const port = platform.endpoints.httpPort;
   const signer = new SignatureV4({
@@ -46,7 +47,7 @@ async function presignedUrl(
     path: '/mqtt',
     headers: { host: `127.0.0.1:${port}` },
   });
-  const signed = await signer.presign(req, { expiresIn: 300 });
+  const signed = await signer.presign(req, { expiresIn: 300, ...presign });
   let query = Object.entries(signed.query ?? {})
     .map(([k, v]) => `${uriEncode(k)}=${uriEncode(String(v))}`)
     .join('&');
@@ -87,6 +88,12 @@ describe('credentials without certificates (anonymous off)', () => {
     });
     expect(await refusal(connect(unknown))).toBe(0x86);
     expect(await refusal(connect(platform.endpoints.ws))).toBe(0x87);
+    // within the clock-skew window but past its X-Amz-Expires
+    const expired = await presignedUrl(platform, admin, undefined, {
+      signingDate: new Date(Date.now() - 120_000),
+      expiresIn: 60,
+    });
+    expect(await refusal(connect(expired))).toBe(0x86);
   });
 
   it('access keys as user name / password on the plain listener; read-only keys may not publish', async () => {
