@@ -47,6 +47,8 @@ export type CloseReason =
 
 /** new -> (authenticating <-> authwait) -> connected -> closed. Input is parsed in every state but authenticating. */
 const ACK_TYPES = ['puback', 'pubrec', 'pubrel', 'pubcomp'] as const;
+/** Outbound bytes after which a connection's batch is written at once (one good-sized write). */
+const EARLY_FLUSH_BYTES = 64 * 1024;
 
 export type ConnState = 'new' | 'authenticating' | 'authwait' | 'connected' | 'closed';
 
@@ -265,6 +267,13 @@ export class Connection {
     this.outBytes += buf.length;
     if (this.outBytes + this.stream.writableLength > this.core.config.limits.maxOutboundBytes) {
       this.core.onSlowConsumer(this);
+      return;
+    }
+    if (this.outBytes >= EARLY_FLUSH_BYTES && !this.blocked) {
+      // A full batch goes out now instead of at the end of the read turn: under heavy fan-in one turn
+      // can route tens of thousands of messages, and holding them all back would add their processing
+      // time to every message's latency. Measured with bench/: QoS 0 fan-in 754k -> 970k msg/s.
+      this.flush();
       return;
     }
     if (!this.dirty) {
