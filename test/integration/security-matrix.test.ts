@@ -182,6 +182,10 @@ describe('security matrix', () => {
         connectTls(platform, { certPem: stray.certificatePem, keyPem: stray.privateKeyPem }, 'stray'),
       );
       expect(r.code).toBe(NOT_AUTHORIZED);
+      // refusals are counted by reason (and logged, rate-limited)
+      const metric = await platform.metrics.getSingleMetricAsString('thingstead_auth_connect_refused_total');
+      for (const reason of ['inactive', 'revoked', 'unregistered'])
+        expect(metric).toContain(`reason="${reason}"`);
     });
 
     it('from an unknown CA (refused during the TLS handshake)', async () => {
