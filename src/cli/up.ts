@@ -50,6 +50,9 @@ export function banner(platform: Platform): string {
       'Use the AWS CLI or any AWS SDK against it:',
       `  AWS_SHARED_CREDENTIALS_FILE=${e.credentialsFile} aws iot list-things --endpoint-url ${e.http}`,
       `  thingstead things list        (reads ${e.dataDir}/endpoints.json and credentials)`,
+      '',
+      'First device (thing, certificate, least-privilege policy, files and a mosquitto_pub line):',
+      '  thingstead onboard my-device --out ./my-device',
     );
   }
   if (platform.config.mqtt.allowAnonymous) {
