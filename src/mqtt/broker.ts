@@ -5,6 +5,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Database } from '../store/index.js';
+import { ThingsteadError } from '../errors/index.js';
 import type { Broker, BrokerOptions, ClientSummary, Message, Publisher } from './types.js';
 import type { ConnectionInfo } from './hooks.js';
 import { Core, safe } from './core.js';
@@ -77,7 +78,7 @@ export function createBroker(options: BrokerOptions): Broker {
     publish(message: Message, publisher: Publisher | null = null) {
       // Platform publishes are trusted (already authorized by the API) but must still be valid topics.
       if (checkTopicName(message.topic, { maxTopicBytes: 65535, maxTopicLevels: 1 << 30 }) !== null) {
-        throw new TypeError(`invalid topic name: ${JSON.stringify(message.topic)}`);
+        throw new ThingsteadError('InvalidRequest', `invalid topic name: ${JSON.stringify(message.topic)}`);
       }
       const expiry = message.properties?.messageExpiryInterval;
       core.route({
@@ -95,7 +96,7 @@ export function createBroker(options: BrokerOptions): Broker {
 
     subscribeInternal(filter, handler) {
       if (checkTopicFilter(filter, { maxTopicBytes: 65535, maxTopicLevels: 1 << 30 }) !== null) {
-        throw new TypeError(`invalid topic filter: ${JSON.stringify(filter)}`);
+        throw new ThingsteadError('InvalidRequest', `invalid topic filter: ${JSON.stringify(filter)}`);
       }
       return core.subscribeInternal(filter, handler);
     },

@@ -61,6 +61,9 @@ export interface Broker {
   /**
    * Publish from inside the platform (HTTP data plane, rules republish, shadow and jobs services).
    * Hot path contract: routing is synchronous; durable writes for retained/QoS>0 persistent sessions are batched.
+   * Throws ThingsteadError('InvalidRequest') for a topic that is not a valid topic name (empty, wildcard, NUL).
+   * No policy check and no topic size/level limit apply: callers authorize. The payload Buffer is owned by the
+   * broker from here on (never mutate it afterwards).
    */
   publish(message: Message, publisher?: Publisher | null): void;
   /**
