@@ -361,7 +361,10 @@ export class Core {
   /** Queue for later (offline, or the in-flight window is full). Bounded: the oldest is dropped, counted. */
   private enqueue(s: Session, q: Queued): void {
     if (s.queue.length >= this.config.limits.maxQueuedPerSession) {
-      const old = s.queue.shift()!;
+      // Drop policy: the oldest QoS 1 message (QoS 0 is never queued); the oldest QoS 2 only if none.
+      const first = s.queue[0]!;
+      const i = first.qos === 1 ? 0 : s.queue.findIndex((x) => x.qos === 1);
+      const old = i <= 0 ? s.queue.shift()! : s.queue.splice(i, 1)[0]!;
       this.metrics.dropped.queue_full.inc();
       if (old.persisted) this.persist({ op: 'dequeue', clientId: s.clientId, seq: old.seq });
     }
