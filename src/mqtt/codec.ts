@@ -154,6 +154,8 @@ export function parsePublishFast(
   if (qos > 0) {
     if (o + 2 > end) return 'malformed';
     messageId = buf.readUInt16BE(o);
+    // [MQTT-2.2.1-3] a QoS > 0 PUBLISH needs a non-zero packet id.
+    if (messageId === 0) return 'malformed';
     o += 2;
   }
   if (v5) {
