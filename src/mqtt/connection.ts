@@ -9,7 +9,8 @@
  *   once per event-loop turn (setImmediate), one write per connection. When `write()` returns false the
  *   connection stops reading from its client until 'drain' (honours backpressure). Buffered bytes beyond
  *   `limits.maxOutboundBytes` disconnect the client as a slow consumer.
- * - Per-connection state is small: one keep-alive timer, lazily allocated alias maps.
+ * - Per-connection state is small: no timer of its own (the core sweeps connect and keep-alive deadlines),
+ *   lazily allocated alias maps, shared parsers.
  */
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
@@ -95,7 +96,8 @@ export class Connection {
   private blocked = false;
   private oldestIngress = 0;
   private lastActivity = Date.now();
-  private timer: NodeJS.Timeout | null = null;
+  /** Until CONNACK: the connect deadline (epoch ms). After: the keep-alive idle limit in ms (0 = none). */
+  private deadline: number;
 
   constructor(
     readonly core: Core,
@@ -109,10 +111,16 @@ export class Connection {
     stream.on('error', ended);
     stream.on('close', ended);
     stream.on('end', ended);
-    // [MQTT-3.1.4-?] a CONNECT that never comes: close after connectTimeoutMs.
-    this.timer = setTimeout(() => {
-      if (this.state !== 'connected' && this.state !== 'closed') this.close('connect_timeout');
-    }, core.config.limits.connectTimeoutMs);
+    // A CONNECT that never comes: closed after connectTimeoutMs (checked by the core's sweep).
+    this.deadline = this.lastActivity + core.config.limits.connectTimeoutMs;
+  }
+
+  /** Called by the core's sweep (a few times a second): connect timeout and keep-alive. */
+  checkDeadlines(now: number): void {
+    if (this.state === 'connected') {
+      // [MQTT-3.1.2-22] 1.5 x keep-alive without a packet closes the connection.
+      if (this.deadline > 0 && now - this.lastActivity >= this.deadline) this.close('keepalive_timeout');
+    } else if (this.state !== 'closed' && now >= this.deadline) this.close('connect_timeout');
   }
 
   newSessionIdentifier(): string {
@@ -352,20 +360,8 @@ export class Connection {
 
   /** Start the keep-alive check: 1.5 x keep-alive without a packet closes the connection [MQTT-3.1.2-22]. */
   startKeepAlive(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    if (this.keepAlive <= 0) return;
-    const limit = this.keepAlive * 1500;
-    const check = () => {
-      const idle = Date.now() - this.lastActivity;
-      if (idle >= limit) {
-        this.timer = null;
-        this.close('keepalive_timeout');
-        return;
-      }
-      this.timer = setTimeout(check, limit - idle + 5);
-    };
-    this.timer = setTimeout(check, limit);
+    this.lastActivity = Date.now();
+    this.deadline = this.keepAlive > 0 ? this.keepAlive * 1500 : 0;
   }
 
   // ---- closing ---------------------------------------------------------------------------------------
@@ -386,8 +382,6 @@ export class Connection {
     const wasConnected = this.state === 'connected';
     this.state = 'closed';
     this.closeReason = reason;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
     if (reasonCode !== undefined && wasConnected && this.version === 5 && reason !== 'slow_consumer') {
       const packet: Packet = { cmd: 'disconnect', reasonCode };
       if (reasonString && this.problemInfo) packet.properties = { reasonString };

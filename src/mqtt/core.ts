@@ -56,6 +56,8 @@ export class Core {
   private readonly warn: (obj: object, msg: string) => void;
   private readonly flushAll = () => this.flushDirty();
   private readonly flushOps = () => this.flushStore();
+  /** One timer for every connection's connect timeout and keep-alive (no timer per connection). */
+  private readonly sweeper: NodeJS.Timeout;
 
   constructor(
     readonly config: Config,
@@ -81,6 +83,13 @@ export class Core {
     this.topicLimits = config.limits;
     this.bus = createLocalBus((m) => this.deliverLocal(m));
     this.warn = rateLimitedLog(log);
+    const every = Math.max(50, Math.min(500, Math.floor(config.limits.connectTimeoutMs / 4)));
+    this.sweeper = setInterval(() => this.sweep(), every).unref();
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const c of this.connections) c.checkDeadlines(now);
   }
 
   // ---- start / stop ----------------------------------------------------------------------------------
@@ -142,6 +151,7 @@ export class Core {
   /** Disconnect everyone (v5 0x8B Server shutting down), write what persistent sessions hold, flush. */
   async close(): Promise<void> {
     this.closing = true;
+    clearInterval(this.sweeper);
     for (const conn of [...this.connections]) conn.close('server_shutdown', 0x8b, 'server shutting down');
     for (const s of this.sessions.values()) {
       s.clearTimers();
