@@ -47,7 +47,10 @@ function parseArgs(argv: string[]) {
 
 const opts = parseArgs(process.argv.slice(2));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const log = (s: string) => process.stderr.write(s + '\n');
+const t0 = Date.now();
+/** Progress on stderr, prefixed with seconds since start. */
+const log = (s: string) =>
+  process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${s}\n`);
 
 function machine() {
   const version = (cmd: string, args: string[]) => {
@@ -234,17 +237,27 @@ async function main() {
         better: 'lower',
         target: '<= 6 KB',
       });
-      // First, on fresh processes (allocator and heap not yet grown by the load runs); one broker at a
-      // time, once: each holds thousands of sockets.
-      for (const b of live().filter((x) => x.name !== 'ceiling')) {
-        try {
-          const r = await idlePerConnKb(b, opts.idleConns);
-          record(m, b.name, r.kb, r.connected < opts.idleConns ? `${r.connected} connected` : undefined);
-          log(`    idle ${b.name}: ${r.kb.toFixed(2)} KB per connection (${r.connected} connections)`);
-        } catch (err) {
-          errors[b.name] = `idle: ${(err as Error).message}`;
+      // Each run on a fresh broker process of its own (allocator and heap not grown by earlier runs),
+      // one broker at a time: each run holds thousands of sockets. Interleaved like the other scenarios.
+      const names = live()
+        .map((x) => x.name)
+        .filter((x) => x !== 'ceiling');
+      for (let run = 0; run < opts.runs; run++) {
+        for (const name of names) {
+          let b: RunningBroker | null = null;
+          try {
+            b = await startBroker(name, join(tmp, `idle-${run}`));
+            const r = await idlePerConnKb(b, opts.idleConns);
+            record(m, name, r.kb, r.connected < opts.idleConns ? `${r.connected} connected` : undefined, r);
+            log(`    idle ${name}: ${r.kb.toFixed(2)} KB per connection (${r.connected} connections)`);
+          } catch (err) {
+            errors[name] = `idle: ${(err as Error).message}`;
+            log(`    idle ${name}: ${(err as Error).message}`);
+          } finally {
+            await b?.stop();
+          }
+          await sleep(500);
         }
-        await sleep(1000);
       }
     }
     const peak: Partial<Record<BrokerName, number>> = {};

@@ -18,8 +18,10 @@ let inFlight = 0;
 let exiting = false;
 const CONCURRENCY = 200;
 
-function report(done = false) {
-  process.send?.({ connected, failed, done });
+let finished = false;
+
+function report() {
+  process.send?.({ connected, failed, done: finished });
 }
 
 function openOne(i: number) {
@@ -52,7 +54,10 @@ function openOne(i: number) {
 
 function pump() {
   while (inFlight < CONCURRENCY && next < count) openOne(next++);
-  if (inFlight === 0 && next >= count) report(true);
+  if (inFlight === 0 && next >= count && !finished) {
+    finished = true;
+    report();
+  }
 }
 
 const progress = setInterval(() => report(), 500);
