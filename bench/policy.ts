@@ -117,15 +117,31 @@ log(
   `policy evaluation: ${evaluation.hitNs} ns per cached decision, ${evaluation.missNs} ns per uncached decision`,
 );
 
-const off = await startServer('off');
-const enforced = await startServer(control ? 'off' : 'enforced');
+type Server = Awaited<ReturnType<typeof startServer>>;
+const stopServer = async (s: Server | null) => {
+  if (!s || s.child.exitCode !== null) return;
+  const exited = new Promise((resolve) => s.child.once('exit', resolve));
+  s.child.kill('SIGTERM');
+  await exited;
+};
+let off: Server | null = null;
+let enforced: Server | null = null;
 try {
-  if (!control) {
-    await sanity(enforced.port);
-    log('sanity: enforced broker refuses bench/forbidden/x with 0x87');
-  } else log('control run: both brokers have authorization off (A/A)');
   const results: Record<string, { off: number[]; enforced: number[] }> = {};
   for (let r = 0; r < runs; r++) {
+    // Fresh broker processes each run, started in alternating order: a process-level bias (start order,
+    // placement, JIT luck) then hits both sides alike. `--control` showed such a bias of ~15% in fan-out.
+    if (r % 2 === 0) {
+      off = await startServer('off');
+      enforced = await startServer(control ? 'off' : 'enforced');
+    } else {
+      enforced = await startServer(control ? 'off' : 'enforced');
+      off = await startServer('off');
+    }
+    if (!control) {
+      await sanity(enforced.port);
+      if (r === 0) log('sanity: enforced broker refuses bench/forbidden/x with 0x87');
+    } else if (r === 0) log('control run: both brokers have authorization off (A/A)');
     for (const [name, make] of Object.entries(SCENARIOS)) {
       const entry = (results[name] ??= { off: [], enforced: [] });
       // Alternate which broker goes first in each run.
@@ -137,6 +153,8 @@ try {
         log(`run ${r + 1}/${runs} ${name} ${which}: ${Math.round(res.deliveredPerSec)} msg/s delivered`);
       }
     }
+    await stopServer(off);
+    await stopServer(enforced);
   }
   // The machine is shared: the ratio of each adjacent (off, enforced) pair cancels slow drifts in background
   // load; the verdict uses the median of those pair ratios. Medians of the raw rates are shown as well.
@@ -187,6 +205,6 @@ try {
   );
   process.exitCode = report.pass ? 0 : 1;
 } finally {
-  off.child.kill('SIGTERM');
-  enforced.child.kill('SIGTERM');
+  await stopServer(off);
+  await stopServer(enforced);
 }
