@@ -215,6 +215,13 @@ export async function createDeviceSecurity(options: {
               ...op,
               handler: async (request: Parameters<AwsOperation['handler']>[0]) => {
                 const result = await op.handler(request);
+                if (op.name === 'DeleteThingGroup') {
+                  // A group made again under the same name must not inherit the old group's policies.
+                  const group = (request.input?.thingGroupName as string | undefined) ?? '';
+                  await policies.detachAll(
+                    `arn:aws:iot:${scope.region}:${scope.accountId}:thinggroup/${group}`,
+                  );
+                }
                 auth
                   .refresh(refreshScope(op.name, request.input ?? {}))
                   .catch((err: unknown) => log.warn({ err }, 'principal refresh failed'));

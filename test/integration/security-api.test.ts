@@ -13,6 +13,8 @@ import {
   AddThingToThingGroupCommand,
   DeleteCertificateCommand,
   DeleteConflictException,
+  DeleteThingGroupCommand,
+  RemoveThingFromThingGroupCommand,
   DeletePolicyCommand,
   DeletePolicyVersionCommand,
   DescribeCACertificateCommand,
@@ -269,6 +271,16 @@ describe('policy operations', () => {
       'group-p',
     ]);
 
+    await iot.send(new DeleteThingGroupCommand({ thingGroupName: 'eff-child' }));
+    await iot.send(
+      new RemoveThingFromThingGroupCommand({ thingGroupName: 'eff-group', thingName: 'eff-thing' }),
+    );
+    await iot.send(new DeleteThingGroupCommand({ thingGroupName: 'eff-group' }));
+    await iot.send(new CreateThingGroupCommand({ thingGroupName: 'eff-group' }));
+    // a group made again under the same name does not inherit the deleted group's policies
+    expect(
+      (await iot.send(new ListAttachedPoliciesCommand({ target: `${A}:thinggroup/eff-group` }))).policies,
+    ).toEqual([]);
     await iot.send(new DetachPolicyCommand({ policyName: 'cert-p', target: c.certificateArn }));
     expect((await iot.send(new ListAttachedPoliciesCommand({ target: c.certificateArn }))).policies).toEqual(
       [],
