@@ -70,8 +70,9 @@ export async function startDeviceHttps(options: {
   };
 
   async function authenticate(socket: TLSSocket): Promise<AuthzSubject | string> {
-    const cert = socket.authorized ? socket.getPeerX509Certificate() : undefined;
-    if (!cert) return 'a client certificate issued by a registered, ACTIVE CA is required';
+    // Chain trust is decided by the certificate service (registered DER, ACTIVE CA), as on the MQTT port.
+    const cert = socket.getPeerX509Certificate();
+    if (!cert) return 'a registered, ACTIVE client certificate is required';
     const info: ConnectionInfo = {
       transport: 'tls',
       remoteAddress: socket.remoteAddress ?? '',

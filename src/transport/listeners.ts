@@ -75,18 +75,11 @@ export async function startListeners(options: {
   const onSocket = (transport: 'tcp' | 'tls') => (socket: Socket) => {
     socket.setNoDelay(true);
     accepted.inc({ transport });
-    const tlsSocket = transport === 'tls' ? (socket as TLSSocket) : null;
-    const cert = tlsSocket?.authorized ? tlsSocket.getPeerX509Certificate() : undefined;
-    if (tlsSocket && !tlsSocket.authorized && tlsSocket.getPeerCertificate()?.raw) {
-      // A certificate that does not chain to a trusted CA is refused outright.
-      refused.inc({ transport, reason: 'untrusted_certificate' });
-      warn(
-        { remote: socket.remoteAddress, error: String(tlsSocket.authorizationError) },
-        'client certificate refused',
-      );
-      socket.destroy();
-      return;
-    }
+    // Any presented client certificate is handed on, whether or not it chains to a trusted CA: the TLS
+    // handshake has already proved possession of its private key, and identity decides (a certificate
+    // registered without a CA is matched by its exact DER; anything else must chain to an ACTIVE CA).
+    const cert =
+      transport === 'tls' ? ((socket as TLSSocket).getPeerX509Certificate() ?? undefined) : undefined;
     broker.handleConnection(socket, {
       transport,
       remoteAddress: socket.remoteAddress ?? '',

@@ -156,7 +156,7 @@ describe('verifySigV4 against @smithy/signature-v4', () => {
       headers: { host: '127.0.0.1:18080' },
     });
     const p = await signer.presign(req, { expiresIn: 300 });
-    const query = Object.entries(p.query)
+    const query = Object.entries(p.query ?? {})
       .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
       .join('&');
     const v = await verifySigV4(

@@ -9,6 +9,7 @@ import {
   GetRegistrationCodeCommand,
   RegisterCACertificateCommand,
   RegisterCertificateCommand,
+  RegisterCertificateWithoutCACommand,
   UpdateCACertificateCommand,
   RemoveThingFromThingGroupCommand,
   UpdateCertificateCommand,
@@ -158,6 +159,30 @@ describe('security matrix', () => {
     await c1.endAsync();
   });
 
+  it('a certificate registered without a CA connects over mutual TLS (RegisterCertificateWithoutCA)', async () => {
+    const own = await createCa('Device Maker Without Registration');
+    const device = await createKeysAndCertificate(own, { keyType: 'ec-p256', commonName: 'no-ca-1' });
+    const reg = await iot.send(
+      new RegisterCertificateWithoutCACommand({ certificatePem: device.certificatePem, status: 'ACTIVE' }),
+    );
+    await iot.send(
+      new CreatePolicyCommand({
+        policyName: 'no-ca-p',
+        policyDocument: JSON.stringify({ Version: '2012-10-17', Statement: connectAny() }),
+      }),
+    );
+    await iot.send(new AttachPolicyCommand({ policyName: 'no-ca-p', target: reg.certificateArn! }));
+    const creds = { certPem: device.certificatePem, keyPem: device.privateKeyPem };
+    const client = await connectTls(platform, creds, 'no-ca-1');
+    expect(client.connected).toBe(true);
+    await client.endAsync();
+    // The same DER made INACTIVE no longer connects.
+    await iot.send(
+      new UpdateCertificateCommand({ certificateId: reg.certificateId!, newStatus: 'INACTIVE' }),
+    );
+    expect((await refused(connectTls(platform, creds, 'no-ca-1'))).code).toBe(NOT_AUTHORIZED);
+  });
+
   describe('certificates that must not connect', () => {
     it('INACTIVE', async () => {
       const dev = await createDevice(iot, 'inactive', { name: 'inactive-p', statements: connectAny() });
@@ -188,17 +213,15 @@ describe('security matrix', () => {
         expect(metric).toContain(`reason="${reason}"`);
     });
 
-    it('from an unknown CA (refused during the TLS handshake)', async () => {
+    it('from an unknown CA (refused at CONNECT, counted as unknown_ca)', async () => {
       const other = await createCa('Somebody Else');
       const foreign = await createKeysAndCertificate(other, { keyType: 'ec-p256' });
       const r = await refused(
         connectTls(platform, { certPem: foreign.certificatePem, keyPem: foreign.privateKeyPem }, 'foreign'),
       );
-      expect(r.code).toBeUndefined();
-      const refusedMetric = await platform.metrics.getSingleMetricAsString(
-        'thingstead_transport_connections_refused_total',
-      );
-      expect(refusedMetric).toMatch(/untrusted_certificate|handshake/);
+      expect(r.code).toBe(NOT_AUTHORIZED);
+      const metric = await platform.metrics.getSingleMetricAsString('thingstead_auth_connect_refused_total');
+      expect(metric).toContain('reason="unknown_ca"');
     });
 
     it('expired (registered and ACTIVE, but past notAfter)', async () => {
