@@ -48,6 +48,10 @@ describe('config: defaults < file < environment < flags', () => {
     expect(problems).toMatch(/THINGSTEAD_NOPE: unknown setting/);
   });
 
+  it('leaves THINGSTEAD_TEST_* to the test suite', () => {
+    expect(() => loadConfig({ env: { THINGSTEAD_TEST_DATABASE_URL: 'postgres://x' } })).not.toThrow();
+  });
+
   it('rejects unknown keys in the config file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
     const file = join(dir, 'config.json');

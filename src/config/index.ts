@@ -101,7 +101,9 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   }
   const fromEnv: Tree = {};
   for (const [name, value] of Object.entries(options.env ?? {})) {
-    if (!name.startsWith('THINGSTEAD_') || name === 'THINGSTEAD_CONFIG' || value === undefined) continue;
+    // THINGSTEAD_TEST_* is reserved for the test suite (e.g. THINGSTEAD_TEST_DATABASE_URL), never configuration.
+    if (!name.startsWith('THINGSTEAD_') || name.startsWith('THINGSTEAD_TEST_')) continue;
+    if (name === 'THINGSTEAD_CONFIG' || value === undefined) continue;
     const path = ENVIRONMENT[name];
     if (!path) {
       problems.push(`${name}: unknown setting (known: ${Object.keys(ENVIRONMENT).join(', ')})`);
