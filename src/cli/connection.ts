@@ -200,3 +200,22 @@ export async function listAll(
   } while (nextToken && items.length < max);
   return items;
 }
+
+/** Flags of a command and its parent group, merged (commander's optsWithGlobals). */
+export type CommandFlags = ConnectionFlags & Record<string, any>;
+
+/**
+ * A commander action that receives the resolved API connection, the merged flags and the positional
+ * arguments, in that order.
+ * @example .action(withConnection(async (conn, flags, name) => { ... }))
+ */
+export function withConnection(
+  fn: (conn: SignedFetchOptions, flags: CommandFlags, ...args: string[]) => Promise<void>,
+) {
+  return async (...args: unknown[]) => {
+    const cmd = args[args.length - 1] as Command;
+    const flags = cmd.optsWithGlobals<CommandFlags>();
+    const positional = args.slice(0, -2).filter((a) => typeof a === 'string');
+    await fn(resolveConnection(flags), flags, ...positional);
+  };
+}

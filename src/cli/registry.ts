@@ -9,8 +9,8 @@ import {
   parseAttributes,
   printRecord,
   printTable,
-  resolveConnection,
-  type ConnectionFlags,
+  type CommandFlags,
+  withConnection,
 } from './connection.js';
 
 /**
@@ -18,19 +18,7 @@ import {
  * the admin credentials written on first start). Readable tables by default, `--json` for scripts.
  */
 
-type Flags = ConnectionFlags & Record<string, any>;
-
-/** Run an action with the resolved connection; options of the group and the subcommand are merged. */
-function action(
-  fn: (conn: ReturnType<typeof resolveConnection>, flags: Flags, ...args: string[]) => Promise<void>,
-) {
-  return async (...args: unknown[]) => {
-    const cmd = args[args.length - 1] as Command;
-    const flags = cmd.optsWithGlobals<Flags>();
-    const positional = args.slice(0, -2).filter((a) => typeof a === 'string');
-    await fn(resolveConnection(flags), flags, ...positional);
-  };
-}
+type Flags = CommandFlags;
 
 const out = (flags: Flags, json: unknown, human: () => void) => {
   if (flags.json) console.log(JSON.stringify(json, null, 2));
@@ -53,7 +41,7 @@ function thingsCommand(): Command {
     )
     .option('--max <n>', 'stop after this many things', '1000')
     .action(
-      action(async (conn, flags) => {
+      withConnection(async (conn, flags) => {
         const query: Record<string, string | boolean | undefined> = { thingTypeName: flags.type };
         if (flags.attribute) {
           const [name, value = ''] = String(flags.attribute).split(/=(.*)/s);
@@ -83,7 +71,7 @@ function thingsCommand(): Command {
     .option('--attr <name=value>', 'attribute (repeatable)', collect)
     .option('--billing-group <name>', 'billing group')
     .action(
-      action(async (conn, flags, name) => {
+      withConnection(async (conn, flags, name) => {
         const attributes = parseAttributes(flags.attr);
         const r = await call(conn, 'POST', `/things/${encodePath(name)}`, {
           body: {
@@ -99,7 +87,7 @@ function thingsCommand(): Command {
     .command('describe <name>')
     .description('Show one thing.')
     .action(
-      action(async (conn, flags, name) => {
+      withConnection(async (conn, flags, name) => {
         const r = await call(conn, 'GET', `/things/${encodePath(name)}`);
         out(flags, r, () => printRecord(r));
       }),
@@ -118,7 +106,7 @@ function thingsCommand(): Command {
       'fail with VersionConflictException unless the thing is at this version',
     )
     .action(
-      action(async (conn, flags, name) => {
+      withConnection(async (conn, flags, name) => {
         const attributes = parseAttributes(flags.attr);
         await call(conn, 'PATCH', `/things/${encodePath(name)}`, {
           body: {
@@ -137,7 +125,7 @@ function thingsCommand(): Command {
     .description('Delete a thing (detach its principals first).')
     .option('--expected-version <n>', 'fail unless the thing is at this version')
     .action(
-      action(async (conn, flags, name) => {
+      withConnection(async (conn, flags, name) => {
         await call(conn, 'DELETE', `/things/${encodePath(name)}`, {
           query: { expectedVersion: flags.expectedVersion },
         });
@@ -151,7 +139,7 @@ function thingsCommand(): Command {
     )
     .option('--max <n>', 'stop after this many things', '1000')
     .action(
-      action(async (conn, flags, query) => {
+      withConnection(async (conn, flags, query) => {
         const items: any[] = [];
         let nextToken: string | undefined;
         do {
@@ -182,7 +170,7 @@ function thingsCommand(): Command {
     .command('groups <name>')
     .description('List the groups (static and dynamic) a thing is in.')
     .action(
-      action(async (conn, flags, name) => {
+      withConnection(async (conn, flags, name) => {
         const items = await listAll(
           conn,
           `/things/${encodePath(name)}/thing-groups`,
@@ -202,7 +190,7 @@ function typesCommand(): Command {
     .command('list')
     .description('List thing types.')
     .action(
-      action(async (conn, flags) => {
+      withConnection(async (conn, flags) => {
         const items = await listAll(conn, '/thing-types', 'thingTypes', {}, 10_000);
         out(flags, { thingTypes: items }, () =>
           printTable(
@@ -222,7 +210,7 @@ function typesCommand(): Command {
     .option('--description <text>', 'description')
     .option('--searchable <attrs>', 'comma-separated searchable attribute names (at most 3)')
     .action(
-      action(async (conn, flags, name) => {
+      withConnection(async (conn, flags, name) => {
         const r = await call(conn, 'POST', `/thing-types/${encodePath(name)}`, {
           body: {
             thingTypeProperties: {
@@ -238,7 +226,7 @@ function typesCommand(): Command {
     .command('describe <name>')
     .description('Show one thing type.')
     .action(
-      action(async (conn, flags, name) => {
+      withConnection(async (conn, flags, name) => {
         const r = await call(conn, 'GET', `/thing-types/${encodePath(name)}`);
         out(flags, r, () =>
           printRecord({
@@ -257,7 +245,7 @@ function typesCommand(): Command {
     .description('Deprecate a thing type (no new things may use it); --undo reverses it.')
     .option('--undo', 'undeprecate')
     .action(
-      action(async (conn, flags, name) => {
+      withConnection(async (conn, flags, name) => {
         await call(conn, 'POST', `/thing-types/${encodePath(name)}/deprecate`, {
           body: { undoDeprecate: Boolean(flags.undo) },
         });
@@ -268,7 +256,7 @@ function typesCommand(): Command {
     .command('delete <name>')
     .description('Delete a deprecated thing type that no thing uses.')
     .action(
-      action(async (conn, flags, name) => {
+      withConnection(async (conn, flags, name) => {
         await call(conn, 'DELETE', `/thing-types/${encodePath(name)}`);
         out(flags, {}, () => console.log(`deleted thing type ${name}`));
       }),
@@ -287,7 +275,7 @@ function groupsCommand(): Command {
     .option('--recursive', 'with --parent: all descendants')
     .option('--prefix <text>', 'only names starting with this')
     .action(
-      action(async (conn, flags) => {
+      withConnection(async (conn, flags) => {
         const items = await listAll(
           conn,
           '/thing-groups',
@@ -309,7 +297,7 @@ function groupsCommand(): Command {
     .option('--description <text>', 'description')
     .option('--attr <name=value>', 'attribute (repeatable)', collect)
     .action(
-      action(async (conn, flags, name) => {
+      withConnection(async (conn, flags, name) => {
         const attributes = parseAttributes(flags.attr);
         const r = await call(conn, 'POST', `/thing-groups/${encodePath(name)}`, {
           body: {
@@ -328,7 +316,7 @@ function groupsCommand(): Command {
     .description("Create a dynamic group whose members match a fleet query, e.g. 'attributes.fw<2'.")
     .option('--description <text>', 'description')
     .action(
-      action(async (conn, flags, name, query) => {
+      withConnection(async (conn, flags, name, query) => {
         const r = await call(conn, 'POST', `/dynamic-thing-groups/${encodePath(name)}`, {
           body: { queryString: query, thingGroupProperties: { thingGroupDescription: flags.description } },
         });
@@ -339,7 +327,7 @@ function groupsCommand(): Command {
     .command('describe <name>')
     .description('Show one thing group.')
     .action(
-      action(async (conn, flags, name) => {
+      withConnection(async (conn, flags, name) => {
         const r = await call(conn, 'GET', `/thing-groups/${encodePath(name)}`);
         out(flags, r, () =>
           printRecord({
@@ -356,7 +344,7 @@ function groupsCommand(): Command {
     .command('delete <name>')
     .description('Delete a thing group (static or dynamic) that has no child groups.')
     .action(
-      action(async (conn, flags, name) => {
+      withConnection(async (conn, flags, name) => {
         const g = await call(conn, 'GET', `/thing-groups/${encodePath(name)}`).catch((err: unknown) => {
           if (err instanceof CliError && err.message.startsWith('ResourceNotFoundException')) return null;
           throw err;
@@ -370,7 +358,7 @@ function groupsCommand(): Command {
     .command('add <group> <thing>')
     .description('Add a thing to a static group.')
     .action(
-      action(async (conn, flags, group, thing) => {
+      withConnection(async (conn, flags, group, thing) => {
         await call(conn, 'PUT', '/thing-groups/addThingToThingGroup', {
           body: { thingGroupName: group, thingName: thing },
         });
@@ -381,7 +369,7 @@ function groupsCommand(): Command {
     .command('remove <group> <thing>')
     .description('Remove a thing from a static group.')
     .action(
-      action(async (conn, flags, group, thing) => {
+      withConnection(async (conn, flags, group, thing) => {
         await call(conn, 'PUT', '/thing-groups/removeThingFromThingGroup', {
           body: { thingGroupName: group, thingName: thing },
         });
@@ -393,7 +381,7 @@ function groupsCommand(): Command {
     .description('List the things in a group.')
     .option('--recursive', 'include things in child groups')
     .action(
-      action(async (conn, flags, group) => {
+      withConnection(async (conn, flags, group) => {
         const items = await listAll(
           conn,
           `/thing-groups/${encodePath(group)}/things`,

@@ -9,8 +9,8 @@ import {
   listAll,
   printRecord,
   printTable,
-  resolveConnection,
-  type ConnectionFlags,
+  type CommandFlags,
+  withConnection,
 } from './connection.js';
 
 /**
@@ -19,18 +19,7 @@ import {
  * and `rules trace` (sampled live matches).
  */
 
-type Flags = ConnectionFlags & Record<string, any>;
-
-function action(
-  fn: (conn: ReturnType<typeof resolveConnection>, flags: Flags, ...args: string[]) => Promise<void>,
-) {
-  return async (...args: unknown[]) => {
-    const cmd = args[args.length - 1] as Command;
-    const flags = cmd.optsWithGlobals<Flags>();
-    const positional = args.slice(0, -2).filter((a) => typeof a === 'string');
-    await fn(resolveConnection(flags), flags, ...positional);
-  };
-}
+type Flags = CommandFlags;
 
 const epoch = (v: unknown) => (typeof v === 'number' ? new Date(v * 1000).toISOString() : v);
 
@@ -94,7 +83,7 @@ export function registerRules(program: Command): void {
     .option('--disabled', 'only disabled rules')
     .option('--enabled', 'only enabled rules')
     .action(
-      action(async (conn, flags) => {
+      withConnection(async (conn, flags) => {
         const ruleDisabled = flags.disabled ? true : flags.enabled ? false : undefined;
         const items = await listAll(conn, '/rules', 'rules', { topic: flags.topic, ruleDisabled }, 10_000);
         if (flags.json) console.log(JSON.stringify(items, null, 2));
@@ -110,7 +99,7 @@ export function registerRules(program: Command): void {
     .command('get <ruleName>')
     .description('Show a rule: SQL, version, actions, errorAction.')
     .action(
-      action(async (conn, flags, name) => {
+      withConnection(async (conn, flags, name) => {
         const r = await call(conn, 'GET', `/rules/${encodePath(name)}`);
         if (flags.json) return console.log(JSON.stringify(r, null, 2));
         printRecord({ ruleArn: r.ruleArn, ...r.rule, createdAt: epoch(r.rule.createdAt) });
@@ -120,14 +109,14 @@ export function registerRules(program: Command): void {
   withPayloadOptions(
     rules.command('create <ruleName>').description('Create a rule (name: letters, digits, _).'),
   ).action(
-    action(async (conn, flags, name) => {
+    withConnection(async (conn, flags, name) => {
       await call(conn, 'POST', `/rules/${encodePath(name)}`, { body: payloadFromFlags(flags) });
       console.log(`created rule ${name}`);
     }),
   );
 
   withPayloadOptions(rules.command('replace <ruleName>').description("Replace a rule's payload.")).action(
-    action(async (conn, flags, name) => {
+    withConnection(async (conn, flags, name) => {
       await call(conn, 'PATCH', `/rules/${encodePath(name)}`, { body: payloadFromFlags(flags) });
       console.log(`replaced rule ${name}`);
     }),
@@ -142,7 +131,7 @@ export function registerRules(program: Command): void {
       .command(`${verb} <ruleName>`)
       .description(`${verb[0]!.toUpperCase()}${verb.slice(1)} a rule.`)
       .action(
-        action(async (conn, _flags, name) => {
+        withConnection(async (conn, _flags, name) => {
           await call(conn, method, `/rules/${encodePath(name)}${suffix}`);
           console.log(`${verb}d rule ${name}`);
         }),
@@ -159,7 +148,7 @@ export function registerRules(program: Command): void {
     .option('--topic <topic>', 'the topic it arrived on (default: the FROM filter with wildcards filled)')
     .option('--client-id <id>', 'clientid() for the sample')
     .action(
-      action(async (conn, flags, name) => {
+      withConnection(async (conn, flags, name) => {
         const body: Record<string, unknown> = {};
         if (flags.payloadFile)
           body.payloadBase64 = readFileSync(String(flags.payloadFile)).toString('base64');
@@ -185,7 +174,7 @@ export function registerRules(program: Command): void {
       'Per-rule counters: matched, actions ok/failed, queued to the outbox, drops by reason, latency.',
     )
     .action(
-      action(async (conn, flags, name) => {
+      withConnection(async (conn, flags, name) => {
         const r = await call(conn, 'GET', `/rules/${encodePath(name)}/metrics`);
         if (flags.json) return console.log(JSON.stringify(r.metrics, null, 2));
         const m = r.metrics;
@@ -207,7 +196,7 @@ export function registerRules(program: Command): void {
     .command('trace <ruleName>')
     .description('Recent sampled matches: input, SELECT output and each action’s outcome.')
     .action(
-      action(async (conn, flags, name) => {
+      withConnection(async (conn, flags, name) => {
         const r = await call(conn, 'GET', `/rules/${encodePath(name)}/trace`);
         if (flags.json) return console.log(JSON.stringify(r.trace, null, 2));
         if (!r.trace.length) return console.log('(no matches sampled yet)');

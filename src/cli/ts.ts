@@ -7,7 +7,7 @@ import {
   connectionOptions,
   printTable,
   resolveConnection,
-  type ConnectionFlags,
+  withConnection,
 } from './connection.js';
 
 /**
@@ -15,17 +15,7 @@ import {
  * downsampled (JSON, CSV or a table), write points, run retention, and tail new points live (WebSocket).
  */
 
-type Flags = ConnectionFlags & Record<string, any>;
 type Conn = ReturnType<typeof resolveConnection>;
-
-function action(fn: (conn: Conn, flags: Flags, ...args: string[]) => Promise<void>) {
-  return async (...args: unknown[]) => {
-    const cmd = args[args.length - 1] as Command;
-    const flags = cmd.optsWithGlobals<Flags>();
-    const positional = args.slice(0, -2).filter((a) => typeof a === 'string');
-    await fn(resolveConnection(flags), flags, ...positional);
-  };
-}
 
 /** Headers for a signed GET (CSV responses and the WebSocket upgrade are not JSON calls). */
 function signedGet(conn: Conn, path: string, params: Record<string, string | undefined>) {
@@ -60,7 +50,7 @@ export function registerTimeseries(program: Command): void {
     .description('List series (thing, metric) with point counts and time span.')
     .option('--thing <name>', 'only this thing')
     .action(
-      action(async (conn, flags) => {
+      withConnection(async (conn, flags) => {
         const r = await call(conn, 'GET', '/timeseries/series', { query: { thing: flags.thing } });
         if (flags.json) return console.log(JSON.stringify(r.series, null, 2));
         printTable(
@@ -82,7 +72,7 @@ export function registerTimeseries(program: Command): void {
     .option('--limit <n>', 'raw points at most', '1000')
     .option('--format <table|json|csv>', 'output format', 'table')
     .action(
-      action(async (conn, flags) => {
+      withConnection(async (conn, flags) => {
         const params: Record<string, string | undefined> = {
           metric: flags.metric,
           thing: flags.thing,
@@ -124,7 +114,7 @@ export function registerTimeseries(program: Command): void {
     .requiredOption('--value <v>', 'number, or text for a string measure')
     .option('--ts <time>', 'epoch ms or ISO-8601 (default now)')
     .action(
-      action(async (conn, flags) => {
+      withConnection(async (conn, flags) => {
         const v = String(flags.value);
         const value = /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/.test(v) ? Number(v) : v;
         const at =
@@ -148,7 +138,7 @@ export function registerTimeseries(program: Command): void {
     .option('--rollup-step <duration>', 'rollup bucket width', '1h')
     .option('--rollup-max-age <duration>', 'delete rollups older than this (default: keep)')
     .action(
-      action(async (conn, flags) => {
+      withConnection(async (conn, flags) => {
         const r = await call(conn, 'POST', '/timeseries/retention', {
           body: {
             rawMaxAge: flags.rawMaxAge,
@@ -167,7 +157,7 @@ export function registerTimeseries(program: Command): void {
     .option('--thing <name>', 'only this thing')
     .option('--metric <name>', 'only this metric')
     .action(
-      action(async (conn, flags) => {
+      withConnection(async (conn, flags) => {
         const { url, headers } = signedGet(conn, '/timeseries/tail', {
           thing: flags.thing,
           metric: flags.metric,
