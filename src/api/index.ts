@@ -3,7 +3,15 @@
  * endpoints, /metrics and /healthz.
  */
 export { createHttpServer, type HttpHandler, type HttpServer } from './server.js';
-export type { AwsOperation, AwsRequest, AwsService, ApiCaller, RawResponse } from './operations.js';
+export type {
+  AwsOperation,
+  AwsRequest,
+  AwsService,
+  ApiCaller,
+  RawResponse,
+  IotOperationOptions,
+} from './operations.js';
+export { iotOperation } from './operations.js';
 export type { QueryMemberType } from './operations.js';
 export { createAwsApi, toAwsJson, type AwsApiOptions, type AwsApiKey } from './aws.js';
 export { awsString, awsInt, awsBool, maxResults, validateInput } from './validation.js';

@@ -69,3 +69,29 @@ export interface AwsOperation {
   readonly rawBody?: boolean;
   handler(request: AwsRequest): Promise<Record<string, unknown> | RawResponse | void>;
 }
+
+/** Extra route details of a control-plane operation built with `iotOperation`. */
+export type IotOperationOptions = Pick<AwsOperation, 'query' | 'headers' | 'readOnly' | 'input'>;
+
+/**
+ * A control-plane (`iot` signing name) operation whose handler receives the validated input members.
+ * GET operations are read-only (allowed for read-only keys) unless `readOnly` says otherwise.
+ * @example iotOperation('DescribeThing', 'GET', '/things/{thingName}', (input) => registry.describeThing(input))
+ */
+export function iotOperation(
+  name: string,
+  method: AwsOperation['method'],
+  path: string,
+  handler: (input: Record<string, any>, request: AwsRequest) => unknown,
+  options: IotOperationOptions = {},
+): AwsOperation {
+  return {
+    name,
+    service: 'iot',
+    method,
+    path,
+    ...options,
+    readOnly: options.readOnly ?? method === 'GET',
+    handler: async (request) => ((await handler(request.input, request)) ?? {}) as Record<string, unknown>,
+  };
+}

@@ -1,4 +1,4 @@
-import type { AwsOperation, AwsRequest } from '../api/index.js';
+import { iotOperation as op, type AwsOperation } from '../api/index.js';
 import { ThingsteadError } from '../errors/index.js';
 import { certificateInfo } from './certificates.js';
 import type { CaRecord, CertificateRecord } from './certificates-store.js';
@@ -9,27 +9,6 @@ import type { CertificateService } from './certificates-service.js';
  * @aws-sdk/client-iot model). GetRegistrationCode is served by the registry; RegisterCACertificate checks
  * the verification certificate against that code.
  */
-
-type Handler = (input: Record<string, any>, request: AwsRequest) => Promise<Record<string, unknown> | void>;
-
-function op(
-  name: string,
-  method: AwsOperation['method'],
-  path: string,
-  handler: Handler,
-  extra: Pick<AwsOperation, 'query' | 'headers'> = {},
-): AwsOperation {
-  return {
-    name,
-    service: 'iot',
-    method,
-    path,
-    readOnly: method === 'GET',
-    ...extra,
-    handler: async (request) =>
-      (await handler(request.input ?? { ...request.body, ...request.params }, request)) ?? {},
-  };
-}
 
 const seconds = (ms: number) => new Date(ms);
 const PAGE_QUERY = {

@@ -1,4 +1,4 @@
-import type { AwsOperation, AwsRequest } from '../api/index.js';
+import { iotOperation as op, type AwsOperation } from '../api/index.js';
 import { ThingsteadError } from '../errors/index.js';
 import type { AuthContext } from './context.js';
 import { bindPolicies, compilePolicy, type ArnScope, type CompiledPolicy } from './evaluate.js';
@@ -17,30 +17,6 @@ export interface PrincipalResolver {
     principal: string,
     clientId: string | undefined,
   ): Promise<{ targets: readonly string[]; context: AuthContext }>;
-}
-
-type Handler = (
-  input: Record<string, any>,
-  request: AwsRequest,
-) => Promise<Record<string, unknown> | void> | Record<string, unknown> | void;
-
-function op(
-  name: string,
-  method: AwsOperation['method'],
-  path: string,
-  handler: Handler,
-  extra: Pick<AwsOperation, 'query' | 'headers' | 'readOnly'> = {},
-): AwsOperation {
-  return {
-    name,
-    service: 'iot',
-    method,
-    path,
-    readOnly: method === 'GET',
-    ...extra,
-    handler: async (request) =>
-      (await handler(request.input ?? { ...request.body, ...request.params }, request)) ?? {},
-  };
 }
 
 const ACTION_TYPES: Record<string, string> = {

@@ -1,5 +1,14 @@
 import { z } from 'zod';
-import { awsBool, awsInt, awsString, maxResults, type AwsOperation, type AwsRequest } from '../api/index.js';
+import {
+  awsBool,
+  awsInt,
+  awsString,
+  iotOperation,
+  maxResults,
+  type AwsOperation,
+  type AwsRequest,
+  type IotOperationOptions,
+} from '../api/index.js';
 import { EVENT_TYPES } from './events.js';
 import type { ThingRegistry } from './registry.js';
 
@@ -72,31 +81,18 @@ const LIST_QUERY = {
 
 type Handler = (input: any, request: AwsRequest) => unknown;
 
-function op(
-  nameOf: string,
+/** Registry operations: List* and Search* are read-only whatever their method. */
+const op = (
+  name: string,
   method: AwsOperation['method'],
   path: string,
   handler: Handler,
-  extra: {
-    input?: z.ZodType;
-    query?: AwsOperation['query'];
-    headers?: AwsOperation['headers'];
-    readOnly?: boolean;
-  } = {},
-): AwsOperation {
-  return {
-    name: nameOf,
-    service: 'iot',
-    method,
-    path,
-    readOnly:
-      extra.readOnly ?? (method === 'GET' || nameOf.startsWith('Search') || nameOf.startsWith('List')),
-    query: extra.query,
-    headers: extra.headers,
-    input: extra.input,
-    handler: async (request) => (await handler(request.input, request)) as Record<string, unknown>,
-  };
-}
+  options: IotOperationOptions = {},
+): AwsOperation =>
+  iotOperation(name, method, path, handler, {
+    ...options,
+    readOnly: options.readOnly ?? (method === 'GET' || name.startsWith('Search') || name.startsWith('List')),
+  });
 
 /**
  * Every registry operation served over the AWS-compatible API.
