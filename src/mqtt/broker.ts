@@ -31,7 +31,7 @@ export function createBroker(options: BrokerOptions): Broker {
     sessions: core.sessions.size,
     retained: core.retained.size,
     queued: sum((s) => s.queue.length),
-    inflight: sum((s) => s.inflight.size),
+    inflight: sum((s) => s.inflightCount),
   }));
   const core: Core = new Core(
     config,
@@ -54,7 +54,7 @@ export function createBroker(options: BrokerOptions): Broker {
     transport: c.info.transport,
     remoteAddress: c.info.remoteAddress,
     connectedAt: c.connectedAt,
-    subscriptions: c.session?.subs.size ?? 0,
+    subscriptions: c.session?.subCount ?? 0,
   });
   const live = () => [...core.connections].filter((c) => c.state === 'connected');
 

@@ -51,6 +51,20 @@ const ACK_TYPES = ['puback', 'pubrec', 'pubrel', 'pubcomp'] as const;
 /** Outbound bytes after which a connection's batch is written at once (one good-sized write). */
 const EARLY_FLUSH_BYTES = 64 * 1024;
 
+/** The stream's back-reference to its connection, read by the shared stream listeners. */
+const CONNECTION = Symbol('mqttConnection');
+type OwnedStream = Duplex & { [CONNECTION]?: Connection };
+
+/** 'data' listener shared by every connection (`this` is the stream). */
+function onStreamData(this: OwnedStream, chunk: Buffer): void {
+  this[CONNECTION]?.onData(chunk);
+}
+
+/** 'error' / 'close' / 'end' listener shared by every connection (`this` is the stream). */
+function onStreamEnded(this: OwnedStream): void {
+  this[CONNECTION]?.onStreamEnd();
+}
+
 export type ConnState = 'new' | 'authenticating' | 'authwait' | 'connected' | 'closed';
 
 export class Connection {
@@ -106,11 +120,12 @@ export class Connection {
   ) {
     this.sendWindow = core.config.limits.maxInflight;
     this.maxPacketOut = core.config.limits.maxPacketBytes;
-    stream.on('data', (chunk: Buffer) => this.onData(chunk));
-    const ended = () => this.onStreamEnd();
-    stream.on('error', ended);
-    stream.on('close', ended);
-    stream.on('end', ended);
+    // Shared listeners (no closures per connection): they find this connection through the stream.
+    (stream as OwnedStream)[CONNECTION] = this;
+    stream.on('data', onStreamData);
+    stream.on('error', onStreamEnded);
+    stream.on('close', onStreamEnded);
+    stream.on('end', onStreamEnded);
     // A CONNECT that never comes: closed after connectTimeoutMs (checked by the core's sweep).
     this.deadline = this.lastActivity + core.config.limits.connectTimeoutMs;
   }
@@ -134,7 +149,8 @@ export class Connection {
 
   // ---- read side -------------------------------------------------------------------------------------
 
-  private onData(chunk: Buffer): void {
+  /** Input from the stream (via the shared 'data' listener). */
+  onData(chunk: Buffer): void {
     if (this.state === 'closed') return;
     this.core.metrics.bytesIn.inc(chunk.length);
     this.lastActivity = Date.now();
@@ -402,7 +418,8 @@ export class Connection {
     this.core.onClosed(this, wasConnected);
   }
 
-  private onStreamEnd(): void {
+  /** The stream ended, failed or closed (via the shared listener). */
+  onStreamEnd(): void {
     if (this.state !== 'closed') this.close('connection_lost');
   }
 }

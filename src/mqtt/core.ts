@@ -334,7 +334,7 @@ export class Core {
     }
     keep(msg);
     const q: Queued = { seq: ++s.seq, msg, qos, retain, subIds, state: 0, packetId: 0, persisted: false };
-    if (conn !== null && s.queue.length === 0 && s.inflight.size < conn.sendWindow)
+    if (conn !== null && s.queue.length === 0 && s.inflightCount < conn.sendWindow)
       this.sendQueued(s, conn, q, false);
     else this.enqueue(s, q);
   }
@@ -408,7 +408,7 @@ export class Core {
 
   /** Write every not-yet-persisted in-flight or queued message of a persistent session. */
   private persistUndelivered(s: Session): void {
-    for (const q of s.inflight.values()) if (!q.persisted) this.persistQueued(s, q);
+    if (s.inflightCount) for (const q of s.inflight.values()) if (!q.persisted) this.persistQueued(s, q);
     for (const q of s.queue) if (!q.persisted) this.persistQueued(s, q);
   }
 
@@ -438,7 +438,7 @@ export class Core {
     const conn = s.conn;
     if (conn === null) return;
     const now = Date.now();
-    while (s.queue.length && s.inflight.size < conn.sendWindow && conn.state === 'connected') {
+    while (s.queue.length && s.inflightCount < conn.sendWindow && conn.state === 'connected') {
       const q = s.queue.shift()!;
       if (q.msg.expiresAt !== null && q.msg.expiresAt <= now) {
         this.metrics.dropped.expired.inc();
@@ -455,13 +455,14 @@ export class Core {
 
   /** On session resumption: resend unacknowledged PUBLISH with DUP=1 and PUBREL [MQTT-4.4.0-1]. */
   resume(s: Session, conn: Connection): void {
-    for (const [id, q] of s.inflight) {
-      if (q.state === 2) conn.sendPacket({ cmd: 'pubrel', messageId: id });
-      else if (!conn.sendPublish(this.outbound(q.msg, q.qos, q.retain, q.subIds, id, true), 0)) {
-        this.metrics.dropped.packet_too_large.inc();
-        this.completed(s, id);
+    if (s.inflightCount)
+      for (const [id, q] of s.inflight) {
+        if (q.state === 2) conn.sendPacket({ cmd: 'pubrel', messageId: id });
+        else if (!conn.sendPublish(this.outbound(q.msg, q.qos, q.retain, q.subIds, id, true), 0)) {
+          this.metrics.dropped.packet_too_large.inc();
+          this.completed(s, id);
+        }
       }
-    }
     this.pump(s);
   }
 
@@ -577,15 +578,17 @@ export class Core {
     s.pendingWill = null;
     s.willFire = null;
     if (this.sessions.get(s.clientId) === s) this.sessions.delete(s.clientId);
-    for (const filter of [...s.subs.keys()]) {
-      const { group, filter: f } = splitShared(filter);
-      if (this.router.remove(f, s, group)) this.dropInterest(f);
+    if (s.subCount) {
+      for (const filter of [...s.subs.keys()]) {
+        const { group, filter: f } = splitShared(filter);
+        if (this.router.remove(f, s, group)) this.dropInterest(f);
+      }
+      s.subs.clear();
     }
-    s.subs.clear();
-    const undelivered = s.queue.length + s.inflight.size;
+    const undelivered = s.queue.length + s.inflightCount;
     if (undelivered) this.metrics.dropped.session_ended.inc(undelivered);
     s.queue = [];
-    s.inflight.clear();
+    if (s.inflightCount) s.inflight.clear();
     if (s.stored) this.persist({ op: 'deleteSession', clientId: s.clientId });
     s.stored = false;
     fire?.();
