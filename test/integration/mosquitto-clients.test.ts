@@ -105,8 +105,9 @@ async function sub(
     lines.push(...parts);
   });
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  // 'close', not 'exit': 'exit' can fire before the last stdout chunk has been read (a lost last line).
   const exited = new Promise<number | null>((resolve) =>
-    child.on('exit', (code) => {
+    child.on('close', (code) => {
       children.delete(child);
       if (code !== 0 && stderr) console.error(`mosquitto_sub ${filter}: ${stderr}`);
       resolve(code);

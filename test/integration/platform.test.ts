@@ -78,7 +78,7 @@ describe('thingstead up (the binary)', () => {
     });
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
     expect(code).toBe(2);
     expect(err).toMatch(/THINGSTEAD_HTTP_PORT/);
     expect(err).toMatch(/THINGSTEAD_MQTT_TLS_PORT/);
