@@ -1,33 +1,14 @@
 /** Contract suite for MqttStore, run against SQLite and PostgreSQL. */
 import { afterAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
+import { freshSchema, postgresAvailable } from '../../test/helpers/postgres.js';
 import { openDatabase, type Database } from '../store/index.js';
 import { createMqttStore } from './broker.js';
 import type { MqttStore } from './store.js';
 
-const PG_URL = process.env.THINGSTEAD_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-
-async function postgresAvailable(): Promise<boolean> {
-  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 1000 });
-  try {
-    await client.connect();
-    await client.end();
-    return true;
-  } catch {
-    if (process.env.CI === 'true') throw new Error(`PostgreSQL required in CI but unreachable at ${PG_URL}`);
-    console.warn(`SKIP: PostgreSQL unreachable at ${PG_URL}; MQTT PostgreSQL store tests skipped`);
-    return false;
-  }
-}
-
+/** A throwaway schema per run so parallel test files never collide. */
 async function freshPostgres(): Promise<Database> {
-  const schema = `t_mqtt_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 6)}`;
-  const admin = new pg.Client({ connectionString: PG_URL });
-  await admin.connect();
-  await admin.query(`CREATE SCHEMA ${schema}`);
-  await admin.end();
-  const sep = PG_URL.includes('?') ? '&' : '?';
-  return openDatabase({ dataDir: '', databaseUrl: `${PG_URL}${sep}options=-c%20search_path%3D${schema}` });
+  const { url } = await freshSchema('mqtt');
+  return openDatabase({ dataDir: '', databaseUrl: url });
 }
 
 async function contract(store: MqttStore): Promise<void> {
@@ -130,7 +111,7 @@ describe('MqttStore contract', () => {
   });
 
   it('PostgreSQL', async (ctx) => {
-    if (!(await postgresAvailable())) return ctx.skip();
+    if (!(await postgresAvailable('MQTT PostgreSQL store tests'))) return ctx.skip();
     const db = await freshPostgres();
     open.push(db);
     await contract(createMqttStore(db));

@@ -1,31 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import pg from 'pg';
+import { freshSchema, postgresAvailable } from '../../test/helpers/postgres.js';
 import { migrate, openDatabase, type Database } from './index.js';
-
-const PG_URL = process.env.THINGSTEAD_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-
-async function postgresAvailable(): Promise<boolean> {
-  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 1000 });
-  try {
-    await client.connect();
-    await client.end();
-    return true;
-  } catch {
-    if (process.env.CI) throw new Error(`PostgreSQL required in CI but unreachable at ${PG_URL}`);
-    console.warn(`SKIP: PostgreSQL unreachable at ${PG_URL}; PostgreSQL store tests skipped`);
-    return false;
-  }
-}
 
 /** A throwaway schema per run so parallel test files never collide. */
 async function freshPostgres(): Promise<Database> {
-  const schema = `t_store_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 6)}`;
-  const admin = new pg.Client({ connectionString: PG_URL });
-  await admin.connect();
-  await admin.query(`CREATE SCHEMA ${schema}`);
-  await admin.end();
-  const sep = PG_URL.includes('?') ? '&' : '?';
-  return openDatabase({ dataDir: '', databaseUrl: `${PG_URL}${sep}options=-c%20search_path%3D${schema}` });
+  const { url } = await freshSchema('store');
+  return openDatabase({ dataDir: '', databaseUrl: url });
 }
 
 const migrations = [
@@ -84,7 +64,7 @@ describe('store contract', () => {
     await contract(await openDatabase({ dataDir: '', databaseUrl: null, file: ':memory:' }));
   });
   it('PostgreSQL: migrations, portable placeholders, transactions', async () => {
-    if (!(await postgresAvailable())) return;
+    if (!(await postgresAvailable('PostgreSQL store tests'))) return;
     await contract(await freshPostgres());
   });
 });
