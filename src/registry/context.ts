@@ -15,6 +15,10 @@ export interface RegistryContext {
   readonly dynamic: Map<string, Predicate>;
 }
 
+/** AWS's wording for a missing registry resource (ResourceNotFoundException). */
+export const notFound = (what: string, name: string) =>
+  new ThingsteadError('ResourceNotFound', `${what} ${name} cannot be found.`);
+
 export const arn = (ctx: RegistryContext, type: string, name: string) =>
   `arn:aws:iot:${ctx.region}:${ctx.accountId}:${type}/${name}`;
 

@@ -9,6 +9,7 @@ import {
   nameFromArnOrName,
   page,
   sameAttributes,
+  notFound,
   type RegistryContext,
 } from './context.js';
 import { compileQuery, parseQuery, type Predicate } from './search.js';
@@ -20,9 +21,6 @@ import type { BillingGroupRecord, ThingGroupRecord } from './store.js';
  * things change), and billing groups (reference §3.1; AWS IoT Developer Guide "Thing groups",
  * "Dynamic thing groups", "Billing groups").
  */
-
-const notFound = (what: string, name: string) =>
-  new ThingsteadError('ResourceNotFound', `${what} ${name} cannot be found.`);
 
 export const DEFAULT_INDEX = 'AWS_Things';
 export const DEFAULT_QUERY_VERSION = '2017-09-30';

@@ -9,6 +9,7 @@ import {
   indexed,
   page,
   sameAttributes,
+  notFound,
   type RegistryContext,
 } from './context.js';
 import { compileQuery, parseQuery, type IndexedThing } from './search.js';
@@ -20,9 +21,6 @@ import type { ThingRecord, ThingTypeRecord } from './store.js';
  * reference §3.12: creates are idempotent for the same configuration, deletes of missing things succeed,
  * `expectedVersion` mismatches are VersionConflictException.
  */
-
-const notFound = (what: string, name: string) =>
-  new ThingsteadError('ResourceNotFound', `${what} ${name} cannot be found.`);
 
 export function thingOps(ctx: RegistryContext) {
   const { store, index, events } = ctx;
