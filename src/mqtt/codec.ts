@@ -7,6 +7,7 @@ import { isUtf8 } from 'node:buffer';
 import mqttPacket from 'mqtt-packet';
 import type { IPublishPacket, Packet } from 'mqtt-packet';
 import type { PublishProperties } from './types.js';
+import { RC } from './reason-codes.js';
 
 export interface OutboundPublish {
   readonly topic: string;
@@ -225,3 +226,350 @@ export class FrameParser {
 
 export const PARSER_V4 = new FrameParser(4);
 export const PARSER_V5 = new FrameParser(5);
+
+// ---- MQTT 5 property validation ------------------------------------------------------------------------
+//
+// mqtt-packet decodes property blocks leniently: a truncated value comes back as -1, null or false, a
+// value may run past the end of its block into the payload, a Byte property of 2 reads as `true`, and
+// strings are not checked for UTF-8 or U+0000. Such packets used to be routed and stored and then made
+// `generate()` throw when re-encoded for a subscriber. So every v5 frame that carries a property block
+// is checked here, on its raw bytes, before it is handled (only off the fast path: a PUBLISH with an
+// empty property block never gets here). Rule: what the codec cannot re-encode is never accepted.
+
+/** Why a packet (or a stored message) was refused: the MQTT 5 reason code and a reason string. */
+export interface PropertyProblem {
+  readonly code: number;
+  readonly reason: string;
+}
+
+/** Where a property block sits, i.e. which properties it may carry [MQTT-2.2.2.2, table 2-4]. */
+const enum K {
+  Connect = 1,
+  Will = 2,
+  Publish = 4,
+  Ack = 8,
+  Subscribe = 16,
+  Unsubscribe = 32,
+  Disconnect = 64,
+  Auth = 128,
+  All = 255,
+}
+
+const enum T {
+  Byte01, // a Byte that must be 0 or 1
+  U16,
+  U32,
+  Vbi,
+  Utf8,
+  Binary,
+  Pair,
+}
+
+interface PropSpec {
+  readonly name: string;
+  readonly type: T;
+  readonly where: number;
+  /** The value 0 is a Protocol Error (Receive Maximum, Maximum Packet Size, Subscription Identifier). */
+  readonly nonZero?: boolean;
+}
+
+/** Property identifier -> spec, for the properties a client may send [MQTT-2.2.2.2]. */
+const PROPS: ReadonlyArray<PropSpec | undefined> = (() => {
+  const t: Array<PropSpec | undefined> = [];
+  const def = (id: number, name: string, type: T, where: number, nonZero = false) => {
+    t[id] = { name, type, where, nonZero };
+  };
+  def(0x01, 'payloadFormatIndicator', T.Byte01, K.Publish | K.Will);
+  def(0x02, 'messageExpiryInterval', T.U32, K.Publish | K.Will);
+  def(0x03, 'contentType', T.Utf8, K.Publish | K.Will);
+  def(0x08, 'responseTopic', T.Utf8, K.Publish | K.Will);
+  def(0x09, 'correlationData', T.Binary, K.Publish | K.Will);
+  def(0x0b, 'subscriptionIdentifier', T.Vbi, K.Publish | K.Subscribe, true);
+  def(0x11, 'sessionExpiryInterval', T.U32, K.Connect | K.Disconnect);
+  def(0x15, 'authenticationMethod', T.Utf8, K.Connect | K.Auth);
+  def(0x16, 'authenticationData', T.Binary, K.Connect | K.Auth);
+  def(0x17, 'requestProblemInformation', T.Byte01, K.Connect);
+  def(0x18, 'willDelayInterval', T.U32, K.Will);
+  def(0x19, 'requestResponseInformation', T.Byte01, K.Connect);
+  def(0x1c, 'serverReference', T.Utf8, K.Disconnect);
+  def(0x1f, 'reasonString', T.Utf8, K.Ack | K.Disconnect | K.Auth);
+  def(0x21, 'receiveMaximum', T.U16, K.Connect, true);
+  def(0x22, 'topicAliasMaximum', T.U16, K.Connect);
+  // Topic Alias 0 or above our maximum is answered by the PUBLISH handler (0x94 Topic alias invalid).
+  def(0x23, 'topicAlias', T.U16, K.Publish);
+  def(0x26, 'userProperty', T.Pair, K.All);
+  def(0x27, 'maximumPacketSize', T.U32, K.Connect, true);
+  return t;
+})();
+
+const USER_PROPERTY = 0x26;
+const AUTH_METHOD = 0x15;
+const AUTH_DATA = 0x16;
+const RESPONSE_TOPIC = 0x08;
+
+const malformed = (reason: string): PropertyProblem => ({ code: RC.MALFORMED_PACKET, reason });
+const protocol = (reason: string): PropertyProblem => ({ code: RC.PROTOCOL_ERROR, reason });
+
+/** A UTF-8 string's bytes: well-formed [MQTT-1.5.4-1] and without U+0000 [MQTT-1.5.4-2]. */
+function badUtf8(buf: Buffer, start: number, end: number): boolean {
+  return buf.subarray(start, end).includes(0) || !isUtf8(buf.subarray(start, end));
+}
+
+/**
+ * Check one property block starting at `o` (its Variable Byte Integer length) and ending no later than
+ * `limit`. Returns the offset just past the block, or the problem. Errors allocate; success does not.
+ * Seen identifiers are tracked in `seen` (a 64-bit set as two numbers) for the duplicate rule.
+ */
+function checkBlock(buf: Buffer, o: number, limit: number, where: K): number | PropertyProblem {
+  const v = readVbi(buf, o, limit);
+  if (v < 0) return malformed('property length is not a valid variable byte integer');
+  const len = vbiValue;
+  o = v;
+  const end = o + len;
+  if (end > limit) return malformed('property block runs past the end of the packet');
+  let seenLo = 0; // ids 0x00..0x1f
+  let seenHi = 0; // ids 0x20..0x3f
+  while (o < end) {
+    const id = buf[o++]!;
+    const spec = id < PROPS.length ? PROPS[id] : undefined;
+    // [MQTT-2.2.2.2] an identifier not valid for the packet type is a Malformed Packet.
+    if (spec === undefined || (spec.where & where) === 0)
+      return malformed(`property 0x${id.toString(16)} is not allowed here`);
+    if (id !== USER_PROPERTY) {
+      const bit = 1 << (id & 31);
+      const seen = id < 32 ? seenLo : seenHi;
+      // Every property but User Property may appear at most once (a Protocol Error otherwise).
+      if (seen & bit) return protocol(`${spec.name} included more than once`);
+      if (id < 32) seenLo |= bit;
+      else seenHi |= bit;
+    }
+    switch (spec.type) {
+      case T.Byte01: {
+        if (o + 1 > end) return malformed(`${spec.name} is truncated`);
+        const b = buf[o++]!;
+        if (b > 1) return protocol(`${spec.name} must be 0 or 1`);
+        break;
+      }
+      case T.U16:
+        if (o + 2 > end) return malformed(`${spec.name} is truncated`);
+        if (spec.nonZero && buf.readUInt16BE(o) === 0) return protocol(`${spec.name} must not be 0`);
+        o += 2;
+        break;
+      case T.U32:
+        if (o + 4 > end) return malformed(`${spec.name} is truncated`);
+        if (spec.nonZero && buf.readUInt32BE(o) === 0) return protocol(`${spec.name} must not be 0`);
+        o += 4;
+        break;
+      case T.Vbi: {
+        const next = readVbi(buf, o, end);
+        if (next < 0) return malformed(`${spec.name} is not a valid variable byte integer`);
+        if (spec.nonZero && vbiValue === 0) return protocol(`${spec.name} must not be 0`);
+        o = next;
+        break;
+      }
+      case T.Utf8:
+      case T.Binary:
+      case T.Pair: {
+        const strings = spec.type === T.Pair ? 2 : 1;
+        for (let k = 0; k < strings; k++) {
+          if (o + 2 > end) return malformed(`${spec.name} is truncated`);
+          const n = buf.readUInt16BE(o);
+          o += 2;
+          if (o + n > end) return malformed(`${spec.name} runs past its property block`);
+          if (spec.type !== T.Binary && badUtf8(buf, o, o + n))
+            return malformed(`${spec.name} is not valid UTF-8 without U+0000`);
+          if (id === RESPONSE_TOPIC) {
+            // [MQTT-3.3.2-14] the Response Topic is a Topic Name: not empty, no wildcards.
+            const bytes = buf.subarray(o, o + n);
+            if (n === 0 || bytes.includes(0x2b) || bytes.includes(0x23))
+              return protocol('response topic must be a topic name without wildcards');
+          }
+          o += n;
+        }
+        break;
+      }
+    }
+  }
+  // [MQTT-3.1.2-?] Authentication Data without an Authentication Method is a Protocol Error.
+  if (where === K.Connect && (seenLo & (1 << AUTH_DATA)) !== 0 && (seenLo & (1 << AUTH_METHOD)) === 0)
+    return protocol('authentication data without an authentication method');
+  return end;
+}
+
+/** Set by readVbi: the value of the last Variable Byte Integer read (avoids an allocation per read). */
+let vbiValue = 0;
+
+/**
+ * Read a Variable Byte Integer at `o` (at most 4 bytes [MQTT-1.5.5], the minimum number of bytes
+ * [MQTT-1.5.5-1]) before `limit`. Returns the offset past it (value in `vbiValue`), or -1.
+ */
+function readVbi(buf: Buffer, o: number, limit: number): number {
+  let value = 0;
+  let mul = 1;
+  for (let i = 0; i < 4; i++) {
+    if (o >= limit) return -1;
+    const b = buf[o++]!;
+    // A trailing 0x00 continuation byte means a longer encoding than needed.
+    if (i > 0 && b === 0) return -1;
+    value += (b & 0x7f) * mul;
+    if ((b & 0x80) === 0) {
+      vbiValue = value;
+      return o;
+    }
+    mul *= 128;
+  }
+  return -1;
+}
+
+/** Offset past a 2-byte-length field (string or binary) at `o`, or -1 when it does not fit. */
+function skipField(buf: Buffer, o: number, end: number): number {
+  if (o + 2 > end) return -1;
+  const n = buf.readUInt16BE(o) + 2;
+  return o + n > end ? -1 : o + n;
+}
+
+/**
+ * Check every MQTT 5 property block of one complete frame (CONNECT and its will properties, PUBLISH,
+ * PUBACK/PUBREC/PUBREL/PUBCOMP, SUBSCRIBE, UNSUBSCRIBE, DISCONNECT, AUTH): identifiers allowed for the
+ * packet type, value types and ranges, duplicates, and blocks that end exactly where they say.
+ * Returns null when the frame is fine, otherwise the reason code to refuse it with (0x81 Malformed
+ * Packet, or 0x82 Protocol Error where the spec says so). Call only for v5 frames mqtt-packet parsed.
+ * Example: `const bad = checkFrameProperties(frame); if (bad) conn.protocolError(bad.code, bad.reason);`
+ */
+export function checkFrameProperties(frame: Buffer): PropertyProblem | null {
+  const type = frame[0]! >> 4;
+  let o = 1;
+  while (o < 5 && (frame[o]! & 0x80) !== 0) o++;
+  o++;
+  const end = frame.length;
+  let r: number | PropertyProblem;
+  switch (type) {
+    case 1: {
+      // CONNECT [MQTT-3.1.2]: protocol name, level, flags, keep alive, properties, then the payload.
+      o = skipField(frame, o, end);
+      if (o < 0 || o + 4 > end) return malformed('CONNECT variable header is truncated');
+      const flags = frame[o + 1]!;
+      r = checkBlock(frame, o + 4, end, K.Connect);
+      if (typeof r !== 'number') return r;
+      if ((flags & 0x04) === 0) return null;
+      o = skipField(frame, r, end); // client id
+      if (o < 0) return malformed('CONNECT client identifier is truncated');
+      r = checkBlock(frame, o, end, K.Will);
+      if (typeof r !== 'number') return { code: r.code, reason: `will ${r.reason}` };
+      return null;
+    }
+    case 3: {
+      // PUBLISH [MQTT-3.3.2]: topic, packet id when QoS > 0, properties, payload.
+      o = skipField(frame, o, end);
+      if (o < 0) return malformed('PUBLISH topic is truncated');
+      if ((frame[0]! & 0x06) !== 0) o += 2;
+      r = checkBlock(frame, o, end, K.Publish);
+      return typeof r === 'number' ? null : r;
+    }
+    case 4:
+    case 5:
+    case 6:
+    case 7:
+    case 14:
+    case 15: {
+      // Acks [MQTT-3.4.2]: packet id, then optionally reason code and properties.
+      // DISCONNECT / AUTH [MQTT-3.14.2, MQTT-3.15.2]: optionally reason code and properties.
+      if (type <= 7) o += 2;
+      if (o > end) return malformed('packet identifier is missing');
+      if (o + 1 >= end) return null; // no reason code, or a reason code without properties
+      r = checkBlock(frame, o + 1, end, type <= 7 ? K.Ack : type === 14 ? K.Disconnect : K.Auth);
+      if (typeof r !== 'number') return r;
+      return r === end ? null : malformed('bytes after the property block');
+    }
+    case 8:
+    case 10:
+      // SUBSCRIBE / UNSUBSCRIBE [MQTT-3.8.2, MQTT-3.10.2]: packet id, properties, filters.
+      r = checkBlock(frame, o + 2, end, type === 8 ? K.Subscribe : K.Unsubscribe);
+      return typeof r === 'number' ? null : r;
+    default:
+      return null;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+const PUBLISH_KEYS: Record<string, true> = {
+  payloadFormatIndicator: true,
+  messageExpiryInterval: true,
+  contentType: true,
+  responseTopic: true,
+  correlationData: true,
+  userProperties: true,
+  subscriptionIdentifier: true,
+  topicAlias: true,
+};
+
+const isU32 = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffff_ffff;
+const isSubId = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 268_435_455;
+/** A string that encodes as a valid MQTT UTF-8 string: no U+0000, no lone surrogate, at most 65535 bytes. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const isMqttString = (v: unknown): v is string =>
+  typeof v === 'string' && !v.includes('\u0000') && !LONE_SURROGATE.test(v) && Buffer.byteLength(v) <= 65_535;
+
+/**
+ * Validate decoded PUBLISH (or will) properties, e.g. a message loaded from the store: every key known,
+ * of the right type and range, and the whole set re-encodable by mqtt-packet. Returns null when valid,
+ * otherwise the reason. Not for the hot path (it encodes once); a message without properties needs no check.
+ * Example: `const why = checkPublishProperties(m.properties); if (why) { drop and count }`.
+ */
+export function checkPublishProperties(props: unknown): string | null {
+  if (props === undefined || props === null) return null;
+  if (typeof props !== 'object' || Array.isArray(props)) return 'properties are not an object';
+  const p = props as Record<string, unknown>;
+  for (const key in p) {
+    const v = p[key];
+    if (v === undefined) continue;
+    if (PUBLISH_KEYS[key] !== true) return `unknown property ${key}`;
+    switch (key) {
+      case 'payloadFormatIndicator':
+        if (typeof v !== 'boolean') return 'payloadFormatIndicator must be a boolean';
+        break;
+      case 'messageExpiryInterval':
+        if (!isU32(v)) return 'messageExpiryInterval must be a 32-bit unsigned integer';
+        break;
+      case 'contentType':
+        if (!isMqttString(v)) return 'contentType must be a valid UTF-8 string';
+        break;
+      case 'responseTopic':
+        if (!isMqttString(v) || v === '' || v.includes('+') || v.includes('#'))
+          return 'responseTopic must be a topic name without wildcards';
+        break;
+      case 'correlationData':
+        if (!Buffer.isBuffer(v) || v.length > 65_535) return 'correlationData must be a Buffer';
+        break;
+      case 'topicAlias':
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65_535)
+          return 'topicAlias must be 1..65535';
+        break;
+      case 'subscriptionIdentifier':
+        if (Array.isArray(v) ? v.length === 0 || !v.every(isSubId) : !isSubId(v))
+          return 'subscriptionIdentifier must be 1..268435455';
+        break;
+      case 'userProperties': {
+        if (typeof v !== 'object' || v === null || Array.isArray(v))
+          return 'userProperties must be an object';
+        for (const name in v) {
+          const value = (v as Record<string, unknown>)[name];
+          const ok = Array.isArray(value)
+            ? value.length > 0 && value.every(isMqttString)
+            : isMqttString(value);
+          if (!isMqttString(name) || !ok) return 'userProperties must map strings to strings';
+        }
+        break;
+      }
+    }
+  }
+  try {
+    mqttPacket.generate(
+      { cmd: 'publish', topic: 't', payload: EMPTY, qos: 0, dup: false, retain: false, properties: p },
+      { protocolVersion: 5 },
+    );
+  } catch (err) {
+    return `properties do not re-encode: ${(err as Error).message}`;
+  }
+  return null;
+}
