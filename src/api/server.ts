@@ -32,7 +32,8 @@ export function createHttpServer(options: {
     if (req.method === 'GET' && path === '/healthz') {
       const problems = options.health();
       res.writeHead(problems.length ? 503 : 200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status: problems.length ? 'unhealthy' : 'ok', problems }));
+      // 503 + degraded: a load balancer should send new clients elsewhere while, e.g., the store fails.
+      res.end(JSON.stringify({ status: problems.length ? 'degraded' : 'ok', problems }));
       return true;
     }
     if (req.method === 'GET' && path === '/metrics') {

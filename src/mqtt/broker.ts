@@ -30,8 +30,10 @@ export function createBroker(options: BrokerOptions): Broker {
   const metrics = createBrokerMetrics(options.metrics, () => ({
     sessions: core.sessions.size,
     retained: core.retained.size,
+    retainedBytes: core.retained.bytes,
     queued: sum((s) => s.queue.length),
     inflight: sum((s) => s.inflightCount),
+    storePending: core.storePending,
   }));
   const core: Core = new Core(
     config,
@@ -79,6 +81,12 @@ export function createBroker(options: BrokerOptions): Broker {
       // Platform publishes are trusted (already authorized by the API) but must still be valid topics.
       if (checkTopicName(message.topic, { maxTopicBytes: 65535, maxTopicLevels: 1 << 30 }) !== null) {
         throw new ThingsteadError('InvalidRequest', `invalid topic name: ${JSON.stringify(message.topic)}`);
+      }
+      // Retained: exempt from the per-client cap, not from the totals (limits.maxRetained*).
+      const quota = message.retain ? core.retained.admit(null, message.topic, message.payload.length) : null;
+      if (quota !== null) {
+        metrics.dropped.retained_quota.inc();
+        throw new ThingsteadError('LimitExceeded', quota);
       }
       const expiry = message.properties?.messageExpiryInterval;
       core.route({
@@ -135,6 +143,10 @@ export function createBroker(options: BrokerOptions): Broker {
 
     listRetained() {
       return core.retained.all().map(toMessage);
+    },
+
+    health() {
+      return core.health();
     },
 
     async close() {

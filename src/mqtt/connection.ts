@@ -19,6 +19,7 @@ import type { IConnectPacket, Packet } from 'mqtt-packet';
 import type { AuthzSubject, ConnectionInfo, Principal } from './hooks.js';
 import type { Publisher } from './types.js';
 import type { Session, WillSpec } from './session.js';
+import type { PendingAck } from './handlers/publish.js';
 import type { Core } from './core.js';
 import { dispatch } from './handlers/dispatch.js';
 import {
@@ -102,6 +103,11 @@ export class Connection {
   publisher: Publisher | null = null;
   /** The frame being handled (valid only during a handler call). */
   currentFrame: Buffer | null = null;
+  /**
+   * PUBACK/PUBREC not sent yet because a store write they depend on is pending, in PUBLISH order
+   * [MQTT-4.6.0-2]; null when none wait (see handlers/publish.ts).
+   */
+  ackBacklog: PendingAck[] | null = null;
 
   private input: Buffer | null = null;
   private out: Buffer[] = [];

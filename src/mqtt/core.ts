@@ -5,12 +5,21 @@
  * Hot-path contract: `route()` and everything it calls is synchronous; nothing on the QoS 0 path awaits.
  *
  * Durability contract (decided here, documented for operators):
- * - A PUBACK/PUBREC is sent once the message has been routed in memory; it does not wait for a disk write.
- * - Messages queued for an OFFLINE persistent session, subscriptions of persistent sessions and retained
- *   messages are written to the store in one transaction per event-loop turn (setImmediate batching).
- *   When a persistent session goes offline, its unacknowledged in-flight and queued messages are written
- *   in the same way. So a crash loses at most the last un-flushed batch (a few ms) plus the in-flight
- *   messages of sessions that were online at the time; a graceful close() loses nothing.
+ * - A QoS 1/2 PUBLISH whose routing wrote to the store (it was retained, or queued for an OFFLINE persistent
+ *   session) is acknowledged only after the batch holding that write committed; if the write fails the
+ *   PUBACK/PUBREC carries 0x97 Quota exceeded (disk full) or 0x80 Unspecified error and a 3.1.1 client is
+ *   disconnected without an acknowledgement. Acknowledgements keep PUBLISH order [MQTT-4.6.0-2]. A PUBLISH
+ *   that wrote nothing (online subscribers only) is acknowledged once routed in memory.
+ * - Store writes are collected and applied in one transaction per event-loop turn (setImmediate batching),
+ *   in order. A failed batch is kept, ahead of anything newer, and retried with backoff (100 ms to 5 s);
+ *   while it fails the store is degraded: /healthz says so, a gauge and a counter by error code say so, and
+ *   one log line per failure streak (rate-limited). When the backlog passes STORE_BACKLOG_OPS operations or
+ *   STORE_BACKLOG_BYTES, QoS 1/2 and retained PUBLISHes are refused before routing (0x97), so memory stays
+ *   bounded and nothing is acknowledged that is not written.
+ * - When a persistent session goes offline, its unacknowledged in-flight and queued messages are written in
+ *   the same way. So a crash loses at most the last un-flushed batch of messages that were never
+ *   acknowledged to their publisher, plus the in-flight messages of sessions that were online at the time;
+ *   a graceful close() loses nothing it could write.
  * - Inbound QoS 2 packet ids awaiting PUBREL and pending delayed wills are memory-only.
  */
 import { rateLimitedLog, type Logger } from '../observability/index.js';
@@ -27,7 +36,8 @@ import { RetainedStore } from './retained.js';
 import { Lifecycle } from './lifecycle.js';
 import { createLocalBus, type Bus } from './bus.js';
 import type { TopicLimits } from './topics.js';
-import { encodePublishFast, ownPayload } from './codec.js';
+import { checkPublishProperties, encodePublishFast, ownPayload } from './codec.js';
+import { authorizeReceive, authorizeSubscribe } from './authorize.js';
 
 export class InternalSub implements SubOwner {
   readonly kind = 'internal' as const;
@@ -47,9 +57,23 @@ export class Core {
   closing = false;
   private dirty: Connection[] = [];
   private flushScheduled = false;
+  /** Store operations not yet written, in order (a failed batch is put back at the front). */
   private ops: StoreOp[] = [];
+  /** Callbacks waiting for every op now in `ops` to be written (or to fail). */
+  private durableWaiters: Array<(failure: StoreFailure | null) => void> = [];
   private opsScheduled = false;
   private storeChain: Promise<void> = Promise.resolve();
+  /** Approximate bytes held by `ops` (payloads and topics), for the backlog bound. */
+  private opsBytes = 0;
+  /**
+   * Operations ever persisted: a caller compares it before and after `route()` to learn whether routing
+   * wrote to the store (and so whether an acknowledgement must wait for `afterDurable`).
+   */
+  opsCount = 0;
+  /** Set while store writes fail (the first failure of the streak); cleared by the next successful batch. */
+  storeFailure: StoreFailure | null = null;
+  private retryDelay = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
   private stamp = 0;
   /** Subscriptions per routed filter, so the bus hears only 0 <-> 1 transitions. */
   private readonly interest = new Map<string, number>();
@@ -66,7 +90,10 @@ export class Core {
     readonly log: Logger,
     private readonly store: MqttStore,
   ) {
-    this.retained = new RetainedStore((op) => this.persist(op));
+    this.retained = new RetainedStore((op) => this.persist(op), {
+      limits: config.limits,
+      onRefused: () => metrics.dropped.retained_quota.inc(),
+    });
     this.lifecycle = new Lifecycle((topic, payload) =>
       this.route({
         topic,
@@ -96,7 +123,16 @@ export class Core {
 
   async load(): Promise<void> {
     await this.store.init();
-    this.retained.load(await this.store.loadRetained());
+    // Stored messages that no longer decode (damaged, or written by an older version) are dropped, counted
+    // and deleted, never fatal: encoding them for a subscriber would fail on every delivery.
+    const retained = (await this.store.loadRetained()).filter((r) => {
+      const why = checkPublishProperties(r.properties);
+      if (why === null) return true;
+      this.dropUndecodable('retained', why, r.topic);
+      this.persist({ op: 'unretain', topic: r.topic });
+      return false;
+    });
+    this.retained.load(retained);
     const now = Date.now();
     for (const stored of await this.store.loadSessions()) {
       const disconnectedAt = stored.disconnectedAt ?? now;
@@ -110,9 +146,21 @@ export class Core {
       s.disconnectedAt = disconnectedAt;
       this.sessions.set(s.clientId, s);
       for (const sub of stored.subscriptions) this.addSubscription(s, { owner: s, ...sub }, false);
-      for (const q of stored.queue) this.restoreQueued(s, q);
+      for (const q of stored.queue) {
+        const why = checkPublishProperties(q.message.properties);
+        if (why === null) this.restoreQueued(s, q);
+        else {
+          this.dropUndecodable('queued', why, q.message.topic);
+          this.persist({ op: 'dequeue', clientId: s.clientId, seq: q.seq });
+        }
+      }
       s.expiryTimer = setTimeout(() => this.expireSession(s), remaining).unref();
     }
+  }
+
+  private dropUndecodable(kind: 'retained' | 'queued', why: string, topic: string): void {
+    this.metrics.storeUndecodable.inc({ kind });
+    this.warn({ kind, topic, why }, 'stored message no longer decodes; dropped');
   }
 
   private restoreQueued(s: Session, q: StoredQueued): void {
@@ -158,8 +206,15 @@ export class Core {
       if (s.persistent) this.persistUndelivered(s);
     }
     this.flushDirty();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     this.flushStore();
     await this.storeChain;
+    if (this.ops.length)
+      this.log.error(
+        { ops: this.ops.length, code: this.storeFailure?.code },
+        'mqtt store unavailable at shutdown: operations not written',
+      );
     await this.bus.close();
   }
 
@@ -167,21 +222,109 @@ export class Core {
 
   persist(op: StoreOp): void {
     this.ops.push(op);
-    if (!this.opsScheduled) {
-      this.opsScheduled = true;
-      setImmediate(this.flushOps);
-    }
+    this.opsCount++;
+    this.opsBytes += opBytes(op);
+    this.scheduleStoreFlush();
+  }
+
+  /**
+   * Call `done` once every operation persisted so far is written (null), or with the failure of the batch
+   * that held them. Used by acknowledgements that promise durability. `done` runs on a later turn.
+   */
+  afterDurable(done: (failure: StoreFailure | null) => void): void {
+    this.durableWaiters.push(done);
+    this.scheduleStoreFlush();
+  }
+
+  /** True when the store is failing and its backlog is at its bound: refuse what would add to it. */
+  storeBacklogFull(): boolean {
+    return (
+      this.storeFailure !== null &&
+      (this.ops.length >= STORE_BACKLOG_OPS || this.opsBytes >= STORE_BACKLOG_BYTES)
+    );
+  }
+
+  /** Problems for /healthz: empty while the store writes. */
+  health(): string[] {
+    const f = this.storeFailure;
+    if (!f) return [];
+    return [
+      `mqtt store degraded since ${new Date(f.since).toISOString()}: ${f.code} (${f.message}); ` +
+        `${this.ops.length} operations waiting, retrying every ${this.retryDelay} ms`,
+    ];
+  }
+
+  /** Store operations not yet written (for the gauge). */
+  get storePending(): number {
+    return this.ops.length;
+  }
+
+  private scheduleStoreFlush(): void {
+    // While a failed batch waits for its retry timer, new work joins it instead of hammering the store.
+    if (this.opsScheduled || this.retryTimer !== null) return;
+    this.opsScheduled = true;
+    setImmediate(this.flushOps);
   }
 
   private flushStore(): void {
     this.opsScheduled = false;
-    if (!this.ops.length) return;
+    // The batch is taken when the chain reaches it, not now: a failed earlier batch is put back in front
+    // of it first, so operations always reach the store in the order they were made.
+    this.storeChain = this.storeChain.then(() => this.writeBatch());
+  }
+
+  private async writeBatch(): Promise<void> {
     const batch = this.ops;
+    const waiters = this.durableWaiters;
+    if (batch.length === 0 && waiters.length === 0) return;
     this.ops = [];
-    this.storeChain = this.storeChain
-      .then(() => this.store.apply(batch))
-      .then(() => this.metrics.storeBatches.inc())
-      .catch((err: unknown) => this.log.error({ err, ops: batch.length }, 'mqtt store write failed'));
+    this.durableWaiters = [];
+    const bytes = this.opsBytes;
+    this.opsBytes = 0;
+    let failure: StoreFailure | null = null;
+    try {
+      if (batch.length) await this.store.apply(batch);
+      this.metrics.storeBatches.inc();
+    } catch (err) {
+      failure = storeFailure(err, this.storeFailure?.since ?? Date.now());
+    }
+    if (failure === null) {
+      if (this.storeFailure) {
+        this.log.warn(
+          { code: this.storeFailure.code, downMs: Date.now() - this.storeFailure.since, ops: batch.length },
+          'mqtt store writes recovered; the retried batch is written',
+        );
+        this.storeFailure = null;
+        this.retryDelay = 0;
+        this.metrics.storeDegraded.set(0);
+      }
+    } else {
+      this.metrics.storeFailures.inc({ code: failure.code });
+      this.metrics.storeDegraded.set(1);
+      if (!this.storeFailure)
+        this.log.error(
+          { code: failure.code, err: failure.message, ops: batch.length },
+          'mqtt store write failed; keeping the batch and retrying (acknowledgements that need it are refused)',
+        );
+      this.storeFailure = failure;
+      // Keep the batch, ahead of anything made since.
+      this.ops = batch.length ? (this.ops.length ? batch.concat(this.ops) : batch) : this.ops;
+      this.opsBytes += bytes;
+      this.retryDelay = Math.min(Math.max(100, this.retryDelay * 2), 5000);
+      if (this.retryTimer === null && !this.closing) {
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = null;
+          this.flushStore();
+        }, this.retryDelay).unref();
+      }
+    }
+    for (const w of waiters) {
+      try {
+        w(failure);
+      } catch (err) {
+        this.warn({ err }, 'durability callback threw');
+      }
+    }
   }
 
   // ---- write batching --------------------------------------------------------------------------------
@@ -213,6 +356,7 @@ export class Core {
         qos: msg.qos,
         properties: msg.properties,
         expiresAt: msg.expiresAt,
+        owner: msg.origin,
       });
     }
     this.bus.publish(msg);
@@ -340,11 +484,7 @@ export class Core {
   }
 
   private authorizeReceive(subject: AuthzSubject, topic: string): boolean {
-    try {
-      return this.hooks.authorizeReceive(subject, topic);
-    } catch {
-      return false;
-    }
+    return authorizeReceive(this.hooks, subject, topic);
   }
 
   outbound(
@@ -445,6 +585,13 @@ export class Core {
         if (q.persisted) this.persist({ op: 'dequeue', clientId: s.clientId, seq: q.seq });
         continue;
       }
+      // Stored messages are authorized again at delivery, for the connection receiving them now: the
+      // permission may have been removed while they waited, or another principal took the session over.
+      if (conn.subject !== null && !this.authorizeReceive(conn.subject, q.msg.topic)) {
+        this.metrics.dropped.not_authorized_receive.inc();
+        if (q.persisted) this.persist({ op: 'dequeue', clientId: s.clientId, seq: q.seq });
+        continue;
+      }
       if (q.persisted) {
         // Resending from the store: remember the packet id as in flight.
         this.sendQueued(s, conn, q, false);
@@ -455,10 +602,24 @@ export class Core {
 
   /** On session resumption: resend unacknowledged PUBLISH with DUP=1 and PUBREL [MQTT-4.4.0-1]. */
   resume(s: Session, conn: Connection): void {
+    const subject = conn.subject;
+    if (subject !== null && s.subCount) {
+      // Stored subscriptions are authorized again for the subject resuming the session (iot:Subscribe).
+      for (const filter of [...s.subs.keys()]) {
+        if (!authorizeSubscribe(this.hooks, subject, filter)) {
+          this.removeSubscription(s, filter);
+          this.metrics.dropped.subscription_revoked.inc();
+        }
+      }
+    }
     if (s.inflightCount)
-      for (const [id, q] of s.inflight) {
+      for (const [id, q] of [...s.inflight]) {
+        // PUBREL only completes a message the client already received.
         if (q.state === 2) conn.sendPacket({ cmd: 'pubrel', messageId: id });
-        else if (!conn.sendPublish(this.outbound(q.msg, q.qos, q.retain, q.subIds, id, true), 0)) {
+        else if (subject !== null && !this.authorizeReceive(subject, q.msg.topic)) {
+          this.metrics.dropped.not_authorized_receive.inc();
+          this.completed(s, id);
+        } else if (!conn.sendPublish(this.outbound(q.msg, q.qos, q.retain, q.subIds, id, true), 0)) {
           this.metrics.dropped.packet_too_large.inc();
           this.completed(s, id);
         }
@@ -620,6 +781,35 @@ export class Core {
       'mqtt protocol error',
     );
   }
+}
+
+/** Bounds on the store backlog while writes fail (then QoS 1/2 and retained PUBLISHes are refused). */
+export const STORE_BACKLOG_OPS = 100_000;
+export const STORE_BACKLOG_BYTES = 64 * 1024 * 1024;
+
+/** Why store writes fail; `full` when the disk (or the database's quota) is full. */
+export interface StoreFailure {
+  readonly code: string;
+  readonly message: string;
+  readonly full: boolean;
+  /** Epoch ms of the first failure of this streak. */
+  readonly since: number;
+}
+
+function storeFailure(err: unknown, since: number): StoreFailure {
+  const e = err as { code?: unknown; message?: unknown };
+  const code = typeof e?.code === 'string' ? e.code : 'UNKNOWN';
+  const message = typeof e?.message === 'string' ? e.message : String(err);
+  // SQLite: SQLITE_FULL; the OS: ENOSPC / EDQUOT; PostgreSQL: 53100 disk_full, 53200 out_of_memory.
+  const full = /^(SQLITE_FULL|ENOSPC|EDQUOT|53100)$/.test(code) || /disk (is )?full|no space/i.test(message);
+  return { code, message, full, since };
+}
+
+/** Approximate memory an operation holds until written. */
+function opBytes(op: StoreOp): number {
+  if (op.op === 'enqueue' || op.op === 'retain')
+    return 64 + op.message.payload.length + op.message.topic.length;
+  return 64;
 }
 
 /** The message outlives this read turn: make sure its payload does not pin a large read chunk. */

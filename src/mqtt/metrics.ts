@@ -14,7 +14,10 @@ export type DropReason =
   | 'invalid_payload_format'
   | 'expired'
   | 'slow_consumer'
-  | 'session_ended';
+  | 'session_ended'
+  | 'store_unavailable'
+  | 'subscription_revoked'
+  | 'retained_quota';
 
 export const PACKET_TYPES = [
   'connect',
@@ -85,9 +88,17 @@ export interface BrokerMetrics {
   readonly queued: Gauge;
   readonly inflight: Gauge;
   readonly retained: Gauge;
+  readonly retainedBytes: Gauge;
   readonly sessions: Gauge;
   readonly sessionsPersisted: Counter;
   readonly storeBatches: Counter;
+  readonly storePending: Gauge;
+  /** Failed store write batches by error code (each is retried; see Core's durability contract). */
+  readonly storeFailures: Counter<'code'>;
+  /** 1 while the last store write failed (batches are being retried), else 0. */
+  readonly storeDegraded: Gauge;
+  /** Store operations that were messages dropped when loading because they no longer decode. */
+  readonly storeUndecodable: Counter<'kind'>;
   readonly latency: Histogram;
   readonly protocolErrors: Counter<'reason'>;
 }
@@ -95,8 +106,10 @@ export interface BrokerMetrics {
 export interface GaugeSample {
   readonly sessions: number;
   readonly retained: number;
+  readonly retainedBytes: number;
   readonly queued: number;
   readonly inflight: number;
+  readonly storePending: number;
 }
 
 /** `sample` is read at scrape time for the queue-depth and size gauges (never on the hot path). */
@@ -139,6 +152,9 @@ export function createBrokerMetrics(registry: Registry, sample: () => GaugeSampl
     'expired',
     'slow_consumer',
     'session_ended',
+    'store_unavailable',
+    'subscription_revoked',
+    'retained_quota',
   ];
   return {
     connections: new Gauge({
@@ -168,6 +184,11 @@ export function createBrokerMetrics(registry: Registry, sample: () => GaugeSampl
       'inflight',
     ),
     retained: sampled('thingstead_mqtt_retained_messages', 'Retained messages.', 'retained'),
+    retainedBytes: sampled(
+      'thingstead_mqtt_retained_bytes',
+      'Bytes of retained messages (payload + topic), against limits.maxRetainedBytes.',
+      'retainedBytes',
+    ),
     sessions: sampled('thingstead_mqtt_sessions', 'Sessions held (online and offline).', 'sessions'),
     sessionsPersisted: new Counter({
       name: 'thingstead_mqtt_sessions_persisted_total',
@@ -179,6 +200,28 @@ export function createBrokerMetrics(registry: Registry, sample: () => GaugeSampl
       help: 'Store write batches (one transaction each).',
       registers: r,
     }),
+    storeFailures: new Counter({
+      name: 'thingstead_mqtt_store_write_failures_total',
+      help: 'Store write batches that failed (and were kept for retry), by error code.',
+      labelNames: ['code'],
+      registers: r,
+    }),
+    storeDegraded: new Gauge({
+      name: 'thingstead_mqtt_store_degraded',
+      help: '1 while MQTT store writes are failing and being retried (acknowledgements that need them wait or are refused).',
+      registers: r,
+    }),
+    storeUndecodable: new Counter({
+      name: 'thingstead_mqtt_store_undecodable_total',
+      help: 'Stored messages dropped at load because they no longer decode (e.g. written by an older version), by kind.',
+      labelNames: ['kind'],
+      registers: r,
+    }),
+    storePending: sampled(
+      'thingstead_mqtt_store_pending_ops',
+      'Store operations not yet written (the current batch plus any kept for retry).',
+      'storePending',
+    ),
     latency: new Histogram({
       name: 'thingstead_mqtt_delivery_latency_seconds',
       help: 'Ingress-to-delivery latency (time from a PUBLISH being read to the delivery being written).',

@@ -50,6 +50,8 @@ export interface StoredSession {
 
 export interface StoredRetained extends StoredMessage {
   readonly modifiedAt: number;
+  /** Client id that last set it (counts against its `limits.maxRetainedPerClient`); null for the platform. */
+  readonly owner?: string | null;
 }
 
 export type StoreOp =
@@ -111,6 +113,12 @@ export const MQTT_MIGRATIONS: readonly Migration[] = [
       CREATE TABLE mqtt_retained (topic TEXT PRIMARY KEY, payload BYTEA NOT NULL, qos INTEGER NOT NULL,
         properties TEXT, expires_at BIGINT, modified_at BIGINT NOT NULL);`,
   },
+  {
+    version: 2,
+    description: 'mqtt retained message owner (per-client retained quota survives restart)',
+    sqlite: `ALTER TABLE mqtt_retained ADD COLUMN owner TEXT;`,
+    postgres: `ALTER TABLE mqtt_retained ADD COLUMN owner TEXT;`,
+  },
 ];
 
 /** Properties as JSON text; correlation data (a Buffer) travels as base64. */
@@ -122,9 +130,20 @@ export function encodeProperties(p: PublishProperties | undefined): string | nul
   );
 }
 
+/**
+ * Properties from their JSON text. Text that does not parse (a damaged row, an older format) yields an
+ * object with the unknown key `undecodable`, so the loader's property check drops and counts the message
+ * instead of failing the whole load.
+ */
 export function decodeProperties(text: unknown): PublishProperties | undefined {
   if (typeof text !== 'string' || text === '') return undefined;
-  const raw = JSON.parse(text) as PublishProperties & { correlationData?: string };
+  let raw: PublishProperties & { correlationData?: string };
+  try {
+    raw = JSON.parse(text) as PublishProperties & { correlationData?: string };
+  } catch {
+    return { undecodable: text } as PublishProperties;
+  }
+  if (typeof raw !== 'object' || raw === null) return { undecodable: text } as PublishProperties;
   const { correlationData, ...rest } = raw;
   return correlationData !== undefined
     ? { ...rest, correlationData: Buffer.from(correlationData, 'base64') }

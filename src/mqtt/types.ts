@@ -81,6 +81,8 @@ export interface Broker {
   /** Retained message lookup for the data plane's GetRetainedMessage/ListRetainedMessages. */
   retained(topic: string): (Message & { lastModifiedTime: number }) | undefined;
   listRetained(): Array<Message & { lastModifiedTime: number }>;
+  /** Problems for /healthz (e.g. the store failing to write); empty when healthy. */
+  health(): string[];
   /** Stop accepting, disconnect clients (sending will messages only where the spec says so), flush stores. */
   close(): Promise<void>;
 }

@@ -6,7 +6,7 @@
  */
 import type { Connection } from './connection.js';
 import type { Core } from './core.js';
-import { safe } from './core.js';
+import { authorizeClientPublish } from './authorize.js';
 import type { Session, WillSpec } from './session.js';
 import type { Publisher } from './types.js';
 
@@ -18,8 +18,9 @@ export function scheduleWill(core: Core, s: Session, will: WillSpec, conn: Conne
     s.willTimer = null;
     s.pendingWill = null;
     s.willFire = null;
-    // iot:Publish is checked when the will is published, with the subject of the connection that set it.
-    if (subject && !safe(() => core.hooks.authorizePublish(subject, will.topic))) {
+    // Checked when the will is published, with the subject of the connection that set it, exactly as a
+    // PUBLISH is: no broker event topics, iot:Publish, and iot:RetainPublish for a retained will.
+    if (subject && !authorizeClientPublish(core.hooks, subject, will.topic, will.retain)) {
       core.metrics.dropped.not_authorized_publish.inc();
       return;
     }

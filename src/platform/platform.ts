@@ -139,7 +139,11 @@ export async function createPlatform(
       ...timeseriesOperations(timeseries),
     ];
 
-    const http = createHttpServer({ logger: logger.child({ ctx: 'api' }), metrics, health: () => [] });
+    const http = createHttpServer({
+      logger: logger.child({ ctx: 'api' }),
+      metrics,
+      health: () => broker.health(),
+    });
     http.use(
       createAwsApi({ operations: awsOperations, credentials, logger: logger.child({ ctx: 'api' }), metrics }),
     );

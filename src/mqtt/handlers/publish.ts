@@ -11,6 +11,9 @@ import type {
   IPubcompPacket,
 } from 'mqtt-packet';
 import type { Connection } from '../connection.js';
+import type { StoreFailure } from '../core.js';
+import { authorizeClientPublish } from '../authorize.js';
+import { RC } from '../reason-codes.js';
 import type { PublishProperties } from '../types.js';
 import type { DropReason } from '../metrics.js';
 import { checkTopicName } from '../topics.js';
@@ -93,6 +96,7 @@ export function handlePublish(conn: Connection, p: IPublishPacket): void {
     const pending = (s.incomingQos2 ??= new Set());
     if (pending.has(p.messageId!)) {
       // [MQTT-4.3.3-9] a resent QoS 2 PUBLISH is acknowledged again but not routed twice.
+      if (conn.ackBacklog !== null) return acknowledgeInOrder(conn, 2, p.messageId!, false);
       conn.sendPacket({ cmd: 'pubrec', messageId: p.messageId! });
       return;
     }
@@ -107,27 +111,47 @@ export function handlePublish(conn: Connection, p: IPublishPacket): void {
     return refusePublish(conn, p, 0x99, 'payload is not valid UTF-8', 'invalid_payload_format');
   }
 
-  const subject = conn.subject!;
-  let allowed: boolean;
-  try {
-    // Lifecycle event topics are the broker's own: clients may never publish there (no spoofed presence).
-    allowed =
-      !topic.startsWith('$aws/events/') &&
-      core.hooks.authorizePublish(subject, topic) &&
-      (!p.retain || core.hooks.authorizeRetain(subject, topic));
-  } catch {
-    allowed = false;
-  }
-  if (!allowed) {
+  if (!authorizeClientPublish(core.hooks, conn.subject!, topic, p.retain)) {
     // v5: PUBACK/PUBREC 0x87, QoS 0 dropped and counted; 3.1.1 has no way to say no: disconnect (as AWS does).
     if (!v5) {
       core.metrics.dropped.not_authorized_publish.inc();
       return conn.close('not_authorized');
     }
-    return refusePublish(conn, p, 0x87, `not authorized to publish to ${topic}`, 'not_authorized_publish');
+    return refusePublish(
+      conn,
+      p,
+      RC.NOT_AUTHORIZED,
+      `not authorized to publish to ${topic}`,
+      'not_authorized_publish',
+    );
+  }
+  const quota = p.retain ? core.retained.admit(conn.clientId, topic, payload.length) : null;
+  if (quota !== null) {
+    // Retained quota (limits.maxRetained*): not routed. v5 0x97 with the reason; 3.1.1 disconnect.
+    if (!v5) {
+      core.metrics.dropped.retained_quota.inc();
+      return conn.close('not_authorized');
+    }
+    return refusePublish(conn, p, RC.QUOTA_EXCEEDED, quota, 'retained_quota');
+  }
+  if ((p.qos > 0 || p.retain) && core.storeBacklogFull()) {
+    // Durability that tells the truth: the store is failing and its backlog is full, so nothing that needs a
+    // durable write is taken (not routed, not stored). See the durability contract in core.ts.
+    if (!v5) {
+      core.metrics.dropped.store_unavailable.inc();
+      return conn.close('server_initiated');
+    }
+    return refusePublish(
+      conn,
+      p,
+      RC.QUOTA_EXCEEDED,
+      'the server cannot store messages now; retry later',
+      'store_unavailable',
+    );
   }
 
   const expiry = properties?.messageExpiryInterval;
+  const opsBefore = core.opsCount;
   core.route({
     topic,
     payload,
@@ -140,12 +164,69 @@ export function handlePublish(conn: Connection, p: IPublishPacket): void {
     ingress: performance.now(),
   });
 
-  if (p.qos === 1) {
-    conn.sendAck('puback', p.messageId!);
-  } else if (p.qos === 2) {
-    s.incomingQos2!.add(p.messageId!);
-    conn.sendAck('pubrec', p.messageId!);
+  if (p.qos === 0) return;
+  if (p.qos === 2) s.incomingQos2!.add(p.messageId!);
+  const wrote = core.opsCount !== opsBefore;
+  if (!wrote && conn.ackBacklog === null) {
+    conn.sendAck(p.qos === 1 ? 'puback' : 'pubrec', p.messageId!);
+    return;
   }
+  acknowledgeInOrder(conn, p.qos, p.messageId!, wrote);
+}
+
+/** A PUBACK/PUBREC held back until the store write it depends on is done (see core.ts durability). */
+export interface PendingAck {
+  readonly qos: 1 | 2;
+  readonly packetId: number;
+  done: boolean;
+  failure: StoreFailure | null;
+}
+
+/**
+ * Acknowledge after the store write the PUBLISH made (when `wrote`), keeping PUBLISH order for every
+ * acknowledgement of the connection [MQTT-4.6.0-2]: one that needs no write still waits behind one that does.
+ */
+function acknowledgeInOrder(conn: Connection, qos: 1 | 2, packetId: number, wrote: boolean): void {
+  const pending: PendingAck = { qos, packetId, done: !wrote, failure: null };
+  (conn.ackBacklog ??= []).push(pending);
+  if (!wrote) return sendReadyAcks(conn);
+  conn.core.afterDurable((failure) => {
+    pending.done = true;
+    pending.failure = failure;
+    sendReadyAcks(conn);
+  });
+}
+
+function sendReadyAcks(conn: Connection): void {
+  const backlog = conn.ackBacklog;
+  if (backlog === null) return;
+  while (backlog.length && backlog[0]!.done) {
+    const a = backlog.shift()!;
+    if (conn.state !== 'connected') break;
+    if (a.failure === null) {
+      // A resent QoS 2 PUBLISH queued behind its original, whose write failed: nothing to acknowledge.
+      if (a.qos === 2 && conn.session?.incomingQos2?.has(a.packetId) !== true) continue;
+      conn.sendAck(a.qos === 1 ? 'puback' : 'pubrec', a.packetId);
+      continue;
+    }
+    // The write failed: the message is not acknowledged as stored. v5 says why; 3.1.1 cannot, so the
+    // client is disconnected without the acknowledgement and will resend.
+    conn.core.metrics.dropped.store_unavailable.inc();
+    conn.session?.incomingQos2?.delete(a.packetId);
+    if (conn.version !== 5) {
+      conn.close('server_initiated');
+      break;
+    }
+    const ack: IPubackPacket | IPubrecPacket = {
+      cmd: a.qos === 1 ? 'puback' : 'pubrec',
+      messageId: a.packetId,
+      reasonCode: a.failure.full ? RC.QUOTA_EXCEEDED : RC.UNSPECIFIED_ERROR,
+    };
+    if (conn.problemInfo)
+      ack.properties = { reasonString: `the server could not store the message (${a.failure.code})` };
+    conn.sendPacket(ack);
+  }
+  if (backlog.length === 0 || conn.state !== 'connected') conn.ackBacklog = null;
 }
 
 /** The raw topic bytes of the current PUBLISH are valid UTF-8 (only checked when decoding replaced bytes). */
