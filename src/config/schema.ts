@@ -88,6 +88,26 @@ export const configSchema = z
         maxTopicBytes: z.coerce.number().int().min(1).max(65_535).default(256),
         maxFiltersPerSubscribe: z.coerce.number().int().min(1).default(8),
         maxConnections: z.coerce.number().int().min(1).default(100_000),
+        /**
+         * Retained messages in total (AWS IoT Core: 500,000 retained messages per account, adjustable).
+         * Beyond it a retained PUBLISH to a new topic gets 0x97 Quota exceeded (3.1.1: disconnect).
+         */
+        maxRetained: z.coerce.number().int().min(1).default(500_000),
+        /**
+         * Bytes of retained messages in total (payload + topic). AWS documents no byte cap; 256 MiB is
+         * ~500 B per entry at the count cap and keeps the broker's RSS bounded even with 128 KB payloads.
+         */
+        maxRetainedBytes: z.coerce
+          .number()
+          .int()
+          .min(1024)
+          .default(256 * 1024 * 1024),
+        /**
+         * Retained topics one client id may own (the client that last set a topic owns it). AWS documents no
+         * per-client cap; 1000 is generous for a device's state topics and keeps one device from taking more
+         * than 0.2% of the total.
+         */
+        maxRetainedPerClient: z.coerce.number().int().min(1).default(1000),
       })
       .prefault({}),
     /** Rules engine (src/rules): evaluation queue, outbox retries, default sink connections, stream sources. */

@@ -75,6 +75,7 @@ export function createPostgresMqttStore(db: PostgresDatabase): MqttStore {
         properties: decodeProperties(r.properties),
         expiresAt: numOrNull(r.expires_at),
         modifiedAt: num(r.modified_at),
+        owner: typeof r.owner === 'string' ? r.owner : null,
       }));
     },
     async apply(ops) {
@@ -137,11 +138,19 @@ export function createPostgresMqttStore(db: PostgresDatabase): MqttStore {
             case 'retain': {
               const m = o.message;
               await tx.run(
-                `INSERT INTO mqtt_retained (topic, payload, qos, properties, expires_at, modified_at)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (topic) DO UPDATE SET payload = EXCLUDED.payload,
+                `INSERT INTO mqtt_retained (topic, payload, qos, properties, expires_at, modified_at, owner)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (topic) DO UPDATE SET payload = EXCLUDED.payload,
                  qos = EXCLUDED.qos, properties = EXCLUDED.properties, expires_at = EXCLUDED.expires_at,
-                 modified_at = EXCLUDED.modified_at`,
-                [m.topic, m.payload, m.qos, encodeProperties(m.properties), m.expiresAt, m.modifiedAt],
+                 modified_at = EXCLUDED.modified_at, owner = EXCLUDED.owner`,
+                [
+                  m.topic,
+                  m.payload,
+                  m.qos,
+                  encodeProperties(m.properties),
+                  m.expiresAt,
+                  m.modifiedAt,
+                  m.owner ?? null,
+                ],
               );
               break;
             }

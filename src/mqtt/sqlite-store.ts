@@ -47,6 +47,7 @@ interface RetainedRow {
   properties: string | null;
   expires_at: number | null;
   modified_at: number;
+  owner: string | null;
 }
 
 export function createSqliteMqttStore(db: SqliteDatabase): MqttStore {
@@ -75,9 +76,11 @@ export function createSqliteMqttStore(db: SqliteDatabase): MqttStore {
     );
     const delQueued = raw.prepare('DELETE FROM mqtt_queue WHERE client_id = ? AND seq = ?');
     const putRetained = raw.prepare(
-      `INSERT INTO mqtt_retained (topic, payload, qos, properties, expires_at, modified_at) VALUES (?, ?, ?, ?, ?, ?)
+      `INSERT INTO mqtt_retained (topic, payload, qos, properties, expires_at, modified_at, owner)
+       VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (topic) DO UPDATE SET payload = excluded.payload, qos = excluded.qos,
-       properties = excluded.properties, expires_at = excluded.expires_at, modified_at = excluded.modified_at`,
+       properties = excluded.properties, expires_at = excluded.expires_at, modified_at = excluded.modified_at,
+       owner = excluded.owner`,
     );
     const delRetained = raw.prepare('DELETE FROM mqtt_retained WHERE topic = ?');
     return raw.transaction((ops: readonly StoreOp[]) => {
@@ -133,6 +136,7 @@ export function createSqliteMqttStore(db: SqliteDatabase): MqttStore {
               encodeProperties(m.properties),
               m.expiresAt,
               m.modifiedAt,
+              m.owner ?? null,
             );
             break;
           }
@@ -201,6 +205,7 @@ export function createSqliteMqttStore(db: SqliteDatabase): MqttStore {
         properties: decodeProperties(r.properties),
         expiresAt: r.expires_at,
         modifiedAt: r.modified_at,
+        owner: r.owner,
       }));
     },
     async apply(ops) {

@@ -9,6 +9,7 @@ import type { SubEntry } from '../router.js';
 import type { Session } from '../session.js';
 import { checkTopicFilter, parseShared } from '../topics.js';
 import { safe } from '../core.js';
+import { replayRetained } from '../retained-replay.js';
 
 /**
  * Subscriptions one session may hold (memory bound against subscribe floods; beyond it 0x97 Quota
@@ -79,30 +80,14 @@ export function handleSubscribe(conn: Connection, p: ISubscribePacket): void {
   conn.sendPacket(suback);
 
   // Retained messages after the SUBACK [MQTT-3.3.1-9..11]: rh 0 always, rh 1 only for a new
-  // subscription, rh 2 never; never for shared subscriptions [MQTT-3.8.4-?].
+  // subscription, rh 2 never; never for shared subscriptions [MQTT-3.8.4-?]. Delivered in bounded chunks
+  // across event-loop turns (retained-replay.ts), so a wide filter does not block other clients.
+  const replay: SubEntry<Session>[] = [];
   for (const { entry, isNew } of added) {
     if (entry.rh === 2 || (entry.rh === 1 && !isNew) || entry.filter.startsWith('$share/')) continue;
-    const now = Date.now();
-    for (const r of core.retained.match(entry.filter, now)) {
-      core.deliver(
-        s,
-        {
-          topic: r.topic,
-          payload: r.payload,
-          qos: r.qos,
-          retain: true,
-          properties: r.properties,
-          expiresAt: r.expiresAt,
-          origin: null,
-          publisher: null,
-          ingress: 0,
-        },
-        r.qos < entry.qos ? r.qos : entry.qos,
-        true, // [MQTT-3.3.1-8] retained replay carries RETAIN=1
-        entry.subId !== undefined ? [entry.subId] : null,
-      );
-    }
+    replay.push(entry);
   }
+  replayRetained(conn, replay);
   core.lifecycle.subscriptions(lifecycleSubject(conn), 'subscribed', topics);
 }
 
