@@ -53,3 +53,17 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** Sum of the samples of `name` on GET /metrics whose label text matches `labelRe`. */
+export async function scrapeMetric(platform: Platform, name: string, labelRe?: RegExp): Promise<number> {
+  const text = await (await fetch(`${platform.endpoints.http}/metrics`)).text();
+  // A renamed metric must fail the test, not read as 0.
+  if (!text.includes(`# TYPE ${name} `)) throw new Error(`metric ${name} is not exported on /metrics`);
+  let total = 0;
+  for (const line of text.split('\n')) {
+    const m = /^([a-z_]+)(\{[^}]*\})?\s+(\S+)$/.exec(line);
+    if (!m || m[1] !== name || (labelRe && !labelRe.test(m[2] ?? ''))) continue;
+    total += Number(m[3]);
+  }
+  return total;
+}

@@ -63,6 +63,8 @@ export function connectTls(
   creds: { certPem: string; keyPem: string },
   clientId: string,
   extra: IClientOptions = {},
+  /** Collects received topics from the first packet on (queued messages arrive right after CONNACK). */
+  got?: string[],
 ): Promise<MqttClient> {
   const client = mqtt.connect(`mqtts://127.0.0.1:${platform.endpoints.mqttsPort}`, {
     clientId,
@@ -75,6 +77,7 @@ export function connectTls(
     connectTimeout: 5000,
     ...extra,
   });
+  if (got) client.on('message', (topic) => got.push(topic));
   // Settle on CONNACK, a CONNACK refusal, or the socket closing first (a TLS-level refusal).
   return new Promise((resolve, reject) => {
     client.once('connect', () => resolve(client));

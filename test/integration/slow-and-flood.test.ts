@@ -10,24 +10,12 @@ import { connect as netConnect, type Socket } from 'node:net';
 import mqtt, { type MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestPlatform, waitFor, type TestPlatform } from '../helpers/platform.js';
+import { scrapeMetric, startTestPlatform, waitFor, type TestPlatform } from '../helpers/platform.js';
 
 let seq = 0;
 const uid = (p: string) => `${p}-${process.pid}-${++seq}-${Math.random().toString(36).slice(2, 7)}`;
 
-/** Sum of the samples of `name` on GET /metrics whose label text matches `labelRe`. */
-async function scrape(platform: TestPlatform, name: string, labelRe?: RegExp): Promise<number> {
-  const text = await (await fetch(`${platform.endpoints.http}/metrics`)).text();
-  // A renamed metric must fail the test, not read as 0.
-  if (!text.includes(`# TYPE ${name} `)) throw new Error(`metric ${name} is not exported on /metrics`);
-  let total = 0;
-  for (const line of text.split('\n')) {
-    const m = /^([a-z_]+)(\{[^}]*\})?\s+(\S+)$/.exec(line);
-    if (!m || m[1] !== name || (labelRe && !labelRe.test(m[2] ?? ''))) continue;
-    total += Number(m[3]);
-  }
-  return total;
-}
+const scrape = scrapeMetric;
 
 function rawSocket(port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
