@@ -25,12 +25,18 @@ import { dispatch } from './handlers/dispatch.js';
 import {
   PARSER_V4,
   PARSER_V5,
+  checkFrameProperties,
+  checkPublishProperties,
   encodeAck,
   encodePublish,
   parsePublishFast,
   type OutboundPublish,
+  type PropertyProblem,
 } from './codec.js';
 import { handlePublish } from './handlers/publish.js';
+import { refuse } from './handlers/connect.js';
+import { RC } from './reason-codes.js';
+import { rateLimitedLog } from '../observability/index.js';
 
 /** Why a connection ended; mapped to AWS lifecycle `disconnectReason` and the disconnects counter. */
 export type CloseReason =
@@ -52,9 +58,55 @@ const ACK_TYPES = ['puback', 'pubrec', 'pubrel', 'pubcomp'] as const;
 /** Outbound bytes after which a connection's batch is written at once (one good-sized write). */
 const EARLY_FLUSH_BYTES = 64 * 1024;
 
+/** One rate-limited warning function per core, for failures that a flood of clients could repeat. */
+const warners = new WeakMap<Core, (obj: object, msg: string) => void>();
+function warnOnce(core: Core, obj: object, msg: string): void {
+  let w = warners.get(core);
+  if (!w) warners.set(core, (w = rateLimitedLog(core.log)));
+  w(obj, msg);
+}
+
 /** The stream's back-reference to its connection, read by the shared stream listeners. */
 const CONNECTION = Symbol('mqttConnection');
 type OwnedStream = Duplex & { [CONNECTION]?: Connection };
+
+/** Timer callback: destroy a stream that was ended but whose peer never closed (never throws). */
+function destroyStream(stream: Duplex): void {
+  try {
+    stream.destroy();
+  } catch {
+    // Already torn down; nothing else depends on it.
+  }
+}
+
+/** The protocol level byte of a CONNECT frame, or 0 when the frame is too short to say. */
+function connectLevel(frame: Buffer): number {
+  let o = 1;
+  while (o < 5 && o < frame.length && (frame[o]! & 0x80) !== 0) o++;
+  o++;
+  if (o + 2 > frame.length) return 0;
+  const at = o + 2 + frame.readUInt16BE(o);
+  return at < frame.length ? frame[at]! : 0;
+}
+
+/**
+ * Belt and braces for properties the broker keeps beyond the packet (a retained message, a will): they
+ * must re-encode with mqtt-packet (see checkPublishProperties). Costs one encode, only for those packets.
+ */
+function checkKeptProperties(packet: Packet): PropertyProblem | null {
+  let why: string | null = null;
+  if (packet.cmd === 'publish' && packet.retain && packet.properties) {
+    why = checkPublishProperties(packet.properties);
+  } else if (packet.cmd === 'connect' && packet.will?.properties) {
+    why = checkPublishProperties(withoutWillDelay(packet.will.properties));
+  }
+  return why === null ? null : { code: RC.MALFORMED_PACKET, reason: why };
+}
+
+function withoutWillDelay(p: object): object {
+  const { willDelayInterval: _delay, ...rest } = p as { willDelayInterval?: number };
+  return rest;
+}
 
 /** 'data' listener shared by every connection (`this` is the stream). */
 function onStreamData(this: OwnedStream, chunk: Buffer): void {
@@ -188,7 +240,7 @@ export class Connection {
         }
       }
       if (!complete) {
-        if (i > 4) return this.protocolError(0x81, 'malformed remaining length');
+        if (i > 4) return this.protocolError(RC.MALFORMED_PACKET, 'malformed remaining length');
         break;
       }
       const total = i + 1 + len;
@@ -206,10 +258,15 @@ export class Connection {
         this.core.metrics.protocolErrors.inc({ reason: 'first_packet_not_connect' });
         return this.close('protocol_error');
       }
+      if (type >= 4 && type <= 7 && len < 2) {
+        // [MQTT-3.4.2, 3.5.2, 3.6.2, 3.7.2] an acknowledgement carries a 2-byte packet identifier; without
+        // one it is a Malformed Packet (mqtt-packet would decode it as packet id -1).
+        return this.protocolError(RC.MALFORMED_PACKET, 'acknowledgement without a packet identifier');
+      }
       if (type === 3 && this.state === 'connected') {
         // Hot path: PUBLISH without v5 properties skips mqtt-packet (see codec.ts).
         const p = parsePublishFast(buf, start, i + 1, start + total, this.version === 5);
-        if (p === 'malformed') return this.protocolError(0x81, 'malformed PUBLISH');
+        if (p === 'malformed') return this.protocolError(RC.MALFORMED_PACKET, 'malformed PUBLISH');
         if (p !== null) {
           this.core.metrics.packetsIn.publish!.inc();
           try {
@@ -224,7 +281,7 @@ export class Connection {
         // Hot path for QoS 1/2 acknowledgements without reason code: 2-byte packet id only.
         // Flags must be 0000, or 0010 for PUBREL [MQTT-3.6.1-1, MQTT-2.2.2-2].
         if ((buf[start]! & 0x0f) !== (type === 6 ? 2 : 0))
-          return this.protocolError(0x81, 'bad fixed header flags');
+          return this.protocolError(RC.MALFORMED_PACKET, 'bad fixed header flags');
         const cmd = ACK_TYPES[type - 4]!;
         this.core.metrics.packetsIn[cmd]!.inc();
         try {
@@ -237,6 +294,12 @@ export class Connection {
       const frame = buf.subarray(start, start + total);
       const packet = (this.version === 5 ? PARSER_V5 : PARSER_V4).parse(frame);
       if (packet instanceof Error) return this.onParseError(packet, frame);
+      if (this.version === 5 || (packet.cmd === 'connect' && packet.protocolVersion === 5)) {
+        // mqtt-packet decodes property blocks leniently: check them on the raw bytes before anything
+        // acts on the packet (see codec.ts). Off the fast path only.
+        const bad = checkFrameProperties(frame) ?? checkKeptProperties(packet);
+        if (bad) return this.onBadProperties(packet, bad);
+      }
       this.currentFrame = frame;
       this.onPacket(packet);
       this.currentFrame = null;
@@ -249,23 +312,43 @@ export class Connection {
 
   private onParseError(err: Error, frame: Buffer): void {
     if (this.state === 'new') {
-      // [MQTT-3.1.2-2] unsupported protocol level: CONNACK 0x01 (3.1.1) / 0x84 (v5), then close.
+      const v5 = connectLevel(frame) === 5;
       if (/protocol version|protocol id/i.test(err.message)) {
-        const level = frame.length > 8 ? frame[8] : 0;
-        const v5 = level === 5;
+        // [MQTT-3.1.2-2] unsupported protocol level: CONNACK 0x01 (3.1.1) / 0x84 (v5), then close.
         this.writeNow(
           mqttPacket.generate(
             v5
-              ? { cmd: 'connack', sessionPresent: false, reasonCode: 0x84 }
+              ? { cmd: 'connack', sessionPresent: false, reasonCode: RC.UNSUPPORTED_PROTOCOL_VERSION }
               : { cmd: 'connack', sessionPresent: false, returnCode: 1 },
             { protocolVersion: v5 ? 5 : 4 },
+          ),
+        );
+      } else if (v5) {
+        // [MQTT-4.13.1] a malformed v5 CONNECT may be answered with CONNACK 0x81 before closing.
+        this.writeNow(
+          mqttPacket.generate(
+            { cmd: 'connack', sessionPresent: false, reasonCode: RC.MALFORMED_PACKET },
+            { protocolVersion: 5 },
           ),
         );
       }
       this.core.metrics.protocolErrors.inc({ reason: 'malformed_connect' });
       return this.close('protocol_error');
     }
-    this.protocolError(0x81, `malformed packet: ${err.message}`);
+    this.protocolError(RC.MALFORMED_PACKET, `malformed packet: ${err.message}`);
+  }
+
+  /** A v5 packet whose property block the codec refused: CONNACK (for a CONNECT) or DISCONNECT. */
+  private onBadProperties(packet: Packet, bad: PropertyProblem): void {
+    if (packet.cmd === 'connect' && this.state === 'new') {
+      this.setProtocolVersion(5);
+      this.core.metrics.protocolErrors.inc({
+        reason: bad.code === RC.MALFORMED_PACKET ? 'malformed_connect' : 'protocol',
+      });
+      this.core.logProtocolError(this, bad.code, bad.reason);
+      return refuse(this, bad.code, bad.reason, 'protocol_error');
+    }
+    this.protocolError(bad.code, bad.reason);
   }
 
   private onPacket(packet: Packet): void {
@@ -329,7 +412,21 @@ export class Connection {
    * Maximum Packet Size [MQTT-3.1.2-25] (the caller treats it as delivered and counts the drop).
    */
   sendPublish(p: OutboundPublish, ingress: number): boolean {
-    return this.sendEncodedPublish(encodePublish(this, p), ingress);
+    let buf: Buffer;
+    try {
+      buf = encodePublish(this, p);
+    } catch (err) {
+      // Runs while handling ANOTHER client's packet (or a will timer): an encoding failure must affect
+      // only this delivery to this receiver. Counted, logged (rate-limited), treated as undeliverable.
+      this.core.metrics.dropped.encode_failed.inc();
+      warnOnce(
+        this.core,
+        { err, clientId: this.clientId, topic: p.topic },
+        'mqtt delivery could not be encoded',
+      );
+      return false;
+    }
+    return this.sendEncodedPublish(buf, ingress);
   }
 
   /** Queue an already encoded PUBLISH (possibly shared with other connections: never mutated). */
@@ -360,8 +457,13 @@ export class Connection {
       this.stream.once('drain', () => {
         this.blocked = false;
         if (this.state === 'closed') return;
-        this.resume();
-        if (this.outBytes) this.flush();
+        try {
+          this.resume();
+          if (this.outBytes) this.flush();
+        } catch (err) {
+          // An event callback: nothing above it would catch this, so it must not escape.
+          this.core.onHandlerError(this, err);
+        }
       });
     }
   }
@@ -419,7 +521,7 @@ export class Connection {
     else {
       this.stream.end();
       // Do not wait for a peer that never reads: destroy shortly after ending.
-      setTimeout(() => this.stream.destroy(), 1000).unref();
+      setTimeout(destroyStream, 1000, this.stream).unref();
     }
     this.core.onClosed(this, wasConnected);
   }

@@ -17,6 +17,8 @@ export type DropReason =
   | 'session_ended'
   | 'store_unavailable'
   | 'subscription_revoked'
+  /** A delivery the codec could not encode for one receiver (others and the publisher are unaffected). */
+  | 'encode_failed'
   | 'retained_quota';
 
 export const PACKET_TYPES = [
@@ -154,6 +156,7 @@ export function createBrokerMetrics(registry: Registry, sample: () => GaugeSampl
     'session_ended',
     'store_unavailable',
     'subscription_revoked',
+    'encode_failed',
     'retained_quota',
   ];
   return {

@@ -9,6 +9,7 @@ import type { SubEntry } from '../router.js';
 import type { Session } from '../session.js';
 import { checkTopicFilter, parseShared } from '../topics.js';
 import { safe } from '../core.js';
+import { RC } from '../reason-codes.js';
 import { replayRetained } from '../retained-replay.js';
 
 /**
@@ -18,13 +19,17 @@ import { replayRetained } from '../retained-replay.js';
 export const MAX_SUBSCRIPTIONS_PER_SESSION = 10_000;
 
 export function handleSubscribe(conn: Connection, p: ISubscribePacket): void {
-  if (conn.state !== 'connected') return conn.protocolError(0x82, 'SUBSCRIBE before CONNACK');
+  if (conn.state !== 'connected') return conn.protocolError(RC.PROTOCOL_ERROR, 'SUBSCRIBE before CONNACK');
+  // [MQTT-3.8.3-2] (3.1.1: [MQTT-3.8.3-3]) at least one topic filter: without one it is a Protocol Error
+  // (v5 DISCONNECT 0x82; 3.1.1 closes the connection).
+  if (p.subscriptions.length === 0)
+    return conn.protocolError(RC.PROTOCOL_ERROR, 'SUBSCRIBE without topic filters');
   const core = conn.core;
   const v5 = conn.version === 5;
   const s = conn.session!;
   const subId = v5 ? p.properties?.subscriptionIdentifier : undefined;
-  // [MQTT-3.8.2-?] Subscription Identifier 0 is a protocol error.
-  if (subId === 0) return conn.protocolError(0x82, 'subscription identifier 0');
+  // [MQTT-3.8.2-?] Subscription Identifier 0 is a protocol error (also refused by the codec).
+  if (subId === 0) return conn.protocolError(RC.PROTOCOL_ERROR, 'subscription identifier 0');
   const maxFilters = core.config.limits.maxFiltersPerSubscribe;
   const granted: number[] = [];
   const added: Array<{ entry: SubEntry<Session>; isNew: boolean }> = [];
@@ -92,7 +97,10 @@ export function handleSubscribe(conn: Connection, p: ISubscribePacket): void {
 }
 
 export function handleUnsubscribe(conn: Connection, p: IUnsubscribePacket): void {
-  if (conn.state !== 'connected') return conn.protocolError(0x82, 'UNSUBSCRIBE before CONNACK');
+  if (conn.state !== 'connected') return conn.protocolError(RC.PROTOCOL_ERROR, 'UNSUBSCRIBE before CONNACK');
+  // [MQTT-3.10.3-2] at least one topic filter (3.1.1 [MQTT-3.10.3-2]: a protocol violation, closed).
+  if (p.unsubscriptions.length === 0)
+    return conn.protocolError(RC.PROTOCOL_ERROR, 'UNSUBSCRIBE without topic filters');
   const core = conn.core;
   const s = conn.session!;
   const codes: number[] = [];
