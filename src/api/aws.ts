@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ThingsteadError, isThingsteadError } from '../errors/index.js';
 import { verifySigV4, type AccessKeyRole } from '../identity/index.js';
+import { DEFAULT_MAX_JSON_DEPTH, parseJsonBounded } from '../json/index.js';
 import { Counter, Histogram, type Logger, type Registry } from '../observability/index.js';
 import type { AwsOperation, AwsRequest, AwsService, RawResponse } from './operations.js';
 import type { HttpHandler } from './server.js';
@@ -34,8 +35,12 @@ export interface AwsApiOptions {
   };
   readonly logger: Logger;
   readonly metrics: Registry;
-  /** Request body cap in bytes (default 1 MiB). */
+  /** Request body cap in bytes (default 1 MiB; the platform passes `limits.maxApiBodyBytes`). */
   readonly maxBodyBytes?: number;
+  /** JSON body nesting cap (default DEFAULT_MAX_JSON_DEPTH; the platform passes `limits.maxJsonDepth`). */
+  readonly maxJsonDepth?: number;
+  /** The platform's region: a signature scoped to another region is refused (reference §7.2). */
+  readonly region?: string;
   /**
    * Answer SigV4-signed requests that match no operation with 404 UnknownOperationException (default true);
    * false leaves them to later handlers.
@@ -97,20 +102,42 @@ function match(route: CompiledRoute, raw: readonly string[]): Record<string, str
   return params;
 }
 
+/**
+ * Past this many bytes of an oversized body, stop discarding and drop the connection: a client sending
+ * without end gets no answer, an ordinary one (a mistaken 50 MB upload) gets its 413.
+ */
+const MAX_DISCARD_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Read a request body of at most `limit` bytes. Past the limit nothing more is buffered: the rest is read
+ * and discarded so the client, still sending, can read the 413 that follows (answered with
+ * `connection: close`); a body past MAX_DISCARD_BYTES is cut off instead.
+ */
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let tooLarge = false;
+    const refuse = () =>
+      reject(new ThingsteadError('EntityTooLarge', `The request body exceeds ${limit} bytes.`));
     req.on('data', (c: Buffer) => {
       size += c.length;
+      if (tooLarge) {
+        if (size > MAX_DISCARD_BYTES) {
+          req.removeAllListeners('data');
+          req.socket.destroy();
+        }
+        return;
+      }
       if (size > limit) {
-        reject(new ThingsteadError('EntityTooLarge', `The request body exceeds ${limit} bytes.`));
-        req.destroy();
+        tooLarge = true;
+        chunks.length = 0;
         return;
       }
       chunks.push(c);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('end', () => (tooLarge ? refuse() : resolve(Buffer.concat(chunks))));
+    req.on('close', () => tooLarge && refuse());
     req.on('error', reject);
   });
 }
@@ -170,6 +197,7 @@ export function createAwsApi(options: AwsApiOptions): HttpHandler {
   const { logger } = options;
   const now = options.now ?? Date.now;
   const maxBody = options.maxBodyBytes ?? 1024 * 1024;
+  const maxJsonDepth = options.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH;
   // service -> method -> routes, most literal segments first.
   const table = new Map<AwsService, Map<string, CompiledRoute[]>>();
   for (const op of options.operations) {
@@ -211,6 +239,8 @@ export function createAwsApi(options: AwsApiOptions): HttpHandler {
       'x-amzn-RequestId': requestId,
       'x-amzn-ErrorType': err.spec.awsName,
       date: new Date(now()).toUTCString(),
+      // An oversized body's connection is not reused (its rest was discarded, not parsed).
+      ...(err.code === 'EntityTooLarge' ? { connection: 'close' } : {}),
     });
     res.end(toAwsJson({ message: err.message, ...err.extra }));
   };
@@ -259,7 +289,7 @@ export function createAwsApi(options: AwsApiOptions): HttpHandler {
       const verified = await verifySigV4(
         { method, path: rawPath, query: rawQuery, headers: req.headers, body },
         (id) => options.credentials.lookup(id),
-        now(),
+        { now: now(), ...(options.region ? { region: options.region } : {}) },
       );
       const service = SERVICE_ALIASES[verified.service];
       const found = service ? find(service, method, raw) : undefined;
@@ -280,8 +310,13 @@ export function createAwsApi(options: AwsApiOptions): HttpHandler {
       let json: Record<string, any> = {};
       if (!op.rawBody && body.length > 0) {
         try {
-          json = JSON.parse(body.toString('utf8'));
-        } catch {
+          // Depth-checked before parsing: handlers, validation and stores may walk the body recursively.
+          json = parseJsonBounded(body, { maxDepth: maxJsonDepth }, 'The request body') as Record<
+            string,
+            any
+          >;
+        } catch (err) {
+          if (isThingsteadError(err)) throw err;
           throw new ThingsteadError('InvalidRequest', 'The request body is not valid JSON.');
         }
         if (typeof json !== 'object' || json === null || Array.isArray(json))

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ThingsteadError } from '../errors/index.js';
+import { valueDepth } from '../json/index.js';
 
 /**
  * Schema helpers that produce AWS's validation wording (the message AWS services return for model
@@ -42,9 +43,12 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
   return v;
 }
 
+/** The offending value as AWS quotes it; a deeply nested document is not serialised (stack-bounded). */
 function show(v: unknown): string {
   if (v === undefined) return 'null';
   if (typeof v === 'string') return v;
+  if (typeof v === 'object' && v !== null && valueDepth(v, 16) > 16)
+    return Array.isArray(v) ? '[...]' : '{...}';
   return JSON.stringify(v) ?? typeof v;
 }
 

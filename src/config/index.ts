@@ -43,6 +43,8 @@ export const ENVIRONMENT: Readonly<Record<string, string>> = {
   THINGSTEAD_KEEPALIVE_MAX: 'limits.keepAliveMax',
   THINGSTEAD_SESSION_EXPIRY_MAX: 'limits.sessionExpiryMax',
   THINGSTEAD_MAX_CONNECTIONS: 'limits.maxConnections',
+  THINGSTEAD_MAX_JSON_DEPTH: 'limits.maxJsonDepth',
+  THINGSTEAD_MAX_API_BODY_BYTES: 'limits.maxApiBodyBytes',
   THINGSTEAD_MAX_RETAINED: 'limits.maxRetained',
   THINGSTEAD_MAX_RETAINED_BYTES: 'limits.maxRetainedBytes',
   THINGSTEAD_MAX_RETAINED_PER_CLIENT: 'limits.maxRetainedPerClient',

@@ -108,6 +108,23 @@ export const configSchema = z
          * than 0.2% of the total.
          */
         maxRetainedPerClient: z.coerce.number().int().min(1).default(1000),
+        /**
+         * Deepest JSON nesting accepted from outside: rule payloads, API bodies, rule test payloads,
+         * attributes. Deeper payloads are a rule error (errorAction), deeper bodies InvalidRequestException.
+         * 64: AWS allows 6 levels inside a shadow's state and device telemetry rarely passes 10-20, while
+         * every recursive walk (SQL evaluation, re-serialisation) stays far below V8's stack (~10k frames).
+         */
+        maxJsonDepth: z.coerce.number().int().min(1).max(1000).default(64),
+        /**
+         * Largest AWS-API request body in bytes; beyond it 413 RequestEntityTooLargeException, without
+         * buffering the rest. 4 MiB: AWS's own IoT bodies are far smaller (job documents 32 KB, shadows
+         * 8 KB, policies 2 KB); the largest legitimate one here is a time-series batch write.
+         */
+        maxApiBodyBytes: z.coerce
+          .number()
+          .int()
+          .min(1024)
+          .default(4 * 1024 * 1024),
       })
       .prefault({}),
     /** Rules engine (src/rules): evaluation queue, outbox retries, default sink connections, stream sources. */

@@ -355,6 +355,8 @@ export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
               body: Buffer.alloc(0),
             },
             async (id) => options.accessKeys?.lookup(id),
+            // A URL presigned for another region is refused like an API request (reference §7.2, §7.3).
+            { region: scope.region },
           );
           return authenticateAccessKey(verified.accessKeyId, '', 'sigv4', info.remoteAddress);
         } catch (err) {

@@ -21,6 +21,7 @@ export {
   type SigV4Request,
   type SigV4Key,
   type SigV4Verified,
+  type SigV4VerifyOptions,
 } from './sigv4.js';
 export {
   openCredentialStore,

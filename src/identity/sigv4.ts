@@ -10,7 +10,8 @@ import { ThingsteadError } from '../errors/index.js';
  * Contract: `verifySigV4` either returns the verified identity or throws a ThingsteadError whose AWS name is
  * what AWS answers for that failure: MissingAuthenticationTokenException (no Authorization header),
  * IncompleteSignature-style problems as InvalidSignatureException, UnrecognizedClientException (unknown key),
- * InvalidSignatureException (mismatch, expired or future date). The signature comparison is constant time.
+ * InvalidSignatureException (mismatch, expired or future date, credential scoped to another region than the
+ * one given). The signature comparison is constant time.
  */
 
 export interface SigV4Request {
@@ -200,17 +201,34 @@ function parseAuth(req: SigV4Request): ParsedAuth {
   };
 }
 
+export interface SigV4VerifyOptions {
+  /** Server time in epoch ms (tests); default Date.now(). */
+  readonly now?: number;
+  /**
+   * The platform's region. When set, a credential scope naming another region is refused the way AWS
+   * refuses it (InvalidSignatureException, "Credential should be scoped to a valid region"), before any
+   * key lookup; when absent, any region is accepted.
+   */
+  readonly region?: string;
+}
+
 /**
  * Verify a SigV4-signed request. `lookup` returns the key record for an access key id (undefined when
- * unknown). `now` is injectable for tests.
- * @example const { accessKeyId, service, key } = await verifySigV4(req, (id) => keys.get(id));
+ * unknown). The third argument is the options, or (older form) just `now`.
+ * @example const { accessKeyId, service, key } = await verifySigV4(req, (id) => keys.get(id), { region: 'us-east-1' });
  */
 export async function verifySigV4<K extends SigV4Key>(
   req: SigV4Request,
   lookup: (accessKeyId: string) => K | undefined | Promise<K | undefined>,
-  now: number = Date.now(),
+  options: number | SigV4VerifyOptions = {},
 ): Promise<SigV4Verified<K>> {
+  const { now = Date.now(), region } = typeof options === 'number' ? { now: options } : options;
   const a = parseAuth(req);
+  if (region !== undefined && a.region !== region)
+    throw new ThingsteadError(
+      'InvalidSignature',
+      `Credential should be scoped to a valid region, not '${a.region}'. This endpoint serves '${region}'.`,
+    );
   // Step 1: x-amz-date present, same day as the scope, within the skew window.
   if (!a.amzDate)
     throw new ThingsteadError(

@@ -145,7 +145,15 @@ export async function createPlatform(
       health: () => broker.health(),
     });
     http.use(
-      createAwsApi({ operations: awsOperations, credentials, logger: logger.child({ ctx: 'api' }), metrics }),
+      createAwsApi({
+        operations: awsOperations,
+        credentials,
+        logger: logger.child({ ctx: 'api' }),
+        metrics,
+        region: config.region,
+        maxBodyBytes: config.limits.maxApiBodyBytes,
+        maxJsonDepth: config.limits.maxJsonDepth,
+      }),
     );
     const httpAddr = await http.listen(config.http.host, config.http.port);
     cleanup.unshift(() => http.close());
@@ -164,8 +172,10 @@ export async function createPlatform(
     const detachTail = attachTimeseriesTail(http.server, timeseries, async (req) => {
       const [path = '/', query = ''] = (req.url ?? '/').split('?');
       const body = Buffer.alloc(0);
-      return verifySigV4({ method: req.method ?? 'GET', path, query, headers: req.headers, body }, (id) =>
-        credentials.lookup(id),
+      return verifySigV4(
+        { method: req.method ?? 'GET', path, query, headers: req.headers, body },
+        (id) => credentials.lookup(id),
+        { region: config.region },
       ).then(
         () => true,
         () => false,
@@ -285,6 +295,7 @@ async function startDataPath(
     maxInFlightPerAction: r.maxInFlightPerAction,
     writeAhead: r.writeAhead,
     outbox: r.outbox,
+    maxJsonDepth: config.limits.maxJsonDepth,
   });
   o.cleanup.unshift(() => rules.close());
   const sources = await startSources({

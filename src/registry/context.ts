@@ -67,6 +67,13 @@ export function applyAttributes(
   if (!payload?.attributes) return current;
   const next: Attributes = payload.merge ? { ...current } : {};
   for (const [k, v] of Object.entries(payload.attributes)) {
+    // Attributes are a flat map of strings (reference §3.11): a nested value is refused here, without
+    // walking it, whatever the caller validated before.
+    if (typeof v !== 'string')
+      throw new ThingsteadError(
+        'InvalidRequest',
+        `1 validation error detected: Value at 'attributePayload.attributes.${k}' failed to satisfy constraint: Member must be a string`,
+      );
     if (v === '') delete next[k];
     else next[k] = v;
   }

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { ThingsteadError } from '../errors/index.js';
+import { DEFAULT_MAX_JSON_DEPTH } from '../json/index.js';
 import type { Broker, Message, Publisher } from '../mqtt/index.js';
 import type { Logger, Registry } from '../observability/index.js';
 import type { Database } from '../store/index.js';
@@ -60,6 +61,11 @@ export interface RulesEngineOptions {
    * only failures or overflow are written (a clean stop still writes whatever is in flight).
    */
   readonly writeAhead?: boolean;
+  /**
+   * JSON nesting a payload may have to be evaluated (`limits.maxJsonDepth`, default 64). A deeper payload
+   * is a rule error: counted (evaluation_error), logged, and reported to the errorAction.
+   */
+  readonly maxJsonDepth?: number;
 }
 
 interface LoadedRule {
@@ -150,6 +156,7 @@ export class RulesEngine {
   private readonly queueSize: number;
   private readonly maxInFlight: number;
   private readonly traceIntervalMs: number;
+  private readonly maxJsonDepth: number;
   private lastRefreshKey = '';
 
   private constructor(
@@ -174,6 +181,7 @@ export class RulesEngine {
     this.queueSize = options.queueSize ?? 10_000;
     this.maxInFlight = options.maxInFlightPerAction ?? 64;
     this.traceIntervalMs = options.traceIntervalMs ?? 250;
+    this.maxJsonDepth = options.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH;
     this.metrics = new RulesMetrics(options.metrics, () => ({
       queue: this.queue.length - this.queueHead,
       outbox: this.outboxCount,
@@ -196,7 +204,13 @@ export class RulesEngine {
     engine.retryTimer.unref();
     const refreshMs = options.refreshMs ?? (options.db.kind === 'postgres' ? 2000 : 0);
     if (refreshMs > 0) {
-      engine.refreshTimer = setInterval(() => void engine.refresh().catch(() => undefined), refreshMs);
+      engine.refreshTimer = setInterval(
+        () =>
+          void engine
+            .refresh()
+            .catch((err: unknown) => engine.options.logger.warn({ err }, 'rule table refresh failed')),
+        refreshMs,
+      );
       engine.refreshTimer.unref();
     }
     return engine;
@@ -360,7 +374,13 @@ export class RulesEngine {
       while (this.queueHead < end) {
         const item = this.queue[this.queueHead]!;
         this.queue[this.queueHead++] = undefined as never;
-        this.process(item);
+        try {
+          this.process(item);
+        } catch (err) {
+          // Last line of defence: one message must never stop the drain loop or end the process.
+          this.options.logger.error({ err, topic: item.message.topic }, 'rule processing failed');
+          for (const name of item.rules) this.drop(name, 'evaluation_error');
+        }
       }
       if (performance.now() - started > 4) break;
     }
@@ -388,7 +408,7 @@ export class RulesEngine {
     for (const name of item.rules) {
       const loaded = this.rules.get(name);
       if (!loaded || loaded.rule.ruleDisabled) continue;
-      parsed ??= parsePayload(message.payload);
+      parsed ??= parsePayload(message.payload, this.maxJsonDepth);
       ctx ??= {
         topic: message.topic,
         payload: message.payload,
@@ -397,20 +417,22 @@ export class RulesEngine {
         timestamp: item.at,
         accountId: this.options.accountId,
         traceId: `${item.at.toString(16)}-${(this.traceSeq++).toString(16)}`,
+        maxJsonDepth: this.maxJsonDepth,
       };
       let result;
+      let bytes: Buffer;
       try {
         result = loaded.sql.evaluate(ctx, parsed);
+        bytes = result.matched ? outputBytes(result.value) : Buffer.alloc(0);
       } catch (err) {
-        this.options.logger.warn({ err, rule: name }, 'rule evaluation failed');
-        this.drop(name, 'evaluation_error');
+        this.evaluationFailed(loaded, ctx, err);
         continue;
       }
       if (!result.matched) continue;
       const c = this.counter(name);
       c.matched++;
       this.metrics.countMatched(name);
-      const input: ActionInput = { ctx, parsed, output: result.value, bytes: outputBytes(result.value) };
+      const input: ActionInput = { ctx, parsed, output: result.value, bytes };
       const trace = this.maybeTrace(c, input);
       const origin: Origin = {
         topic: message.topic,
@@ -431,6 +453,40 @@ export class RulesEngine {
         this.deliver(loaded, i, action, input, origin, trace, depth, group),
       );
     }
+  }
+
+  /**
+   * A message the rule cannot evaluate (payload too deep, a function refusing its input): a rule error,
+   * counted as evaluation_error, logged, and reported to the errorAction with one failure per action
+   * (none of them ran). The message itself was delivered by the broker regardless.
+   */
+  private evaluationFailed(loaded: LoadedRule, ctx: SqlContext, err: unknown): void {
+    const name = loaded.rule.ruleName;
+    const message = err instanceof Error ? err.message : String(err);
+    this.options.logger.warn({ rule: name, topic: ctx.topic, error: message }, 'rule evaluation failed');
+    this.drop(name, 'evaluation_error');
+    if (!loaded.errorAction) return;
+    const origin: Origin = {
+      topic: ctx.topic,
+      clientId: ctx.clientId ?? 'n/a',
+      traceId: ctx.traceId ?? '',
+      payloadBase64: ctx.payload.toString('base64'),
+      receivedAt: ctx.timestamp,
+    };
+    const failures = loaded.actions.map((a) => ({
+      failedAction: AWS_ACTION_NAMES[a.kind] ?? a.kind,
+      failedResource: resourceOf(a.config, null),
+      errorMessage: message,
+    }));
+    const errorPayload = {
+      ruleName: name,
+      topic: origin.topic,
+      cloudwatchTraceId: origin.traceId,
+      clientId: origin.clientId,
+      base64OriginalPayload: origin.payloadBase64,
+      failures,
+    };
+    this.sendErrorAction(name, loaded.errorAction.config, errorPayload, origin);
   }
 
   private maybeTrace(c: RuleCounters, input: ActionInput): TraceEntry | null {
@@ -501,29 +557,32 @@ export class RulesEngine {
     if (trace && t) trace.actions.push(t);
     if (!action.durable) {
       // In-process (republish): no outbox; a failure is final.
-      this.sinks.execute(action.config, request, depth).then(
-        () => {
-          this.ok(name, action.kind, origin.receivedAt);
-          if (t) t.outcome = 'ok';
-          settle();
-        },
-        (err: unknown) => {
-          const message = (err as Error).message;
-          if (t) Object.assign(t, { outcome: 'failed', error: message });
-          c.actionFailed++;
-          this.giveUp(
-            name,
-            action.config,
-            request,
-            message,
-            'permanent_failure',
-            withPayload(origin, input),
-            loaded.errorAction?.config ?? null,
-            group,
-          );
-          settle();
-        },
-      );
+      void this.sinks
+        .execute(action.config, request, depth)
+        .then(
+          () => {
+            this.ok(name, action.kind, origin.receivedAt);
+            if (t) t.outcome = 'ok';
+            settle();
+          },
+          (err: unknown) => {
+            const message = (err as Error).message;
+            if (t) Object.assign(t, { outcome: 'failed', error: message });
+            c.actionFailed++;
+            this.giveUp(
+              name,
+              action.config,
+              request,
+              message,
+              'permanent_failure',
+              withPayload(origin, input),
+              loaded.errorAction?.config ?? null,
+              group,
+            );
+            settle();
+          },
+        )
+        .catch((err: unknown) => this.backgroundFailed(name, 'republish delivery', err));
       return;
     }
     const key = `${name}#${index}`;
@@ -593,6 +652,7 @@ export class RulesEngine {
           settle();
         },
       )
+      .catch((err: unknown) => this.backgroundFailed(name, 'delivery', err))
       .finally(() => {
         state.inFlight--;
         this.inFlight.delete(p);
@@ -649,7 +709,10 @@ export class RulesEngine {
       createdAt: Date.now(),
       lastError,
     });
-    this.spillTimer ??= setTimeout(() => void this.flushSpill(), 5);
+    this.spillTimer ??= setTimeout(
+      () => void this.flushSpill().catch((err: unknown) => this.backgroundFailed(rule, 'outbox write', err)),
+      5,
+    );
   }
 
   /** Write spilled deliveries to the outbox in one transaction. */
@@ -857,9 +920,17 @@ export class RulesEngine {
         timestamp: Date.now(),
         accountId: this.options.accountId,
         traceId: origin.traceId,
+        maxJsonDepth: this.maxJsonDepth,
       };
       const bytes = Buffer.from(JSON.stringify(errorPayload));
-      request = compiled.prepare({ ctx, parsed: parsePayload(payload), output: errorPayload, bytes });
+      // The errorAction's templates see a payload that cannot be evaluated as a binary one.
+      const parsed = parsePayload(payload, this.maxJsonDepth);
+      request = compiled.prepare({
+        ctx,
+        parsed: parsed.error ? { json: false, value: undefined } : parsed,
+        output: errorPayload,
+        bytes,
+      });
     } catch (err) {
       this.options.logger.warn({ err, rule }, 'errorAction could not be prepared');
       return;
@@ -883,8 +954,18 @@ export class RulesEngine {
           );
         else this.options.logger.warn({ err, rule }, 'errorAction failed');
       })
+      .catch((err: unknown) => this.backgroundFailed(rule, 'errorAction', err))
       .finally(() => this.inFlight.delete(p));
     this.inFlight.add(p);
+  }
+
+  /**
+   * Last line of defence for work running off the caller's stack (sink callbacks, timers): a throw there
+   * is a bug, counted (internal_error) and logged, never an unhandled rejection that ends the process.
+   */
+  private backgroundFailed(rule: string, what: string, err: unknown): void {
+    this.drop(rule, 'internal_error');
+    this.options.logger.error({ err, rule }, `rules engine: ${what} failed unexpectedly`);
   }
 
   private drop(rule: string, reason: DropReason): void {
@@ -938,9 +1019,21 @@ export class RulesEngine {
       timestamp: Date.now(),
       accountId: this.options.accountId,
       traceId: 'test',
+      maxJsonDepth: this.maxJsonDepth,
     };
-    const parsed = parsePayload(sample.payload);
-    const result = loaded.sql.evaluate(ctx, parsed);
+    const parsed = parsePayload(sample.payload, this.maxJsonDepth);
+    // A payload too deep to evaluate is the caller's error (InvalidRequestException), as on the API.
+    if (parsed.error) throw parsed.error;
+    let result;
+    try {
+      result = loaded.sql.evaluate(ctx, parsed);
+    } catch (err) {
+      if (err instanceof ThingsteadError) throw err;
+      throw new ThingsteadError(
+        'InvalidRequest',
+        `The rule cannot be evaluated on this payload: ${String(err)}`,
+      );
+    }
     if (!result.matched) return { matched: false, actions: [] };
     const bytes = outputBytes(result.value);
     const input: ActionInput = { ctx, parsed, output: result.value, bytes };

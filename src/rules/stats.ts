@@ -9,7 +9,9 @@ export type DropReason =
   | 'permanent_failure'
   | 'evaluation_error'
   | 'republish_loop'
-  | 'shutdown';
+  | 'shutdown'
+  /** A bug caught by a last line of defence (a throw in a callback or timer), logged with its stack. */
+  | 'internal_error';
 
 /** Per-rule counters kept in memory for the API and CLI (Prometheus has the same under thingstead_rule_*). */
 export interface RuleStats {

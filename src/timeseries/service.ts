@@ -36,8 +36,11 @@ export interface Timeseries {
 /** @example const ts = await createTimeseries({ db, logger }); await ts.write([{ thing: 't1', metric: 'temp', ts: Date.now(), value: 21.5 }]); */
 export async function createTimeseries(options: TimeseriesOptions): Promise<Timeseries> {
   const store = await createTimeseriesStore(options.db);
-  const writer = new BatchWriter(store, options.writer);
   const log = options.logger;
+  const writer = new BatchWriter(store, {
+    ...options.writer,
+    onError: (err, what) => log.error({ err }, `time-series writer: ${what} failed unexpectedly`),
+  });
   if (options.metrics) registerMetrics(options.metrics, writer);
 
   let retentionTimer: NodeJS.Timeout | null = null;

@@ -9,6 +9,8 @@ export interface WriterOptions {
   readonly flushMs?: number;
   /** Points waiting to be written; beyond it `write` is refused (and counted), never queued without bound. */
   readonly maxPending?: number;
+  /** Told about a throw in a commit listener or the flush loop (counted in stats.internalErrors). */
+  readonly onError?: (err: unknown, what: string) => void;
 }
 
 interface Pending {
@@ -23,6 +25,8 @@ export interface WriterStats {
   refused: number;
   failed: number;
   pending: number;
+  /** Throws caught by the last line of defence (a commit listener, the flush loop): bugs, never fatal. */
+  internalErrors: number;
 }
 
 /**
@@ -36,10 +40,18 @@ export class BatchWriter {
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
   private readonly listeners = new Set<(points: readonly Point[]) => void>();
-  readonly stats: WriterStats = { written: 0, batches: 0, refused: 0, failed: 0, pending: 0 };
+  readonly stats: WriterStats = {
+    written: 0,
+    batches: 0,
+    refused: 0,
+    failed: 0,
+    pending: 0,
+    internalErrors: 0,
+  };
   private readonly maxBatch: number;
   private readonly flushMs: number;
   private readonly maxPending: number;
+  private readonly onError: WriterOptions['onError'];
   private closed = false;
 
   constructor(
@@ -49,6 +61,7 @@ export class BatchWriter {
     this.maxBatch = options.maxBatch ?? 2000;
     this.flushMs = options.flushMs ?? 20;
     this.maxPending = options.maxPending ?? 200_000;
+    this.onError = options.onError;
   }
 
   write(points: readonly Point[]): Promise<void> {
@@ -79,10 +92,12 @@ export class BatchWriter {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    this.flushing ??= this.drain().finally(() => {
-      this.flushing = null;
-      if (this.queue.length > 0) this.kick();
-    });
+    this.flushing ??= this.drain()
+      .catch((err: unknown) => this.internalError(err, 'flush loop'))
+      .finally(() => {
+        this.flushing = null;
+        if (this.queue.length > 0) this.kick();
+      });
   }
 
   private async drain(): Promise<void> {
@@ -102,12 +117,23 @@ export class BatchWriter {
         this.stats.written += points.length;
         this.stats.batches++;
         for (const p of batch) p.resolve();
-        for (const l of this.listeners) l(points);
+        for (const l of this.listeners) {
+          try {
+            l(points);
+          } catch (err) {
+            this.internalError(err, 'commit listener');
+          }
+        }
       } catch (err) {
         this.stats.failed += points.length;
         for (const p of batch) p.reject(err);
       }
     }
+  }
+
+  private internalError(err: unknown, what: string): void {
+    this.stats.internalErrors++;
+    this.onError?.(err, what);
   }
 
   /** Write everything queued so far. */

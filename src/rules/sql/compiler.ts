@@ -1,3 +1,4 @@
+import { DEFAULT_MAX_JSON_DEPTH, JsonLimitError, parseJsonBounded } from '../../json/index.js';
 import type { Expr, Query } from './ast.js';
 import { SqlParseError } from './errors.js';
 import { FUNCTIONS, UNSUPPORTED_FUNCTIONS, type FunctionEnv, type SqlContext } from './functions.js';
@@ -24,17 +25,24 @@ export interface ParsedPayload {
   readonly json: boolean;
   /** The JSON value (undefined when binary). */
   readonly value: SqlValue;
+  /**
+   * Set when the payload is JSON the rules must not evaluate (nested deeper than `limits.maxJsonDepth`):
+   * `evaluate` throws it, and the engine counts a rule error and calls the errorAction.
+   */
+  readonly error?: JsonLimitError;
 }
 
 /**
  * Parse a payload once per message, shared by every rule that matches it. Only a JSON object or array
- * counts as a document; a bare JSON scalar is also accepted as JSON.
+ * counts as a document; a bare JSON scalar is also accepted as JSON. The nesting depth is checked before
+ * parsing (iteratively), so no evaluation ever walks a value deeper than `maxDepth`.
  */
-export function parsePayload(payload: Buffer): ParsedPayload {
+export function parsePayload(payload: Buffer, maxDepth: number = DEFAULT_MAX_JSON_DEPTH): ParsedPayload {
   if (payload.length === 0) return { json: false, value: undefined };
   try {
-    return { json: true, value: JSON.parse(payload.toString('utf8')) as SqlValue };
-  } catch {
+    return { json: true, value: parseJsonBounded(payload, { maxDepth }, 'The payload') };
+  } catch (err) {
+    if (err instanceof JsonLimitError) return { json: false, value: undefined, error: err };
     return { json: false, value: undefined };
   }
 }
@@ -51,7 +59,8 @@ export interface CompiledSql {
   /** The FROM topic filter; null when FROM was omitted (Basic Ingest only). */
   readonly topicFilter: string | null;
   /**
-   * Evaluate WHERE then SELECT for one message. Pure and synchronous: no I/O, no await.
+   * Evaluate WHERE then SELECT for one message. Pure and synchronous: no I/O, no await. Throws the
+   * payload's JsonLimitError when it is too deep to evaluate.
    * @example const r = compiled.evaluate({ topic: 'a/b', payload, timestamp: Date.now() }, parsePayload(payload));
    */
   evaluate(ctx: SqlContext, parsed?: ParsedPayload): SqlResult;
@@ -75,7 +84,8 @@ export function compileSql(sql: string, version: string = DEFAULT_SQL_VERSION): 
     sql,
     version: v,
     topicFilter: query.topicFilter,
-    evaluate(ctx, parsed = parsePayload(ctx.payload)) {
+    evaluate(ctx, parsed = parsePayload(ctx.payload, ctx.maxJsonDepth)) {
+      if (parsed.error) throw parsed.error;
       const env: FunctionEnv = { ctx, version: v, keepWholeDecimal };
       const doc = parsed.json ? parsed.value : undefined;
       // [D] WHERE runs before SELECT and must be true for actions to run.

@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { assertJsonDepth, DEFAULT_MAX_JSON_DEPTH } from '../../json/index.js';
 import { formatJoda, parseJoda } from './time.js';
 import {
   isObject,
@@ -23,6 +24,8 @@ export interface SqlContext {
   readonly timestamp: number;
   readonly accountId?: string | undefined;
   readonly traceId?: string | undefined;
+  /** JSON nesting accepted when parsing payload text (`limits.maxJsonDepth`); default 64. */
+  readonly maxJsonDepth?: number | undefined;
 }
 
 export interface FunctionEnv {
@@ -373,10 +376,13 @@ export const FUNCTIONS: Record<string, FunctionSpec> = {
     max: 2,
     v2: true,
     // [D] returns an object when the decoded text is JSON, else the text.
-    impl: (_e, [a, scheme]) => {
+    // Decoded JSON nested past the limit is an evaluation error (JsonLimitError), like a deep payload.
+    impl: (env, [a, scheme]) => {
       if (typeof a !== 'string' || typeof scheme !== 'string' || scheme.toLowerCase() !== 'base64')
         return undefined;
       const text = Buffer.from(a, 'base64').toString('utf8');
+      const maxDepth = env.ctx.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH;
+      assertJsonDepth(text, maxDepth, 'The text given to decode()');
       try {
         const v = JSON.parse(text) as unknown;
         return isObject(v) || Array.isArray(v) ? v : text;

@@ -35,11 +35,76 @@ export function parseSql(sql: string, version: SqlVersion = DEFAULT_SQL_VERSION)
   const p = new Parser(tokenize(sql), version);
   const q = p.query(true);
   p.expectEof();
+  checkTreeDepth(q);
   return q;
+}
+
+/**
+ * Deepest expression nesting a statement may have, both while parsing (parentheses, NOT, unary minus,
+ * nested queries, function arguments: each is a recursion of this parser) and in the resulting tree
+ * (`a.b.c...` and `a + b + ...` chains, which the compiler and the evaluation walk recursively). AWS does not
+ * document a limit; 128 is far beyond hand-written rules and keeps every walk far from V8's stack limit.
+ */
+export const MAX_SQL_DEPTH = 128;
+
+const tooDeep = (pos: number) =>
+  new SqlParseError(`Expression nesting exceeds the maximum depth of ${MAX_SQL_DEPTH}`, pos);
+
+/** The tree's depth, walked iteratively; throws at the first node deeper than MAX_SQL_DEPTH. */
+function checkTreeDepth(root: Query): void {
+  const stack: Array<[Expr | Query, number]> = [[root, 0]];
+  const push = (depth: number, ...nodes: Array<Expr | Query | null | undefined>) => {
+    for (const n of nodes) if (n) stack.push([n, depth]);
+  };
+  while (stack.length > 0) {
+    const [node, d] = stack.pop()!;
+    const depth = d + 1;
+    if (depth > MAX_SQL_DEPTH) throw tooDeep(node.pos);
+    if (!('type' in node)) {
+      push(depth, node.value, node.from, node.where);
+      for (const item of node.items) if (item.kind === 'expr') push(depth, item.expr);
+      continue;
+    }
+    switch (node.type) {
+      case 'member':
+        push(depth, node.object);
+        break;
+      case 'index':
+        push(depth, node.object, node.index);
+        break;
+      case 'unary':
+      case 'cast':
+        push(depth, node.operand);
+        break;
+      case 'binary':
+        push(depth, node.left, node.right);
+        break;
+      case 'call':
+        push(depth, ...node.args);
+        break;
+      case 'case':
+        push(depth, node.subject, node.otherwise);
+        for (const w of node.whens) push(depth, w.when, w.then);
+        break;
+      case 'object':
+        for (const e of node.entries) push(depth, e.value);
+        break;
+      case 'array':
+        push(depth, ...node.items);
+        break;
+      case 'subquery':
+        push(depth, node.query);
+        break;
+      default:
+        break;
+    }
+  }
 }
 
 class Parser {
   private i = 0;
+  /** Current recursion depth of expr()/not()/unary(); bounded by MAX_SQL_DEPTH before recursing. */
+  private depth = 0;
   constructor(
     private readonly tokens: Token[],
     private readonly version: SqlVersion,
@@ -77,6 +142,15 @@ class Parser {
   private requireV2(feature: string, pos: number): void {
     if (this.version === '2015-10-08')
       throw new SqlParseError(`${feature} requires awsIotSqlVersion 2016-03-23`, pos);
+  }
+  /** Run one recursive step, refusing it (SqlParseException at `pos`) past MAX_SQL_DEPTH. */
+  private nested<T>(pos: number, step: () => T): T {
+    if (++this.depth > MAX_SQL_DEPTH) throw tooDeep(pos);
+    try {
+      return step();
+    } finally {
+      this.depth--;
+    }
   }
   expectEof(): void {
     if (this.tok.kind !== 'eof') this.fail('Expected end of statement');
@@ -151,7 +225,7 @@ class Parser {
   }
 
   expr(): Expr {
-    return this.or();
+    return this.nested(this.tok.pos, () => this.or());
   }
   private or(): Expr {
     let left = this.and();
@@ -172,7 +246,7 @@ class Parser {
   private not(): Expr {
     if (this.isKw('NOT')) {
       const t = this.next();
-      return { type: 'unary', pos: t.pos, op: 'NOT', operand: this.not() };
+      return { type: 'unary', pos: t.pos, op: 'NOT', operand: this.nested(t.pos, () => this.not()) };
     }
     return this.comparison();
   }
@@ -208,14 +282,14 @@ class Parser {
   private unary(): Expr {
     if (this.isOp('-')) {
       const t = this.next();
-      const operand = this.unary();
+      const operand = this.nested(t.pos, () => this.unary());
       if (operand.type === 'literal' && typeof operand.value === 'number')
         return { ...operand, pos: t.pos, value: -operand.value };
       return { type: 'unary', pos: t.pos, op: '-', operand };
     }
     if (this.isOp('+')) {
-      this.next();
-      return this.unary();
+      const t = this.next();
+      return this.nested(t.pos, () => this.unary());
     }
     return this.postfix();
   }
