@@ -232,6 +232,13 @@ export class Core {
    * that held them. Used by acknowledgements that promise durability. `done` runs on a later turn.
    */
   afterDurable(done: (failure: StoreFailure | null) => void): void {
+    const failing = this.storeFailure;
+    if (failing !== null) {
+      // Writes are failing and wait for the next retry (up to 5 s away): say so now rather than hold the
+      // client. The operations stay in the retried backlog, so they may still be written later.
+      setImmediate(done, failing);
+      return;
+    }
     this.durableWaiters.push(done);
     this.scheduleStoreFlush();
   }
