@@ -9,16 +9,28 @@
  * [MQTT-4.8.0-1] a malformed packet or protocol error closes the network connection (5.0: after a
  * DISCONNECT with reason 0x81/0x82 where allowed); the server itself keeps serving.
  *
+ * The second suite fuzzes MQTT 5 property blocks (see property-fuzz.ts) on wills, retained and queued
+ * PUBLISHes, SUBSCRIBE, UNSUBSCRIBE, acknowledgements, DISCONNECT and AUTH, while a live MQTT 5 subscriber
+ * and a persistent session on `pfuzz/#` must be served throughout, then restarts the platform on the same
+ * data directory (a poisoned store must not take it down) [MQTT-2.2.2.2, issue 8].
+ *
  * Reproduce a run: FUZZ_SEED=<seed printed on failure> npx vitest run test/conformance/fuzz.test.ts
+ * Longer runs: FUZZ_MS=60000 (each suite), or `npx tsx bench/fuzz.ts --minutes 3`.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect as netConnect } from 'node:net';
 import fc from 'fast-check';
 import mqtt from 'mqtt';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPlatform, waitFor, type TestPlatform } from '../helpers/platform.js';
+import { collect, connect as connectClient, end, prepare } from './helpers.js';
+import { playSession, propertySession } from './property-fuzz.js';
 
-const FUZZ_MS = Number(process.env.FUZZ_MS ?? 10_000);
+/** Per suite; the two suites together stay around 15 s by default. */
+const FUZZ_MS = Number(process.env.FUZZ_MS ?? 6_000);
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
 const PARALLEL = 16;
 
@@ -369,5 +381,136 @@ describe('fuzzing the broker with malformed and mutated packets', () => {
       }
     },
     FUZZ_MS + 40_000,
+  );
+});
+
+describe('fuzzing MQTT 5 property blocks on wills, retained and queued messages, then a restart', () => {
+  it(
+    `survives ${FUZZ_MS} ms of fuzzed property blocks (seed ${SEED}), serves subscribers throughout and after a restart`,
+    async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'thingstead-pfuzz-'));
+      const overrides = { limits: { connectTimeoutMs: 500 } };
+      let p = await startTestPlatform(overrides, { dataDir });
+      try {
+        // A live MQTT 5 subscriber of everything the fuzzer publishes (wills, retained, queued).
+        const live = await connectClient(p, { clientId: `pfuzz-live-${SEED}` });
+        let liveClosed = false;
+        live.on('close', () => (liveClosed = true));
+        const liveGot = collect(live);
+        await live.subscribeAsync('pfuzz/#', { qos: 1 });
+        // A persistent MQTT 5 session on the same filter, offline most of the time (its queue is stored).
+        const keeperOpts = {
+          clientId: `pfuzz-keeper-${SEED}`,
+          clean: false,
+          properties: { sessionExpiryInterval: 3600 },
+        };
+        const keeper = await connectClient(p, keeperOpts);
+        await keeper.subscribeAsync('pfuzz/#', { qos: 1 });
+        await keeper.endAsync();
+        const sender = await connectClient(p, { clientId: `pfuzz-sender-${SEED}` });
+
+        const port = p.endpoints.mqttPort!;
+        const deadline = Date.now() + FUZZ_MS;
+        let sessions = 0;
+        let batch = 0;
+        let sentinels = 0;
+        let keeperVisits = 0;
+        const fuzz = Promise.all(
+          Array.from({ length: PARALLEL }, async (_, lane) => {
+            while (Date.now() < deadline) {
+              const plans = fc.sample(propertySession, { numRuns: 20, seed: SEED + lane * 7_919 + batch++ });
+              for (const plan of plans) {
+                if (Date.now() >= deadline) break;
+                await playSession(plan, port);
+                sessions++;
+              }
+            }
+          }),
+        );
+        // Throughout: a sentinel with properties (the slow, property-carrying path) reaches the live
+        // subscriber within 3 s, and the persistent session comes back for its queue now and then.
+        const served = (async () => {
+          while (Date.now() < deadline) {
+            const n = ++sentinels;
+            await within(
+              sender.publishAsync(`pfuzz/sentinel/${n}`, `s${n}`, {
+                qos: 1,
+                properties: { contentType: 'text/plain', userProperties: { n: String(n) } },
+              }),
+              3000,
+              `PUBACK for sentinel ${n}`,
+            );
+            await waitFor(
+              () => liveGot.some((m) => m.payload === `s${n}`),
+              3000,
+              `sentinel ${n} at the live subscriber`,
+            );
+            if (n % 8 === 0) {
+              const back = prepare(p, keeperOpts);
+              const got = collect(back);
+              back.connect();
+              await waitFor(
+                () => got.some((m) => m.payload === `s${n}`),
+                5000,
+                `sentinel ${n} at the persistent session`,
+              );
+              await back.endAsync();
+              keeperVisits++;
+            }
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        })();
+        await Promise.all([fuzz, served]);
+        console.log(
+          `property fuzz: ${sessions} sessions, ${liveGot.length - sentinels} fuzzed messages delivered, ${sentinels} sentinels, ${keeperVisits} persistent-session visits in ${FUZZ_MS} ms (seed ${SEED})`,
+        );
+        expect(sessions).toBeGreaterThan(100);
+        expect(liveClosed).toBe(false);
+
+        // One more message for the (offline) persistent session, then restart on the same data.
+        await sender.publishAsync('pfuzz/sentinel/final', 'final', {
+          qos: 1,
+          properties: { contentType: 'x' },
+        });
+        await end(live, sender);
+        await p.stop();
+        p = await startTestPlatform(overrides, { dataDir });
+
+        // The stored queue (whatever the fuzzer got stored next to it) is delivered without harm.
+        const back = prepare(p, keeperOpts);
+        const backGot = collect(back);
+        let backClosed = false;
+        back.on('close', () => (backClosed = true));
+        back.connect();
+        await waitFor(
+          () => backGot.some((m) => m.payload === 'final'),
+          8000,
+          'the stored message after restart',
+        );
+        // Retained messages the fuzzer left behind are replayed to a new MQTT 5 subscriber without harm.
+        const fresh = await connectClient(p);
+        let freshClosed = false;
+        fresh.on('close', () => (freshClosed = true));
+        const freshGot = collect(fresh);
+        await fresh.subscribeAsync('pfuzz/#', { qos: 1 });
+        await fresh.publishAsync('pfuzz/after', 'after', {
+          qos: 1,
+          properties: { userProperties: { a: 'b' } },
+        });
+        await waitFor(() => freshGot.some((m) => m.payload === 'after'), 5000, 'a round trip after restart');
+        await waitFor(
+          () => backGot.some((m) => m.payload === 'after'),
+          5000,
+          'live delivery to the persistent session',
+        );
+        expect(backClosed).toBe(false);
+        expect(freshClosed).toBe(false);
+        await end(back, fresh);
+      } finally {
+        await p.stop();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    },
+    FUZZ_MS + 60_000,
   );
 });
