@@ -3,8 +3,14 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { ERRORS, type ErrorCode } from '../errors/index.js';
-import type { AuthHooks, AuthzSubject, Broker, ConnectionInfo } from '../mqtt/index.js';
+import { ERRORS, ThingsteadError, type ErrorCode } from '../errors/index.js';
+import {
+  authorizeClientPublish,
+  type AuthHooks,
+  type AuthzSubject,
+  type Broker,
+  type ConnectionInfo,
+} from '../mqtt/index.js';
 import { Counter, rateLimitedLog, type Logger, type Registry } from '../observability/index.js';
 import type { CertificateService } from './certificates-service.js';
 import type { ServerTls } from './pki.js';
@@ -138,16 +144,19 @@ export async function startDeviceHttps(options: {
           warn({ remote: socket.remoteAddress, reason: subject }, 'device HTTPS request refused');
           return fail(res, 'Unauthorized', subject, 'unauthenticated');
         }
-        const allowed =
-          hooks.authorizePublish(subject, topic) && (!retain || hooks.authorizeRetain(subject, topic));
-        if (!allowed) return fail(res, 'Forbidden', `not authorized to publish to ${topic}`, 'forbidden');
-        broker.publish(
-          { topic, payload: Buffer.concat(chunks), qos: qos, retain },
-          { clientId: subject.clientId, principal: subject.principal },
-        );
+        // The same checks as an MQTT PUBLISH (no broker event topics, iot:Publish, iot:RetainPublish).
+        if (!authorizeClientPublish(hooks, subject, topic, retain))
+          return fail(res, 'Forbidden', `not authorized to publish to ${topic}`, 'forbidden');
+        const message = { topic, payload: Buffer.concat(chunks), qos: qos as 0 | 1, retain };
+        const publisher = { clientId: subject.clientId, principal: subject.principal };
+        // QoS 1 and retained: answer 200 only once what the publish stored is written.
+        if (qos > 0 || retain) await broker.publishDurably(message, publisher);
+        else broker.publish(message, publisher);
         requests.inc({ outcome: 'ok' });
         send(res, 200, { message: 'OK', traceId: randomUUID() });
       })().catch((err: unknown) => {
+        // A refusal the platform names (store unavailable, retained quota) goes to the device as it is.
+        if (err instanceof ThingsteadError) return fail(res, err.code, err.message, 'error');
         log.error({ err }, 'device HTTPS handler failed');
         fail(res, 'InternalFailure', 'internal failure', 'error');
       });

@@ -102,6 +102,24 @@ export function createBroker(options: BrokerOptions): Broker {
       });
     },
 
+    publishDurably(message: Message, publisher: Publisher | null = null): Promise<void> {
+      const before = core.opsCount;
+      this.publish(message, publisher);
+      if (core.opsCount === before) return Promise.resolve();
+      return new Promise((resolve, reject) =>
+        core.afterDurable((failure) =>
+          failure === null
+            ? resolve()
+            : reject(
+                new ThingsteadError(
+                  'ServiceUnavailable',
+                  `the message could not be stored (${failure.code}); retry later`,
+                ),
+              ),
+        ),
+      );
+    },
+
     subscribeInternal(filter, handler) {
       if (checkTopicFilter(filter, { maxTopicBytes: 65535, maxTopicLevels: 1 << 30 }) !== null) {
         throw new ThingsteadError('InvalidRequest', `invalid topic filter: ${JSON.stringify(filter)}`);

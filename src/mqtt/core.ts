@@ -116,7 +116,13 @@ export class Core {
 
   private sweep(): void {
     const now = Date.now();
-    for (const c of this.connections) c.checkDeadlines(now);
+    for (const c of this.connections) {
+      try {
+        c.checkDeadlines(now);
+      } catch (err) {
+        this.onBackgroundError('sweep', err);
+      }
+    }
   }
 
   // ---- start / stop ----------------------------------------------------------------------------------
@@ -154,7 +160,7 @@ export class Core {
           this.persist({ op: 'dequeue', clientId: s.clientId, seq: q.seq });
         }
       }
-      s.expiryTimer = setTimeout(() => this.expireSession(s), remaining).unref();
+      s.expiryTimer = setTimeout(this.expireLater, remaining, s).unref();
     }
   }
 
@@ -236,7 +242,13 @@ export class Core {
     if (failing !== null) {
       // Writes are failing and wait for the next retry (up to 5 s away): say so now rather than hold the
       // client. The operations stay in the retried backlog, so they may still be written later.
-      setImmediate(done, failing);
+      setImmediate(() => {
+        try {
+          done(failing);
+        } catch (err) {
+          this.onBackgroundError('durability_callback', err);
+        }
+      });
       return;
     }
     this.durableWaiters.push(done);
@@ -277,7 +289,9 @@ export class Core {
     this.opsScheduled = false;
     // The batch is taken when the chain reaches it, not now: a failed earlier batch is put back in front
     // of it first, so operations always reach the store in the order they were made.
-    this.storeChain = this.storeChain.then(() => this.writeBatch());
+    this.storeChain = this.storeChain
+      .then(() => this.writeBatch())
+      .catch((err: unknown) => this.onBackgroundError('store_batch', err));
   }
 
   private async writeBatch(): Promise<void> {
@@ -329,7 +343,7 @@ export class Core {
       try {
         w(failure);
       } catch (err) {
-        this.warn({ err }, 'durability callback threw');
+        this.onBackgroundError('durability_callback', err);
       }
     }
   }
@@ -348,7 +362,14 @@ export class Core {
     this.flushScheduled = false;
     const list = this.dirty;
     this.dirty = [];
-    for (const c of list) c.flush();
+    for (const c of list) {
+      try {
+        c.flush();
+      } catch (err) {
+        this.onBackgroundError('flush', err);
+        c.close('server_initiated');
+      }
+    }
   }
 
   // ---- routing ---------------------------------------------------------------------------------------
@@ -729,9 +750,17 @@ export class Core {
     });
     this.metrics.sessionsPersisted.inc();
     this.persistUndelivered(s);
-    if (!this.closing)
-      s.expiryTimer = setTimeout(() => this.expireSession(s), s.expiryInterval * 1000).unref();
+    if (!this.closing) s.expiryTimer = setTimeout(this.expireLater, s.expiryInterval * 1000, s).unref();
   }
+
+  /** Timer callback for session expiry (one function for every session: no closure per timer). */
+  private readonly expireLater = (s: Session) => {
+    try {
+      this.expireSession(s);
+    } catch (err) {
+      this.onBackgroundError('session_expiry', err);
+    }
+  };
 
   /** Session Expiry Interval elapsed while offline [MQTT-4.1.0-2]. */
   private expireSession(s: Session): void {
@@ -780,6 +809,16 @@ export class Core {
   onHandlerError(conn: Connection, err: unknown): void {
     this.log.error({ err, clientId: conn.clientId }, 'mqtt handler error; closing connection');
     conn.close('server_initiated', 0x83, 'implementation specific error');
+  }
+
+  /**
+   * The last line of defence for the broker's own background work (will timers, session expiry, store
+   * batches): a failure is logged and counted (`thingstead_mqtt_background_errors_total{task}`), and the
+   * process goes on.
+   */
+  onBackgroundError(task: string, err: unknown): void {
+    this.metrics.backgroundErrors.inc({ task });
+    this.log.error({ err, task }, 'mqtt background task failed');
   }
 
   logProtocolError(conn: Connection, code: number, reason: string): void {

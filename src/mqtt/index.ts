@@ -31,3 +31,4 @@ export {
 export { createBroker, createMqttStore } from './broker.js';
 export type { MqttStore, StoreOp, StoredSession, StoredRetained } from './store.js';
 export { topicMatches, checkTopicName, checkTopicFilter } from './topics.js';
+export { authorizeClientPublish } from './authorize.js';

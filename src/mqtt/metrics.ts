@@ -101,6 +101,8 @@ export interface BrokerMetrics {
   readonly storeDegraded: Gauge;
   /** Store operations that were messages dropped when loading because they no longer decode. */
   readonly storeUndecodable: Counter<'kind'>;
+  /** Failures caught in the broker's background work (timers), by task. */
+  readonly backgroundErrors: Counter<'task'>;
   readonly latency: Histogram;
   readonly protocolErrors: Counter<'reason'>;
 }
@@ -212,6 +214,12 @@ export function createBrokerMetrics(registry: Registry, sample: () => GaugeSampl
     storeDegraded: new Gauge({
       name: 'thingstead_mqtt_store_degraded',
       help: '1 while MQTT store writes are failing and being retried (acknowledgements that need them wait or are refused).',
+      registers: r,
+    }),
+    backgroundErrors: new Counter({
+      name: 'thingstead_mqtt_background_errors_total',
+      help: 'Failures caught in the broker background work (will timers, session expiry, sweeps), by task.',
+      labelNames: ['task'],
       registers: r,
     }),
     storeUndecodable: new Counter({

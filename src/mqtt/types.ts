@@ -70,6 +70,12 @@ export interface Broker {
    * Receive every message matching `filter` (MQTT wildcard semantics), for reserved-topic services and the
    * rules engine. Handlers run synchronously on the routing path and must not block; returns an unsubscribe.
    */
+  /**
+   * `publish`, then resolve once every store write it caused (retained, queued for offline sessions) is
+   * committed; reject with ServiceUnavailable when that write fails. For publishes that promise
+   * durability to someone (a device's QoS 1 over HTTPS).
+   */
+  publishDurably(message: Message, publisher?: Publisher | null): Promise<void>;
   subscribeInternal(filter: string, handler: InternalHandler): () => void;
   /** Re-run authorizeConnection for every live connection (after a policy or certificate change). */
   reauthorize(): void;

@@ -24,6 +24,11 @@ export function scheduleWill(core: Core, s: Session, will: WillSpec, conn: Conne
       core.metrics.dropped.not_authorized_publish.inc();
       return;
     }
+    // A retained will counts against the same retained quotas as a retained PUBLISH.
+    if (will.retain && core.retained.admit(conn.clientId, will.topic, will.payload.length) !== null) {
+      core.metrics.dropped.retained_quota.inc();
+      return;
+    }
     const expiry = will.properties?.messageExpiryInterval;
     core.route({
       topic: will.topic,
@@ -37,10 +42,18 @@ export function scheduleWill(core: Core, s: Session, will: WillSpec, conn: Conne
       ingress: performance.now(),
     });
   };
-  if (delay <= 0 || core.closing) return fire();
+  // Runs from a timer or while another session ends: a failure is logged and counted, never fatal.
+  const guarded = () => {
+    try {
+      fire();
+    } catch (err) {
+      core.onBackgroundError('will', err);
+    }
+  };
+  if (delay <= 0 || core.closing) return guarded();
   s.pendingWill = will;
-  s.willFire = fire;
-  s.willTimer = setTimeout(fire, delay * 1000);
+  s.willFire = guarded;
+  s.willTimer = setTimeout(guarded, delay * 1000);
 }
 
 /** Cancel a pending delayed will because the client reconnected in time [MQTT-3.1.3-9]. */
