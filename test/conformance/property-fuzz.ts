@@ -207,6 +207,8 @@ const afterConnect: fc.Arbitrary<Buffer> = fc.oneof(
 export interface FuzzSession {
   readonly bytes: Buffer;
   readonly chunk: number;
+  /** Packets in `bytes` (the CONNECT included). */
+  readonly packets: number;
 }
 
 /** A v5 connection: CONNECT, then up to 8 packets with fuzzed property blocks, written in random chunks. */
@@ -216,7 +218,11 @@ export const propertySession: fc.Arbitrary<FuzzSession> = fc
     rest: fc.array(afterConnect, { maxLength: 8 }),
     chunk: fc.integer({ min: 1, max: 256 }),
   })
-  .map(({ connect, rest, chunk }) => ({ bytes: Buffer.concat([connect, ...rest]), chunk }));
+  .map(({ connect, rest, chunk }) => ({
+    bytes: Buffer.concat([connect, ...rest]),
+    chunk,
+    packets: 1 + rest.length,
+  }));
 
 /** Write one session on a fresh connection; resolve when the broker closes it or after `lingerMs`. */
 export function playSession(s: FuzzSession, port: number, lingerMs = 150): Promise<void> {
