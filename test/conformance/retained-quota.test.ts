@@ -7,7 +7,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { IPubackPacket, MqttClient, Packet } from 'mqtt';
+import type { MqttClient } from 'mqtt';
+import type { IPubackPacket, Packet } from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPlatform, type TestPlatform } from '../helpers/platform.js';
 import { RC } from '../../src/mqtt/reason-codes.js';
