@@ -58,4 +58,57 @@ describe('config: defaults < file < environment < flags', () => {
     writeFileSync(file, JSON.stringify({ htpp: { port: 1 } }));
     expect(() => loadConfig({ file, env: {} })).toThrow(/htpp/);
   });
+
+  // Issue 9: the README offers `off` for the listener ports.
+  it('accepts `off` for every listener port the README says can be off (env, flags, file)', () => {
+    const c = loadConfig({
+      env: {
+        THINGSTEAD_MQTT_TLS_PORT: 'off',
+        THINGSTEAD_MQTT_PORT: 'OFF',
+        THINGSTEAD_DEVICE_HTTPS_PORT: 'off',
+      },
+    });
+    expect(c.mqtt.tlsPort).toBeNull();
+    expect(c.mqtt.port).toBeNull();
+    expect(c.deviceHttps.port).toBeNull();
+    expect(loadConfig({ env: {}, overrides: { mqtt: { tlsPort: 'off' } } }).mqtt.tlsPort).toBeNull();
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const file = join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({ mqtt: { tlsPort: 'off', port: null } }));
+    expect(loadConfig({ file, env: {} }).mqtt.tlsPort).toBeNull();
+    // anything else that is not a port is still an error
+    expect(() => loadConfig({ env: { THINGSTEAD_MQTT_TLS_PORT: 'of' } })).toThrow(/mqtt\.tlsPort/);
+  });
+
+  // Issue 9: unknown nested keys were stripped silently.
+  it('rejects unknown nested keys, naming each key path, together with every other error', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const file = join(dir, 'config.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        mqtt: { prot: 1883 },
+        limits: { maxInflight: 0, maxPayload: 1 },
+        rules: { outbox: { maxRow: 1 } },
+      }),
+    );
+    let error: unknown;
+    try {
+      loadConfig({ file, env: { THINGSTEAD_NOPE: '1' } });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems;
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^mqtt\.prot: unknown setting \(known here: port, host, tlsPort/),
+        expect.stringMatching(/^limits\.maxPayload: unknown setting/),
+        expect.stringMatching(/^rules\.outbox\.maxRow: unknown setting/),
+        expect.stringMatching(/^limits\.maxInflight \(THINGSTEAD_MAX_INFLIGHT\): /),
+        expect.stringMatching(/^THINGSTEAD_NOPE: unknown setting/),
+      ]),
+    );
+    expect(problems).toHaveLength(5);
+  });
 });

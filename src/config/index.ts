@@ -126,11 +126,40 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
 }
 
 function formatZod(error: ZodError): string[] {
-  return error.issues.map((issue) => {
+  return error.issues.flatMap((issue) => {
     const path = issue.path.join('.');
+    // An unknown key anywhere in the file (`mqtt.prot`) is named by its own path, one line each.
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => {
+        const full = path ? `${path}.${key}` : key;
+        const known = knownKeys(issue.path);
+        return `${full}: unknown setting${known.length ? ` (known here: ${known.join(', ')})` : ''}`;
+      });
+    }
     const env = Object.entries(ENVIRONMENT).find(([, p]) => p === path)?.[0];
-    return `${path || '(root)'}${env ? ` (${env})` : ''}: ${issue.message}`;
+    return [`${path || '(root)'}${env ? ` (${env})` : ''}: ${issue.message}`];
   });
+}
+
+/** The keys the schema knows at an object path (for "unknown setting" messages). */
+function knownKeys(path: readonly PropertyKey[]): string[] {
+  let node: unknown = configSchema;
+  for (const key of path) {
+    node = unwrap(node);
+    if (typeof key === 'number') node = (node as { element?: unknown }).element;
+    else node = (node as { shape?: Record<string, unknown> }).shape?.[String(key)];
+  }
+  const shape = (unwrap(node) as { shape?: Record<string, unknown> } | undefined)?.shape;
+  return shape ? Object.keys(shape) : [];
+}
+
+function unwrap(node: unknown): unknown {
+  // defaults, prefaults and nullables wrap the object schema; `unwrap()` peels one layer.
+  let n = node as { unwrap?: () => unknown } | undefined;
+  for (let i = 0; i < 5 && n && typeof n.unwrap === 'function' && !('shape' in n); i++) {
+    n = n.unwrap() as typeof n;
+  }
+  return n;
 }
 
 function deepFreeze<T>(value: T): T {

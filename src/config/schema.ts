@@ -2,8 +2,16 @@ import { z } from 'zod';
 
 /** Port number; 0 means "pick a free port" (the chosen port is printed and written to endpoints.json). */
 const port = z.coerce.number().int().min(0).max(65535);
-/** Optional port: absent or null means the listener is off. */
-const optionalPort = port.nullable().default(null);
+/**
+ * A listener's port, or `off` (also null) to disable it: `THINGSTEAD_MQTT_TLS_PORT=off`,
+ * `--mqtt-tls-port off`, `{"mqtt": {"tlsPort": "off"}}` or `null` in the config file.
+ */
+const switchablePort = z.preprocess(
+  (v) => (typeof v === 'string' && v.trim().toLowerCase() === 'off' ? null : v),
+  port.nullable(),
+);
+/** Optional port: absent, null or `off` means the listener is off. */
+const optionalPort = switchablePort.default(null);
 const bool = z.preprocess((v) => {
   if (typeof v !== 'string') return v;
   const s = v.trim().toLowerCase();
@@ -34,6 +42,7 @@ export const configSchema = z
         host: z.string().default('127.0.0.1'),
         port: port.default(8080),
       })
+      .strict()
       .prefault({}),
     mqtt: z
       .object({
@@ -41,11 +50,12 @@ export const configSchema = z
         port: optionalPort,
         host: z.string().default('127.0.0.1'),
         /** MQTT over mutual TLS. */
-        tlsPort: port.nullable().default(8883),
+        tlsPort: switchablePort.default(8883),
         tlsHost: z.string().default('0.0.0.0'),
         /** Dev only: loopback clients may connect without credentials. */
         allowAnonymous: bool.default(false),
       })
+      .strict()
       .prefault({}),
     /** HTTPS for devices (POST /topics/{topic} with a client certificate, reference §8.0). Off unless a port is set. */
     deviceHttps: z
@@ -53,6 +63,7 @@ export const configSchema = z
         port: optionalPort,
         host: z.string().default('0.0.0.0'),
       })
+      .strict()
       .prefault({}),
     tls: z
       .object({
@@ -61,6 +72,7 @@ export const configSchema = z
         keyFile: z.string().nullable().default(null),
         caFile: z.string().nullable().default(null),
       })
+      .strict()
       .prefault({}),
     limits: z
       .object({
@@ -126,6 +138,7 @@ export const configSchema = z
           .min(1024)
           .default(4 * 1024 * 1024),
       })
+      .strict()
       .prefault({}),
     /** Rules engine (src/rules): evaluation queue, outbox retries, default sink connections, stream sources. */
     rules: z
@@ -149,6 +162,7 @@ export const configSchema = z
             maxBackoffMs: z.coerce.number().int().min(1).default(30_000),
             pollMs: z.coerce.number().int().min(5).default(100),
           })
+          .strict()
           .prefault({}),
         /**
          * Kafka topics or JetStream subjects whose records enter as MQTT messages (then rules, store, subscribers).
@@ -184,6 +198,7 @@ export const configSchema = z
           )
           .default([]),
       })
+      .strict()
       .prefault({}),
     /** Built-in time-series store (src/timeseries). */
     timeseries: z
@@ -202,6 +217,7 @@ export const configSchema = z
         flushMs: z.coerce.number().int().min(1).default(20),
         maxPending: z.coerce.number().int().min(1).default(200_000),
       })
+      .strict()
       .prefault({}),
   })
   .strict();
