@@ -93,6 +93,19 @@ async function contract(store: MqttStore): Promise<void> {
   expect(retained[0]).toMatchObject({ topic: 'a/b', qos: 1, retain: true, modifiedAt: 123 });
   expect(retained[0]!.payload.equals(message.payload)).toBe(true);
 
+  // The owner of a retained message (the per-client retained quota) is stored, replaced and read back.
+  await store.apply([
+    { op: 'retain', message: { ...message, topic: 'o/1', retain: true, modifiedAt: 125, owner: 'dev-1' } },
+    { op: 'retain', message: { ...message, topic: 'o/2', retain: true, modifiedAt: 126, owner: 'dev-1' } },
+    { op: 'retain', message: { ...message, topic: 'o/2', retain: true, modifiedAt: 127, owner: 'dev-2' } },
+  ]);
+  const owners = Object.fromEntries((await store.loadRetained()).map((r) => [r.topic, r.owner]));
+  expect(owners).toEqual({ 'a/b': null, 'o/1': 'dev-1', 'o/2': 'dev-2' });
+  await store.apply([
+    { op: 'unretain', topic: 'o/1' },
+    { op: 'unretain', topic: 'o/2' },
+  ]);
+
   // init() again is idempotent (migrations applied once).
   await store.init();
   expect((await store.loadRetained()).length).toBe(1);
