@@ -12,6 +12,7 @@ import { Session } from '../session.js';
 import { safe } from '../core.js';
 import { cancelWill } from '../will.js';
 import { checkTopicName } from '../topics.js';
+import { RC } from '../reason-codes.js';
 
 /** Client-to-server Topic Alias Maximum we accept [MQTT-3.2.2-17]. */
 export const TOPIC_ALIAS_MAX = 64;
@@ -21,14 +22,14 @@ const OUTBOUND_ALIAS_CAP = 64;
 /** MQTT 5 CONNACK reason codes as MQTT 3.1.1 return codes [MQTT-3.2.2-?, table 3.1]. */
 function v3ReturnCode(reasonCode: number): number {
   switch (reasonCode) {
-    case 0x84:
+    case RC.UNSUPPORTED_PROTOCOL_VERSION:
       return 1;
-    case 0x85:
+    case RC.CLIENT_IDENTIFIER_NOT_VALID:
       return 2;
-    case 0x88:
-    case 0x89:
+    case RC.SERVER_UNAVAILABLE:
+    case RC.SERVER_BUSY:
       return 3;
-    case 0x86:
+    case RC.BAD_USER_NAME_OR_PASSWORD:
       return 4;
     default:
       return 5;
@@ -59,7 +60,7 @@ const isPromise = <T>(v: T | Promise<T>): v is Promise<T> => typeof (v as Promis
 
 export function handleConnect(conn: Connection, p: IConnectPacket): void {
   // [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
-  if (conn.state !== 'new') return conn.protocolError(0x82, 'second CONNECT');
+  if (conn.state !== 'new') return conn.protocolError(RC.PROTOCOL_ERROR, 'second CONNECT');
   const core = conn.core;
   const v = p.protocolVersion ?? 4;
   conn.setProtocolVersion(v);
@@ -68,7 +69,12 @@ export function handleConnect(conn: Connection, p: IConnectPacket): void {
   if (v5) conn.problemInfo = props.requestProblemInformation !== false;
   if (v5 && (props.receiveMaximum === 0 || props.maximumPacketSize === 0)) {
     // [MQTT-3.1.2-?] Receive Maximum / Maximum Packet Size of 0 is a protocol error.
-    return refuse(conn, 0x82, 'receive maximum and maximum packet size must be > 0', 'protocol_error');
+    return refuse(
+      conn,
+      RC.PROTOCOL_ERROR,
+      'receive maximum and maximum packet size must be > 0',
+      'protocol_error',
+    );
   }
 
   let clientId = p.clientId ?? '';
@@ -77,7 +83,12 @@ export function handleConnect(conn: Connection, p: IConnectPacket): void {
     // [MQTT-3.1.3-7/8] 3.1.1: an empty client id needs clean session; v5: the server assigns one
     // and returns it as Assigned Client Identifier [MQTT-3.2.2-16].
     if (!v5 && !p.clean)
-      return refuse(conn, 0x85, 'an empty client id needs clean session', 'protocol_error');
+      return refuse(
+        conn,
+        RC.CLIENT_IDENTIFIER_NOT_VALID,
+        'an empty client id needs clean session',
+        'protocol_error',
+      );
     clientId = `ts-${randomUUID()}`;
     if (v5) assigned = clientId;
   }
@@ -88,11 +99,11 @@ export function handleConnect(conn: Connection, p: IConnectPacket): void {
     const w = p.will;
     const payload = typeof w.payload === 'string' ? Buffer.from(w.payload) : w.payload;
     if (checkTopicName(w.topic, core.topicLimits) !== null) {
-      return refuse(conn, 0x90, 'invalid will topic', 'protocol_error');
+      return refuse(conn, RC.TOPIC_NAME_INVALID, 'invalid will topic', 'protocol_error');
     }
     if (w.properties?.payloadFormatIndicator && !isUtf8(payload)) {
       // [MQTT-3.1.3-11] will payload declared UTF-8 must be UTF-8.
-      return refuse(conn, 0x99, 'will payload is not valid UTF-8', 'protocol_error');
+      return refuse(conn, RC.PAYLOAD_FORMAT_INVALID, 'will payload is not valid UTF-8', 'protocol_error');
     }
     const { willDelayInterval, ...properties } = w.properties ?? {};
     conn.will = {
@@ -119,7 +130,11 @@ export function handleConnect(conn: Connection, p: IConnectPacket): void {
     const ea = core.hooks.enhancedAuth;
     if (!ea || !safe(() => ea.supports(props.authenticationMethod!))) {
       // [MQTT-4.12.0-?] no supported method: 0x8C Bad authentication method.
-      return refuse(conn, 0x8c, `authentication method ${props.authenticationMethod} is not supported`);
+      return refuse(
+        conn,
+        RC.BAD_AUTHENTICATION_METHOD,
+        `authentication method ${props.authenticationMethod} is not supported`,
+      );
     }
     conn.authMethod = props.authenticationMethod;
     return authStep(conn, request, props.authenticationData, assigned);
@@ -130,7 +145,7 @@ export function handleConnect(conn: Connection, p: IConnectPacket): void {
     result = core.hooks.authenticate(request);
   } catch (err) {
     core.log.warn({ err }, 'authenticate hook threw');
-    return refuse(conn, 0x80, 'authentication failed');
+    return refuse(conn, RC.UNSPECIFIED_ERROR, 'authentication failed');
   }
   if (isPromise(result)) {
     conn.pause();
@@ -138,7 +153,7 @@ export function handleConnect(conn: Connection, p: IConnectPacket): void {
       (d) => finishConnect(conn, d, assigned, undefined, true),
       (err: unknown) => {
         core.log.warn({ err }, 'authenticate hook failed');
-        if (conn.state !== 'closed') refuse(conn, 0x80, 'authentication failed');
+        if (conn.state !== 'closed') refuse(conn, RC.UNSPECIFIED_ERROR, 'authentication failed');
       },
     );
   } else finishConnect(conn, result, assigned, undefined, false);
@@ -156,7 +171,7 @@ function authStep(
   try {
     r = ea.step({ ...request, method, data, step: conn.authStep++ });
   } catch {
-    return refuse(conn, 0x80, 'authentication failed');
+    return refuse(conn, RC.UNSPECIFIED_ERROR, 'authentication failed');
   }
   const next = (res: EnhancedAuthResult, async: boolean) => {
     if (conn.state === 'closed') return;
@@ -164,7 +179,7 @@ function authStep(
       conn.state = 'authwait';
       const auth: IAuthPacket = {
         cmd: 'auth',
-        reasonCode: 0x18,
+        reasonCode: RC.CONTINUE_AUTHENTICATION,
         properties: { authenticationMethod: method },
       };
       if (res.data) auth.properties!.authenticationData = res.data;
@@ -182,7 +197,7 @@ function authStep(
     conn.pause();
     r.then(
       (res) => next(res, true),
-      () => conn.state !== 'closed' && refuse(conn, 0x80, 'authentication failed'),
+      () => conn.state !== 'closed' && refuse(conn, RC.UNSPECIFIED_ERROR, 'authentication failed'),
     );
   } else next(r, false);
 }
@@ -190,8 +205,11 @@ function authStep(
 /** A client AUTH packet during the CONNECT exchange [MQTT-4.12.0-2..7]. */
 export function handleAuth(conn: Connection, p: IAuthPacket): void {
   if (conn.state === 'authwait') {
-    if (p.reasonCode !== 0x18 || p.properties?.authenticationMethod !== conn.authMethod) {
-      return refuse(conn, 0x82, 'unexpected AUTH packet', 'protocol_error');
+    if (
+      p.reasonCode !== RC.CONTINUE_AUTHENTICATION ||
+      p.properties?.authenticationMethod !== conn.authMethod
+    ) {
+      return refuse(conn, RC.PROTOCOL_ERROR, 'unexpected AUTH packet', 'protocol_error');
     }
     conn.state = 'authenticating';
     const c = conn.pendingConnect!;
@@ -205,7 +223,7 @@ export function handleAuth(conn: Connection, p: IAuthPacket): void {
     return authStep(conn, request, p.properties?.authenticationData, conn.assignedClientId);
   }
   // Re-authentication (AUTH 0x19 after CONNACK) is not offered: protocol error [MQTT-4.12.1-1].
-  conn.protocolError(0x82, 'AUTH is only accepted during enhanced authentication');
+  conn.protocolError(RC.PROTOCOL_ERROR, 'AUTH is only accepted during enhanced authentication');
 }
 
 function finishConnect(
@@ -223,7 +241,7 @@ function finishConnect(
   if (!decision.ok) return refuse(conn, decision.reasonCode, decision.reason);
   const subject = { clientId: conn.clientId, principal: decision.principal, info: conn.info };
   if (!safe(() => core.hooks.authorizeConnection(subject))) {
-    return refuse(conn, 0x87, 'not authorized to connect with this client id', 'not_authorized');
+    return refuse(conn, RC.NOT_AUTHORIZED, 'not authorized to connect with this client id', 'not_authorized');
   }
   const v5 = conn.version === 5;
   const props = p.properties ?? {};
@@ -231,7 +249,7 @@ function finishConnect(
 
   // [MQTT-3.1.4-3] session takeover: the existing connection is closed (v5 DISCONNECT 0x8E).
   const existing = core.sessions.get(clientId);
-  if (existing?.conn) existing.conn.close('duplicate_clientid', 0x8e, 'session taken over');
+  if (existing?.conn) existing.conn.close('duplicate_clientid', RC.SESSION_TAKEN_OVER, 'session taken over');
 
   const cleanStart = p.clean !== false;
   const requested = v5 ? (props.sessionExpiryInterval ?? 0) : cleanStart ? 0 : limits.sessionExpiryMax;
