@@ -322,6 +322,14 @@ export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
       const { info } = req;
       if (info.clientCertificate)
         return authenticateCertificate(info.clientCertificate, req.clientId, info.remoteAddress);
+      // The TLS port is mutual TLS only, as AWS's 8883 (reference §8.0), even in anonymous dev mode:
+      // dev mode opens the plain and WebSocket listeners to loopback clients, never the certificate port.
+      if (info.transport === 'tls') {
+        return refuse('no_credentials', 'no client certificate: present a registered, ACTIVE certificate', {
+          remote: info.remoteAddress,
+          transport: info.transport,
+        });
+      }
       const url = info.upgradeRequest?.url;
       if (url && /[?&]X-Amz-Signature=/i.test(url)) {
         const q = url.indexOf('?');
@@ -378,13 +386,10 @@ export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
         resolvedBy.set(principal, { principal, targets: [ANONYMOUS_TARGET], things: [] });
         return { ok: true, principal };
       }
-      return refuse(
-        'no_credentials',
-        info.transport === 'tls'
-          ? 'no client certificate: present a registered, ACTIVE certificate'
-          : 'not authorized: present a client certificate or credentials',
-        { remote: info.remoteAddress, transport: info.transport },
-      );
+      return refuse('no_credentials', 'not authorized: present a client certificate or credentials', {
+        remote: info.remoteAddress,
+        transport: info.transport,
+      });
     },
     authorizeConnection: (s) => check(s, 0, 'iot:Connect', clientPrefix, s.clientId),
     // Per-message checks: a fast path for the topic allowed last time (a fan-out delivers one topic

@@ -33,6 +33,8 @@ type Transport = 'tcp' | 'tls';
 let platform: TestPlatform;
 let tmp: string;
 let caFile: string;
+let certFile: string;
+let keyFile: string;
 const children = new Set<ChildProcess>();
 
 /** Connection arguments for a mosquitto client: host, port, protocol version, TLS with the platform CA. */
@@ -41,7 +43,8 @@ function connArgs(transport: Transport, version: Version, clientId: string): str
   const args = ['-V', version, '-i', clientId, '-h', '127.0.0.1'];
   if (transport === 'tcp') args.push('-p', String(e.mqttPort));
   // The server certificate names 127.0.0.1 (SAN), so hostname verification stays on.
-  else args.push('-p', String(e.mqttsPort), '--cafile', caFile);
+  // The TLS port is mutual TLS only, also in anonymous dev mode: TLS clients present a certificate.
+  else args.push('-p', String(e.mqttsPort), '--cafile', caFile, '--cert', certFile, '--key', keyFile);
   return args;
 }
 
@@ -133,6 +136,26 @@ beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'thingstead-mosq-'));
   caFile = join(tmp, 'ca.pem');
   writeFileSync(caFile, platform.tls.caPem);
+  // A device certificate allowed everything, for the TLS clients (the TLS port always asks for one).
+  const c = await platform.security.certificates.createKeysAndCertificate({
+    setAsActive: true,
+    keyType: 'ec-p256',
+  });
+  await platform.security.policies.createPolicy(
+    'mosquitto-clients-all',
+    JSON.stringify({
+      Version: '2012-10-17',
+      Statement: [{ Effect: 'Allow', Action: 'iot:*', Resource: '*' }],
+    }),
+  );
+  await platform.security.policies.attachPolicy(
+    'mosquitto-clients-all',
+    platform.security.certificates.certificateArn(c.certificateId),
+  );
+  certFile = join(tmp, 'device.cert.pem');
+  keyFile = join(tmp, 'device.private.key');
+  writeFileSync(certFile, c.certificatePem);
+  writeFileSync(keyFile, c.privateKeyPem, { mode: 0o600 });
 });
 
 afterAll(async () => {
