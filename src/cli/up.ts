@@ -1,6 +1,9 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError, loadConfig, type ConfigInput } from '../config/index.js';
 import { createPlatform, type Platform } from '../platform/index.js';
+import { acquireDataDirLock, type LockHolder } from './lock.js';
 
 interface UpFlags {
   config?: string;
@@ -24,7 +27,8 @@ function overridesFrom(flags: UpFlags): ConfigInput {
   if (flags.httpHost) o.http.host = flags.httpHost;
   if (flags.mqttPort) o.mqtt.port = flags.mqttPort;
   if (flags.mqttHost) o.mqtt.host = flags.mqttHost;
-  if (flags.mqttTlsPort) o.mqtt.tlsPort = flags.mqttTlsPort === 'off' ? null : flags.mqttTlsPort;
+  // `off` (any case) is understood by the schema for every listener port.
+  if (flags.mqttTlsPort) o.mqtt.tlsPort = flags.mqttTlsPort;
   if (flags.allowAnonymous) o.mqtt.allowAnonymous = true;
   return o as ConfigInput;
 }
@@ -34,7 +38,9 @@ export function banner(platform: Platform): string {
   const e = platform.endpoints;
   const lines = [
     'Thingstead is up.',
-    `  API and console   ${e.http}`,
+    // Only what exists: the AWS-compatible API is served here; there is no web console yet.
+    `  API (AWS IoT)     ${e.http}`,
+    // The TLS port requires a client certificate, also in anonymous dev mode (src/identity/auth-hooks.ts).
     `  MQTT over TLS     ${e.mqtts ?? 'off'}${e.mqtts ? '   (mutual TLS: client certificate required)' : ''}`,
     `  MQTT over WS      ${e.ws}`,
     `  MQTT (plain)      ${e.mqtt ?? 'off (set THINGSTEAD_MQTT_PORT to enable)'}`,
@@ -49,16 +55,17 @@ export function banner(platform: Platform): string {
       '',
       'Use the AWS CLI or any AWS SDK against it:',
       `  AWS_SHARED_CREDENTIALS_FILE=${e.credentialsFile} aws iot list-things --endpoint-url ${e.http}`,
-      `  thingstead things list        (reads ${e.dataDir}/endpoints.json and credentials)`,
+      `  npx thingstead things list        (reads ${e.dataDir}/endpoints.json and credentials)`,
       '',
       'First device (thing, certificate, least-privilege policy, files and a mosquitto_pub line):',
-      '  thingstead onboard my-device --out ./my-device',
+      '  npx thingstead onboard my-device --out ./my-device',
     );
   }
   if (platform.config.mqtt.allowAnonymous) {
     lines.push(
       '',
-      '  WARNING: THINGSTEAD_ALLOW_ANONYMOUS is on: loopback clients connect without credentials (dev only).',
+      '  WARNING: THINGSTEAD_ALLOW_ANONYMOUS is on: loopback clients connect without credentials (dev only)',
+      '           on plain MQTT and WebSocket; the TLS port still requires a client certificate.',
       platform.security.auth.anonymousAllowsAll()
         ? '  WARNING: no policy is attached to "anonymous", so anonymous clients may publish and subscribe to EVERYTHING.'
         : '  Anonymous clients are limited by the policies attached to "anonymous".',
@@ -75,21 +82,46 @@ export function banner(platform: Platform): string {
   return lines.join('\n');
 }
 
+/** What to say when another `thingstead up` holds the data directory: who, where, and what to do. */
+function alreadyRunning(dataDir: string, holder: LockHolder, lockFile: string): string {
+  let endpoints: { http?: string; mqtts?: string | null; mqtt?: string | null } = {};
+  const file = join(dataDir, 'endpoints.json');
+  try {
+    if (existsSync(file)) endpoints = JSON.parse(readFileSync(file, 'utf8')) as typeof endpoints;
+  } catch {
+    // endpoints.json being rewritten: say what we know
+  }
+  const where = [
+    endpoints.http && `API ${endpoints.http}`,
+    endpoints.mqtts && `MQTT over TLS ${endpoints.mqtts}`,
+    endpoints.mqtt && `MQTT ${endpoints.mqtt}`,
+  ].filter(Boolean);
+  return [
+    `thingstead: another thingstead (pid ${holder.pid}${holder.startedAt ? `, started ${holder.startedAt}` : ''}) is already running on the data directory ${dataDir}.`,
+    where.length ? `  It serves: ${where.join(', ')}` : '',
+    `  Use that one, or stop it first (kill ${holder.pid}), or start this one with its own --data-dir (THINGSTEAD_DATA_DIR).`,
+    `  (lock file: ${lockFile}; it is taken over automatically once that process has exited)`,
+  ]
+    .filter(Boolean)
+    .join('\n');
+}
+
 export function registerUp(program: Command): void {
   program
     .command('up')
-    .description(
-      'Run the platform: broker, API and console (embedded SQLite under ./data unless told otherwise).',
-    )
+    .description('Run the platform: broker and API (embedded SQLite under ./data unless told otherwise).')
     .option('-c, --config <file>', 'JSON config file (keys as in the schema; env THINGSTEAD_CONFIG)')
     .option('--data-dir <dir>', 'state directory (env THINGSTEAD_DATA_DIR, default ./data)')
     .option('--database-url <url>', 'postgres://... for scale-out (env THINGSTEAD_DATABASE_URL)')
     .option(
       '--http-port <port>',
-      'API, console and MQTT over WebSocket (env THINGSTEAD_HTTP_PORT, default 8080; 0 = any free port)',
+      'API and MQTT over WebSocket (env THINGSTEAD_HTTP_PORT, default 8080; 0 = any free port)',
     )
     .option('--http-host <host>', 'HTTP bind address (env THINGSTEAD_HTTP_HOST, default 127.0.0.1)')
-    .option('--mqtt-port <port>', 'plain MQTT port, off unless set (env THINGSTEAD_MQTT_PORT)')
+    .option(
+      '--mqtt-port <port>',
+      "plain MQTT port, off unless set (env THINGSTEAD_MQTT_PORT; 'off' disables)",
+    )
     .option('--mqtt-host <host>', 'plain MQTT bind address (env THINGSTEAD_MQTT_HOST, default 127.0.0.1)')
     .option(
       '--mqtt-tls-port <port>',
@@ -113,10 +145,22 @@ export function registerUp(program: Command): void {
         }
         throw err;
       }
+      // One `up` per data directory: a second one would share the database and overwrite endpoints.json.
+      const lock = acquireDataDirLock(resolve(config.dataDir));
+      if (!lock.ok) {
+        console.error(alreadyRunning(resolve(config.dataDir), lock.holder, lock.file));
+        process.exit(3);
+      }
+      if (lock.tookOverFrom) {
+        console.error(
+          `thingstead: taking over ${lock.file}: the thingstead that held it (pid ${lock.tookOverFrom.pid || 'unknown'}) is not running any more.`,
+        );
+      }
       let platform: Platform;
       try {
         platform = await createPlatform(config);
       } catch (err) {
+        lock.release();
         const e = err as NodeJS.ErrnoException & { port?: number };
         if (e.code === 'EADDRINUSE') {
           console.error(
@@ -128,7 +172,10 @@ export function registerUp(program: Command): void {
       }
       const stop = (signal: string) => {
         platform.logger.info({ signal }, 'shutting down');
-        void platform.close().then(() => process.exit(0));
+        void platform.close().then(() => {
+          lock.release();
+          process.exit(0);
+        });
       };
       // Handlers first: whoever reads the banner may signal at once (a signal without a listener kills).
       process.once('SIGINT', () => stop('SIGINT'));

@@ -58,7 +58,7 @@ describe('thingstead up (the binary)', () => {
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     try {
       await waitFor(() => out.includes('CA certificate'), 20_000, 'the start banner');
-      expect(out).toMatch(/API and console\s+http:\/\/127\.0\.0\.1:\d+/);
+      expect(out).toMatch(/API \(AWS IoT\)\s+http:\/\/127\.0\.0\.1:\d+/);
       expect(out).toMatch(/MQTT over TLS\s+mqtts:\/\/127\.0\.0\.1:\d+/);
       expect(out).toMatch(/MQTT \(plain\)\s+mqtt:\/\/127\.0\.0\.1:\d+/);
       expect(out).toContain(join(dataDir, 'tls', 'ca.pem'));
