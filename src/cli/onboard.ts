@@ -1,13 +1,17 @@
+import 'reflect-metadata';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { webcrypto } from 'node:crypto';
 import { join, resolve } from 'node:path';
+import * as x509 from '@peculiar/x509';
 import { Command } from 'commander';
 import { encodePath } from '../api/index.js';
 import { loadConfig } from '../config/index.js';
 import { CliError, call, connectionOptions, resolveConnection, type ConnectionFlags } from './connection.js';
 
 /**
- * `thingstead onboard <thing> --out <dir>`: the first device in one command. Creates the thing, an ACTIVE
- * key pair and certificate attached to it, attaches the least-privilege starter policy (scoped to the
+ * `thingstead onboard <thing> --out <dir>`: the first device in one command. Creates the thing, an EC
+ * P-256 key pair (made here: the private key never crosses the network) and an ACTIVE certificate for it
+ * from a CSR (CreateCertificateFromCsr), attached to the thing, attaches the least-privilege starter policy (scoped to the
  * thing through policy variables, reference §9.6), writes certificate, key and CA files, and prints a
  * ready-to-run mosquitto_pub line.
  */
@@ -46,6 +50,25 @@ export function starterPolicyDocument(arnPrefix: string): string {
   });
 }
 
+x509.cryptoProvider.set(webcrypto as never);
+const EC_P256 = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+
+/** A fresh EC P-256 key pair (PKCS#8 PEM, which OpenSSL/mosquitto and Node/MQTT.js read) and a CSR for it. */
+async function deviceKeyAndCsr(thingName: string): Promise<{ privateKeyPem: string; csrPem: string }> {
+  const keys = await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']);
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: `CN=${thingName}`,
+    keys,
+    signingAlgorithm: EC_P256,
+  });
+  const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+  const b64 = der.toString('base64').replace(/(.{64})/g, '$1\n');
+  return {
+    privateKeyPem: `-----BEGIN PRIVATE KEY-----\n${b64.replace(/\n?$/, '\n')}-----END PRIVATE KEY-----\n`,
+    csrPem: csr.toString('pem'),
+  };
+}
+
 const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
 export interface OnboardResult {
@@ -59,19 +82,45 @@ export interface OnboardResult {
 /** Onboard one thing through the API (used by the CLI and its test). */
 export async function onboard(
   conn: ReturnType<typeof resolveConnection>,
-  options: { thingName: string; outDir: string; host: string; port: number | null; caPem?: string },
+  options: {
+    thingName: string;
+    outDir: string;
+    host: string;
+    port: number | null;
+    caPem?: string;
+    /** Replace an existing key and certificate in outDir (otherwise refused before anything is created). */
+    force?: boolean;
+  },
 ): Promise<OnboardResult> {
   const { thingName } = options;
   if (!/^[a-zA-Z0-9:_-]{1,128}$/.test(thingName)) {
     throw new CliError(`thing name must match [a-zA-Z0-9:_-]{1,128}; got ${JSON.stringify(thingName)}`);
   }
+  const out = resolve(options.outDir);
+  const files = {
+    certificate: join(out, `${thingName}.cert.pem`),
+    privateKey: join(out, `${thingName}.private.key`),
+    ca: join(out, 'ca.pem'),
+  };
+  const existing = [files.privateKey, files.certificate].filter((f) => existsSync(f));
+  if (existing.length > 0 && !options.force) {
+    throw new CliError(
+      `${existing.join(' and ')} already exist${existing.length === 1 ? 's' : ''}: ${thingName} looks onboarded already. ` +
+        'Nothing was changed. Re-run with --force to make a new key and certificate and replace these files ' +
+        '(the old certificate stays ACTIVE until you deactivate it), or choose another --out directory.',
+    );
+  }
+  const key = await deviceKeyAndCsr(thingName);
   try {
     await call(conn, 'POST', `/things/${encodePath(thingName)}`, { body: {} });
   } catch (err) {
     // An existing thing (created with attributes) is onboarded as it is.
     if (!/ResourceAlreadyExistsException/.test((err as Error).message)) throw err;
   }
-  const cert = await call(conn, 'POST', '/keys-and-certificate', { query: { setAsActive: true } });
+  const cert = await call(conn, 'POST', '/certificates', {
+    query: { setAsActive: true },
+    body: { certificateSigningRequest: key.csrPem },
+  });
   const certificateArn = cert.certificateArn as string;
   await call(conn, 'PUT', `/things/${encodePath(thingName)}/principals`, {
     headers: { 'x-amzn-principal': certificateArn },
@@ -96,15 +145,9 @@ export async function onboard(
     );
     caPem = ca.certificateDescription.certificatePem as string;
   }
-  const out = resolve(options.outDir);
   mkdirSync(out, { recursive: true, mode: 0o700 });
-  const files = {
-    certificate: join(out, `${thingName}.cert.pem`),
-    privateKey: join(out, `${thingName}.private.key`),
-    ca: join(out, 'ca.pem'),
-  };
   writeFileSync(files.certificate, cert.certificatePem as string, { mode: 0o644 });
-  writeFileSync(files.privateKey, cert.keyPair.PrivateKey as string, { mode: 0o600 });
+  writeFileSync(files.privateKey, key.privateKeyPem, { mode: 0o600 });
   chmodSync(files.privateKey, 0o600);
   writeFileSync(files.ca, caPem, { mode: 0o644 });
   const command = [
@@ -127,7 +170,8 @@ export function registerOnboard(program: Command): void {
       )
       .requiredOption('--out <dir>', 'directory for the certificate, private key and CA files')
       .option('--mqtt-host <host>', 'host devices connect to (default 127.0.0.1)')
-      .option('--mqtt-port <port>', 'MQTT over TLS port (default: from endpoints.json, else 8883)'),
+      .option('--mqtt-port <port>', 'MQTT over TLS port (default: from endpoints.json, else 8883)')
+      .option('--force', 'replace an existing key and certificate in --out (makes a new certificate)'),
   ).action(async (thing: string, _opts: unknown, cmd: Command) => {
     const flags = cmd.optsWithGlobals<Flags>();
     const conn = resolveConnection(flags);
@@ -149,6 +193,7 @@ export function registerOnboard(program: Command): void {
       host: flags.mqttHost ?? '127.0.0.1',
       port,
       caPem,
+      force: flags.force === true,
     });
     if (flags.json) {
       console.log(JSON.stringify(r, null, 2));
@@ -158,7 +203,7 @@ export function registerOnboard(program: Command): void {
       [
         `Onboarded ${r.thingName}`,
         `  certificate  ${r.files.certificate}   (${r.certificateId})`,
-        `  private key  ${r.files.privateKey}   (mode 0600; shown once, keep it on the device)`,
+        `  private key  ${r.files.privateKey}   (EC P-256, mode 0600; made here and never sent, keep it on the device)`,
         `  CA           ${r.files.ca}`,
         `  policy       ${STARTER_POLICY} (own client id, things/${r.thingName}/*, its shadow and jobs)`,
         '',
