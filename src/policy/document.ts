@@ -138,6 +138,24 @@ function fail(path: string, message: string): never {
   throw new ThingsteadError('MalformedPolicy', path ? `${path}: ${message}` : message);
 }
 
+/**
+ * Where problems go. Without a sink (the API's parse) the first problem throws, as AWS answers one
+ * MalformedPolicyException; with one (`checkPolicyDocument`) each part is checked on its own, so every
+ * problem is reported at once.
+ */
+type Sink = ((err: ThingsteadError) => void) | undefined;
+
+function attempt<T>(sink: Sink, f: () => T): T | undefined {
+  if (!sink) return f();
+  try {
+    return f();
+  } catch (err) {
+    if (!(err instanceof ThingsteadError)) throw err;
+    sink(err);
+    return undefined;
+  }
+}
+
 function typeName(v: unknown): string {
   return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
 }
@@ -181,128 +199,145 @@ function stringList(value: unknown, path: string, what: string): string[] {
 
 const ACTION = /^(?:\*|[a-zA-Z0-9-]+:[a-zA-Z0-9*?]+)$/;
 
-function parseActions(value: unknown, path: string): string[] {
+function parseActions(value: unknown, path: string, sink: Sink): string[] {
   const list = stringList(value, path, 'Action');
   list.forEach((a, i) => {
     const p = Array.isArray(value) ? `${path}[${i}]` : path;
-    if (!ACTION.test(a))
-      fail(p, `"${a}" is not an action: write service:Action, e.g. "iot:Publish" or "iot:*"`);
+    attempt(sink, () => {
+      if (!ACTION.test(a))
+        fail(p, `"${a}" is not an action: write service:Action, e.g. "iot:Publish" or "iot:*"`);
+    });
   });
   return list;
 }
 
-function parseResources(value: unknown, path: string): string[] {
+function parseResources(value: unknown, path: string, sink: Sink): string[] {
   const list = stringList(value, path, 'Resource');
-  list.forEach((r, i) => {
-    const p = Array.isArray(value) ? `${path}[${i}]` : path;
-    if (r !== '*' && !r.startsWith('arn:')) {
-      fail(
-        p,
-        `"${r}" is not a resource: write "*" or an ARN such as "arn:aws:iot:us-east-1:123456789012:topic/a/b"`,
-      );
-    }
-    if (r.startsWith('arn:') && r.split(':').length < 6) {
-      fail(p, `"${r}" is not a valid ARN: expected arn:partition:service:region:account:resource`);
-    }
-    checkVariables(r, p);
-  });
+  list.forEach((r, i) =>
+    attempt(sink, () => checkResource(r, Array.isArray(value) ? `${path}[${i}]` : path)),
+  );
   return list;
 }
 
-function parseCondition(value: unknown, path: string): ConditionClause[] {
+function checkResource(r: string, p: string): void {
+  if (r !== '*' && !r.startsWith('arn:')) {
+    fail(
+      p,
+      `"${r}" is not a resource: write "*" or an ARN such as "arn:aws:iot:us-east-1:123456789012:topic/a/b"`,
+    );
+  }
+  if (r.startsWith('arn:') && r.split(':').length < 6) {
+    fail(p, `"${r}" is not a valid ARN: expected arn:partition:service:region:account:resource`);
+  }
+  checkVariables(r, p);
+}
+
+function parseCondition(value: unknown, path: string, sink: Sink): ConditionClause[] {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     fail(path, `Condition must be an object of operators, got ${typeName(value)}`);
   }
   const clauses: ConditionClause[] = [];
   for (const [operator, block] of Object.entries(value as Record<string, unknown>)) {
-    const opPath = `${path}.${operator}`;
-    const m = /^(?:(ForAllValues|ForAnyValue):)?([A-Za-z]+?)(IfExists)?$/.exec(operator);
-    const base = m?.[2] as ConditionOperator | undefined;
-    if (!m || !base || !(CONDITION_OPERATORS as readonly string[]).includes(base)) {
-      fail(
-        opPath,
-        `unknown condition operator "${operator}" (e.g. StringEquals, StringLike, Bool, IpAddress)`,
-      );
-    }
-    if (base === 'Null' && m[3]) fail(opPath, 'Null cannot be combined with IfExists');
-    if (typeof block !== 'object' || block === null || Array.isArray(block)) {
-      fail(opPath, `must be an object of condition keys, got ${typeName(block)}`);
-    }
-    const entries = Object.entries(block as Record<string, unknown>);
-    if (entries.length === 0) fail(opPath, 'must name at least one condition key');
-    for (const [key, raw] of entries) {
-      const keyPath = `${opPath}["${key}"]`;
-      if (!/^[a-zA-Z0-9-]+:[^\s]+$/.test(key))
-        fail(keyPath, `"${key}" is not a condition key (e.g. "iot:ClientId")`);
-      const list = Array.isArray(raw) ? raw : [raw];
-      if (list.length === 0) fail(keyPath, 'must list at least one value');
-      const values = list.map((v, i) => {
-        if (typeof v === 'string') {
-          checkVariables(v, Array.isArray(raw) ? `${keyPath}[${i}]` : keyPath);
-          return v;
-        }
-        if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-        return fail(
-          Array.isArray(raw) ? `${keyPath}[${i}]` : keyPath,
-          `must be a string, got ${typeName(v)}`,
-        );
-      });
-      if (base === 'Bool' || base === 'Null') {
-        values.forEach((v, i) => {
-          if (v !== 'true' && v !== 'false')
-            fail(`${keyPath}[${i}]`, `${base} takes "true" or "false", got "${v}"`);
-        });
-      }
-      if (base.startsWith('Numeric')) {
-        values.forEach((v, i) => {
-          if (!v.includes('${') && !Number.isFinite(Number(v)))
-            fail(`${keyPath}[${i}]`, `"${v}" is not a number`);
-        });
-      }
-      clauses.push({
-        operator,
-        base,
-        qualifier: (m[1] as ConditionClause['qualifier']) ?? null,
-        ifExists: m[3] === 'IfExists',
-        key,
-        values,
-      });
-    }
+    attempt(sink, () => parseOperator(operator, block, `${path}.${operator}`, clauses));
   }
   return clauses;
 }
 
-function parseStatement(raw: unknown, index: number, path: string): PolicyStatement {
+function parseOperator(operator: string, block: unknown, opPath: string, clauses: ConditionClause[]): void {
+  const m = /^(?:(ForAllValues|ForAnyValue):)?([A-Za-z]+?)(IfExists)?$/.exec(operator);
+  const base = m?.[2] as ConditionOperator | undefined;
+  if (!m || !base || !(CONDITION_OPERATORS as readonly string[]).includes(base)) {
+    fail(opPath, `unknown condition operator "${operator}" (e.g. StringEquals, StringLike, Bool, IpAddress)`);
+  }
+  if (base === 'Null' && m[3]) fail(opPath, 'Null cannot be combined with IfExists');
+  if (typeof block !== 'object' || block === null || Array.isArray(block)) {
+    fail(opPath, `must be an object of condition keys, got ${typeName(block)}`);
+  }
+  const entries = Object.entries(block as Record<string, unknown>);
+  if (entries.length === 0) fail(opPath, 'must name at least one condition key');
+  for (const [key, raw] of entries) {
+    const keyPath = `${opPath}["${key}"]`;
+    if (!/^[a-zA-Z0-9-]+:[^\s]+$/.test(key))
+      fail(keyPath, `"${key}" is not a condition key (e.g. "iot:ClientId")`);
+    const list = Array.isArray(raw) ? raw : [raw];
+    if (list.length === 0) fail(keyPath, 'must list at least one value');
+    const values = list.map((v, i) => {
+      if (typeof v === 'string') {
+        checkVariables(v, Array.isArray(raw) ? `${keyPath}[${i}]` : keyPath);
+        return v;
+      }
+      if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+      return fail(Array.isArray(raw) ? `${keyPath}[${i}]` : keyPath, `must be a string, got ${typeName(v)}`);
+    });
+    if (base === 'Bool' || base === 'Null') {
+      values.forEach((v, i) => {
+        if (v !== 'true' && v !== 'false')
+          fail(`${keyPath}[${i}]`, `${base} takes "true" or "false", got "${v}"`);
+      });
+    }
+    if (base.startsWith('Numeric')) {
+      values.forEach((v, i) => {
+        if (!v.includes('${') && !Number.isFinite(Number(v)))
+          fail(`${keyPath}[${i}]`, `"${v}" is not a number`);
+      });
+    }
+    clauses.push({
+      operator,
+      base,
+      qualifier: (m[1] as ConditionClause['qualifier']) ?? null,
+      ifExists: m[3] === 'IfExists',
+      key,
+      values,
+    });
+  }
+}
+
+function parseStatement(raw: unknown, index: number, path: string, sink?: Sink): PolicyStatement {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     fail(path, `a statement must be an object, got ${typeName(raw)}`);
   }
   const s = raw as Record<string, unknown>;
+  const check = (f: () => void) => attempt(sink, f);
   for (const key of Object.keys(s)) {
-    if (!STATEMENT_KEYS.has(key)) {
-      fail(`${path}.${key}`, `unknown statement element (expected one of ${[...STATEMENT_KEYS].join(', ')})`);
+    check(() => {
+      if (!STATEMENT_KEYS.has(key)) {
+        fail(
+          `${path}.${key}`,
+          `unknown statement element (expected one of ${[...STATEMENT_KEYS].join(', ')})`,
+        );
+      }
+    });
+  }
+  check(() => {
+    if (s.Sid !== undefined && typeof s.Sid !== 'string') fail(`${path}.Sid`, 'must be a string');
+  });
+  check(() => {
+    if (s.Effect === undefined) fail(`${path}.Effect`, 'is required ("Allow" or "Deny")');
+    if (s.Effect !== 'Allow' && s.Effect !== 'Deny') {
+      fail(`${path}.Effect`, `must be "Allow" or "Deny", got ${JSON.stringify(s.Effect)}`);
     }
-  }
-  if (s.Sid !== undefined && typeof s.Sid !== 'string') fail(`${path}.Sid`, 'must be a string');
-  if (s.Effect === undefined) fail(`${path}.Effect`, 'is required ("Allow" or "Deny")');
-  if (s.Effect !== 'Allow' && s.Effect !== 'Deny') {
-    fail(`${path}.Effect`, `must be "Allow" or "Deny", got ${JSON.stringify(s.Effect)}`);
-  }
-  if ((s.Action === undefined) === (s.NotAction === undefined)) {
-    fail(path, 'a statement needs exactly one of Action or NotAction');
-  }
-  if ((s.Resource === undefined) === (s.NotResource === undefined)) {
-    fail(path, 'a statement needs exactly one of Resource or NotResource');
-  }
+  });
+  check(() => {
+    if ((s.Action === undefined) === (s.NotAction === undefined)) {
+      fail(path, 'a statement needs exactly one of Action or NotAction');
+    }
+  });
+  check(() => {
+    if ((s.Resource === undefined) === (s.NotResource === undefined)) {
+      fail(path, 'a statement needs exactly one of Resource or NotResource');
+    }
+  });
+  const part = <T>(value: unknown, f: () => T): T | undefined =>
+    value === undefined ? undefined : attempt(sink, f);
   return {
     index,
-    sid: s.Sid,
-    effect: s.Effect,
-    action: s.Action !== undefined ? parseActions(s.Action, `${path}.Action`) : undefined,
-    notAction: s.NotAction !== undefined ? parseActions(s.NotAction, `${path}.NotAction`) : undefined,
-    resource: s.Resource !== undefined ? parseResources(s.Resource, `${path}.Resource`) : undefined,
-    notResource:
-      s.NotResource !== undefined ? parseResources(s.NotResource, `${path}.NotResource`) : undefined,
-    condition: s.Condition !== undefined ? parseCondition(s.Condition, `${path}.Condition`) : [],
+    sid: s.Sid as string | undefined,
+    effect: s.Effect as Effect,
+    action: part(s.Action, () => parseActions(s.Action, `${path}.Action`, sink)),
+    notAction: part(s.NotAction, () => parseActions(s.NotAction, `${path}.NotAction`, sink)),
+    resource: part(s.Resource, () => parseResources(s.Resource, `${path}.Resource`, sink)),
+    notResource: part(s.NotResource, () => parseResources(s.NotResource, `${path}.NotResource`, sink)),
+    condition: part(s.Condition, () => parseCondition(s.Condition, `${path}.Condition`, sink)) ?? [],
   };
 }
 
