@@ -96,6 +96,7 @@ export function encodePublish(target: EncodeTarget, p: OutboundPublish): Buffer 
     retain: p.retain,
   };
   if (p.qos > 0) packet.messageId = p.packetId;
+  let newAlias = 0;
   if (target.version === 5) {
     let props: V5Props | undefined = p.properties ? { ...(p.properties as V5Props) } : undefined;
     if (p.expiresAt !== null) {
@@ -114,14 +115,17 @@ export function encodePublish(target: EncodeTarget, p: OutboundPublish): Buffer 
         packet.topic = '';
         props.topicAlias = alias;
       } else if (aliases.size < target.aliasMaxOut) {
-        const next = aliases.size + 1;
-        aliases.set(p.topic, next);
-        props.topicAlias = next;
+        newAlias = aliases.size + 1;
+        props.topicAlias = newAlias;
       }
     }
     if (props) packet.properties = props;
   }
-  return mqttPacket.generate(packet, { protocolVersion: target.version });
+  const buf = mqttPacket.generate(packet, { protocolVersion: target.version });
+  // Only once the packet exists: a failed encode must not leave the receiver's alias state ahead of
+  // what it was told [MQTT-3.3.2-12].
+  if (newAlias !== 0) target.aliasesOut!.set(p.topic, newAlias);
+  return buf;
 }
 
 /**
