@@ -2,7 +2,14 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { encodePath } from '../api/index.js';
 import { certificateInfo } from '../identity/index.js';
-import { bindPolicies, compilePolicy, type AuthContext, type CompiledPolicy } from '../policy/index.js';
+import {
+  bindPolicies,
+  checkPolicyDocument,
+  compilePolicy,
+  type AuthContext,
+  type CompiledPolicy,
+  type PolicyProblem,
+} from '../policy/index.js';
 import { CliError, call, connectionOptions, resolveConnection, type ConnectionFlags } from './connection.js';
 
 /**
@@ -136,14 +143,53 @@ export function registerPolicy(program: Command): void {
     });
   policy
     .command('validate <file>')
-    .description('Check a policy document; errors name the JSON path of the problem.')
-    .action((file: string) => {
+    .description(
+      'Check a policy document: every error and warning at once (unknown actions and resource types too), ' +
+        'each with its statement and JSON path. Exit 2 on errors (with --strict, on warnings too).',
+    )
+    .option('--strict', 'treat warnings as errors')
+    .action((file: string, opts: { strict?: boolean }, cmd: Command) => {
+      const flags = cmd.optsWithGlobals<Flags>();
+      let text: string;
       try {
-        compilePolicy('file', '1', readFileSync(file, 'utf8'));
+        text = readFileSync(file, 'utf8');
       } catch (err) {
         throw new CliError(`${file}: ${(err as Error).message}`);
       }
-      console.log(`${file}: valid`);
+      const report = validationReport(file, checkPolicyDocument(text), opts.strict === true);
+      if (flags.json) console.log(JSON.stringify(report.json, null, 2));
+      else if (report.ok && report.lines.length === 1) console.log(report.lines[0]);
+      else (report.ok ? console.log : console.error)(report.lines.join('\n'));
+      process.exitCode = report.ok ? 0 : 2;
     });
   program.addCommand(policy);
+}
+
+/** `policy validate` output: a summary line, then one line per problem in statement order. */
+export function validationReport(
+  file: string,
+  problems: readonly PolicyProblem[],
+  strict: boolean,
+): { ok: boolean; lines: string[]; json: object } {
+  const sorted = [...problems].sort(
+    (a, b) =>
+      (a.statement ?? -1) - (b.statement ?? -1) ||
+      (a.severity === b.severity ? 0 : a.severity === 'error' ? -1 : 1),
+  );
+  const errors = sorted.filter((p) => p.severity === 'error').length;
+  const warnings = sorted.length - errors;
+  const ok = errors === 0 && (!strict || warnings === 0);
+  const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+  const summary =
+    sorted.length === 0
+      ? `${file}: valid`
+      : `${file}: ${errors === 0 ? 'valid, with ' : 'invalid: '}${[errors && count(errors, 'error'), warnings && count(warnings, 'warning')].filter(Boolean).join(', ')}${strict && warnings && !errors ? ' (--strict: warnings are errors)' : ''}`;
+  const lines = [
+    summary,
+    ...sorted.map(
+      (p) =>
+        `  ${p.severity === 'error' || strict ? 'error  ' : 'warning'}  ${p.statement !== undefined ? `statement ${p.statement}  ` : ''}${p.path ? `${p.path}: ` : ''}${p.message}`,
+    ),
+  ];
+  return { ok, lines, json: { file, valid: ok, errors, warnings, problems: sorted } };
 }

@@ -134,8 +134,14 @@ export function isKnownVariable(name: string): boolean {
   return ESCAPES.has(name) || KNOWN_VARIABLE.test(name);
 }
 
+/** The JSON path and text of a refusal, kept apart for `checkPolicyDocument`. */
+const WHERE = Symbol('policyProblem');
+type Located = ThingsteadError & { [WHERE]?: { path: string; message: string } };
+
 function fail(path: string, message: string): never {
-  throw new ThingsteadError('MalformedPolicy', path ? `${path}: ${message}` : message);
+  const err: Located = new ThingsteadError('MalformedPolicy', path ? `${path}: ${message}` : message);
+  err[WHERE] = { path, message };
+  throw err;
 }
 
 /**
@@ -347,6 +353,10 @@ function parseStatement(raw: unknown, index: number, path: string, sink?: Sink):
  * @example parsePolicyDocument('{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}')
  */
 export function parsePolicyDocument(text: string): PolicyDocument {
+  return parseDocumentWith(text, undefined);
+}
+
+function parseDocumentWith(text: string, sink: Sink): PolicyDocument {
   if (typeof text !== 'string' || text.trim() === '') fail('', 'the policy document is empty');
   const size = text.replace(/\s+/g, '').length;
   if (size > MAX_POLICY_CHARS) {
@@ -366,18 +376,250 @@ export function parsePolicyDocument(text: string): PolicyDocument {
   }
   const d = doc as Record<string, unknown>;
   for (const key of Object.keys(d)) {
-    if (!TOP_KEYS.has(key)) fail(key, 'unknown top-level element (expected Version, Statement, Id)');
+    attempt(sink, () => {
+      if (!TOP_KEYS.has(key)) fail(key, 'unknown top-level element (expected Version, Statement, Id)');
+    });
   }
   const version = d.Version ?? '2012-10-17';
-  if (typeof version !== 'string' || !VERSIONS.has(version)) {
-    fail('Version', `must be "2012-10-17", got ${JSON.stringify(d.Version)}`);
-  }
+  attempt(sink, () => {
+    if (typeof version !== 'string' || !VERSIONS.has(version)) {
+      fail('Version', `must be "2012-10-17", got ${JSON.stringify(d.Version)}`);
+    }
+  });
   if (d.Statement === undefined) fail('Statement', 'is required');
   const raw = Array.isArray(d.Statement) ? d.Statement : [d.Statement];
   if (raw.length === 0) fail('Statement', 'must contain at least one statement');
   const single = !Array.isArray(d.Statement);
-  return {
-    version,
-    statements: raw.map((s, i) => parseStatement(s, i, single ? 'Statement' : `Statement[${i}]`)),
+  const statements: PolicyStatement[] = [];
+  raw.forEach((s, i) => {
+    const parsed = attempt(sink, () => parseStatement(s, i, single ? 'Statement' : `Statement[${i}]`, sink));
+    if (parsed) statements.push(parsed);
+  });
+  return { version: version as string, statements };
+}
+
+/** One finding of `checkPolicyDocument`: where (JSON path, statement index) and what. */
+export interface PolicyProblem {
+  readonly severity: 'error' | 'warning';
+  /** JSON path, e.g. `Statement[1].Action[0]`; empty for the document as a whole. */
+  readonly path: string;
+  /** 0-based statement index when the problem is inside a statement. */
+  readonly statement: number | undefined;
+  readonly message: string;
+}
+
+/**
+ * The actions AWS IoT Core checks in device policies (reference §9.2). Anything else (a typo such as
+ * `iot:Pubish`, a control-plane IAM action) never matches a device request.
+ */
+export const IOT_POLICY_ACTIONS = [
+  'iot:Connect',
+  'iot:Publish',
+  'iot:RetainPublish',
+  'iot:Subscribe',
+  'iot:Receive',
+  'iot:GetRetainedMessage',
+  'iot:ListRetainedMessages',
+  'iot:GetThingShadow',
+  'iot:UpdateThingShadow',
+  'iot:DeleteThingShadow',
+  'iot:ListNamedShadowsForThing',
+  'iot:DescribeJobExecution',
+  'iot:GetPendingJobExecutions',
+  'iot:StartNextPendingJobExecution',
+  'iot:UpdateJobExecution',
+  'iot:AssumeRoleWithCertificate',
+] as const;
+
+/** The resource type each action is checked against (reference §9.2). */
+const ACTION_RESOURCE: Readonly<Record<string, string>> = {
+  'iot:connect': 'client',
+  'iot:publish': 'topic',
+  'iot:retainpublish': 'topic',
+  'iot:subscribe': 'topicfilter',
+  'iot:receive': 'topic',
+  'iot:getretainedmessage': 'topic',
+  'iot:getthingshadow': 'thing',
+  'iot:updatethingshadow': 'thing',
+  'iot:deletethingshadow': 'thing',
+  'iot:describejobexecution': 'thing',
+  'iot:getpendingjobexecutions': 'thing',
+  'iot:startnextpendingjobexecution': 'thing',
+  'iot:updatejobexecution': 'thing',
+  'iot:assumerolewithcertificate': 'rolealias',
+};
+
+/** AWS IoT ARN resource types (`arn:aws:iot:region:account:<type>/...`). */
+export const IOT_RESOURCE_TYPES = [
+  'topic',
+  'topicfilter',
+  'client',
+  'thing',
+  'thinggroup',
+  'billinggroup',
+  'thingtype',
+  'cert',
+  'cacert',
+  'policy',
+  'rolealias',
+  'authorizer',
+  'job',
+  'jobtemplate',
+  'rule',
+  'destination',
+  'dimension',
+  'provisioningtemplate',
+  'domainconfiguration',
+  'index',
+  'fleetmetric',
+  'package',
+] as const;
+
+/** `*` and `?` as in policy Resource/Action strings (the whole string, case-insensitive for actions). */
+function globTest(pattern: string, text: string): boolean {
+  const re = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
+  return new RegExp(`^${re}$`, 'i').test(text);
+}
+
+/** Edit distance, for "did you mean" hints (short strings only). */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0]!;
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = d[j]!;
+      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return d[b.length]!;
+}
+
+function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const dist = distance(word.toLowerCase(), c.toLowerCase());
+    if (dist < bestD) [best, bestD] = [c, dist];
+  }
+  return bestD <= Math.max(2, Math.floor(word.length / 4)) ? best : undefined;
+}
+
+function statementOf(path: string): number | undefined {
+  const m = /^Statement(?:\[(\d+)\])?/.exec(path);
+  return m ? Number(m[1] ?? 0) : undefined;
+}
+
+/**
+ * Check a policy document the way `thingstead policy validate` reports it: every error (what CreatePolicy
+ * refuses with MalformedPolicyException) and every warning (accepted, but probably not what was meant:
+ * actions AWS IoT does not check, unknown resource types, Subscribe on `topic/` ARNs), all at once, each
+ * with its JSON path and statement index. CreatePolicy itself keeps AWS's behaviour: warnings are not
+ * refusals (IAM-style grammar accepts any service:Action; reference §9.1).
+ * @example checkPolicyDocument('{"Statement":{"Effect":"Allow","Action":"iot:Pubish","Resource":"*"}}')
+ */
+export function checkPolicyDocument(text: string): PolicyProblem[] {
+  const problems: PolicyProblem[] = [];
+  const add = (severity: PolicyProblem['severity'], path: string, message: string) =>
+    problems.push({ severity, path, statement: statementOf(path), message });
+  const sink: Sink = (err) => {
+    const where = (err as Located)[WHERE];
+    add('error', where?.path ?? '', where?.message ?? err.message);
   };
+
+  let statements: readonly PolicyStatement[] = [];
+  attempt(sink, () => {
+    statements = parseDocumentWith(text, sink).statements;
+  });
+  if (statements.length === 0) return problems;
+  // Paths as written: `Statement` or `Statement[i]`, `Action` or `Action[j]`.
+  const rawStatement = JSON.parse(text) as { Statement: unknown };
+  const single = !Array.isArray(rawStatement.Statement);
+  for (const s of statements) {
+    const base = single ? 'Statement' : `Statement[${s.index}]`;
+    const raw = (single ? rawStatement.Statement : (rawStatement.Statement as unknown[])[s.index]) as Record<
+      string,
+      unknown
+    >;
+    const at = (key: string) => (j: number) =>
+      Array.isArray(raw[key]) ? `${base}.${key}[${j}]` : `${base}.${key}`;
+    warnActions(s.action, at('Action'), add);
+    warnActions(s.notAction, at('NotAction'), add);
+    const types = [
+      ...warnResources(s.resource, at('Resource'), add),
+      ...warnResources(s.notResource, at('NotResource'), add),
+    ];
+    if (s.action && s.resource && !types.includes('*')) {
+      for (const a of s.action) {
+        const want = ACTION_RESOURCE[a.toLowerCase()];
+        if (want && !types.some((t) => globTest(t, want))) {
+          add(
+            'warning',
+            `${base}.Resource`,
+            `${a} is checked against ${want}/... ARNs, but this statement names only ${[...new Set(types)].map((t) => `${t}/`).join(', ')} resources, so it never applies to ${a}`,
+          );
+        }
+      }
+    }
+  }
+  return problems;
+}
+
+type Add = (severity: PolicyProblem['severity'], path: string, message: string) => void;
+
+function warnActions(list: readonly string[] | undefined, path: (i: number) => string, add: Add): void {
+  list?.forEach((a, i) => {
+    if (a === '*' || !ACTION.test(a)) return; // '*' is fine; a malformed one is already an error
+    const p = path(i);
+    const [service] = a.split(':');
+    if (service?.toLowerCase() !== 'iot') {
+      add(
+        'warning',
+        p,
+        `"${a}" is not an AWS IoT action: IoT policies only check iot:* actions (reference §9.2)`,
+      );
+      return;
+    }
+    if (IOT_POLICY_ACTIONS.some((known) => globTest(a, known))) return;
+    const hint = closest(a, IOT_POLICY_ACTIONS);
+    add(
+      'warning',
+      p,
+      `"${a}" is not an action AWS IoT checks in policies${hint ? ` (did you mean "${hint}"?)` : ''}; known: ${IOT_POLICY_ACTIONS.join(', ')}`,
+    );
+  });
+}
+
+/** Warns on unknown resource types; returns each resource's type ('*' for '*' or an unparsed one). */
+function warnResources(list: readonly string[] | undefined, path: (i: number) => string, add: Add): string[] {
+  const types: string[] = [];
+  list?.forEach((r, i) => {
+    const p = path(i);
+    const parts = r.split(':');
+    if (r === '*' || parts.length < 6) {
+      types.push('*');
+      return;
+    }
+    const service = parts[2]!;
+    const rest = parts.slice(5).join(':');
+    const type = rest.includes('/') ? rest.slice(0, rest.indexOf('/')) : rest;
+    if (service !== 'iot' && service !== '*') {
+      add('warning', p, `"${r}" is not an AWS IoT resource (service "${service}"); write arn:aws:iot:...`);
+      types.push('*');
+      return;
+    }
+    types.push(type);
+    if (/[*?]/.test(type) || (IOT_RESOURCE_TYPES as readonly string[]).includes(type)) return;
+    const hint = closest(type, IOT_RESOURCE_TYPES);
+    add(
+      'warning',
+      p,
+      `unknown resource type "${type}"${hint ? ` (did you mean "${hint}/"?)` : ''}; AWS IoT types: topic, topicfilter, client, thing, cert, rolealias, ...`,
+    );
+  });
+  return types;
 }

@@ -5,10 +5,14 @@
  */
 export {
   parsePolicyDocument,
+  checkPolicyDocument,
+  IOT_POLICY_ACTIONS,
+  IOT_RESOURCE_TYPES,
   checkVariables,
   MAX_POLICY_CHARS,
   type PolicyDocument,
   type PolicyStatement,
+  type PolicyProblem,
   type ConditionClause,
   type Effect,
 } from './document.js';
