@@ -1,8 +1,10 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { createPrivateKey } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPlatform, waitFor, type TestPlatform } from '../helpers/platform.js';
 
@@ -151,5 +153,97 @@ describe('thingstead onboard and policy test', () => {
     const r = await cli(['policy', 'validate', bad]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/Statement\[0\]\.Resource: "topic\/x" is not a resource/);
+  });
+
+  // Issue 9: unknown actions and resource types passed as valid; only the first error was reported.
+  it('policy validate reports every error and warning at once, with statement index; --strict', async () => {
+    const arn = 'arn:aws:iot:us-east-1:123456789012';
+    const typos = join(out, 'typos.json');
+    writeFileSync(
+      typos,
+      JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [
+          { Effect: 'Allow', Action: 'iot:Pubish', Resource: `${arn}:topc/a` },
+          { Effect: 'Allow', Action: ['iot:Connect'], Resource: [`${arn}:client/c1`] },
+        ],
+      }),
+    );
+    const warned = await cli(['policy', 'validate', typos]);
+    expect(warned.code, warned.stderr).toBe(0); // accepted, as CreatePolicy accepts it
+    expect(warned.stdout).toMatch(/valid, with 2 warnings/);
+    expect(warned.stdout).toMatch(
+      /warning {2}statement 0 {2}Statement\[0\]\.Action: "iot:Pubish" .*did you mean "iot:Publish"/,
+    );
+    expect(warned.stdout).toMatch(
+      /warning {2}statement 0 {2}Statement\[0\]\.Resource: unknown resource type "topc" \(did you mean "topic\/"\?\)/,
+    );
+    const strict = await cli(['policy', 'validate', '--strict', typos]);
+    expect(strict.code).toBe(2);
+    expect(strict.stderr).toMatch(/invalid|--strict: warnings are errors/);
+
+    const many = join(out, 'many.json');
+    writeFileSync(
+      many,
+      JSON.stringify({
+        Statement: [
+          { Effect: 'Allow', Action: 'iot:Publish', Resource: 'topic/x' },
+          { Effect: 'Maybe', Action: 'iot:Subscribe', Resource: `${arn}:topic/x` },
+          { Effect: 'Allow', Action: 'iot:Connect', Resource: `${arn}:client/\${iot:Clientid}` },
+        ],
+      }),
+    );
+    const r = await cli(['policy', 'validate', many]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/invalid: 3 errors, 1 warning/);
+    expect(r.stderr).toMatch(
+      /error {4}statement 0 {2}Statement\[0\]\.Resource: "topic\/x" is not a resource/,
+    );
+    expect(r.stderr).toMatch(/error {4}statement 1 {2}Statement\[1\]\.Effect: must be "Allow" or "Deny"/);
+    expect(r.stderr).toMatch(
+      /warning {2}statement 1 {2}Statement\[1\]\.Resource: iot:Subscribe is checked against topicfilter/,
+    );
+    expect(r.stderr).toMatch(/error {4}statement 2 {2}Statement\[2\]\.Resource: unknown policy variable/);
+
+    // The starter policy onboard attaches is clean.
+    const starter = join(out, 'starter.json');
+    const { starterPolicyDocument } = await import('../../src/cli/onboard.js');
+    writeFileSync(starter, starterPolicyDocument(arn));
+    const clean = await cli(['policy', 'validate', '--strict', starter]);
+    expect(clean.code, clean.stderr).toBe(0);
+    expect(clean.stdout.trim()).toBe(`${starter}: valid`);
+  });
+
+  // Issue 9: onboard promised an EC key and made RSA; re-onboarding silently replaced the key.
+  it('onboard makes an EC P-256 key that MQTT.js connects with, and will not overwrite it without --force', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'onboard-ec-'));
+    const first = await cli(['onboard', 'sensor-ec', '--out', dir, '--json']);
+    expect(first.code, first.stderr).toBe(0);
+    const r1 = JSON.parse(first.stdout);
+    const keyPem = readFileSync(r1.files.privateKey, 'utf8');
+    const key = createPrivateKey(keyPem);
+    expect(key.asymmetricKeyType).toBe('ec');
+    expect(key.asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
+
+    const client = await mqtt.connectAsync(`mqtts://127.0.0.1:${platform.endpoints.mqttsPort}`, {
+      clientId: 'sensor-ec',
+      protocolVersion: 5,
+      ca: readFileSync(r1.files.ca),
+      cert: readFileSync(r1.files.certificate),
+      key: keyPem,
+      reconnectPeriod: 0,
+    });
+    await client.publishAsync('things/sensor-ec/hello', 'hi', { qos: 1 });
+    await client.endAsync();
+
+    const again = await cli(['onboard', 'sensor-ec', '--out', dir]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/already exist.*Nothing was changed\. Re-run with --force/s);
+    expect(readFileSync(r1.files.privateKey, 'utf8')).toBe(keyPem);
+
+    const forced = await cli(['onboard', 'sensor-ec', '--out', dir, '--force', '--json']);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(JSON.parse(forced.stdout).certificateId).not.toBe(r1.certificateId);
+    expect(readFileSync(r1.files.privateKey, 'utf8')).not.toBe(keyPem);
   });
 });
