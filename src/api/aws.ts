@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ThingsteadError, isThingsteadError } from '../errors/index.js';
-import { verifySigV4, type AccessKeyRole } from '../identity/index.js';
+import { verifySigV4 } from '../sigv4/index.js';
 import { DEFAULT_MAX_JSON_DEPTH, parseJsonBounded } from '../json/index.js';
 import { Counter, Histogram, type Logger, type Registry } from '../observability/index.js';
 import type { AwsOperation, AwsRequest, AwsService, RawResponse } from './operations.js';
@@ -24,7 +24,7 @@ import { validateInput } from './validation.js';
 
 export interface AwsApiKey {
   readonly secretAccessKey: string;
-  readonly role: AccessKeyRole;
+  readonly role: 'admin' | 'read-only';
 }
 
 export interface AwsApiOptions {

@@ -1,5 +1,4 @@
-import { signRequest } from '../identity/index.js';
-import { uriEncode } from '../identity/index.js';
+import { signRequest, uriEncode } from '../sigv4/index.js';
 
 /**
  * A small SigV4-signing HTTP client for the AWS-compatible API (used by the thingstead CLI; any AWS SDK

@@ -33,23 +33,30 @@ export class Subscribers {
     return () => this.subs.delete(sub);
   }
 
+  /**
+   * Run every subscriber of the event, one after another. Local events run at once: a subscriber may
+   * itself publish (and await it) without waiting behind the event it is handling. Remote events queue
+   * behind each other, so another process's events are applied in the order it published them.
+   */
   deliver(event: ChangeEvent, origin: ChangeOrigin): Promise<void> {
-    const run = async () => {
-      for (const s of [...this.subs]) {
-        if (event.kind !== 'resync' && !s.kinds.has(event.kind)) continue;
-        try {
-          await s.listener(event, origin);
-        } catch (err) {
-          this.onError(err, event);
-        }
-      }
-    };
-    const next = this.chain.then(run);
+    if (origin === 'local') return this.run(event, origin);
+    const next = this.chain.then(() => this.run(event, origin));
     this.chain = next;
     return next;
   }
 
-  /** Resolves when every delivery queued so far is done. */
+  private async run(event: ChangeEvent, origin: ChangeOrigin): Promise<void> {
+    for (const s of [...this.subs]) {
+      if (event.kind !== 'resync' && !s.kinds.has(event.kind)) continue;
+      try {
+        await s.listener(event, origin);
+      } catch (err) {
+        this.onError(err, event);
+      }
+    }
+  }
+
+  /** Resolves when every remote delivery queued so far is done. */
   idle(): Promise<void> {
     return this.chain;
   }

@@ -65,9 +65,10 @@ export type ChangeListener<K extends ChangeKind> = (
  * - `publish` is called after the write committed. It resolves once every local subscriber has run (and
  *   the promise each returned has settled), so a caller that awaits it reads its own writes everywhere in
  *   this process; and once the event was handed to the other processes (cross-process channel).
- * - Subscribers are called one at a time, in subscription order, for one event after another: events from
- *   one process arrive in publish order. A subscriber that throws or rejects is reported to `onError` and
- *   does not stop the others.
+ * - Subscribers of one event are called one at a time, in subscription order. Another process's events
+ *   are applied one after another in the order it published them; a local event is delivered at once (a
+ *   subscriber may publish and await its own event). A subscriber that throws or rejects is reported to
+ *   `onError` and does not stop the others.
  * - Across processes delivery is at most once; a channel that may have missed events delivers `resync`
  *   to every subscriber (whatever kinds it asked for) as soon as it can listen again.
  */

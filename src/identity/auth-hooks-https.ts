@@ -11,8 +11,8 @@ import {
   type Broker,
   type ConnectionInfo,
 } from '../mqtt/index.js';
+import type { ChangeChannel } from '../events/index.js';
 import { Counter, rateLimitedLog, type Logger, type Registry } from '../observability/index.js';
-import type { CertificateService } from './certificates-service.js';
 import type { ServerTls } from './pki.js';
 
 /**
@@ -36,10 +36,11 @@ export async function startDeviceHttps(options: {
   port: number;
   tls: ServerTls;
   hooks: AuthHooks;
-  certificates: CertificateService;
   broker: Broker;
   logger: Logger;
   metrics: Registry;
+  /** Change events: a certificate leaving ACTIVE (in any process) closes its keep-alive sockets. */
+  events: ChangeChannel;
 }): Promise<DeviceHttps> {
   const { hooks, broker } = options;
   const log = options.logger.child({ ctx: 'device-https' });
@@ -165,7 +166,7 @@ export async function startDeviceHttps(options: {
 
   const server: Server = createServer(secure(), handler);
   server.on('tlsClientError', (err) => warn({ error: err.message }, 'device HTTPS handshake failed'));
-  const unsubscribe = options.certificates.onChange((change) => {
+  const unsubscribe = options.events.subscribe(['certificate'], (change) => {
     if (change.kind !== 'certificate' || change.status === 'ACTIVE') return;
     for (const s of byCert.get(change.certificateId) ?? []) s.destroy();
   });

@@ -1,5 +1,5 @@
 import { timingSafeEqual, type X509Certificate } from 'node:crypto';
-import type { AuthHooks, AuthzSubject, Broker, ConnectionInfo, Principal } from '../mqtt/index.js';
+import type { AuthHooks, AuthzSubject, ClientSummary, ConnectionInfo, Principal } from '../mqtt/index.js';
 import { Counter, rateLimitedLog, type Logger, type Registry } from '../observability/index.js';
 import {
   ANONYMOUS_TARGET,
@@ -12,7 +12,7 @@ import {
 } from '../policy/index.js';
 import { certificateInfo } from './certificates.js';
 import type { CertificateService } from './certificates-service.js';
-import { verifySigV4 } from './sigv4.js';
+import { verifySigV4 } from '../sigv4/index.js';
 
 /**
  * Device authentication and policy enforcement for the broker (the AuthHooks of src/mqtt/hooks.ts).
@@ -23,8 +23,8 @@ import { verifySigV4 } from './sigv4.js';
  *   are accepted in dev mode. The thing attached to the certificate becomes the connection's thing.
  * - authorize* (sync, hot path): the principal's policies (its certificate's and its thing's groups', with
  *   ancestors) are bound once per connection and policy generation, then decided through a per-connection
- *   cache (CONVENTIONS #7). Policy or attachment changes bump the generation and re-check iot:Connect for
- *   every live connection; a certificate or CA leaving ACTIVE disconnects its connections at once.
+ *   cache (CONVENTIONS #7). Policy changes and `refresh` bump the generation, so live connections rebind.
+ *   What reacts to change events (disconnects, re-checks) is `auth-hooks-enforce.ts`.
  */
 
 /** What the registry tells about principals and things (adapted from the registry in platform wiring). */
@@ -79,32 +79,24 @@ export interface DeviceAuthOptions {
   /** Dev mode: anonymous loopback clients (authorized by policies attached to `anonymous`). */
   readonly allowAnonymous: boolean;
   readonly accessKeys?: AccessKeyLookup | undefined;
-  /** Safety-net re-resolution of live principals (registry changes made elsewhere); default 5 min. */
-  readonly refreshMs?: number;
-  /**
-   * How often to pick up policy and certificate changes made by other nodes sharing the database
-   * (one small query each); default 2 s. Changes made through this node apply at once.
-   */
-  readonly syncMs?: number;
 }
 
 export interface DeviceAuth extends AuthHooks {
-  /** Wire live enforcement to a broker: disconnect on certificate/CA changes, re-check on policy changes. */
-  attach(broker: Broker, onTrustedCasChanged?: (pems: string[]) => void): void;
   /** Resolve a principal (certificate ARN or `anonymous`) as a connection with `clientId` would see it. */
   resolve(principalArn: string, clientId?: string): Promise<ResolvedPrincipal>;
   /** The request context of a resolved principal (for TestAuthorization and the simulator). */
   contextFor(resolved: ResolvedPrincipal, clientId: string | undefined, info?: ConnectionInfo): AuthContext;
   /**
-   * Re-resolve live connections' principals (after thing attachments or group memberships changed), then
-   * re-check iot:Connect. `scope` limits the work to the connections it can concern (a thing, a principal,
-   * a group); without it every live certificate connection is refreshed. Called by wiring that sees
-   * registry changes, and on a slow timer as a safety net.
+   * Re-resolve the principals of live connections `clients` (after thing attachments, group memberships
+   * or attributes changed) and bump the generation; the caller then re-checks iot:Connect
+   * (`broker.reauthorize()`). `scope` limits the work to the connections it can concern (a thing, a
+   * principal, a group); without it every live certificate connection is refreshed.
    */
-  refresh(scope?: RefreshScope): Promise<void>;
+  refresh(clients: readonly ClientSummary[], scope?: RefreshScope): Promise<void>;
+  /** Issuing CA of a live connection's certificate (undefined: unknown principal or not a certificate). */
+  caIdOf(principal: Principal): string | null | undefined;
   /** True while dev mode allows anonymous clients everything (no policy attached to `anonymous`). */
   anonymousAllowsAll(): boolean;
-  close(): void;
 }
 
 const isLoopback = (addr: string) =>
@@ -134,9 +126,6 @@ export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
   /** Bumped on every policy change and principal refresh; per-connection state rebinds when it moves. */
   let generation = 0;
   policies.onChange(() => generation++);
-  let broker: Broker | null = null;
-  let timer: NodeJS.Timeout | null = null;
-  let syncTimer: NodeJS.Timeout | null = null;
   const arnPrefix = `arn:aws:iot:${scope.region}:${scope.accountId}:`;
   const certArn = (id: string) => `${arnPrefix}cert/${id}`;
   const clientPrefix = `${arnPrefix}client/`;
@@ -407,82 +396,6 @@ export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
     },
     authorizeRetain: (s, topic) => check(s, 4, 'iot:RetainPublish', topicPrefix, topic),
 
-    attach(b, onTrustedCasChanged) {
-      broker = b;
-      certificates.onChange((change) => {
-        if (change.kind === 'certificate' && change.autoRegisteredBy) {
-          // Just-in-time registration event (AWS: $aws/events/certificates/registered/<caCertificateId>).
-          const now = Date.now();
-          b.publish({
-            topic: `$aws/events/certificates/registered/${change.autoRegisteredBy}`,
-            payload: Buffer.from(
-              JSON.stringify({
-                certificateId: change.certificateId,
-                caCertificateId: change.autoRegisteredBy,
-                timestamp: now,
-                certificateStatus: change.status,
-                awsAccountId: scope.accountId,
-                certificateRegistrationTimestamp: now,
-              }),
-            ),
-            qos: 0,
-            retain: false,
-          });
-        }
-        if (change.kind === 'certificate' && change.status !== 'ACTIVE') {
-          // Live revocation: within the same tick, not "within minutes" (reference §3.12).
-          const n = b.disconnectWhere(
-            (c) => c.principal.kind === 'certificate' && c.principal.id === change.certificateId,
-            0x98,
-          );
-          if (n)
-            log.info(
-              { certificateId: change.certificateId, status: change.status, disconnected: n },
-              'certificate no longer active',
-            );
-        }
-        if (change.kind === 'ca') {
-          if (onTrustedCasChanged) {
-            certificates
-              .trustedCaPems()
-              .then(onTrustedCasChanged)
-              .catch((err: unknown) => log.error({ err }, 'cannot refresh trusted CAs'));
-          }
-          if (change.status !== 'ACTIVE') {
-            const n = b.disconnectWhere((c) => {
-              const r = resolvedBy.get(c.principal);
-              return c.principal.kind === 'certificate' && r?.caId === change.certificateId;
-            }, 0x98);
-            if (n)
-              log.info(
-                { caCertificateId: change.certificateId, disconnected: n },
-                'CA certificate no longer active',
-              );
-          }
-        }
-      });
-      policies.onChange(() => b.reauthorize());
-      if (onTrustedCasChanged) {
-        certificates
-          .trustedCaPems()
-          .then(onTrustedCasChanged)
-          .catch((err: unknown) => log.error({ err }, 'cannot load trusted CAs'));
-      }
-      timer = setInterval(() => {
-        hooks.refresh().catch((err: unknown) => log.warn({ err }, 'principal refresh failed'));
-      }, options.refreshMs ?? 300_000);
-      timer.unref();
-      let syncing = false;
-      syncTimer = setInterval(() => {
-        if (syncing) return;
-        syncing = true;
-        Promise.all([policies.syncFromStore(), certificates.pollChanges()])
-          .catch((err: unknown) => log.warn({ err }, 'sync from the store failed'))
-          .finally(() => (syncing = false));
-      }, options.syncMs ?? 2000);
-      syncTimer.unref();
-    },
-
     async resolve(principalArn, clientId) {
       if (principalArn === ANONYMOUS_TARGET)
         return resolveWith({ kind: 'anonymous', id: 'anonymous' }, clientId);
@@ -492,31 +405,25 @@ export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
     },
     contextFor,
 
-    async refresh(scope) {
-      if (!broker) return;
+    async refresh(clients, scope) {
       const concerned = (c: { clientId: string; principal: Principal }, r: ResolvedPrincipal) =>
         !scope ||
         (scope.principal !== undefined && certArn(c.principal.id) === scope.principal) ||
         (scope.thingName !== undefined &&
           (r.things.includes(scope.thingName) || c.clientId === scope.thingName)) ||
         (scope.thingGroupName !== undefined && r.targets.includes(groupArn(scope.thingGroupName)));
-      for (const c of broker.clients()) {
+      for (const c of clients) {
         const old = resolvedBy.get(c.principal);
         if (!old || c.principal.kind !== 'certificate' || !concerned(c, old)) continue;
         const fresh = await resolveWith(c.principal, c.clientId, old.certificate);
         resolvedBy.set(c.principal, { ...fresh, principal: c.principal });
       }
       generation++;
-      broker.reauthorize();
     },
+
+    caIdOf: (principal) => resolvedBy.get(principal)?.caId,
 
     anonymousAllowsAll,
-
-    close() {
-      if (timer) clearInterval(timer);
-      if (syncTimer) clearInterval(syncTimer);
-      timer = syncTimer = null;
-    },
   };
   return hooks;
 }

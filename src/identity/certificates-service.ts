@@ -1,5 +1,6 @@
 import { randomUUID, type X509Certificate } from 'node:crypto';
 import { ThingsteadError } from '../errors/index.js';
+import { createLocalChannel, type ChangeChannel, type ChangeOf } from '../events/index.js';
 import type { Database } from '../store/index.js';
 import {
   certificateIdOf,
@@ -27,8 +28,9 @@ import {
 /**
  * The certificate registry with AWS semantics (reference §3.2, §3.12): issuing, CSR signing, registration
  * with and without a CA, bring-your-own CA with the registration-code proof, statuses and deletion rules.
- * It also answers the broker's question "may this client certificate connect?" and tells listeners
- * (auth hooks, TLS trust list) about every status change.
+ * It also answers the broker's question "may this client certificate connect?", and publishes a change
+ * event (`certificate`, `ca`) after every committed status change, which live enforcement and the TLS
+ * trust lists of every process subscribe to.
  */
 
 export interface ArnScopeLike {
@@ -46,19 +48,8 @@ export interface CertificateAttachments {
   detachAllPolicies(certificateArn: string): Promise<void>;
 }
 
-export type CertificateChange =
-  | {
-      readonly kind: 'certificate';
-      readonly certificateId: string;
-      readonly status: CertificateStatus | 'DELETED';
-      /** Set when a certificate was just auto-registered by its CA (JITR). */
-      readonly autoRegisteredBy?: string;
-    }
-  | {
-      readonly kind: 'ca';
-      readonly certificateId: string;
-      readonly status: 'ACTIVE' | 'INACTIVE' | 'DELETED';
-    };
+/** The change events this service publishes (status: a CertificateStatus, or DELETED). */
+export type CertificateChange = ChangeOf<'certificate' | 'ca'>;
 
 export type CertificateCheck =
   | { readonly ok: true; readonly record: CertificateRecord }
@@ -133,15 +124,6 @@ export interface CertificateService {
   check(cert: X509Certificate): Promise<CertificateCheck>;
   /** PEMs TLS listeners should trust: the platform CA and every ACTIVE registered CA. */
   trustedCaPems(): Promise<string[]>;
-  /**
-   * Announce status changes made by other nodes (sharing the database) since the last poll: a certificate
-   * revoked on node A disconnects its devices on node B within one poll interval.
-   */
-  pollChanges(): Promise<number>;
-  /** Subscribe to status changes; returns an unsubscribe. */
-  onChange(listener: (change: CertificateChange) => void): () => void;
-  /** Late-bound attachment lookups (registry and policy contexts are wired after this service). */
-  setAttachments(attachments: CertificateAttachments): void;
 }
 
 const CERT_ID = /^(0x)?[a-fA-F0-9]{64}$/;
@@ -176,20 +158,20 @@ export async function openCertificateService(options: {
    * default: this service's own code.
    */
   registrationCode?: () => Promise<string | undefined>;
+  /** Who else holds the certificate (things, policies), asked by DeleteCertificate; default: nobody. */
+  attachments?: CertificateAttachments;
+  /** Change events published after each status change (default: in-process only). */
+  events?: ChangeChannel;
 }): Promise<CertificateService> {
   const store = options.store ?? (await openCertificateStore(options.db));
   const { scope, ca } = options;
   const platformCa = parseCertificatePem(ca.certPem, 'platform CA');
   const platformCaId = certificateIdOf(platformCa.raw);
-  const listeners = new Set<(c: CertificateChange) => void>();
-  let attachments: CertificateAttachments | null = null;
-  const emit = (change: CertificateChange) => {
-    for (const l of listeners) l(change);
-  };
+  const attachments = options.attachments ?? null;
+  const events = options.events ?? createLocalChannel();
+  /** After the commit; resolves once this process applied it (e.g. disconnected the certificate's clients). */
+  const emit = (change: CertificateChange) => events.publish(change);
   const certArnPrefix = `arn:aws:iot:${scope.region}:${scope.accountId}:cert/`;
-  /** Poll window start and the changes already announced (local ones included). */
-  let pollFrom = Date.now();
-  const seen = new Map<string, number>();
 
   const service: CertificateService = {
     platformCaId,
@@ -297,7 +279,7 @@ export async function openCertificateService(options: {
         lastModifiedAt: Date.now(),
         generationId: randomUUID(),
       });
-      emit({ kind: 'certificate', certificateId: record.certificateId, status });
+      await emit({ kind: 'certificate', certificateId: record.certificateId, status });
     },
 
     async delete(id, o = {}) {
@@ -327,7 +309,7 @@ export async function openCertificateService(options: {
         if (policies.length) await attachments.detachAllPolicies(arn);
       }
       await store.delete(record.certificateId);
-      emit({ kind: 'certificate', certificateId: record.certificateId, status: 'DELETED' });
+      await emit({ kind: 'certificate', certificateId: record.certificateId, status: 'DELETED' });
     },
 
     getRegistrationCode: () => store.putSettingOnce(REGISTRATION_CODE_KEY, newRegistrationCode()),
@@ -384,7 +366,7 @@ export async function openCertificateService(options: {
         notAfter: Date.parse(caCert.validTo),
       };
       await store.insertCa(record);
-      emit({ kind: 'ca', certificateId: id, status: record.status });
+      await emit({ kind: 'ca', certificateId: id, status: record.status });
       return record;
     },
 
@@ -437,7 +419,7 @@ export async function openCertificateService(options: {
         generationId: randomUUID(),
       });
       if (status && status !== record.status)
-        emit({ kind: 'ca', certificateId: record.certificateId, status });
+        await emit({ kind: 'ca', certificateId: record.certificateId, status });
     },
 
     async deleteCa(id) {
@@ -458,7 +440,7 @@ export async function openCertificateService(options: {
         );
       }
       await store.deleteCa(record.certificateId);
-      emit({ kind: 'ca', certificateId: record.certificateId, status: 'DELETED' });
+      await emit({ kind: 'ca', certificateId: record.certificateId, status: 'DELETED' });
     },
 
     async check(cert) {
@@ -477,7 +459,7 @@ export async function openCertificateService(options: {
             () => null,
           );
           if (saved) {
-            emit({
+            await emit({
               kind: 'certificate',
               certificateId,
               status: 'PENDING_ACTIVATION',
@@ -515,36 +497,6 @@ export async function openCertificateService(options: {
         marker = p.nextMarker;
       } while (marker);
       return pems;
-    },
-
-    async pollChanges() {
-      const now = Date.now();
-      // Overlap the window by a second: a write committed late with an older timestamp is still seen.
-      const changes = await store.modifiedSince(pollFrom - 1000);
-      let n = 0;
-      for (const c of changes.certificates) {
-        if (seen.get(c.certificateId) === c.lastModifiedAt) continue;
-        seen.set(c.certificateId, c.lastModifiedAt);
-        emit({ kind: 'certificate', certificateId: c.certificateId, status: c.status });
-        n++;
-      }
-      for (const c of changes.cas) {
-        if (seen.get(`ca:${c.certificateId}`) === c.lastModifiedAt) continue;
-        seen.set(`ca:${c.certificateId}`, c.lastModifiedAt);
-        emit({ kind: 'ca', certificateId: c.certificateId, status: c.status });
-        n++;
-      }
-      if (seen.size > 10_000) seen.clear();
-      pollFrom = now;
-      return n;
-    },
-
-    onChange(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-    setAttachments(a) {
-      attachments = a;
     },
   };
 

@@ -4,6 +4,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLocalChannel } from '../events/index.js';
 import { openDatabase, type Database } from '../store/index.js';
 import { createCa, type PemPair } from './pki.js';
 import { certificateIdOf, certificateInfo, createKeysAndCertificate, signCsr } from './certificates.js';
@@ -98,12 +99,28 @@ describe.each(engines)('certificate service contract on %s (reference §3.2, §3
   let ca: PemPair;
   let svc: CertificateService;
   const changes: unknown[] = [];
+  // What DeleteCertificate asks the registry and policy contexts (set by the test that needs them).
+  let things: string[] = [];
+  let policies: string[] = [];
   beforeAll(async () => {
     db = await open();
     if (!db) return;
     ca = await createCa('Platform CA');
-    svc = await openCertificateService({ db, ca, scope });
-    svc.onChange((c) => changes.push(c));
+    const events = createLocalChannel();
+    events.subscribe(['certificate', 'ca'], (c) => void changes.push(c));
+    svc = await openCertificateService({
+      db,
+      ca,
+      scope,
+      events,
+      attachments: {
+        thingsOf: async () => things,
+        policiesOf: async () => policies,
+        detachAllPolicies: async () => {
+          policies = [];
+        },
+      },
+    });
   });
   afterAll(async () => {
     await db?.close();
@@ -156,15 +173,8 @@ describe.each(engines)('certificate service contract on %s (reference §3.2, §3
     const c = await svc.createKeysAndCertificate({ setAsActive: true, keyType: 'ec-p256' });
     await expect(svc.delete(c.certificateId)).rejects.toMatchObject({ name: 'CertificateStateException' });
     await svc.updateStatus(c.certificateId, 'INACTIVE');
-    let things: string[] = ['t1'];
-    let policies: string[] = ['p1'];
-    svc.setAttachments({
-      thingsOf: async () => things,
-      policiesOf: async () => policies,
-      detachAllPolicies: async () => {
-        policies = [];
-      },
-    });
+    things = ['t1'];
+    policies = ['p1'];
     await expect(svc.delete(c.certificateId)).rejects.toMatchObject({ name: 'DeleteConflictException' });
     things = [];
     await expect(svc.delete(c.certificateId)).rejects.toMatchObject({ name: 'DeleteConflictException' });

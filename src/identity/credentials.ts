@@ -2,6 +2,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { ThingsteadError } from '../errors/index.js';
+import type { ChangeChannel } from '../events/index.js';
 import { migrate, type Database, type Migration } from '../store/index.js';
 
 /**
@@ -31,8 +32,9 @@ export interface CredentialStore {
   /** Delete by access key id or name; returns false when no such key. */
   delete(idOrName: string): Promise<boolean>;
   /**
-   * The key with its decrypted secret, for SigV4 verification. Cached for `cacheMs` (default 2 s) so a key
-   * deleted by the CLI stops working within that time on every node.
+   * The key with its decrypted secret, for SigV4 verification. Cached until an `accessKey` change event
+   * (any process on PostgreSQL), and at most `cacheMs` (default 2 s): the bound for a key deleted by
+   * `thingstead keys` in another process on SQLite, which has no cross-process events.
    */
   lookup(accessKeyId: string): Promise<AccessKeyWithSecret | undefined>;
   /**
@@ -133,6 +135,8 @@ export async function openCredentialStore(options: {
   db: Database;
   dataDir: string;
   cacheMs?: number;
+  /** Publishes `accessKey` after create/delete; other processes' events drop their cache entries. */
+  events?: ChangeChannel;
 }): Promise<CredentialStore> {
   const { db, dataDir } = options;
   await migrate(db, 'identity.access-keys', MIGRATIONS);
@@ -184,6 +188,7 @@ export async function openCredentialStore(options: {
         [key.accessKeyId, name, role, encrypt(master, key.accessKeyId, key.secretAccessKey), key.createdAt],
       );
       cache.delete(key.accessKeyId);
+      await options.events?.publish({ kind: 'accessKey', accessKeyId: key.accessKeyId });
       return key;
     },
     async list() {
@@ -191,8 +196,14 @@ export async function openCredentialStore(options: {
       return rows.map(toKey);
     },
     async delete(idOrName) {
+      const rows = await db.query<KeyRow>(
+        'SELECT access_key_id FROM access_keys WHERE access_key_id = $1 OR name = $1',
+        [idOrName],
+      );
       const n = await db.run('DELETE FROM access_keys WHERE access_key_id = $1 OR name = $1', [idOrName]);
       cache.clear();
+      for (const r of rows)
+        await options.events?.publish({ kind: 'accessKey', accessKeyId: r.access_key_id, deleted: true });
       return n > 0;
     },
     async lookup(accessKeyId) {
@@ -227,5 +238,9 @@ export async function openCredentialStore(options: {
       return { file, created, accessKeyId: key.accessKeyId };
     },
   };
+  options.events?.subscribe(['accessKey'], (e, origin) => {
+    if (e.kind === 'resync') cache.clear();
+    else if (origin === 'remote') cache.delete(e.accessKeyId);
+  });
   return store;
 }

@@ -22,7 +22,7 @@ export {
   type SigV4Key,
   type SigV4Verified,
   type SigV4VerifyOptions,
-} from './sigv4.js';
+} from '../sigv4/index.js';
 export {
   openCredentialStore,
   loadMasterKey,
@@ -33,16 +33,19 @@ export {
   type AccessKeyWithSecret,
   type CredentialStore,
 } from './credentials.js';
-export { createDeviceSecurity, type DeviceSecurity, type RegistryView } from './auth-hooks-platform.js';
 export {
   createDeviceAuth,
+  type AccessKeyLookup,
   type DeviceAuth,
   type PrincipalDirectory,
   type ResolvedPrincipal,
 } from './auth-hooks.js';
+export { startEnforcement } from './auth-hooks-enforce.js';
+export { startDeviceHttps, type DeviceHttps } from './auth-hooks-https.js';
 export {
   openCertificateService,
   type CertificateService,
+  type CertificateAttachments,
   type CertificateChange,
   type CertificateCheck,
 } from './certificates-service.js';

@@ -2,17 +2,25 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createAwsApi, createHttpServer, type AwsOperation } from '../api/index.js';
 import type { Config } from '../config/index.js';
+import { openChangeChannel, type ChangeChannel } from '../events/index.js';
 import {
-  createDeviceSecurity,
-  verifySigV4,
+  certificateOperations,
+  createDeviceAuth,
   ensureServerTls,
+  openCertificateService,
   openCredentialStore,
-  type DeviceSecurity,
+  startDeviceHttps,
+  startEnforcement,
+  verifySigV4,
+  type CertificateService,
   type CredentialStore,
+  type DeviceAuth,
+  type DeviceHttps,
   type ServerTls,
 } from '../identity/index.js';
 import { createBroker, type AuthHooks, type Broker } from '../mqtt/index.js';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '../observability/index.js';
+import { openPolicyService, policyOperations, type PolicyService } from '../policy/index.js';
 import { createRegistry, registryOperations, type ThingRegistry } from '../registry/index.js';
 import { openDatabase, type Database } from '../store/index.js';
 import { rulesOperations, RulesEngine, startSources } from '../rules/index.js';
@@ -22,7 +30,14 @@ import {
   timeseriesOperations,
   type Timeseries,
 } from '../timeseries/index.js';
-import { startListeners, type Listeners } from '../transport/index.js';
+import { startListeners } from '../transport/index.js';
+import {
+  certificateAttachments,
+  groupMembers,
+  policyTargetExists,
+  principalDirectory,
+  principalResolver,
+} from './adapters.js';
 
 export interface PlatformEndpoints {
   /** Base URL of the HTTP API and console, e.g. http://127.0.0.1:8080 */
@@ -44,11 +59,20 @@ export interface PlatformEndpoints {
   readonly credentialsFile?: string;
 }
 
+/** Device certificates, policies and the broker's policy enforcement (src/identity, src/policy). */
+export interface PlatformSecurity {
+  readonly certificates: CertificateService;
+  readonly policies: PolicyService;
+  readonly auth: DeviceAuth;
+}
+
 export interface Platform {
   readonly config: Config;
   readonly logger: Logger;
   readonly metrics: Registry;
   readonly db: Database;
+  /** Change events between contexts (and, on PostgreSQL, between processes). */
+  readonly events: ChangeChannel;
   readonly broker: Broker;
   readonly tls: ServerTls;
   readonly endpoints: PlatformEndpoints;
@@ -60,8 +84,7 @@ export interface Platform {
   readonly rules: RulesEngine;
   /** The built-in time-series store. */
   readonly timeseries: Timeseries;
-  /** Device certificates, policies and the broker's policy enforcement (src/identity, src/policy). */
-  readonly security: DeviceSecurity;
+  readonly security: PlatformSecurity;
   close(): Promise<void>;
 }
 
@@ -69,7 +92,14 @@ const urlHost = (host: string) =>
   host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
 
 /**
- * Start the platform: open the store, ensure TLS material, start the broker, the listeners and the API.
+ * Start the platform: the one composition root. Contexts start in dependency order, each given only
+ * what already exists, and close in the reverse order (a stack):
+ *
+ *   store -> change events -> policy -> registry -> certificates, access keys -> device auth
+ *   -> broker (hooks: device auth; the registry's reserved topics and MQTT events) -> time-series, rules
+ *   -> HTTP API (every context's operations) -> listeners, device HTTPS -> live enforcement
+ *
+ * Contexts learn of each other's writes through change events (src/events), never by polling.
  * Writes `<dataDir>/endpoints.json` with the ports actually bound.
  * @example const p = await createPlatform(loadConfig({ overrides: { http: { port: 0 }, mqtt: { port: 0, tlsPort: 0 } } }));
  */
@@ -82,8 +112,17 @@ export async function createPlatform(
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const metrics = createMetricsRegistry({ processMetrics: true });
   const db = await openDatabase({ dataDir, databaseUrl: config.databaseUrl });
-  const cleanup: Array<() => Promise<void>> = [() => db.close()];
+  /** Closed last-started first. */
+  const stack: Array<() => Promise<void> | void> = [() => db.close()];
+  const closeAll = async (report: (err: unknown) => void) => {
+    while (stack.length) await Promise.resolve(stack.pop()!()).catch(report);
+  };
   try {
+    const eventsLog = logger.child({ ctx: 'events' });
+    const events = await openChangeChannel(db, {
+      onError: (err, event) => eventsLog.warn({ err, event: event?.kind }, 'change event handling failed'),
+    });
+    stack.push(() => events.close());
     const tls = await ensureServerTls({
       dataDir,
       hostname: config.hostname ?? 'localhost',
@@ -91,50 +130,83 @@ export async function createPlatform(
       keyFile: config.tls.keyFile,
       caFile: config.tls.caFile,
     });
-    // Device security is built before the broker (which takes its hooks); registry and access keys come later.
-    let registryRef: ThingRegistry | null = null;
-    let credentialsRef: CredentialStore | null = null;
-    const security = await createDeviceSecurity({
-      config,
-      db,
-      tls,
-      logger,
-      metrics,
-      registry: () => registryRef,
-      accessKeys: { lookup: async (id) => credentialsRef?.lookup(id) },
-    });
-    cleanup.unshift(() => security.close());
-    const hooks = options.hooks ?? security.auth;
-    const broker = createBroker({ config, logger: logger.child({ ctx: 'mqtt' }), metrics, db, hooks });
-    await broker.start();
-    cleanup.unshift(() => broker.close());
+    const scope = { region: config.region, accountId: config.accountId };
 
-    const credentials = await openCredentialStore({ db, dataDir });
-    const admin = await credentials.ensureAdmin({ region: config.region });
+    const policies = await openPolicyService({ db, scope, events });
+    stack.push(() => policies.close());
+
     const registryLog = logger.child({ ctx: 'registry' });
     const registry = await createRegistry({
       db,
+      events,
       region: config.region,
       accountId: config.accountId,
-      isConnected: (thingName) => broker.isConnected(thingName),
-      publish: (topic, payload) => broker.publish({ topic, payload, qos: 0, retain: false }),
       endpointAddress: () => config.hostname ?? 'localhost',
       onError: (err) => registryLog.warn({ err }, 'registry event or index error'),
     });
-    cleanup.unshift(() => registry.close());
-    // Every context's AWS-compatible operations; one dispatcher serves them all (src/api/aws.ts).
-    registryRef = registry;
-    credentialsRef = credentials;
+    stack.push(() => registry.close());
+
+    const certificates = await openCertificateService({
+      db,
+      ca: { certPem: tls.caPem, keyPem: tls.caKeyPem ?? '' },
+      scope,
+      events,
+      registrationCode: async () => (await registry.getRegistrationCode()).registrationCode,
+      attachments: certificateAttachments(registry, policies),
+    });
+    const credentials = await openCredentialStore({ db, dataDir, events });
+    const admin = await credentials.ensureAdmin({ region: config.region });
+    const auth = createDeviceAuth({
+      certificates,
+      policies,
+      directory: principalDirectory(registry),
+      scope,
+      logger,
+      metrics,
+      allowAnonymous: config.mqtt.allowAnonymous,
+      accessKeys: credentials,
+    });
+    if (auth.anonymousAllowsAll()) {
+      logger
+        .child({ ctx: 'security' })
+        .warn(
+          'DEV MODE: anonymous loopback clients may publish and subscribe to EVERYTHING until a policy is attached to the target "anonymous" (THINGSTEAD_ALLOW_ANONYMOUS is on)',
+        );
+    }
+
+    const broker = createBroker({
+      config,
+      logger: logger.child({ ctx: 'mqtt' }),
+      metrics,
+      db,
+      hooks: options.hooks ?? auth,
+    });
+    await broker.start();
+    stack.push(() => broker.close());
+    // The registry as a broker service: connectivity from lifecycle events, its $aws/events out.
+    for (const t of registry.reservedTopics)
+      stack.push(broker.subscribeInternal(t.filter, (m) => t.handler(m)));
+    stack.push(
+      registry.onPublish((topic, payload) => broker.publish({ topic, payload, qos: 0, retain: false })),
+    );
+
     const { rules, timeseries } = await startDataPath(config, {
       db,
+      events,
       broker,
       logger,
       metrics,
       registry,
-      cleanup,
+      stack,
     });
     const awsOperations: AwsOperation[] = [
-      ...security.operations(registryOperations(registry)),
+      ...registryOperations(registry),
+      ...certificateOperations(certificates),
+      ...policyOperations(policies, {
+        scope,
+        resolver: principalResolver(registry, auth),
+        targetExists: policyTargetExists(registry, certificates),
+      }),
       ...rulesOperations(rules),
       ...timeseriesOperations(timeseries),
     ];
@@ -156,19 +228,40 @@ export async function createPlatform(
       }),
     );
     const httpAddr = await http.listen(config.http.host, config.http.port);
-    cleanup.unshift(() => http.close());
+    stack.push(() => http.close());
 
-    const listeners: Listeners = await startListeners({
-      config,
-      tls,
+    const listeners = await startListeners({ config, tls, broker, http: http.server, logger, metrics });
+    stack.push(() => listeners.close());
+    let deviceHttps: DeviceHttps | null = null;
+    if (config.deviceHttps.port !== null) {
+      const started = await startDeviceHttps({
+        host: config.deviceHttps.host,
+        port: config.deviceHttps.port,
+        tls,
+        hooks: auth,
+        broker,
+        logger,
+        metrics,
+        events,
+      });
+      deviceHttps = started;
+      stack.push(() => started.close());
+    }
+    const enforcement = startEnforcement({
+      auth,
       broker,
-      http: http.server,
+      events,
+      certificates,
+      policies,
+      scope,
       logger,
-      metrics,
+      onTrustedCas: (pems) => {
+        listeners.setTrustedCas(pems);
+        deviceHttps?.setTrustedCas(pems);
+      },
     });
-    // Listeners close after the broker has disconnected its clients, before the HTTP server.
-    cleanup.splice(1, 0, () => listeners.close());
-    const { deviceHttpsPort } = await security.attach(broker, listeners);
+    stack.push(() => enforcement.close());
+
     const detachTail = attachTimeseriesTail(http.server, timeseries, async (req) => {
       const [path = '/', query = ''] = (req.url ?? '/').split('?');
       const body = Buffer.alloc(0);
@@ -181,8 +274,9 @@ export async function createPlatform(
         () => false,
       );
     });
-    cleanup.unshift(async () => detachTail());
+    stack.push(detachTail);
 
+    const deviceHttpsPort = deviceHttps?.port ?? null;
     const httpBase = `http://${urlHost(config.http.host)}:${httpAddr.port}`;
     const endpoints: PlatformEndpoints = {
       http: httpBase,
@@ -210,42 +304,40 @@ export async function createPlatform(
       logger,
       metrics,
       db,
+      events,
       broker,
       tls,
       endpoints,
       credentials,
       registry,
-      security,
+      security: { certificates, policies, auth },
       rules,
       timeseries,
       close() {
-        closed ??= (async () => {
-          for (const step of cleanup)
-            await step().catch((err: unknown) => logger.error({ err }, 'error during shutdown'));
-        })();
+        closed ??= closeAll((err) => logger.error({ err }, 'error during shutdown'));
         return closed;
       },
     };
   } catch (err) {
-    for (const step of cleanup) await step().catch(() => undefined);
+    await closeAll(() => undefined);
     throw err;
   }
 }
 
 /**
  * The data path: the time-series store, the rules engine on the broker and the configured stream sources.
- * Closing order (via `cleanup`, first added closes last): sources, then rules (drains into the outbox),
- * then the time-series writer.
+ * Closing order (the stack): sources, then rules (drains into the outbox), then the time-series writer.
  */
 async function startDataPath(
   config: Config,
   o: {
     db: Database;
+    events: ChangeChannel;
     broker: Broker;
     logger: Logger;
     metrics: Registry;
     registry: ThingRegistry;
-    cleanup: Array<() => Promise<void>>;
+    stack: Array<() => Promise<void> | void>;
   },
 ): Promise<{ rules: RulesEngine; timeseries: Timeseries }> {
   const t = config.timeseries;
@@ -263,26 +355,13 @@ async function startDataPath(
             intervalMs: t.retentionIntervalMs,
           }
         : null,
+    resolveGroup: groupMembers(o.registry),
   });
-  o.cleanup.unshift(() => timeseries.close());
-  timeseries.resolveGroup = async (group) => {
-    const things: string[] = [];
-    let nextToken: string | undefined;
-    do {
-      const page = await o.registry.listThingsInThingGroup({
-        thingGroupName: group,
-        recursive: true,
-        maxResults: 250,
-        nextToken,
-      });
-      things.push(...page.things);
-      nextToken = page.nextToken;
-    } while (nextToken);
-    return things;
-  };
+  o.stack.push(() => timeseries.close());
   const r = config.rules;
   const rules = await RulesEngine.start({
     db: o.db,
+    events: o.events,
     broker: o.broker,
     logger: o.logger.child({ ctx: 'rules' }),
     metrics: o.metrics,
@@ -297,13 +376,13 @@ async function startDataPath(
     outbox: r.outbox,
     maxJsonDepth: config.limits.maxJsonDepth,
   });
-  o.cleanup.unshift(() => rules.close());
+  o.stack.push(() => rules.close());
   const sources = await startSources({
     sources: r.sources,
     broker: o.broker,
     logger: o.logger.child({ ctx: 'sources' }),
     natsServers: r.natsServers,
   });
-  o.cleanup.unshift(async () => void (await Promise.all(sources.map((s) => s.close()))));
+  o.stack.push(async () => void (await Promise.all(sources.map((s) => s.close()))));
   return { rules, timeseries };
 }

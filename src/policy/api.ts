@@ -2,7 +2,7 @@ import { iotOperation as op, type AwsOperation } from '../api/index.js';
 import { ThingsteadError } from '../errors/index.js';
 import type { AuthContext } from './context.js';
 import { bindPolicies, compilePolicy, type ArnScope, type CompiledPolicy } from './evaluate.js';
-import type { PolicyService } from './service.js';
+import { parseTarget, type PolicyService, type TargetKind } from './service.js';
 
 /**
  * Policy operations of the AWS control plane (reference §3.3; routes from the @aws-sdk/client-iot model),
@@ -51,8 +51,21 @@ function pageOf<T>(items: T[], marker: unknown, size: unknown): { page: T[]; nex
 /** Every policy operation, bound to the policy service. */
 export function policyOperations(
   policies: PolicyService,
-  options: { scope: ArnScope; resolver?: PrincipalResolver },
+  options: {
+    scope: ArnScope;
+    resolver?: PrincipalResolver;
+    /** Does an AttachPolicy target exist (certificate registered, thing group created)? Default: yes. */
+    targetExists?: (target: string, kind: TargetKind, name: string) => Promise<boolean>;
+  },
 ): AwsOperation[] {
+  /** AttachPolicy: the policy must exist, then the target must be valid and exist (AWS's order of errors). */
+  const attach = async (policyName: string, target: string) => {
+    policies.getPolicy(policyName);
+    const t = parseTarget(target);
+    if (options.targetExists && !(await options.targetExists(target, t.kind, t.name)))
+      throw new ThingsteadError('ResourceNotFound', `Target ${target} not found`);
+    await policies.attachPolicy(policyName, target);
+  };
   const ref = (name: string) => ({ policyName: name, policyArn: policies.policyArn(name) });
   const effective = async (principal: string | undefined, clientId: string | undefined) => {
     if (!principal) return { targets: [] as string[], context: { clientId } as AuthContext };
@@ -147,7 +160,7 @@ export function policyOperations(
       await policies.deletePolicyVersion(String(i.policyName), String(i.policyVersionId));
     }),
     op('AttachPolicy', 'PUT', '/target-policies/{policyName}', async (i) => {
-      await policies.attachPolicy(String(i.policyName), requireString(i.target, 'target'));
+      await attach(String(i.policyName), requireString(i.target, 'target'));
     }),
     op('DetachPolicy', 'POST', '/target-policies/{policyName}', async (i) => {
       await policies.detachPolicy(String(i.policyName), requireString(i.target, 'target'));
@@ -196,7 +209,7 @@ export function policyOperations(
       'PUT',
       '/principal-policies/{policyName}',
       async (i) => {
-        await policies.attachPolicy(String(i.policyName), requireString(i.principal, 'principal'));
+        await attach(String(i.policyName), requireString(i.principal, 'principal'));
       },
       { headers: { principal: 'x-amzn-iot-principal' } },
     ),

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ThingsteadError } from '../errors/index.js';
+import { createLocalChannel, type ChangeChannel } from '../events/index.js';
 import type { Database } from '../store/index.js';
 import { compilePolicy, type ArnScope, type CompiledPolicy } from './evaluate.js';
 import { openPolicyStore, type PolicyRecord, type PolicyStore, type PolicyVersionRecord } from './store.js';
@@ -11,7 +12,9 @@ import { openPolicyStore, type PolicyRecord, type PolicyStore, type PolicyVersio
  *
  * Everything authorization needs is held in memory, compiled (CONVENTIONS #7); every change that can alter
  * a decision bumps `generation` and notifies listeners, which re-bind live connections.
- * Single-node: another node's changes are seen after `reload()`.
+ * Every committed write publishes a change event (`policy`, `policyAttachment`); another process's events
+ * make this one re-read the store. A deleted thing group loses its attachments here (a group made again
+ * under the same name must not inherit them).
  */
 
 export const MAX_VERSIONS = 5;
@@ -76,8 +79,10 @@ export interface PolicyService {
   compiled(name: string): CompiledPolicy | undefined;
   /** Reload everything from the store (another node changed it). */
   reload(): Promise<void>;
-  /** Reload when the store's change counter moved since the last load (polled for multi-node setups). */
+  /** Reload when the store's change counter moved since the last load (another process's change event). */
   syncFromStore(): Promise<boolean>;
+  /** Stop listening to change events. */
+  close(): void;
 }
 
 export type TargetKind = 'cert' | 'thinggroup' | 'anonymous' | 'cognito';
@@ -109,11 +114,12 @@ export async function openPolicyService(options: {
   db: Database;
   scope: ArnScope;
   store?: PolicyStore;
-  /** Does the target exist (certificate registered, thing group created)? Checked by AttachPolicy. */
-  targetExists?: (target: string, kind: TargetKind, name: string) => Promise<boolean>;
+  /** Change events: published after each write, and other processes' applied (default: in-process only). */
+  events?: ChangeChannel;
 }): Promise<PolicyService> {
   const store = options.store ?? (await openPolicyStore(options.db));
   const { scope } = options;
+  const events = options.events ?? createLocalChannel();
   const policies = new Map<string, PolicyRecord>();
   const versions = new Map<string, Map<number, PolicyVersionRecord>>();
   const compiled = new Map<string, CompiledPolicy>();
@@ -133,6 +139,10 @@ export async function openPolicyService(options: {
     if (p && v) compiled.set(name, compilePolicy(name, String(v.versionId), v.document));
     else compiled.delete(name);
   };
+
+  const changed = (name: string) => events.publish({ kind: 'policy', name });
+  const attachmentChanged = (policy: string, target: string) =>
+    events.publish({ kind: 'policyAttachment', policy, target });
 
   let loadedVersion = -1;
   async function load() {
@@ -255,6 +265,7 @@ export async function openPolicyService(options: {
       policies.set(name, record);
       versions.set(name, new Map([[1, version]]));
       compileDefault(name);
+      await changed(name);
       return { ...view(record), versionId: '1' };
     },
 
@@ -295,6 +306,7 @@ export async function openPolicyService(options: {
       versions.delete(name);
       compiled.delete(name);
       bump();
+      await changed(name);
     },
 
     async createPolicyVersion(name, document, setAsDefault) {
@@ -328,6 +340,7 @@ export async function openPolicyService(options: {
         compileDefault(name);
         bump();
       }
+      await changed(name);
       return {
         versionId: String(version.versionId),
         isDefaultVersion: setAsDefault,
@@ -370,6 +383,7 @@ export async function openPolicyService(options: {
       policies.set(name, next);
       compileDefault(name);
       bump();
+      await changed(name);
     },
 
     async deletePolicyVersion(name, versionId) {
@@ -383,15 +397,12 @@ export async function openPolicyService(options: {
       }
       await store.deleteVersion(name, v.versionId);
       versions.get(name)!.delete(v.versionId);
+      await changed(name);
     },
 
     async attachPolicy(name, target) {
       need(name);
-      const t = parseTarget(target);
       const key = canonical(target);
-      if (options.targetExists && !(await options.targetExists(key, t.kind, t.name))) {
-        throw new ThingsteadError('ResourceNotFound', `Target ${target} not found`);
-      }
       const current = byTarget.get(key) ?? [];
       if (current.includes(name)) return;
       if (current.length >= MAX_POLICIES_PER_TARGET) {
@@ -403,6 +414,7 @@ export async function openPolicyService(options: {
       await store.attach(name, key, Date.now());
       byTarget.set(key, [...current, name]);
       bump();
+      await attachmentChanged(name, key);
     },
 
     async detachPolicy(name, target) {
@@ -413,6 +425,7 @@ export async function openPolicyService(options: {
       if (rest.length) byTarget.set(key, rest);
       else byTarget.delete(key);
       bump();
+      await attachmentChanged(name, key);
     },
 
     policiesOf: (target) => [...(byTarget.get(canonicalOrSelf(target)) ?? [])],
@@ -454,6 +467,39 @@ export async function openPolicyService(options: {
       bump();
       return true;
     },
+
+    close() {
+      for (const off of subscriptions) off();
+    },
   };
+
+  /** Another process's changes: re-read once per burst (a reload already running picks up what it can). */
+  let syncing: Promise<void> | null = null;
+  let again = false;
+  const sync = (): Promise<void> => {
+    if (syncing) {
+      again = true;
+      return syncing;
+    }
+    syncing = (async () => {
+      do {
+        again = false;
+        await service.syncFromStore();
+      } while (again);
+    })().finally(() => (syncing = null));
+    return syncing;
+  };
+  const groupPrefix = `arn:aws:iot:${scope.region}:${scope.accountId}:thinggroup/`;
+  const subscriptions = [
+    events.subscribe(['policy', 'policyAttachment'], (_e, origin) =>
+      origin === 'remote' ? sync() : undefined,
+    ),
+    events.subscribe(['thingGroup'], (e, origin) => {
+      if (e.kind === 'resync') return undefined;
+      // The process that deleted the group detaches its policies (once, not once per process).
+      if (origin === 'local' && e.deleted) return service.detachAll(groupPrefix + e.name);
+      return undefined;
+    }),
+  ];
   return service;
 }

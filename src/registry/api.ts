@@ -98,7 +98,22 @@ const op = (
  * Every registry operation served over the AWS-compatible API.
  * @example createAwsApi({ operations: [...registryOperations(registry)], credentials, logger, metrics })
  */
+/**
+ * Every registry operation; each answers once the change events of its writes were applied in this
+ * process (live authorization included) and handed to the other processes.
+ */
 export function registryOperations(r: ThingRegistry): AwsOperation[] {
+  return operations(r).map((op) => ({
+    ...op,
+    handler: async (request: AwsRequest) => {
+      const result = await op.handler(request);
+      await r.settled();
+      return result;
+    },
+  }));
+}
+
+function operations(r: ThingRegistry): AwsOperation[] {
   const groupRef = z.object({
     thingGroupName: name().optional(),
     thingGroupArn: awsString({ max: 2048 }).optional(),

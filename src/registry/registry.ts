@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { ThingsteadError } from '../errors/index.js';
+import { createLocalChannel, type ChangeChannel } from '../events/index.js';
 import type { Database } from '../store/index.js';
+import { withChangeEvents } from './changes.js';
 import { arn, indexed, type RegistryContext } from './context.js';
 import { createRegistryEvents, type PublishFn } from './events.js';
 import { DEFAULT_INDEX, groupOps } from './groups.js';
@@ -14,39 +16,60 @@ export interface RegistryOptions {
   readonly store?: RegistryStore;
   readonly region: string;
   readonly accountId: string;
-  /** The broker's live connection state for `connectivity.connected` (client id = thing name). */
+  /**
+   * Change events: the registry publishes one after each committed write, and applies other processes'
+   * events to its in-memory fleet index (default: in-process only).
+   */
+  readonly events?: ChangeChannel;
+  /**
+   * Live connection state for `connectivity.connected` (client id = thing name). Default: learnt from the
+   * broker's lifecycle events through `reservedTopics` (DESIGN.md: the broker calls its services).
+   */
   readonly isConnected?: (thingName: string) => boolean;
-  /** Publishes registry events (`$aws/events/...`); the broker's publish. */
+  /** Publishes registry events (`$aws/events/...`); default: to the subscribers of `onPublish`. */
   readonly publish?: PublishFn;
   /** Host name DescribeEndpoint returns for an endpoint type (bare host, no scheme or port). */
   readonly endpointAddress?: (endpointType: string) => string;
   /** Extra search fields (e.g. `shadow.reported.*` from the shadow context). */
   readonly fieldProviders?: readonly FieldProvider[];
   readonly onError?: (err: unknown) => void;
-  /**
-   * PostgreSQL only: how often to apply other nodes' changes from the change feed to this node's fleet
-   * index (default 1000 ms; 0 disables the timer, `syncNow()` still works).
-   */
-  readonly syncIntervalMs?: number;
 }
 
 const ENDPOINT_TYPES = ['iot:Data', 'iot:Data-ATS', 'iot:CredentialProvider', 'iot:Jobs'];
+/** AWS lifecycle events the broker publishes (reference §8.5); the registry keeps connectivity from them. */
+const PRESENCE = /^\$aws\/events\/presence\/(connected|disconnected)\/(.+)$/;
 
 /**
  * The device registry: things, types, static and dynamic groups, billing groups, principals, fleet search,
  * registry events, DescribeEndpoint and GetRegistrationCode. Loads the fleet index from the store at start.
+ *
+ * Towards the broker it is a service: `reservedTopics` (lifecycle events it reads connectivity from) and
+ * `onPublish` (the `$aws/events/...` messages it emits), so it is started before the broker, which needs
+ * none of it to start.
  * @example const registry = await createRegistry({ db, region: 'us-east-1', accountId: '000000000000' });
  */
 export async function createRegistry(options: RegistryOptions) {
-  const store = options.store ?? (await createRegistryStore(options.db!));
+  const channel = options.events ?? createLocalChannel();
+  const onError = options.onError ?? (() => undefined);
+  const changes = withChangeEvents(
+    options.store ?? (await createRegistryStore(options.db!)),
+    channel,
+    onError,
+  );
+  const store = changes.store;
+  const publishers = new Set<PublishFn>();
+  if (options.publish) publishers.add(options.publish);
   const events = await createRegistryEvents({
     store,
     accountId: options.accountId,
-    publish: options.publish,
+    publish: (topic, payload) => {
+      for (const p of publishers) p(topic, payload);
+    },
     onError: options.onError,
   });
+  const connected = new Set<string>();
   const search = {
-    isConnected: options.isConnected ?? (() => false),
+    isConnected: options.isConnected ?? ((name: string) => connected.has(name)),
     providers: options.fieldProviders ?? [],
   };
   const ctx: RegistryContext = {
@@ -79,13 +102,8 @@ export async function createRegistry(options: RegistryOptions) {
       }
     }
   }
-  // Change feed (PostgreSQL): remember where the feed stood before loading, so nothing between is lost.
-  let lastSeq = await store.latestChange();
   await reload();
 
-  /** Feed sequence numbers not yet seen (a concurrent transaction may commit a lower seq later). */
-  const gaps = new Map<number, number>();
-  let syncing: Promise<void> | null = null;
   const applyThing = async (name: string) => {
     const t = await store.getThing(name);
     if (!t) ctx.index.remove(name);
@@ -99,55 +117,23 @@ export async function createRegistry(options: RegistryOptions) {
     } else if (g.dynamic) ctx.dynamic.set(name, compileQuery(parseQuery(g.dynamic.queryString), search));
     else ctx.dynamic.delete(name);
   };
-  /** Apply other nodes' registry changes to this node's index (idempotent for our own). */
-  function syncNow(): Promise<void> {
-    syncing ??= (async () => {
-      try {
-        const now = Date.now();
-        for (const [seq, since] of gaps) if (now - since > 10_000) gaps.delete(seq);
-        const from = Math.min(lastSeq, ...gaps.keys());
-        const changes = (await store.changesSince(from, 5000)).filter(
-          (c) => c.seq > lastSeq || gaps.has(c.seq),
-        );
-        const seenThings = new Set<string>();
-        const seenGroups = new Set<string>();
-        for (const c of changes) {
-          gaps.delete(c.seq);
-          if (c.seq > lastSeq) {
-            for (let missing = lastSeq + 1; missing < c.seq; missing++) gaps.set(missing, now);
-            lastSeq = c.seq;
-          }
-          if (c.kind === 'thing' && !seenThings.has(c.name)) {
-            seenThings.add(c.name);
-            await applyThing(c.name);
-          } else if (c.kind === 'group' && !seenGroups.has(c.name)) {
-            seenGroups.add(c.name);
-            await applyGroup(c.name);
-          } else if (c.kind === 'setting') await events.reload();
-        }
-      } finally {
-        syncing = null;
+  // Another process's writes: re-read what they name into this process's index (ours are applied inline).
+  // Subscribed before any other context, so a subscriber that reads the registry for the same event (live
+  // authorization) reads it after the index caught up.
+  const unsubscribe = channel.subscribe(
+    ['thing', 'membership', 'thingGroup', 'registrySetting'],
+    async (e, origin) => {
+      if (origin !== 'remote') return;
+      if (e.kind === 'thing') await applyThing(e.name);
+      else if (e.kind === 'membership') await applyThing(e.thing);
+      else if (e.kind === 'thingGroup') await applyGroup(e.name);
+      else if (e.kind === 'registrySetting') await events.reload();
+      else if (e.kind === 'resync') {
+        await reload();
+        await events.reload();
       }
-    })();
-    return syncing;
-  }
-  const isPostgres = options.db?.kind === 'postgres';
-  const interval = options.syncIntervalMs ?? 1000;
-  let prunedAt = Date.now();
-  const timer =
-    isPostgres && interval > 0
-      ? setInterval(() => {
-          syncNow()
-            .then(async () => {
-              if (Date.now() - prunedAt > 10 * 60_000) {
-                prunedAt = Date.now();
-                await store.pruneChanges(60 * 60_000);
-              }
-            })
-            .catch((err: unknown) => options.onError?.(err));
-        }, interval)
-      : null;
-  timer?.unref();
+    },
+  );
 
   const things = thingOps(ctx);
   const groups = groupOps(ctx);
@@ -159,12 +145,28 @@ export async function createRegistry(options: RegistryOptions) {
     /** The in-memory fleet index (read-only use by other contexts). */
     index: ctx.index,
     reload,
-    /** Apply other nodes' changes now (PostgreSQL change feed); the timer does this every second. */
-    syncNow,
-    /** Stop the change-feed timer. */
+    /** Resolves when the change events of every write so far were applied in this process and sent. */
+    settled: () => changes.settled(),
+    /** MQTT topics the broker should hand to the registry (lifecycle events: connectivity). */
+    reservedTopics: [
+      {
+        filter: '$aws/events/presence/+/+',
+        handler(message: { topic: string }) {
+          const m = PRESENCE.exec(message.topic);
+          if (m?.[1] === 'connected') connected.add(m[2]!);
+          else if (m) connected.delete(m[2]!);
+        },
+      },
+    ] as const,
+    /** Receive the registry events to publish on MQTT (`$aws/events/...`); returns an unsubscribe. */
+    onPublish(publish: PublishFn): () => void {
+      publishers.add(publish);
+      return () => publishers.delete(publish);
+    },
+    /** Stop applying other processes' changes; waits for pending change events. */
     async close() {
-      if (timer) clearInterval(timer);
-      await syncing;
+      unsubscribe();
+      await changes.settled();
     },
     arn: (type: string, name: string) => arn(ctx, type, name),
 

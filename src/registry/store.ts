@@ -127,21 +127,6 @@ export interface RegistryStore {
 
   getSetting(key: string): Promise<string | undefined>;
   setSetting(key: string, value: string): Promise<void>;
-
-  /**
-   * The change feed that keeps other nodes' in-memory fleet index current on a shared PostgreSQL: every
-   * mutation above appends (kind, name). Empty (and never written) on SQLite, which has one node.
-   */
-  changesSince(seq: number, limit: number): Promise<Change[]>;
-  latestChange(): Promise<number>;
-  /** Drop feed rows older than `olderThanMs`. */
-  pruneChanges(olderThanMs: number): Promise<void>;
-}
-
-export interface Change {
-  readonly seq: number;
-  readonly kind: 'thing' | 'group' | 'setting';
-  readonly name: string;
 }
 
 /** `text` is `TEXT COLLATE "C"` on PostgreSQL so names sort bytewise on both engines (keyset pagination). */
@@ -199,6 +184,12 @@ export const REGISTRY_MIGRATIONS: Migration[] = [
       'CREATE TABLE reg_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, name TEXT NOT NULL, at INTEGER NOT NULL)',
     postgres:
       'CREATE TABLE reg_changes (seq BIGSERIAL PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, at BIGINT NOT NULL)',
+  },
+  {
+    version: 4,
+    description: 'drop the polled change feed (replaced by change events, src/events)',
+    sqlite: 'DROP TABLE reg_changes',
+    postgres: 'DROP TABLE reg_changes',
   },
 ];
 
@@ -679,46 +670,6 @@ export async function createRegistryStore(db: Database): Promise<RegistryStore> 
         [key, value],
       );
     },
-
-    async changesSince(seq, limit) {
-      const rows = await db.query<{ seq: number | string; kind: Change['kind']; name: string }>(
-        'SELECT seq, kind, name FROM reg_changes WHERE seq > $1 ORDER BY seq LIMIT $2',
-        [seq, limit],
-      );
-      return rows.map((r) => ({ seq: Number(r.seq), kind: r.kind, name: r.name }));
-    },
-    async latestChange() {
-      const rows = await db.query<{ seq: number | string | null }>('SELECT MAX(seq) AS seq FROM reg_changes');
-      return Number(rows[0]?.seq ?? 0);
-    },
-    async pruneChanges(olderThanMs) {
-      await write('DELETE FROM reg_changes WHERE at < $1', [Date.now() - olderThanMs]);
-    },
   };
-  return db.kind === 'postgres' ? withChangeFeed(base, db) : base;
-}
-
-/** Append a change-feed row after each successful mutation (PostgreSQL: several nodes share the store). */
-function withChangeFeed(base: RegistryStore, db: Database): RegistryStore {
-  const record = (kind: Change['kind'], name: string) =>
-    db.run('INSERT INTO reg_changes (kind, name, at) VALUES ($1, $2, $3)', [kind, name, Date.now()]);
-  const after =
-    <A extends unknown[], R>(fn: (...a: A) => Promise<R>, kind: Change['kind'], name: (...a: A) => string) =>
-    async (...a: A): Promise<R> => {
-      const r = await fn(...a);
-      if (r !== false) await record(kind, name(...a));
-      return r;
-    };
-  return {
-    ...base,
-    insertThing: after(base.insertThing.bind(base), 'thing', (t) => t.name),
-    updateThing: after(base.updateThing.bind(base), 'thing', (t) => t.name),
-    deleteThing: after(base.deleteThing.bind(base), 'thing', (n) => n),
-    addMember: after(base.addMember.bind(base), 'thing', (_g, t) => t),
-    removeMember: after(base.removeMember.bind(base), 'thing', (_g, t) => t),
-    insertGroup: after(base.insertGroup.bind(base), 'group', (g) => g.name),
-    updateGroup: after(base.updateGroup.bind(base), 'group', (g) => g.name),
-    deleteGroup: after(base.deleteGroup.bind(base), 'group', (n) => n),
-    setSetting: after(base.setSetting.bind(base), 'setting', (k) => k),
-  };
+  return base;
 }

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { ThingsteadError } from '../errors/index.js';
+import type { ChangeChannel } from '../events/index.js';
 import { DEFAULT_MAX_JSON_DEPTH } from '../json/index.js';
 import type { Broker, Message, Publisher } from '../mqtt/index.js';
 import type { Logger, Registry } from '../observability/index.js';
@@ -53,8 +54,11 @@ export interface RulesEngineOptions {
   };
   /** At most one sampled trace per rule per this many ms (errors are always traced). */
   readonly traceIntervalMs?: number;
-  /** Reload rules from the store this often (other nodes' changes in scale-out); 0 = never. */
-  readonly refreshMs?: number;
+  /**
+   * Change events: a `rule` event is published after each committed rule write, and other processes'
+   * events reload the rule they name (scale-out). Without it, only this engine's own writes apply.
+   */
+  readonly events?: ChangeChannel;
   /**
    * Write every durable delivery to the outbox before its first attempt (crash-safe once the batch is
    * written, at the cost of a store write per delivery). Off: the first attempt is made from memory and
@@ -146,7 +150,7 @@ export class RulesEngine {
   private outboxCount = 0;
   private retryTimer: NodeJS.Timeout | null = null;
   private retryRun: Promise<void> | null = null;
-  private refreshTimer: NodeJS.Timeout | null = null;
+  private unsubscribeEvents: (() => void) | null = null;
   private inFlight = new Set<Promise<unknown>>();
   private closed = false;
   private traceSeq = 0;
@@ -157,7 +161,6 @@ export class RulesEngine {
   private readonly maxInFlight: number;
   private readonly traceIntervalMs: number;
   private readonly maxJsonDepth: number;
-  private lastRefreshKey = '';
 
   private constructor(
     private readonly options: RulesEngineOptions,
@@ -202,17 +205,13 @@ export class RulesEngine {
       );
     engine.retryTimer = setInterval(() => engine.retryTick(), engine.o.pollMs);
     engine.retryTimer.unref();
-    const refreshMs = options.refreshMs ?? (options.db.kind === 'postgres' ? 2000 : 0);
-    if (refreshMs > 0) {
-      engine.refreshTimer = setInterval(
-        () =>
-          void engine
-            .refresh()
-            .catch((err: unknown) => engine.options.logger.warn({ err }, 'rule table refresh failed')),
-        refreshMs,
-      );
-      engine.refreshTimer.unref();
-    }
+    engine.unsubscribeEvents =
+      options.events?.subscribe(['rule'], (e, origin) => {
+        if (origin !== 'remote' || engine.closed) return undefined;
+        return (e.kind === 'rule' ? engine.reloadRule(e.name) : engine.refresh()).catch((err: unknown) =>
+          engine.options.logger.warn({ err }, 'cannot apply a rule change from another node'),
+        );
+      }) ?? null;
     return engine;
   }
 
@@ -256,6 +255,7 @@ export class RulesEngine {
       });
     const rule = await this.store.get(name);
     if (rule) this.install(rule, compiled);
+    await this.changed(name);
   }
 
   async replaceRule(name: string, payload: TopicRulePayload): Promise<void> {
@@ -264,11 +264,12 @@ export class RulesEngine {
       throw new ThingsteadError('ResourceNotFound', `Rule ${name} does not exist`);
     const rule = await this.store.get(name);
     if (rule) this.install(rule, compiled);
+    await this.changed(name);
   }
 
   async deleteRule(name: string): Promise<void> {
     // AWS answers success (or UnauthorizedException) for a missing rule; we stay idempotent too.
-    await this.store.delete(name);
+    if (await this.store.delete(name)) await this.changed(name);
     this.unload(name);
   }
 
@@ -276,6 +277,19 @@ export class RulesEngine {
     const rule = await this.store.setDisabled(name, !enabled, Date.now());
     if (!rule) throw new ThingsteadError('ResourceNotFound', `Rule ${name} does not exist`);
     this.load(rule);
+    await this.changed(name);
+  }
+
+  /** After a committed rule write: tell the other nodes (they reload that one rule). */
+  private async changed(name: string): Promise<void> {
+    await this.options.events?.publish({ kind: 'rule', name });
+  }
+
+  /** Re-read one rule (another node changed it). */
+  private async reloadRule(name: string): Promise<void> {
+    const rule = await this.store.get(name);
+    if (!rule) this.unload(name);
+    else if (this.rules.get(name)?.rule.updatedAt !== rule.updatedAt) this.load(rule);
   }
 
   async getRule(name: string): Promise<TopicRule> {
@@ -288,12 +302,9 @@ export class RulesEngine {
     return `arn:aws:iot:${this.options.region ?? 'us-east-1'}:${this.options.accountId ?? '000000000000'}:rule/${name}`;
   }
 
-  /** Re-read the rule table when it changed (another node's API call in scale-out). */
+  /** Re-read the whole rule table (after change events may have been lost: `resync`). */
   async refresh(): Promise<void> {
     const rules = await this.store.list();
-    const key = rules.map((r) => `${r.ruleName}:${r.updatedAt}`).join(',');
-    if (key === this.lastRefreshKey) return;
-    this.lastRefreshKey = key;
     const names = new Set(rules.map((r) => r.ruleName));
     for (const name of [...this.rules.keys()]) if (!names.has(name)) this.unload(name);
     for (const rule of rules)
@@ -1075,7 +1086,7 @@ export class RulesEngine {
     await this.idle();
     this.closed = true;
     if (this.retryTimer) clearInterval(this.retryTimer);
-    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    this.unsubscribeEvents?.();
     await this.retryRun;
     await this.flushSpill();
     await this.sinks.close();

@@ -12,6 +12,8 @@ export interface TimeseriesOptions {
   readonly writer?: WriterOptions;
   /** Retention run periodically when set (on PostgreSQL by the node holding the advisory lock). */
   readonly retention?: (RetentionPolicy & { readonly intervalMs: number }) | null;
+  /** Resolve a thing group to its member things (group queries); from the registry when present. */
+  readonly resolveGroup?: ((group: string) => Promise<string[]>) | null;
 }
 
 export type TailFilter = { readonly thing?: string; readonly metric?: string };
@@ -27,8 +29,8 @@ export interface Timeseries {
   listSeries(thing?: string): Promise<SeriesInfo[]>;
   /** Committed points matching the filter, as they are written. Returns an unsubscribe. */
   tail(filter: TailFilter, listener: (points: readonly Point[]) => void): () => void;
-  /** Resolve a thing group to its member things (set by the platform when the registry is present). */
-  resolveGroup: ((group: string) => Promise<string[]>) | null;
+  /** Resolve a thing group to its member things (null: group queries are refused). */
+  readonly resolveGroup: ((group: string) => Promise<string[]>) | null;
   applyRetention(policy: RetentionPolicy, now?: number): ReturnType<TimeseriesStore['applyRetention']>;
   close(): Promise<void>;
 }
@@ -59,7 +61,7 @@ export async function createTimeseries(options: TimeseriesOptions): Promise<Time
   const service: Timeseries = {
     store,
     writer,
-    resolveGroup: null,
+    resolveGroup: options.resolveGroup ?? null,
     write: (points) => writer.write(points),
     queryRange: (q) => store.queryRange(q),
     downsample: (q, label) => downsample(store, q, label),

@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createPostgresChannel, type ChangeChannel } from '../../src/events/index.js';
 import { createRegistry, type ThingRegistry } from '../../src/registry/index.js';
-import { openDatabase, type Database } from '../../src/store/index.js';
+import { openDatabase, type Database, type PostgresDatabase } from '../../src/store/index.js';
 import { waitFor } from '../helpers/platform.js';
 import { freshPgSchema, postgresUrl } from '../compat/harness.js';
 
 /**
  * Two nodes on one PostgreSQL (DESIGN.md "Growing past one machine"): each keeps its own in-memory fleet
- * index, and the registry change feed brings the other node's changes into it within a poll interval.
+ * index, and the other node's change events (PostgreSQL LISTEN/NOTIFY) bring its changes into it.
  */
 
 const pg = await postgresUrl();
@@ -14,19 +15,22 @@ const pg = await postgresUrl();
 describe.skipIf(!pg)('registry on two nodes sharing PostgreSQL', () => {
   let schema: Awaited<ReturnType<typeof freshPgSchema>>;
   const dbs: Database[] = [];
+  const channels: ChangeChannel[] = [];
   let a: ThingRegistry;
   let b: ThingRegistry;
   beforeAll(async () => {
     schema = await freshPgSchema(pg!);
     for (let i = 0; i < 2; i++)
       dbs.push(await openDatabase({ dataDir: '/nonexistent', databaseUrl: schema.url }));
-    const opts = { region: 'us-east-1', accountId: '123456789012', syncIntervalMs: 50 };
-    a = await createRegistry({ db: dbs[0]!, ...opts });
-    b = await createRegistry({ db: dbs[1]!, ...opts });
+    for (const db of dbs) channels.push(await createPostgresChannel({ db: db as PostgresDatabase }));
+    const opts = { region: 'us-east-1', accountId: '123456789012' };
+    a = await createRegistry({ db: dbs[0]!, events: channels[0], ...opts });
+    b = await createRegistry({ db: dbs[1]!, events: channels[1], ...opts });
   });
   afterAll(async () => {
     await a?.close();
     await b?.close();
+    for (const c of channels) await c.close();
     for (const db of dbs) await db.close();
     await schema?.drop();
   });

@@ -1,0 +1,108 @@
+import type {
+  CertificateAttachments,
+  CertificateService,
+  DeviceAuth,
+  PrincipalDirectory,
+} from '../identity/index.js';
+import type { PolicyService, PrincipalResolver, TargetKind } from '../policy/index.js';
+import type { ThingRegistry } from '../registry/index.js';
+
+/**
+ * What one context asks of another, adapted in the composition root so that neither imports the other:
+ * identity and policy read the registry through these, and nothing reaches back.
+ */
+
+/** Identity's view of the registry: a principal's things and a thing's groups (with ancestors). */
+export function principalDirectory(registry: ThingRegistry): PrincipalDirectory {
+  return {
+    async thingsOfPrincipal(arn) {
+      return (await registry.listPrincipalThings({ principal: arn, maxResults: 250 })).things;
+    },
+    async describeThing(thingName) {
+      try {
+        const t = await registry.describeThing({ thingName });
+        return { typeName: t.thingTypeName, attributes: t.attributes };
+      } catch {
+        return undefined;
+      }
+    },
+    async groupsOfThing(thingName) {
+      const names = new Set<string>();
+      let nextToken: string | undefined;
+      do {
+        const page = await registry.listThingGroupsForThing({ thingName, maxResults: 250, nextToken });
+        for (const g of page.thingGroups) names.add(g.groupName);
+        nextToken = page.nextToken || undefined;
+      } while (nextToken);
+      // Policies of ancestor groups apply to the things of their descendants.
+      for (const g of [...names]) {
+        const d = await registry.describeThingGroup({ thingGroupName: g }).catch(() => undefined);
+        for (const a of d?.thingGroupMetadata?.rootToParentThingGroups ?? [])
+          if (a.groupName) names.add(a.groupName);
+      }
+      return [...names];
+    },
+  };
+}
+
+/** What DeleteCertificate asks: the certificate's things (registry) and policies (policy). */
+export function certificateAttachments(
+  registry: ThingRegistry,
+  policies: PolicyService,
+): CertificateAttachments {
+  return {
+    thingsOf: async (arn) => (await registry.listPrincipalThings({ principal: arn, maxResults: 250 })).things,
+    policiesOf: async (arn) => policies.policiesOf(arn),
+    detachAllPolicies: (arn) => policies.detachAll(arn),
+  };
+}
+
+/** AttachPolicy's target check: a registered certificate, an existing thing group. */
+export function policyTargetExists(registry: ThingRegistry, certificates: CertificateService) {
+  const exists = (p: Promise<unknown>) =>
+    p.then(
+      () => true,
+      () => false,
+    );
+  return async (_target: string, kind: TargetKind, name: string): Promise<boolean> => {
+    if (kind === 'cert') return exists(certificates.describe(name));
+    if (kind === 'thinggroup') return exists(registry.describeThingGroup({ thingGroupName: name }));
+    return true;
+  };
+}
+
+/** TestAuthorization / GetEffectivePolicies: resolve a principal as a connecting device would be. */
+export function principalResolver(registry: ThingRegistry, auth: DeviceAuth): PrincipalResolver {
+  return {
+    async groupAncestors(thingGroupName: string) {
+      const d = await registry.describeThingGroup({ thingGroupName });
+      return (d.thingGroupMetadata?.rootToParentThingGroups ?? [])
+        .map((g) => g.groupName)
+        .filter((n): n is string => !!n)
+        .reverse();
+    },
+    async resolve(principal: string, clientId: string | undefined) {
+      const r = await auth.resolve(principal, clientId);
+      return { targets: r.targets, context: auth.contextFor(r, clientId ?? r.thing?.name) };
+    },
+  };
+}
+
+/** Time-series group queries: the things of a group and its descendants. */
+export function groupMembers(registry: ThingRegistry) {
+  return async (group: string): Promise<string[]> => {
+    const things: string[] = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await registry.listThingsInThingGroup({
+        thingGroupName: group,
+        recursive: true,
+        maxResults: 250,
+        nextToken,
+      });
+      things.push(...page.things);
+      nextToken = page.nextToken;
+    } while (nextToken);
+    return things;
+  };
+}
