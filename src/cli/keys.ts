@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { loadConfig } from '../config/index.js';
 import { ThingsteadError } from '../errors/index.js';
+import { openChangeChannel } from '../events/index.js';
 import { credentialsProfile, openCredentialStore, type AccessKeyRole } from '../identity/index.js';
 import { openDatabase } from '../store/index.js';
 import { CliError, parseCredentialsFile, printTable } from './connection.js';
@@ -11,6 +12,10 @@ import { CliError, parseCredentialsFile, printTable } from './connection.js';
  * `thingstead keys create|list|delete`: access keys for the AWS-compatible API. Unlike the other commands
  * this one works on the data directory and database directly (the same settings as `thingstead up`),
  * because it manages the very credentials the API requires; it works whether or not the server runs.
+ * On PostgreSQL it publishes its change (`accessKey`) so running platforms drop the key at once (and the
+ * MQTT connections authenticated with it). On SQLite a running platform has no cross-process events: it
+ * stops accepting the key within its 2 s credential cache, and its open MQTT connections stay until they
+ * reconnect (src/events/index.ts).
  */
 
 interface KeyFlags {
@@ -34,13 +39,15 @@ async function withStore<T>(
       `data directory ${dataDir} does not exist: run \`thingstead up\` once, or pass --data-dir.`,
     );
   const db = await openDatabase({ dataDir, databaseUrl: config.databaseUrl });
+  const events = await openChangeChannel(db);
   try {
-    const store = await openCredentialStore({ db, dataDir });
+    const store = await openCredentialStore({ db, dataDir, events });
     return await fn(store, dataDir, config.region);
   } catch (err) {
     if (err instanceof ThingsteadError) throw new CliError(err.message);
     throw err;
   } finally {
+    await events.close();
     await db.close();
   }
 }
