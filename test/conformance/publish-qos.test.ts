@@ -4,8 +4,26 @@ import { startTestPlatform, type TestPlatform } from '../helpers/platform.js';
 import { RawClient, collect, connect, end, uniqueId, waitFor, type Transport } from './helpers.js';
 
 let platform: TestPlatform;
+/** A certificate allowed everything: the TLS port requires one, also in anonymous dev mode. */
+let device: { cert: string; key: string };
 beforeAll(async () => {
   platform = await startTestPlatform();
+  const c = await platform.security.certificates.createKeysAndCertificate({
+    setAsActive: true,
+    keyType: 'ec-p256',
+  });
+  await platform.security.policies.createPolicy(
+    'qos-all',
+    JSON.stringify({
+      Version: '2012-10-17',
+      Statement: [{ Effect: 'Allow', Action: 'iot:*', Resource: '*' }],
+    }),
+  );
+  await platform.security.policies.attachPolicy(
+    'qos-all',
+    platform.security.certificates.certificateArn(c.certificateId),
+  );
+  device = { cert: c.certificatePem, key: c.privateKeyPem };
 });
 afterAll(async () => {
   await platform?.stop();
@@ -22,8 +40,9 @@ describe('QoS 0/1/2 over every transport and protocol version', () => {
   ];
   for (const [transport, protocolVersion] of cases) {
     it(`${transport} v${protocolVersion}: QoS 0, 1 and 2 round trip [MQTT-4.3.1-1, MQTT-4.3.2-1, MQTT-4.3.3-1]`, async () => {
-      const sub = await connect(platform, { transport, protocolVersion });
-      const pub = await connect(platform, { transport, protocolVersion });
+      const tls = transport === 'tls' ? device : {};
+      const sub = await connect(platform, { transport, protocolVersion, ...tls });
+      const pub = await connect(platform, { transport, protocolVersion, ...tls });
       const got = collect(sub);
       const topic = `t/${uniqueId()}/x`;
       await sub.subscribeAsync(topic, { qos: 2 });
