@@ -3,11 +3,12 @@
  * messages (queued for a session, in flight at takeover, retained). Each function denies when a hook throws.
  */
 import type { AuthHooks, AuthzSubject } from './hooks.js';
+import { isBrokerOwned } from './services.js';
 
 /**
- * May this client publish `topic` (with RETAIN)? The one check for live PUBLISHes and wills: the broker's
- * own event topics are refused to every client (no spoofed presence or lifecycle events), then
- * `iot:Publish`, then `iot:RetainPublish` for retained messages (AWS §9.2). A throwing hook denies.
+ * May this client publish `topic` (with RETAIN)? The one check for live PUBLISHes and wills: the broker-owned
+ * namespaces (services.ts, `$aws/events/#`) are refused to every client (no spoofed presence or lifecycle
+ * events), then `iot:Publish`, then `iot:RetainPublish` for retained messages (AWS §9.2). A throwing hook denies.
  */
 export function authorizeClientPublish(
   hooks: AuthHooks,
@@ -15,7 +16,7 @@ export function authorizeClientPublish(
   topic: string,
   retain: boolean,
 ): boolean {
-  if (topic.startsWith('$aws/events/')) return false;
+  if (isBrokerOwned(topic)) return false;
   try {
     return hooks.authorizePublish(subject, topic) && (!retain || hooks.authorizeRetain(subject, topic));
   } catch {

@@ -15,6 +15,7 @@ import type { MqttStore } from './store.js';
 import { createSqliteMqttStore } from './sqlite-store.js';
 import { createPostgresMqttStore } from './pg-store.js';
 import { checkTopicFilter, checkTopicName } from './topics.js';
+import { ServiceTable } from './services.js';
 
 /** The MQTT store for a database handle: SQLite or PostgreSQL by the handle's kind. */
 export function createMqttStore(db: Database): MqttStore {
@@ -41,6 +42,7 @@ export function createBroker(options: BrokerOptions): Broker {
     metrics,
     logger,
     options.store ?? createMqttStore(options.db),
+    new ServiceTable({ logger: logger.child({ ctx: 'mqtt.services' }), metrics: options.metrics }),
   );
   const sum = (f: (s: import('./session.js').Session) => number) => {
     let n = 0;
@@ -127,6 +129,10 @@ export function createBroker(options: BrokerOptions): Broker {
       return core.subscribeInternal(filter, handler);
     },
 
+    registerService(service) {
+      return core.services.register(service);
+    },
+
     reauthorize() {
       for (const c of live()) {
         if (!safe(() => options.hooks.authorizeConnection(c.subject!))) {
@@ -168,6 +174,8 @@ export function createBroker(options: BrokerOptions): Broker {
     },
 
     async close() {
+      // Requests already accepted are handled (their replies still reach connected clients), then the core.
+      await core.services.close();
       await core.close();
     },
   };

@@ -38,6 +38,7 @@ import { createLocalBus, type Bus } from './bus.js';
 import type { TopicLimits } from './topics.js';
 import { checkPublishProperties, encodePublishFast, ownPayload } from './codec.js';
 import { authorizeReceive, authorizeSubscribe } from './authorize.js';
+import { ServiceTable } from './services.js';
 
 export class InternalSub implements SubOwner {
   readonly kind = 'internal' as const;
@@ -89,6 +90,8 @@ export class Core {
     readonly metrics: BrokerMetrics,
     readonly log: Logger,
     private readonly store: MqttStore,
+    /** Reserved-topic services (see services.ts): requests are handed to them from `route`. */
+    readonly services: ServiceTable = new ServiceTable({ logger: log }),
   ) {
     this.retained = new RetainedStore((op) => this.persist(op), {
       limits: config.limits,
@@ -374,7 +377,10 @@ export class Core {
 
   // ---- routing ---------------------------------------------------------------------------------------
 
-  /** Route one message: retain it if flagged, then hand it to the bus. Hot path: synchronous. */
+  /**
+   * Route one message: retain it if flagged, hand a client's request on a reserved topic to its service's
+   * queue (it is routed to subscribers as well), then hand it to the bus. Hot path: synchronous.
+   */
   route(msg: Routed): void {
     if (msg.retain) {
       keep(msg);
@@ -386,6 +392,11 @@ export class Core {
         expiresAt: msg.expiresAt,
         owner: msg.origin,
       });
+    }
+    const services = this.services.match(msg);
+    if (services !== null) {
+      keep(msg);
+      this.services.dispatch(services, msg);
     }
     this.bus.publish(msg);
   }

@@ -5,8 +5,8 @@
  * Files by role: broker.ts (the Broker API), core.ts (routing, delivery, sessions; hot-path and durability
  * contracts), connection.ts (socket I/O, framing, batching, backpressure), handlers/*.ts (one per packet
  * family), codec.ts (mqtt-packet plus measured PUBLISH/ack fast paths), router.ts (topic trie),
- * retained.ts, will.ts, lifecycle.ts (AWS lifecycle events), topics.ts (name/filter rules), bus.ts (cluster
- * seam), store.ts + sqlite-store.ts + pg-store.ts (persistence), metrics.ts.
+ * retained.ts, will.ts, lifecycle.ts (AWS lifecycle events), services.ts (reserved-topic service table),
+ * topics.ts (name/filter rules), bus.ts (cluster seam), store.ts + sqlite-store.ts + pg-store.ts (persistence), metrics.ts.
  */
 export type {
   Broker,
@@ -32,3 +32,11 @@ export { createBroker, createMqttStore } from './broker.js';
 export type { MqttStore, StoreOp, StoredSession, StoredRetained } from './store.js';
 export { topicMatches, checkTopicName, checkTopicFilter } from './topics.js';
 export { authorizeClientPublish } from './authorize.js';
+export {
+  isBrokerOwned,
+  BROKER_OWNED_NAMESPACES,
+  type ReservedTopicService,
+  type ServiceRequest,
+  type ServiceRegistration,
+  type ServiceStats,
+} from './services.js';

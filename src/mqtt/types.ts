@@ -4,6 +4,7 @@ import type { Logger, Registry } from '../observability/index.js';
 import type { Database } from '../store/index.js';
 import type { AuthHooks, ConnectionInfo, Principal } from './hooks.js';
 import type { MqttStore } from './store.js';
+import type { ReservedTopicService, ServiceRegistration } from './services.js';
 
 /** A message as the broker routes it. The payload Buffer is owned by the message once published. */
 export interface Message {
@@ -67,16 +68,26 @@ export interface Broker {
    */
   publish(message: Message, publisher?: Publisher | null): void;
   /**
-   * Receive every message matching `filter` (MQTT wildcard semantics), for reserved-topic services and the
-   * rules engine. Handlers run synchronously on the routing path and must not block; returns an unsubscribe.
-   */
-  /**
    * `publish`, then resolve once every store write it caused (retained, queued for offline sessions) is
    * committed; reject with ServiceUnavailable when that write fails. For publishes that promise
    * durability to someone (a device's QoS 1 over HTTPS).
    */
   publishDurably(message: Message, publisher?: Publisher | null): Promise<void>;
+  /**
+   * Receive every message matching `filter` (MQTT wildcard semantics); returns an unsubscribe.
+   * Hot path contract: handlers run synchronously on the routing path, for every match, so they must only
+   * take what they need and enqueue (the rules engine pushes onto its WorkQueue); anything that does work
+   * belongs on a queue, and a reserved-topic service belongs in `registerService`. Kept synchronous on
+   * purpose: the rules' per-message cost is a push, and a second hop through a queue would only add one.
+   */
   subscribeInternal(filter: string, handler: InternalHandler): () => void;
+  /**
+   * Serve reserved topics (shadow, jobs, ...): a client's PUBLISH matching one of `service.filters` is
+   * routed as usual and also handed to `service.handle` on the service's bounded queue, off the routing
+   * path; the service answers as the platform with `publish`. Throws InvalidRequest for a duplicate name or
+   * a filter outside a `$` namespace or inside a broker-owned one (`$aws/events/#`). See services.ts.
+   */
+  registerService(service: ReservedTopicService): ServiceRegistration;
   /** Re-run authorizeConnection for every live connection (after a policy or certificate change). */
   reauthorize(): void;
   /** Disconnect every live connection matching the predicate (v5 reason code, e.g. 0x87 or 0x98). */
