@@ -122,6 +122,7 @@ export async function startDeviceHttps(options: {
     const qos = Number(url.searchParams.get('qos') ?? '0');
     const retain = url.searchParams.get('retain') === 'true';
     if (qos !== 0 && qos !== 1) return fail(res, 'InvalidRequest', 'qos must be 0 or 1', 'invalid');
+    const level: 0 | 1 = qos === 1 ? 1 : 0;
     if (!topic || topic.includes('+') || topic.includes('#')) {
       return fail(res, 'InvalidRequest', `not a topic name: ${topic}`, 'invalid');
     }
@@ -148,7 +149,7 @@ export async function startDeviceHttps(options: {
         // The same checks as an MQTT PUBLISH (no broker event topics, iot:Publish, iot:RetainPublish).
         if (!authorizeClientPublish(hooks, subject, topic, retain))
           return fail(res, 'Forbidden', `not authorized to publish to ${topic}`, 'forbidden');
-        const message = { topic, payload: Buffer.concat(chunks), qos: qos as 0 | 1, retain };
+        const message = { topic, payload: Buffer.concat(chunks), qos: level, retain };
         const publisher = { clientId: subject.clientId, principal: subject.principal };
         // QoS 1 and retained: answer 200 only once what the publish stored is written.
         if (qos > 0 || retain) await broker.publishDurably(message, publisher);
