@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import { ThingsteadError } from '../errors/index.js';
 import type { ChangeChannel } from '../events/index.js';
 import { DEFAULT_MAX_JSON_DEPTH } from '../json/index.js';
@@ -6,6 +5,7 @@ import type { Broker, Message, Publisher } from '../mqtt/index.js';
 import type { Logger, Registry } from '../observability/index.js';
 import type { Database } from '../store/index.js';
 import type { Point } from '../timeseries/index.js';
+import { WorkQueue } from '../work/index.js';
 import {
   ActionError,
   AWS_ACTION_NAMES,
@@ -42,6 +42,8 @@ export interface RulesEngineOptions {
   readonly postgresUrl?: string | null;
   /** Messages waiting for evaluation; beyond it they are dropped with reason queue_full. */
   readonly queueSize?: number;
+  /** Payload bytes waiting for evaluation (default 64 MiB); beyond it they are dropped with reason queue_full. */
+  readonly queueBytes?: number;
   /** Deliveries in flight per action before new ones spill into the outbox. */
   readonly maxInFlightPerAction?: number;
   readonly outbox?: {
@@ -141,9 +143,8 @@ export class RulesEngine {
   private basicIngestUnsub: (() => void) | null = null;
   private readonly counters = new Map<string, RuleCounters>();
   private readonly actionStates = new Map<string, ActionState>();
-  private readonly queue: QueueItem[] = [];
-  private queueHead = 0;
-  private draining = false;
+  /** The evaluation queue (src/work): bounded by queueSize and queueBytes, drained in time slices. */
+  private readonly queue: WorkQueue<QueueItem>;
   private spill: NewOutboxRow[] = [];
   private spillTimer: NodeJS.Timeout | null = null;
   private spillFlush: Promise<void> | null = null;
@@ -157,7 +158,6 @@ export class RulesEngine {
   readonly sinks: Sinks;
   private readonly metrics: RulesMetrics;
   private readonly o: Required<NonNullable<RulesEngineOptions['outbox']>>;
-  private readonly queueSize: number;
   private readonly maxInFlight: number;
   private readonly traceIntervalMs: number;
   private readonly maxJsonDepth: number;
@@ -181,12 +181,27 @@ export class RulesEngine {
       maxBackoffMs: options.outbox?.maxBackoffMs ?? 30_000,
       pollMs: options.outbox?.pollMs ?? 100,
     };
-    this.queueSize = options.queueSize ?? 10_000;
+    this.queue = new WorkQueue<QueueItem>({
+      name: 'rules',
+      maxItems: options.queueSize ?? 10_000,
+      maxBytes: options.queueBytes ?? 64 * 1024 * 1024,
+      sizeOf: (item) => item.message.payload.length + item.message.topic.length + 64,
+      logger: options.logger,
+      metrics: options.metrics,
+      handle: (item) => this.process(item),
+      // Last line of defence: one message must never stop the drain or end the process (the queue logs it).
+      onError: (item) => {
+        for (const name of item.rules) this.drop(name, 'evaluation_error');
+      },
+      onDrop: (item, reason) => {
+        for (const name of item.rules) this.drop(name, reason);
+      },
+    });
     this.maxInFlight = options.maxInFlightPerAction ?? 64;
     this.traceIntervalMs = options.traceIntervalMs ?? 250;
     this.maxJsonDepth = options.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH;
     this.metrics = new RulesMetrics(options.metrics, () => ({
-      queue: this.queue.length - this.queueHead,
+      queue: this.queue.depth,
       outbox: this.outboxCount,
     }));
   }
@@ -361,50 +376,10 @@ export class RulesEngine {
     this.enqueue({ message, publisher, rules: [m[1]!], basicIngest: true, at: Date.now() });
   }
 
+  /** Hot path: a push (refusals counted per rule by onDrop); evaluation runs on the queue's later turns. */
   private enqueue(item: QueueItem): void {
     if (this.closed) return;
-    if (this.queue.length - this.queueHead >= this.queueSize) {
-      for (const name of item.rules) this.drop(name, 'queue_full');
-      return;
-    }
     this.queue.push(item);
-    if (!this.draining) {
-      this.draining = true;
-      setImmediate(() => this.drain());
-    }
-  }
-
-  /**
-   * Evaluate queued messages in time slices (about 4 ms) so the event loop keeps serving sockets while
-   * the queue is drained as fast as the CPU allows.
-   */
-  private drain(): void {
-    const started = performance.now();
-    while (this.queueHead < this.queue.length) {
-      const end = Math.min(this.queue.length, this.queueHead + 64);
-      while (this.queueHead < end) {
-        const item = this.queue[this.queueHead]!;
-        this.queue[this.queueHead++] = undefined as never;
-        try {
-          this.process(item);
-        } catch (err) {
-          // Last line of defence: one message must never stop the drain loop or end the process.
-          this.options.logger.error({ err, topic: item.message.topic }, 'rule processing failed');
-          for (const name of item.rules) this.drop(name, 'evaluation_error');
-        }
-      }
-      if (performance.now() - started > 4) break;
-    }
-    if (this.queueHead > 4096 && this.queueHead * 2 > this.queue.length) {
-      this.queue.splice(0, this.queueHead);
-      this.queueHead = 0;
-    }
-    if (this.queueHead < this.queue.length) setImmediate(() => this.drain());
-    else {
-      this.queue.length = 0;
-      this.queueHead = 0;
-      this.draining = false;
-    }
   }
 
   private process(item: QueueItem): void {
@@ -1011,7 +986,7 @@ export class RulesEngine {
   }
 
   totals(): { queue: number; outbox: number; rules: number } {
-    return { queue: this.queue.length - this.queueHead, outbox: this.outboxCount, rules: this.rules.size };
+    return { queue: this.queue.depth, outbox: this.outboxCount, rules: this.rules.size };
   }
 
   /** Evaluate a rule on a sample message and render each action's request, without delivering anything. */
@@ -1067,8 +1042,9 @@ export class RulesEngine {
   /** Wait until the queue is empty, no delivery is in flight and the spill buffer is written. */
   async idle(): Promise<void> {
     for (;;) {
-      while (this.draining) await new Promise((r) => setImmediate(r));
-      if (this.inFlight.size === 0 && this.spill.length === 0 && !this.spillFlush) return;
+      await this.queue.idle();
+      if (this.inFlight.size === 0 && this.spill.length === 0 && !this.spillFlush && this.queue.depth === 0)
+        return;
       await Promise.allSettled([...this.inFlight]);
       await this.flushSpill();
     }
@@ -1085,6 +1061,7 @@ export class RulesEngine {
     this.basicIngestUnsub?.();
     await this.idle();
     this.closed = true;
+    await this.queue.close();
     if (this.retryTimer) clearInterval(this.retryTimer);
     this.unsubscribeEvents?.();
     await this.retryRun;
