@@ -80,12 +80,6 @@ export interface CertificateStore {
   /** Number of certificates issued by a CA (DeleteCACertificate is refused while any remain). */
   countByCa(caCertificateId: string): Promise<number>;
 
-  /** Certificates and CAs whose status changed after `since` (epoch ms), for nodes that poll. */
-  modifiedSince(since: number): Promise<{
-    certificates: Array<{ certificateId: string; status: CertificateStatus; lastModifiedAt: number }>;
-    cas: Array<{ certificateId: string; status: CaStatus; lastModifiedAt: number }>;
-  }>;
-
   getSetting(key: string): Promise<string | undefined>;
   /** Insert unless present; returns the value stored (the existing one when there was one). */
   putSettingOnce(key: string, value: string): Promise<string>;
@@ -299,25 +293,6 @@ export async function openCertificateStore(db: Database): Promise<CertificateSto
         [caId],
       );
       return Number(rows[0]?.n ?? 0);
-    },
-
-    async modifiedSince(since) {
-      const [c, a] = await Promise.all([
-        db.query<Row>(
-          'SELECT certificate_id, status, last_modified_at FROM certificates WHERE last_modified_at > $1',
-          [since],
-        ),
-        db.query<Row>(
-          'SELECT certificate_id, status, last_modified_at FROM ca_certificates WHERE last_modified_at > $1',
-          [since],
-        ),
-      ]);
-      const map = <S>(r: Row) => ({
-        certificateId: r.certificate_id as string,
-        status: r.status as S,
-        lastModifiedAt: Number(r.last_modified_at),
-      });
-      return { certificates: c.map(map<CertificateStatus>), cas: a.map(map<CaStatus>) };
     },
 
     async getSetting(key) {

@@ -10,8 +10,8 @@ import { connectTls, createDevice, publishReason } from './security-helpers.js';
 
 /**
  * Two nodes sharing PostgreSQL and the CA files (DESIGN.md "Growing past one machine"): a certificate revoked
- * or a policy changed through node A takes effect on a device connected to node B within the sync interval
- * (2 s by default).
+ * or a policy changed through node A takes effect on a device connected to node B through change events
+ * (PostgreSQL LISTEN/NOTIFY; latency figures in change-events.test.ts).
  */
 
 const pg = await postgresAvailable('two-node security test');
@@ -50,7 +50,7 @@ describe.skipIf(!pg)('security on two nodes', () => {
       { Effect: 'Allow', Action: 'iot:Publish', Resource: `${A}:topic/x/*` },
     ];
     const dev = await createDevice(iot, 'roamer', { name: 'roamer-p', statements });
-    // node B learns about the new policy within a sync interval
+    // node B learns about the new policy from its change event
     const c = await waitFor(
       () => connectTls(b, dev, 'roamer').catch(() => undefined),
       5000,
