@@ -1,8 +1,10 @@
 // Type-aware lint. Rules that keep the architecture visible:
 // - no deep imports into another context: import `../<context>/index.js`, never its internals.
+// - no import cycles at any depth (value imports; `import type` is erased): eslint/architecture.js.
 // - no floating promises; no console outside the CLI, the benchmarks and the simulator.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import architecture from './eslint/architecture.js';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'data/**', 'coverage/**', '**/*.js', '**/*.cjs'] },
@@ -26,6 +28,11 @@ export default tseslint.config(
   },
   {
     files: ['src/**/*.ts'],
+    plugins: { architecture },
+    rules: { 'architecture/no-import-cycles': 'error' },
+  },
+  {
+    files: ['src/**/*.ts'],
     ignores: ['src/cli/**'],
     rules: {
       'no-restricted-imports': [
@@ -33,7 +40,8 @@ export default tseslint.config(
         {
           patterns: [
             {
-              regex: '^\\.\\./[a-z-]+/(?!index\\.js$).+',
+              // At any depth: `../x/y.js` and `../../x/y.js` (from a subfolder) alike.
+              regex: '^(\\.\\./)+(?!test/)[a-z-]+/(?!index\\.js$).+',
               message: 'Import another context only through its index.ts (CONVENTIONS.md #1).',
             },
           ],
