@@ -20,7 +20,12 @@
  *   the same way. So a crash loses at most the last un-flushed batch of messages that were never
  *   acknowledged to their publisher, plus the in-flight messages of sessions that were online at the time;
  *   a graceful close() loses nothing it could write.
- * - Inbound QoS 2 packet ids awaiting PUBREL and pending delayed wills are memory-only.
+ * - Inbound QoS 2 packet ids awaiting PUBREL [MQTT-4.3.3-9] are written when a persistent session goes
+ *   offline (and the stored copy cleared when it resumes), so a resent PUBLISH is not routed twice after a
+ *   restart; a crash loses those of sessions online at the time (the client's resend is then routed again).
+ * - A pending delayed will [MQTT-3.1.3-9] is written when its connection ends and deleted when it fires or is
+ *   cancelled; a graceful close() keeps it (not published), and after a restart it fires at its time, at once
+ *   if its session expired meanwhile, unless the client resumes the session first (see will.ts).
  */
 import { rateLimitedLog, type Logger } from '../observability/index.js';
 import type { Config } from '../config/index.js';
@@ -28,7 +33,7 @@ import type { AuthHooks, AuthzSubject } from './hooks.js';
 import type { InternalHandler, Message } from './types.js';
 import { TopicRouter, type SubEntry, type SubOwner } from './router.js';
 import { Session, type Queued, type Routed } from './session.js';
-import { scheduleWill } from './will.js';
+import { publishWill, restoreWill, scheduleWill, storedWill } from './will.js';
 import type { Connection } from './connection.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { MqttStore, StoreOp, StoredQueued } from './store.js';
@@ -143,10 +148,14 @@ export class Core {
     });
     this.retained.load(retained);
     const now = Date.now();
+    /** Wills of sessions that expired while the server was down: published once every session is back. */
+    const overdue: Array<ReturnType<typeof storedWill>> = [];
     for (const stored of await this.store.loadSessions()) {
       const disconnectedAt = stored.disconnectedAt ?? now;
       const remaining = disconnectedAt + stored.expiryInterval * 1000 - now;
       if (remaining <= 0 || stored.expiryInterval <= 0) {
+        // [MQTT-3.1.2-8] the session ended, so its pending will is published.
+        if (stored.will) overdue.push(storedWill(stored.clientId, stored.will));
         this.persist({ op: 'deleteSession', clientId: stored.clientId });
         continue;
       }
@@ -163,8 +172,14 @@ export class Core {
           this.persist({ op: 'dequeue', clientId: s.clientId, seq: q.seq });
         }
       }
+      if (stored.incomingQos2?.length) {
+        s.incomingQos2 = new Set(stored.incomingQos2);
+        s.qos2Stored = true;
+      }
+      if (stored.will) restoreWill(this, s, stored.will);
       s.expiryTimer = setTimeout(this.expireLater, remaining, s).unref();
     }
+    for (const will of overdue) publishWill(this, will);
   }
 
   private dropUndecodable(kind: 'retained' | 'queued', why: string, topic: string): void {
@@ -641,6 +656,11 @@ export class Core {
 
   /** On session resumption: resend unacknowledged PUBLISH with DUP=1 and PUBREL [MQTT-4.4.0-1]. */
   resume(s: Session, conn: Connection): void {
+    if (s.qos2Stored) {
+      // The ids live in memory while the session is online; the stored copy would outlive their PUBREL.
+      s.qos2Stored = false;
+      this.persist({ op: 'qos2', clientId: s.clientId, packetIds: [] });
+    }
     const subject = conn.subject;
     if (subject !== null && s.subCount) {
       // Stored subscriptions are authorized again for the subject resuming the session (iot:Subscribe).
@@ -761,6 +781,12 @@ export class Core {
     });
     this.metrics.sessionsPersisted.inc();
     this.persistUndelivered(s);
+    // Inbound QoS 2 ids awaiting PUBREL, so a resent PUBLISH is still not routed twice after a restart.
+    const qos2 = s.incomingQos2;
+    if (qos2?.size || s.qos2Stored) {
+      s.qos2Stored = qos2 !== null && qos2.size > 0;
+      this.persist({ op: 'qos2', clientId: s.clientId, packetIds: qos2 ? [...qos2] : [] });
+    }
     if (!this.closing) s.expiryTimer = setTimeout(this.expireLater, s.expiryInterval * 1000, s).unref();
   }
 
@@ -781,10 +807,13 @@ export class Core {
 
   /** Discard a session: its pending will fires now [MQTT-3.1.2-8], its state is deleted. */
   endSession(s: Session): void {
-    const fire = s.willTimer ? s.willFire : null;
+    const will = s.pendingWill;
     s.clearTimers();
     s.pendingWill = null;
-    s.willFire = null;
+    // The session's rows go with deleteSession (the will's and the QoS 2 ids' too).
+    if (s.willStored && !s.stored) this.persist({ op: 'will', clientId: s.clientId, will: null });
+    s.willStored = false;
+    s.qos2Stored = false;
     if (this.sessions.get(s.clientId) === s) this.sessions.delete(s.clientId);
     if (s.subCount) {
       for (const filter of [...s.subs.keys()]) {
@@ -799,7 +828,7 @@ export class Core {
     if (s.inflightCount) s.inflight.clear();
     if (s.stored) this.persist({ op: 'deleteSession', clientId: s.clientId });
     s.stored = false;
-    fire?.();
+    if (will) publishWill(this, will);
   }
 
   // ---- problems --------------------------------------------------------------------------------------

@@ -6,10 +6,13 @@ import { migrate } from '../store/index.js';
 import {
   MQTT_MIGRATIONS,
   decodeProperties,
+  decodeWillParty,
   encodeProperties,
+  encodeWillParty,
   type MqttStore,
   type StoredRetained,
   type StoredSession,
+  type StoredWill,
 } from './store.js';
 
 const num = (v: unknown): number => Number(v);
@@ -26,7 +29,11 @@ export function createPostgresMqttStore(db: PostgresDatabase): MqttStore {
       const queued = await db.query<Record<string, unknown>>(
         'SELECT * FROM mqtt_queue ORDER BY client_id, seq',
       );
-      const byId = new Map<string, StoredSession>();
+      const qos2 = await db.query<Record<string, unknown>>(
+        'SELECT * FROM mqtt_qos2 ORDER BY client_id, packet_id',
+      );
+      const wills = await db.query<Record<string, unknown>>('SELECT * FROM mqtt_wills');
+      const byId = new Map<string, StoredSession & { incomingQos2: number[]; will: StoredWill | null }>();
       for (const s of sessions) {
         const clientId = String(s.client_id);
         byId.set(clientId, {
@@ -36,7 +43,24 @@ export function createPostgresMqttStore(db: PostgresDatabase): MqttStore {
           disconnectedAt: numOrNull(s.disconnected_at),
           subscriptions: [],
           queue: [],
+          incomingQos2: [],
+          will: null,
         });
+      }
+      for (const r of qos2) byId.get(String(r.client_id))?.incomingQos2.push(num(r.packet_id));
+      for (const r of wills) {
+        const s = byId.get(String(r.client_id));
+        const party = decodeWillParty(r.principal, r.info);
+        if (!s || !party) continue;
+        s.will = {
+          topic: String(r.topic),
+          payload: r.payload as Buffer,
+          qos: num(r.qos) as 0 | 1 | 2,
+          retain: Boolean(r.retain),
+          properties: decodeProperties(r.properties),
+          fireAt: num(r.fire_at),
+          ...party,
+        };
       }
       for (const r of subs) {
         byId.get(String(r.client_id))?.subscriptions.push({
@@ -96,7 +120,44 @@ export function createPostgresMqttStore(db: PostgresDatabase): MqttStore {
               await tx.run('DELETE FROM mqtt_sessions WHERE client_id = $1', [o.clientId]);
               await tx.run('DELETE FROM mqtt_subscriptions WHERE client_id = $1', [o.clientId]);
               await tx.run('DELETE FROM mqtt_queue WHERE client_id = $1', [o.clientId]);
+              await tx.run('DELETE FROM mqtt_qos2 WHERE client_id = $1', [o.clientId]);
+              await tx.run('DELETE FROM mqtt_wills WHERE client_id = $1', [o.clientId]);
               break;
+            case 'qos2':
+              await tx.run('DELETE FROM mqtt_qos2 WHERE client_id = $1', [o.clientId]);
+              for (const id of o.packetIds)
+                await tx.run('INSERT INTO mqtt_qos2 (client_id, packet_id) VALUES ($1, $2)', [
+                  o.clientId,
+                  id,
+                ]);
+              break;
+            case 'will': {
+              const w = o.will;
+              if (w === null) {
+                await tx.run('DELETE FROM mqtt_wills WHERE client_id = $1', [o.clientId]);
+                break;
+              }
+              const party = encodeWillParty(w);
+              await tx.run(
+                `INSERT INTO mqtt_wills (client_id, topic, payload, qos, retain, properties, fire_at, principal, info)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (client_id) DO UPDATE SET
+                 topic = EXCLUDED.topic, payload = EXCLUDED.payload, qos = EXCLUDED.qos, retain = EXCLUDED.retain,
+                 properties = EXCLUDED.properties, fire_at = EXCLUDED.fire_at, principal = EXCLUDED.principal,
+                 info = EXCLUDED.info`,
+                [
+                  o.clientId,
+                  w.topic,
+                  w.payload,
+                  w.qos,
+                  w.retain,
+                  encodeProperties(w.properties),
+                  w.fireAt,
+                  party.principal,
+                  party.info,
+                ],
+              );
+              break;
+            }
             case 'subscribe':
               await tx.run(
                 `INSERT INTO mqtt_subscriptions (client_id, filter, qos, nl, rap, rh, sub_id)

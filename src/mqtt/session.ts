@@ -53,6 +53,16 @@ export interface WillSpec {
   readonly delay: number;
 }
 
+/** A will waiting for its Will Delay Interval (see will.ts), with who set it. */
+export interface PendingWill {
+  readonly will: WillSpec;
+  readonly publisher: Publisher;
+  /** Authorizes it when it fires; null for a will restored from the store (authorized when stored). */
+  readonly subject: AuthzSubject | null;
+  /** Epoch ms. */
+  readonly fireAt: number;
+}
+
 export class Session implements SubOwner {
   readonly kind = 'session' as const;
   // subs and inflight are allocated on first use: an idle session (most of them, at scale) never needs
@@ -83,14 +93,16 @@ export class Session implements SubOwner {
   queue: Queued[] = [];
   /** Inbound QoS 2 packet ids received and not yet released [MQTT-4.3.3-9]. Lazily allocated. */
   incomingQos2: Set<number> | null = null;
+  /** True while the store holds a non-empty set of this session's inbound QoS 2 ids. */
+  qos2Stored = false;
   conn: Connection | null = null;
   /** The last authenticated subject, for receive authorization while offline. */
   subject: AuthzSubject | null = null;
   expiryTimer: NodeJS.Timeout | null = null;
   willTimer: NodeJS.Timeout | null = null;
-  pendingWill: WillSpec | null = null;
-  /** Publishes the pending delayed will (set with willTimer). */
-  willFire: (() => void) | null = null;
+  pendingWill: PendingWill | null = null;
+  /** True while the store holds the pending will. */
+  willStored = false;
   /** True once the session has rows in the store (persisted sessions, or ones that were). */
   stored = false;
   disconnectedAt: number | null = null;

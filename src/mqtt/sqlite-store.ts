@@ -6,11 +6,14 @@ import { migrate } from '../store/index.js';
 import {
   MQTT_MIGRATIONS,
   decodeProperties,
+  decodeWillParty,
   encodeProperties,
+  encodeWillParty,
   type MqttStore,
   type StoreOp,
   type StoredRetained,
   type StoredSession,
+  type StoredWill,
 } from './store.js';
 
 interface SessionRow {
@@ -40,6 +43,21 @@ interface QueueRow {
   state: number;
   packet_id: number | null;
 }
+interface Qos2Row {
+  client_id: string;
+  packet_id: number;
+}
+interface WillRow {
+  client_id: string;
+  topic: string;
+  payload: Buffer;
+  qos: number;
+  retain: number;
+  properties: string | null;
+  fire_at: number;
+  principal: string;
+  info: string;
+}
 interface RetainedRow {
   topic: string;
   payload: Buffer;
@@ -63,6 +81,16 @@ export function createSqliteMqttStore(db: SqliteDatabase): MqttStore {
     const delSession = raw.prepare('DELETE FROM mqtt_sessions WHERE client_id = ?');
     const delSubs = raw.prepare('DELETE FROM mqtt_subscriptions WHERE client_id = ?');
     const delQueue = raw.prepare('DELETE FROM mqtt_queue WHERE client_id = ?');
+    const delQos2 = raw.prepare('DELETE FROM mqtt_qos2 WHERE client_id = ?');
+    const putQos2 = raw.prepare('INSERT INTO mqtt_qos2 (client_id, packet_id) VALUES (?, ?)');
+    const delWill = raw.prepare('DELETE FROM mqtt_wills WHERE client_id = ?');
+    const putWill = raw.prepare(
+      `INSERT INTO mqtt_wills (client_id, topic, payload, qos, retain, properties, fire_at, principal, info)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (client_id) DO UPDATE SET topic = excluded.topic, payload = excluded.payload,
+       qos = excluded.qos, retain = excluded.retain, properties = excluded.properties,
+       fire_at = excluded.fire_at, principal = excluded.principal, info = excluded.info`,
+    );
     const putSub = raw.prepare(
       `INSERT INTO mqtt_subscriptions (client_id, filter, qos, nl, rap, rh, sub_id) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (client_id, filter) DO UPDATE SET qos = excluded.qos, nl = excluded.nl, rap = excluded.rap,
@@ -93,7 +121,33 @@ export function createSqliteMqttStore(db: SqliteDatabase): MqttStore {
             delSession.run(o.clientId);
             delSubs.run(o.clientId);
             delQueue.run(o.clientId);
+            delQos2.run(o.clientId);
+            delWill.run(o.clientId);
             break;
+          case 'qos2':
+            delQos2.run(o.clientId);
+            for (const id of o.packetIds) putQos2.run(o.clientId, id);
+            break;
+          case 'will': {
+            const w = o.will;
+            if (w === null) {
+              delWill.run(o.clientId);
+              break;
+            }
+            const party = encodeWillParty(w);
+            putWill.run(
+              o.clientId,
+              w.topic,
+              w.payload,
+              w.qos,
+              w.retain ? 1 : 0,
+              encodeProperties(w.properties),
+              w.fireAt,
+              party.principal,
+              party.info,
+            );
+            break;
+          }
           case 'subscribe':
             putSub.run(
               o.clientId,
@@ -157,7 +211,9 @@ export function createSqliteMqttStore(db: SqliteDatabase): MqttStore {
       const sessions = db.raw.prepare('SELECT * FROM mqtt_sessions').all() as SessionRow[];
       const subs = db.raw.prepare('SELECT * FROM mqtt_subscriptions').all() as SubRow[];
       const queued = db.raw.prepare('SELECT * FROM mqtt_queue ORDER BY client_id, seq').all() as QueueRow[];
-      const byId = new Map<string, StoredSession>();
+      const qos2 = db.raw.prepare('SELECT * FROM mqtt_qos2 ORDER BY client_id, packet_id').all() as Qos2Row[];
+      const wills = db.raw.prepare('SELECT * FROM mqtt_wills').all() as WillRow[];
+      const byId = new Map<string, StoredSession & { incomingQos2: number[]; will: StoredWill | null }>();
       for (const s of sessions) {
         byId.set(s.client_id, {
           clientId: s.client_id,
@@ -166,7 +222,24 @@ export function createSqliteMqttStore(db: SqliteDatabase): MqttStore {
           disconnectedAt: s.disconnected_at,
           subscriptions: [],
           queue: [],
+          incomingQos2: [],
+          will: null,
         });
+      }
+      for (const r of qos2) byId.get(r.client_id)?.incomingQos2.push(r.packet_id);
+      for (const r of wills) {
+        const s = byId.get(r.client_id);
+        const party = decodeWillParty(r.principal, r.info);
+        if (!s || !party) continue;
+        s.will = {
+          topic: r.topic,
+          payload: r.payload,
+          qos: r.qos as 0 | 1 | 2,
+          retain: r.retain === 1,
+          properties: decodeProperties(r.properties),
+          fireAt: r.fire_at,
+          ...party,
+        };
       }
       for (const r of subs) {
         byId.get(r.client_id)?.subscriptions.push({

@@ -106,6 +106,54 @@ async function contract(store: MqttStore): Promise<void> {
     { op: 'unretain', topic: 'o/2' },
   ]);
 
+  // Inbound QoS 2 packet ids awaiting PUBREL and a pending delayed will: stored, replaced, read back, and
+  // deleted with the session.
+  const will = {
+    topic: 'w/t',
+    payload: Buffer.from([9, 0, 9]),
+    qos: 1 as const,
+    retain: true,
+    properties: { contentType: 'c', correlationData: Buffer.from('k') },
+    fireAt: 1_900_000_000_123,
+    principal: { kind: 'certificate' as const, id: 'cert-1', thingName: 'thing-1' },
+    info: { transport: 'tls' as const, remoteAddress: '10.0.0.1', remotePort: 5000, localPort: 8883 },
+  };
+  await store.apply([
+    { op: 'session', clientId: 'c3', protocolVersion: 5, expiryInterval: 60, disconnectedAt: 7000 },
+    { op: 'qos2', clientId: 'c1', packetIds: [7, 9] },
+    { op: 'qos2', clientId: 'c3', packetIds: [1, 2, 3] },
+    { op: 'qos2', clientId: 'c3', packetIds: [2, 65535] },
+    { op: 'will', clientId: 'c3', will: { ...will, fireAt: 1 } },
+    { op: 'will', clientId: 'c3', will },
+    { op: 'will', clientId: 'c1', will },
+    { op: 'will', clientId: 'c1', will: null },
+  ]);
+  const withState = Object.fromEntries((await store.loadSessions()).map((x) => [x.clientId, x]));
+  expect(withState.c1!.incomingQos2).toEqual([7, 9]);
+  expect(withState.c1!.will ?? null).toBeNull();
+  expect(withState.c3!.incomingQos2).toEqual([2, 65535]);
+  const w3 = withState.c3!.will!;
+  expect(w3).toMatchObject({
+    topic: 'w/t',
+    qos: 1,
+    retain: true,
+    fireAt: will.fireAt,
+    principal: will.principal,
+    info: will.info,
+  });
+  expect(w3.payload.equals(will.payload)).toBe(true);
+  expect(w3.properties?.correlationData?.toString()).toBe('k');
+  await store.apply([
+    { op: 'qos2', clientId: 'c1', packetIds: [] },
+    { op: 'deleteSession', clientId: 'c3' },
+    { op: 'session', clientId: 'c3', protocolVersion: 5, expiryInterval: 60, disconnectedAt: 8000 },
+  ]);
+  const cleared = Object.fromEntries((await store.loadSessions()).map((x) => [x.clientId, x]));
+  expect(cleared.c1!.incomingQos2).toEqual([]);
+  expect(cleared.c3!.incomingQos2).toEqual([]);
+  expect(cleared.c3!.will ?? null).toBeNull();
+  await store.apply([{ op: 'deleteSession', clientId: 'c3' }]);
+
   // init() again is idempotent (migrations applied once).
   await store.init();
   expect((await store.loadRetained()).length).toBe(1);

@@ -1,11 +1,12 @@
 /**
- * The MQTT context's storage interface: persistent sessions (subscriptions, queued QoS 1/2 messages) and
- * retained messages. Two implementations (sqlite-store.ts, pg-store.ts) share one contract suite.
+ * The MQTT context's storage interface: persistent sessions (subscriptions, queued QoS 1/2 messages,
+ * inbound QoS 2 packet ids awaiting PUBREL, a pending delayed will) and retained messages. Two implementations (sqlite-store.ts, pg-store.ts) share one contract suite.
  *
  * Contract: writes arrive as batches of operations applied in one transaction, in order (`apply`). The
  * broker collects them off the hot path and flushes once per event-loop turn; see durability in broker.ts.
  */
 import type { Migration } from '../store/index.js';
+import type { ConnectionInfo, Principal } from './hooks.js';
 import type { PublishProperties } from './types.js';
 
 export interface StoredMessage {
@@ -37,6 +38,25 @@ export interface StoredQueued {
   readonly packetId: number | null;
 }
 
+/** The parts of a connection's info a stored will keeps, for policy variables when it is authorized. */
+export type StoredConnectionInfo = Pick<
+  ConnectionInfo,
+  'transport' | 'remoteAddress' | 'remotePort' | 'localPort'
+>;
+
+/** A delayed will [MQTT-3.1.3-9] waiting for its time, with who set it (it is authorized when it fires). */
+export interface StoredWill {
+  readonly topic: string;
+  readonly payload: Buffer;
+  readonly qos: 0 | 1 | 2;
+  readonly retain: boolean;
+  readonly properties?: PublishProperties | undefined;
+  /** Epoch ms at which it is published unless the client resumes the session first. */
+  readonly fireAt: number;
+  readonly principal: Principal;
+  readonly info: StoredConnectionInfo;
+}
+
 export interface StoredSession {
   readonly clientId: string;
   readonly protocolVersion: number;
@@ -46,6 +66,10 @@ export interface StoredSession {
   readonly disconnectedAt: number | null;
   readonly subscriptions: StoredSubscription[];
   readonly queue: StoredQueued[];
+  /** Inbound QoS 2 packet ids received and not yet released by PUBREL [MQTT-4.3.3-9]. */
+  readonly incomingQos2?: number[] | undefined;
+  /** The pending delayed will, if any. */
+  readonly will?: StoredWill | null | undefined;
 }
 
 export interface StoredRetained extends StoredMessage {
@@ -74,6 +98,10 @@ export type StoreOp =
       readonly packetId: number | null;
     }
   | { readonly op: 'dequeue'; readonly clientId: string; readonly seq: number }
+  /** Replace the session's inbound QoS 2 packet ids awaiting PUBREL (empty: none). */
+  | { readonly op: 'qos2'; readonly clientId: string; readonly packetIds: readonly number[] }
+  /** Set (or with null, delete) the session's pending delayed will. */
+  | { readonly op: 'will'; readonly clientId: string; readonly will: StoredWill | null }
   | { readonly op: 'retain'; readonly message: StoredRetained }
   | { readonly op: 'unretain'; readonly topic: string };
 
@@ -119,7 +147,49 @@ export const MQTT_MIGRATIONS: readonly Migration[] = [
     sqlite: `ALTER TABLE mqtt_retained ADD COLUMN owner TEXT;`,
     postgres: `ALTER TABLE mqtt_retained ADD COLUMN owner TEXT;`,
   },
+  {
+    version: 3,
+    description:
+      'mqtt inbound QoS 2 packet ids awaiting PUBREL and pending delayed wills (survive a restart)',
+    sqlite: `
+      CREATE TABLE mqtt_qos2 (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL,
+        PRIMARY KEY (client_id, packet_id));
+      CREATE TABLE mqtt_wills (client_id TEXT PRIMARY KEY, topic TEXT NOT NULL, payload BLOB NOT NULL,
+        qos INTEGER NOT NULL, retain INTEGER NOT NULL, properties TEXT, fire_at INTEGER NOT NULL,
+        principal TEXT NOT NULL, info TEXT NOT NULL);`,
+    postgres: `
+      CREATE TABLE mqtt_qos2 (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL,
+        PRIMARY KEY (client_id, packet_id));
+      CREATE TABLE mqtt_wills (client_id TEXT PRIMARY KEY, topic TEXT NOT NULL, payload BYTEA NOT NULL,
+        qos INTEGER NOT NULL, retain BOOLEAN NOT NULL, properties TEXT, fire_at BIGINT NOT NULL,
+        principal TEXT NOT NULL, info TEXT NOT NULL);`,
+  },
 ];
+
+/** A stored will's principal and connection info from their JSON text (null when damaged). */
+export function decodeWillParty(
+  principal: unknown,
+  info: unknown,
+): { principal: Principal; info: StoredConnectionInfo } | null {
+  try {
+    const p = JSON.parse(String(principal)) as Principal;
+    const i = JSON.parse(String(info)) as StoredConnectionInfo;
+    if (typeof p?.id !== 'string' || typeof p.kind !== 'string' || typeof i?.remoteAddress !== 'string')
+      return null;
+    return { principal: p, info: i };
+  } catch {
+    return null;
+  }
+}
+
+/** The JSON text of a will's principal and connection info. */
+export function encodeWillParty(w: StoredWill): { principal: string; info: string } {
+  const { transport, remoteAddress, remotePort, localPort } = w.info;
+  return {
+    principal: JSON.stringify(w.principal),
+    info: JSON.stringify({ transport, remoteAddress, remotePort, localPort }),
+  };
+}
 
 /** Properties as JSON text; correlation data (a Buffer) travels as base64. */
 export function encodeProperties(p: PublishProperties | undefined): string | null {

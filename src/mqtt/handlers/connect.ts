@@ -262,7 +262,7 @@ function finishConnect(
   }
   const sessionPresent = s !== undefined;
   if (s) {
-    cancelWill(s);
+    cancelWill(core, s);
     if (s.expiryTimer) clearTimeout(s.expiryTimer);
     s.expiryTimer = null;
     s.expiryInterval = expiry;
