@@ -6,7 +6,7 @@
 export { RulesEngine, type RulesEngineOptions, type RuleTestResult } from './engine.js';
 export { compileSql, parsePayload, SqlParseError, type CompiledSql, type SqlContext } from './sql/index.js';
 export { compileTemplate, type Template } from './template.js';
-export { buildKafkaRecord, kafkaClientConfig } from './sinks.js';
+export { buildKafkaRecord, kafkaClientConfig } from './sinks/index.js';
 export { compileAction, AWS_ACTION_NAMES, type ActionRequest } from './actions.js';
 export type { RuleStats, TraceEntry, DropReason } from './stats.js';
 export type { TopicRule, TopicRulePayload, ActionConfig } from './types.js';

@@ -3,7 +3,7 @@ import { AckPolicy, connect, type NatsConnection } from 'nats';
 import type { Config } from '../config/index.js';
 import type { Broker, Publisher } from '../mqtt/index.js';
 import type { Logger } from '../observability/index.js';
-import { kafkaClientConfig } from './sinks.js';
+import { kafkaClientConfig } from './sinks/index.js';
 
 export type SourceConfig = Config['rules']['sources'][number];
 

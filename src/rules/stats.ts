@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, type Registry } from '../observability/index.js';
+import { Counter, Gauge, Histogram, type Logger, type Registry } from '../observability/index.js';
 
 /** Why a delivery or a message was dropped. Every drop is counted with one of these. */
 export type DropReason =
@@ -149,5 +149,49 @@ export class RulesMetrics {
         this.set(sample().outbox);
       },
     });
+  }
+}
+
+/**
+ * Per-rule accounting shared by the engine's parts (catalog, runtime, delivery, outbox): the in-memory
+ * counters the API shows and the Prometheus instruments, kept in step.
+ */
+export class RuleLedger {
+  private readonly counters = new Map<string, RuleCounters>();
+
+  constructor(
+    readonly metrics: RulesMetrics,
+    private readonly logger: Logger,
+  ) {}
+
+  counter(rule: string): RuleCounters {
+    let c = this.counters.get(rule);
+    if (!c) this.counters.set(rule, (c = new RuleCounters()));
+    return c;
+  }
+
+  drop(rule: string, reason: DropReason): void {
+    const c = this.counter(rule);
+    c.dropped[reason] = (c.dropped[reason] ?? 0) + 1;
+    this.metrics.dropped.inc({ rule, reason });
+  }
+
+  /** A delivery succeeded: count it and observe receipt-to-success latency. */
+  ok(rule: string, kind: string, receivedAt: number): void {
+    const c = this.counter(rule);
+    c.actionOk++;
+    const ms = Date.now() - receivedAt;
+    c.observeLatency(ms);
+    this.metrics.countAction(rule, kind, 'ok');
+    this.metrics.observeLatency(rule, ms / 1000);
+  }
+
+  /**
+   * Last line of defence for work running off the caller's stack (sink callbacks, timers): a throw there
+   * is a bug, counted (internal_error) and logged, never an unhandled rejection that ends the process.
+   */
+  backgroundFailed(rule: string, what: string, err: unknown): void {
+    this.drop(rule, 'internal_error');
+    this.logger.error({ err, rule }, `rules engine: ${what} failed unexpectedly`);
   }
 }
