@@ -148,6 +148,14 @@ export class Connection {
   authMethod: string | null = null;
   authStep = 0;
   pendingConnect: IConnectPacket | null = null;
+  /** User Name of the CONNECT, handed to the enhanced-auth hook again on re-authentication. */
+  authUsername: string | undefined = undefined;
+  /** Re-authentication [MQTT-4.12.1]: -1 none, >= 0 the step being decided, -2 waiting for the client. */
+  reauthStep = -1;
+  /** The step number the client's next AUTH 0x18 answers. */
+  reauthNext = 0;
+  /** Bumped per re-authentication step, so a late async answer of an abandoned step is ignored. */
+  reauthSeq = 0;
   closeReason: CloseReason | null = null;
   /** v5 Assigned Client Identifier, returned in the CONNACK. */
   assignedClientId: string | undefined = undefined;

@@ -81,12 +81,18 @@ export type EnhancedAuthResult =
 
 export interface EnhancedAuth {
   supports(method: string): boolean;
-  /** `step` counts from 0 (the CONNECT's data) and rises with each client AUTH packet. */
+  /**
+   * `step` counts from 0 (the CONNECT's data) and rises with each client AUTH packet. On re-authentication
+   * (AUTH 0x19 after CONNACK [MQTT-4.12.1]) it counts from 0 again (the AUTH 0x19's data) with
+   * `reauthenticate: true` and no password; a final decision ends it: AUTH 0x00 Success, or a DISCONNECT
+   * with the refusal's reason code.
+   */
   step(
     request: ConnectRequest & {
       readonly method: string;
       readonly data: Buffer | undefined;
       readonly step: number;
+      readonly reauthenticate?: boolean | undefined;
     },
   ): EnhancedAuthResult | Promise<EnhancedAuthResult>;
 }

@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPlatform, type TestPlatform } from '../helpers/platform.js';
 import { anonymousLoopbackHooks, type AuthHooks } from '../../src/mqtt/index.js';
 import { RawClient, collect, connect, end, uniqueId, waitFor } from './helpers.js';
+import type { IAuthPacket } from 'mqtt-packet';
+import { RC, reasonName } from '../../src/mqtt/reason-codes.js';
 
 let platform: TestPlatform;
 beforeAll(async () => {
@@ -288,5 +290,93 @@ describe('authentication and authorization hooks', () => {
     expect(ack.reasonCode).toBe(0);
     expect(ack.properties.authenticationMethod).toBe('TOKEN');
     raw.destroy();
+  });
+
+  /** A v5 raw client through the TOKEN challenge/answer exchange, connected. */
+  async function tokenClient(): Promise<RawClient> {
+    const raw = await RawClient.open(locked, 5);
+    raw.send(
+      {
+        cmd: 'connect',
+        protocolVersion: 5,
+        clientId: uniqueId('reauth'),
+        clean: true,
+        keepalive: 10,
+        properties: { authenticationMethod: 'TOKEN' },
+      },
+      5,
+    );
+    await raw.next('auth');
+    raw.packets.length = 0;
+    raw.send(authPacket(RC.CONTINUE_AUTHENTICATION, 'TOKEN', 'answer'), 5);
+    expect(((await raw.next('connack')) as { reasonCode: number }).reasonCode).toBe(RC.SUCCESS);
+    raw.packets.length = 0;
+    return raw;
+  }
+  const authPacket = (reasonCode: number, method: string, data: string): IAuthPacket => ({
+    cmd: 'auth',
+    reasonCode,
+    properties: { authenticationMethod: method, authenticationData: Buffer.from(data) },
+  });
+  type Auth = {
+    reasonCode: number;
+    properties: { authenticationMethod: string; authenticationData?: Buffer };
+  };
+
+  it('re-authentication: AUTH 0x19 -> AUTH 0x18 challenge -> AUTH 0x18 answer -> AUTH 0x00, other packets flow meanwhile; another method is a protocol error [MQTT-4.12.1-1]', async () => {
+    const raw = await tokenClient();
+    raw.send(authPacket(RC.RE_AUTHENTICATE, 'TOKEN', 'again'), 5);
+    const challenge = (await raw.next('auth')) as Auth;
+    expect(reasonName(challenge.reasonCode)).toBe('CONTINUE_AUTHENTICATION');
+    expect(challenge.properties.authenticationMethod).toBe('TOKEN');
+    expect(challenge.properties.authenticationData?.toString()).toBe('challenge');
+    // The connection goes on serving other packets during the exchange.
+    raw.send({ cmd: 'pingreq' }, 5);
+    await raw.next('pingresp');
+    raw.packets.length = 0;
+    raw.send(authPacket(RC.CONTINUE_AUTHENTICATION, 'TOKEN', 'answer'), 5);
+    const done = (await raw.next('auth')) as Auth;
+    expect(reasonName(done.reasonCode)).toBe('SUCCESS');
+    expect(done.properties.authenticationMethod).toBe('TOKEN');
+    // Still connected, and it can re-authenticate again.
+    raw.packets.length = 0;
+    raw.send(authPacket(RC.RE_AUTHENTICATE, 'TOKEN', 'again'), 5);
+    expect(reasonName(((await raw.next('auth')) as Auth).reasonCode)).toBe('CONTINUE_AUTHENTICATION');
+    expect(raw.closed).toBe(false);
+    // Another method than the CONNECT's is a Protocol Error.
+    raw.send(authPacket(RC.RE_AUTHENTICATE, 'OTHER', 'x'), 5);
+    expect(reasonName(((await raw.next('disconnect')) as { reasonCode: number }).reasonCode)).toBe(
+      'PROTOCOL_ERROR',
+    );
+    await raw.waitClosed();
+    // So is any AUTH from a client that gave no method at CONNECT.
+    const plain = await RawClient.open(locked, 5);
+    plain.send(
+      {
+        cmd: 'connect',
+        protocolVersion: 5,
+        clientId: uniqueId(),
+        clean: true,
+        keepalive: 10,
+        username: 'good',
+      },
+      5,
+    );
+    await plain.next('connack');
+    plain.send(authPacket(RC.RE_AUTHENTICATE, 'TOKEN', 'x'), 5);
+    expect(reasonName(((await plain.next('disconnect')) as { reasonCode: number }).reasonCode)).toBe(
+      'PROTOCOL_ERROR',
+    );
+    await plain.waitClosed();
+  });
+
+  it('re-authentication that fails disconnects with the reason code of the refusal [MQTT-4.12.1-2]', async () => {
+    const raw = await tokenClient();
+    raw.send(authPacket(RC.RE_AUTHENTICATE, 'TOKEN', 'again'), 5);
+    await raw.next('auth');
+    raw.send(authPacket(RC.CONTINUE_AUTHENTICATION, 'TOKEN', 'wrong'), 5);
+    const d = (await raw.next('disconnect')) as { reasonCode: number };
+    expect(reasonName(d.reasonCode)).toBe('NOT_AUTHORIZED');
+    await raw.waitClosed();
   });
 });

@@ -125,6 +125,7 @@ export function handleConnect(conn: Connection, p: IConnectPacket): void {
   };
   conn.state = 'authenticating';
   conn.pendingConnect = p;
+  conn.authUsername = p.username;
 
   if (v5 && props.authenticationMethod) {
     const ea = core.hooks.enhancedAuth;
@@ -222,8 +223,97 @@ export function handleAuth(conn: Connection, p: IAuthPacket): void {
     };
     return authStep(conn, request, p.properties?.authenticationData, conn.assignedClientId);
   }
-  // Re-authentication (AUTH 0x19 after CONNACK) is not offered: protocol error [MQTT-4.12.1-1].
+  if (conn.state === 'connected') return reauthenticate(conn, p);
   conn.protocolError(RC.PROTOCOL_ERROR, 'AUTH is only accepted during enhanced authentication');
+}
+
+/**
+ * Re-authentication [MQTT-4.12.1]: after CONNACK, a client that connected with an Authentication Method
+ * sends AUTH 0x19 (Re-authenticate) with the same method, then the exchange goes on with AUTH 0x18 both
+ * ways through the same `enhancedAuth.step` hook (step counting from 0 again, `reauthenticate: true`)
+ * until the server answers AUTH 0x00 Success. Other packets flow meanwhile. A client without a method at
+ * CONNECT, another method, or an AUTH out of turn is a Protocol Error [MQTT-4.12.1-1]; a failed
+ * re-authentication disconnects with the hook's reason code [MQTT-4.12.1-2]. On success the connection
+ * acts as the principal the hook returned (iot:Connect is checked again).
+ */
+function reauthenticate(conn: Connection, p: IAuthPacket): void {
+  const method = p.properties?.authenticationMethod;
+  const ea = conn.core.hooks.enhancedAuth;
+  if (conn.authMethod === null || ea === undefined)
+    return conn.protocolError(RC.PROTOCOL_ERROR, 'AUTH without an authentication method at CONNECT');
+  if (method !== conn.authMethod)
+    return conn.protocolError(RC.PROTOCOL_ERROR, 'AUTH must use the authentication method of the CONNECT');
+  const code = p.reasonCode ?? RC.SUCCESS;
+  if (code === RC.RE_AUTHENTICATE) {
+    // A new AUTH 0x19 while waiting for the client's answer restarts the exchange.
+    if (conn.reauthStep >= 0)
+      return conn.protocolError(RC.PROTOCOL_ERROR, 're-authentication already in progress');
+    conn.reauthStep = 0;
+  } else if (code !== RC.CONTINUE_AUTHENTICATION || conn.reauthStep !== REAUTH_WAITING) {
+    return conn.protocolError(RC.PROTOCOL_ERROR, 'unexpected AUTH packet');
+  } else conn.reauthStep = conn.reauthNext;
+  const seq = ++conn.reauthSeq;
+  const step = conn.reauthStep;
+  const running = () => conn.state === 'connected' && conn.reauthSeq === seq;
+  let r: EnhancedAuthResult | Promise<EnhancedAuthResult>;
+  try {
+    r = ea.step({
+      clientId: conn.clientId,
+      username: conn.authUsername,
+      password: undefined,
+      protocolVersion: conn.version,
+      info: conn.info,
+      method,
+      data: p.properties?.authenticationData,
+      step,
+      reauthenticate: true,
+    });
+  } catch {
+    return reauthFailed(conn, RC.UNSPECIFIED_ERROR, 're-authentication failed');
+  }
+  const next = (res: EnhancedAuthResult) => {
+    if (!running()) return;
+    if (res.continue) {
+      conn.reauthNext = step + 1;
+      conn.reauthStep = REAUTH_WAITING;
+      const auth: IAuthPacket = {
+        cmd: 'auth',
+        reasonCode: RC.CONTINUE_AUTHENTICATION,
+        properties: { authenticationMethod: method },
+      };
+      if (res.data) auth.properties!.authenticationData = res.data;
+      return conn.sendPacket(auth);
+    }
+    conn.reauthStep = -1;
+    const d = res.decision;
+    if (!d.ok) return reauthFailed(conn, d.reasonCode, d.reason);
+    const subject = { clientId: conn.clientId, principal: d.principal, info: conn.info };
+    if (!safe(() => conn.core.hooks.authorizeConnection(subject)))
+      return reauthFailed(conn, RC.NOT_AUTHORIZED, 'not authorized to connect with this client id');
+    conn.principal = d.principal;
+    conn.subject = subject;
+    conn.publisher = { clientId: conn.clientId, principal: d.principal };
+    if (conn.session) conn.session.subject = subject;
+    const ok: IAuthPacket = {
+      cmd: 'auth',
+      reasonCode: RC.SUCCESS,
+      properties: { authenticationMethod: method },
+    };
+    if (res.data) ok.properties!.authenticationData = res.data;
+    conn.sendPacket(ok);
+  };
+  if (isPromise(r))
+    r.then(next, () => running() && reauthFailed(conn, RC.UNSPECIFIED_ERROR, 're-authentication failed'));
+  else next(r);
+}
+
+/** Waiting for the client's next AUTH 0x18 of a re-authentication. */
+const REAUTH_WAITING = -2;
+
+function reauthFailed(conn: Connection, code: number, reason: string): void {
+  conn.reauthStep = -1;
+  conn.core.metrics.protocolErrors.inc({ reason: 'reauthentication_failed' });
+  conn.close('auth_error', code, reason);
 }
 
 function finishConnect(
