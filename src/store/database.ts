@@ -5,6 +5,12 @@ import pg from 'pg';
 
 export type Row = Record<string, unknown>;
 
+/** One write statement of a `batch`, with `$1..$n` placeholders. */
+export interface Statement {
+  readonly sql: string;
+  readonly params?: readonly unknown[];
+}
+
 interface Common {
   /** Run a statement with `$1..$n` placeholders and return its rows. */
   query<T = Row>(sql: string, params?: readonly unknown[]): Promise<T[]>;
@@ -12,6 +18,17 @@ interface Common {
   run(sql: string, params?: readonly unknown[]): Promise<number>;
   /** Run `fn` in one transaction; `tx` must be used for every statement inside it. */
   transaction<T>(fn: (tx: Pick<Common, 'query' | 'run'>) => Promise<T>): Promise<T>;
+  /**
+   * Run write statements known up front in one transaction, in order; returns each one's change count.
+   * With `guard`, the first statement is a precondition (a conditional UPDATE, an INSERT ... ON CONFLICT DO
+   * NOTHING): when it changes no row the rest are skipped (counted 0). A failing statement rolls back all.
+   *
+   * On SQLite the batch runs without yielding once no transaction is open on the shared handle, so nothing
+   * interleaves with it and no other caller's rollback can take it along. Not to be awaited inside a
+   * `transaction` callback (it waits for that transaction to end); use `tx` there.
+   * @example const [updated] = await db.batch([{ sql: 'UPDATE t SET v = $1 WHERE k = $2 AND v = $3', params }, ...], { guard: true });
+   */
+  batch(statements: readonly Statement[], options?: { guard?: boolean }): Promise<number[]>;
   close(): Promise<void>;
 }
 
@@ -46,6 +63,17 @@ function sqliteParams(params: readonly unknown[], order: readonly number[]): unk
   return order
     .map((i) => params[i])
     .map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p instanceof Date ? p.getTime() : p));
+}
+
+/** A batch's change counts; with `guard`, the statements after a first that changed nothing are skipped. */
+function runBatch(
+  statements: readonly Statement[],
+  guard: boolean,
+  run: (st: Statement) => number,
+): number[] {
+  const counts: number[] = [];
+  for (const st of statements) counts.push(guard && counts[0] === 0 ? 0 : run(st));
+  return counts;
 }
 
 /**
@@ -104,6 +132,18 @@ export async function openDatabase(options: {
     run(sql: string, params?: readonly unknown[]): Promise<number> {
       return open > 0 ? chain.then(() => ops.run(sql, params)) : ops.run(sql, params);
     },
+    async batch(statements: readonly Statement[], options: { guard?: boolean } = {}): Promise<number[]> {
+      // Wait out every open transaction (ours are async; a raw BEGIN elsewhere would be too), then run in
+      // one synchronous better-sqlite3 transaction.
+      while (open > 0 || raw.inTransaction)
+        await (open > 0 ? chain : new Promise((resolve) => setImmediate(resolve)));
+      return raw.transaction(() =>
+        runBatch(statements, options.guard ?? false, (st) => {
+          const { stmt, order } = prepare(st.sql);
+          return stmt.run(...sqliteParams(st.params ?? [], order)).changes;
+        }),
+      )();
+    },
     transaction<T>(fn: (tx: typeof ops) => Promise<T>): Promise<T> {
       open++;
       const next = chain.then(async () => {
@@ -142,23 +182,32 @@ async function openPostgres(url: string): Promise<PostgresDatabase> {
       return (await client.query(sql, params as unknown[])).rowCount ?? 0;
     },
   });
+  async function transaction<T>(fn: (tx: ReturnType<typeof ops>) => Promise<T>): Promise<T> {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await fn(ops(client));
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
   return {
     kind: 'postgres',
     raw: pool,
     ...ops(pool),
-    async transaction<T>(fn: (tx: ReturnType<typeof ops>) => Promise<T>): Promise<T> {
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
-        const result = await fn(ops(client));
-        await client.query('COMMIT');
-        return result;
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+    transaction,
+    batch(statements: readonly Statement[], options: { guard?: boolean } = {}): Promise<number[]> {
+      return transaction(async (tx) => {
+        const counts: number[] = [];
+        for (const st of statements)
+          counts.push(options.guard && counts[0] === 0 ? 0 : await tx.run(st.sql, st.params));
+        return counts;
+      });
     },
     async close() {
       await pool.end();

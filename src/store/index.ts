@@ -7,5 +7,11 @@
  * a PostgreSQL implementation, and one contract suite run against both. Portable SQL uses `$1, $2`
  * placeholders on both engines through `Database.query/run`; hot paths may use `raw` prepared statements.
  */
-export { openDatabase, type Database, type SqliteDatabase, type PostgresDatabase } from './database.js';
+export {
+  openDatabase,
+  type Database,
+  type SqliteDatabase,
+  type PostgresDatabase,
+  type Statement,
+} from './database.js';
 export { migrate, type Migration } from './migrate.js';
