@@ -43,6 +43,8 @@ export const ENVIRONMENT: Readonly<Record<string, string>> = {
   THINGSTEAD_KEEPALIVE_MAX: 'limits.keepAliveMax',
   THINGSTEAD_SESSION_EXPIRY_MAX: 'limits.sessionExpiryMax',
   THINGSTEAD_MAX_CONNECTIONS: 'limits.maxConnections',
+  THINGSTEAD_CONNECTS_PER_CLIENT_ID_PER_SECOND: 'limits.connectsPerClientIdPerSecond',
+  THINGSTEAD_CONNECTS_PER_CLIENT_ID_BURST: 'limits.connectBurstPerClientId',
   THINGSTEAD_MAX_JSON_DEPTH: 'limits.maxJsonDepth',
   THINGSTEAD_MAX_API_BODY_BYTES: 'limits.maxApiBodyBytes',
   THINGSTEAD_MAX_RETAINED: 'limits.maxRetained',

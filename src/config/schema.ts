@@ -101,6 +101,12 @@ export const configSchema = z
         maxFiltersPerSubscribe: z.coerce.number().int().min(1).default(8),
         maxConnections: z.coerce.number().int().min(1).default(100_000),
         /**
+         * CONNECTs one client id may make per second (AWS IoT Core: 1), as a token bucket holding up to
+         * `connectBurstPerClientId`; beyond it CONNACK 0x9F Connection rate exceeded (3.1.1: 3). 0: no limit.
+         */
+        connectsPerClientIdPerSecond: z.coerce.number().min(0).default(1),
+        connectBurstPerClientId: z.coerce.number().int().min(1).default(5),
+        /**
          * Retained messages in total (AWS IoT Core: 500,000 retained messages per account, adjustable).
          * Beyond it a retained PUBLISH to a new topic gets 0x97 Quota exceeded (3.1.1: disconnect).
          */

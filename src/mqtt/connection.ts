@@ -50,6 +50,8 @@ export type CloseReason =
   | 'auth_error'
   | 'slow_consumer'
   | 'connect_timeout'
+  /** CONNECT refused by the per-client-id connect rate limit. */
+  | 'connect_throttled'
   | 'server_initiated'
   | 'server_shutdown';
 

@@ -39,6 +39,7 @@ import type { BrokerMetrics } from './metrics.js';
 import type { MqttStore, StoreOp, StoredQueued } from './store.js';
 import { RetainedStore } from './retained.js';
 import { Lifecycle } from './lifecycle.js';
+import { ConnectLimiter } from './connect-limiter.js';
 import { createLocalBus, type Bus } from './bus.js';
 import type { TopicLimits } from './topics.js';
 import { checkPublishProperties, encodePublishFast, ownPayload } from './codec.js';
@@ -59,6 +60,8 @@ export class Core {
   readonly retained: RetainedStore;
   readonly lifecycle: Lifecycle;
   readonly topicLimits: TopicLimits;
+  /** CONNECTs per client id (limits.connectsPerClientIdPerSecond); swept by `sweep`. */
+  readonly connectLimiter: ConnectLimiter;
   bus: Bus;
   closing = false;
   private dirty: Connection[] = [];
@@ -116,6 +119,10 @@ export class Core {
       }),
     );
     this.topicLimits = config.limits;
+    this.connectLimiter = new ConnectLimiter(
+      config.limits.connectsPerClientIdPerSecond,
+      config.limits.connectBurstPerClientId,
+    );
     this.bus = createLocalBus((m) => this.deliverLocal(m));
     this.warn = rateLimitedLog(log);
     const every = Math.max(50, Math.min(500, Math.floor(config.limits.connectTimeoutMs / 4)));
@@ -124,6 +131,7 @@ export class Core {
 
   private sweep(): void {
     const now = Date.now();
+    this.connectLimiter.sweep(now);
     for (const c of this.connections) {
       try {
         c.checkDeadlines(now);

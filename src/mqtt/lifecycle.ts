@@ -21,6 +21,7 @@ export const DISCONNECT_REASONS: Record<CloseReason, string> = {
   auth_error: 'AUTH_ERROR',
   slow_consumer: 'THROTTLED',
   connect_timeout: 'CONNECTION_LOST',
+  connect_throttled: 'THROTTLED',
   server_initiated: 'SERVER_INITIATED_DISCONNECT',
   server_shutdown: 'SERVER_INITIATED_DISCONNECT',
 };

@@ -105,6 +105,8 @@ export interface BrokerMetrics {
   readonly backgroundErrors: Counter<'task'>;
   readonly latency: Histogram;
   readonly protocolErrors: Counter<'reason'>;
+  /** CONNECTs refused with a CONNACK, by reason code name (e.g. CONNECTION_RATE_EXCEEDED, NOT_AUTHORIZED). */
+  readonly connectsRefused: Counter<'reason'>;
 }
 
 export interface GaugeSample {
@@ -242,6 +244,12 @@ export function createBrokerMetrics(registry: Registry, sample: () => GaugeSampl
     protocolErrors: new Counter({
       name: 'thingstead_mqtt_protocol_errors_total',
       help: 'Connections closed for protocol violations, malformed or oversize packets, by reason.',
+      labelNames: ['reason'],
+      registers: r,
+    }),
+    connectsRefused: new Counter({
+      name: 'thingstead_mqtt_connects_refused_total',
+      help: 'CONNECTs refused with a CONNACK, by reason code name.',
       labelNames: ['reason'],
       registers: r,
     }),

@@ -7,6 +7,7 @@ import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPlatform, type TestPlatform } from '../helpers/platform.js';
 import { RawClient, connect, end, metric, uniqueId, waitFor } from './helpers.js';
+import { RC, reasonName } from '../../src/mqtt/reason-codes.js';
 
 let platform: TestPlatform;
 beforeAll(async () => {
@@ -175,5 +176,44 @@ describe('limits', () => {
       (await platform.metrics.metrics()).includes('thingstead_mqtt_delivery_latency_seconds_count'),
     );
     await end(c);
+  });
+});
+
+describe('CONNECTs per client id (AWS §11: 1 per second per client id)', () => {
+  let limited: TestPlatform;
+  beforeAll(async () => {
+    limited = await startTestPlatform({
+      limits: { connectsPerClientIdPerSecond: 2, connectBurstPerClientId: 2 },
+    });
+  });
+  afterAll(async () => {
+    await limited?.stop();
+  });
+
+  async function connack(version: 4 | 5, clientId: string) {
+    const raw = await RawClient.open(limited, version);
+    raw.send({ cmd: 'connect', protocolVersion: version, clientId, clean: true, keepalive: 10 }, version);
+    const ack = (await raw.next('connack')) as { reasonCode?: number; returnCode?: number };
+    raw.destroy();
+    return version === 5 ? ack.reasonCode : ack.returnCode;
+  }
+
+  it('beyond the burst: v5 CONNACK 0x9F Connection rate exceeded, 3.1.1 return code 3, counted; admitted again once the rate allows', async () => {
+    const before = await metric(limited, 'thingstead_mqtt_connects_refused_total', {
+      reason: 'CONNECTION_RATE_EXCEEDED',
+    });
+    const id = uniqueId('rate');
+    expect(await connack(5, id)).toBe(RC.SUCCESS);
+    expect(await connack(5, id)).toBe(RC.SUCCESS);
+    expect(reasonName((await connack(5, id))!)).toBe('CONNECTION_RATE_EXCEEDED');
+    // 3.1.1 has no such code: 3 Server unavailable (retry later).
+    expect(await connack(4, id)).toBe(3);
+    // Other client ids are not affected.
+    expect(await connack(5, uniqueId('rate'))).toBe(RC.SUCCESS);
+    expect(
+      await metric(limited, 'thingstead_mqtt_connects_refused_total', { reason: 'CONNECTION_RATE_EXCEEDED' }),
+    ).toBe(before + 2);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(await connack(5, id)).toBe(RC.SUCCESS);
   });
 });

@@ -12,7 +12,7 @@ import { Session } from '../session.js';
 import { safe } from '../core.js';
 import { cancelWill } from '../will.js';
 import { checkTopicName } from '../topics.js';
-import { RC } from '../reason-codes.js';
+import { RC, reasonName } from '../reason-codes.js';
 
 /** Client-to-server Topic Alias Maximum we accept [MQTT-3.2.2-17]. */
 export const TOPIC_ALIAS_MAX = 64;
@@ -28,6 +28,8 @@ function v3ReturnCode(reasonCode: number): number {
       return 2;
     case RC.SERVER_UNAVAILABLE:
     case RC.SERVER_BUSY:
+    // 3.1.1 has no rate code; 3 Server unavailable is the one that says "try again later".
+    case RC.CONNECTION_RATE_EXCEEDED:
       return 3;
     case RC.BAD_USER_NAME_OR_PASSWORD:
       return 4;
@@ -52,6 +54,7 @@ export function refuse(
           properties: conn.problemInfo ? { reasonString: reason } : {},
         }
       : { cmd: 'connack', sessionPresent: false, returnCode: v3ReturnCode(reasonCode) };
+  conn.core.metrics.connectsRefused.inc({ reason: reasonName(reasonCode) });
   conn.sendPacket(packet);
   conn.close(close);
 }
@@ -94,6 +97,16 @@ export function handleConnect(conn: Connection, p: IConnectPacket): void {
   }
   conn.assignedClientId = assigned;
   conn.clientId = clientId;
+  // AWS §11: CONNECTs per client id are rate limited (checked before authentication, so a client in a
+  // reconnect loop costs no hook calls). A server-assigned id is new by construction.
+  if (assigned === undefined && p.clientId && !core.connectLimiter.admit(clientId)) {
+    return refuse(
+      conn,
+      RC.CONNECTION_RATE_EXCEEDED,
+      `too many CONNECTs for this client id (limits.connectsPerClientIdPerSecond ${core.config.limits.connectsPerClientIdPerSecond})`,
+      'connect_throttled',
+    );
+  }
 
   if (p.will) {
     const w = p.will;
