@@ -26,9 +26,9 @@ function v3ReturnCode(reasonCode: number): number {
       return 1;
     case RC.CLIENT_IDENTIFIER_NOT_VALID:
       return 2;
+    // 3.1.1 has no rate code: 3 Server unavailable is the one that says "try again later".
     case RC.SERVER_UNAVAILABLE:
     case RC.SERVER_BUSY:
-    // 3.1.1 has no rate code; 3 Server unavailable is the one that says "try again later".
     case RC.CONNECTION_RATE_EXCEEDED:
       return 3;
     case RC.BAD_USER_NAME_OR_PASSWORD:
