@@ -343,6 +343,10 @@ export class Connection {
         );
       }
       this.core.metrics.protocolErrors.inc({ reason: 'malformed_connect' });
+      const code = /protocol version|protocol id/i.test(err.message)
+        ? RC.UNSUPPORTED_PROTOCOL_VERSION
+        : RC.MALFORMED_PACKET;
+      this.core.connLog.refused(this, code, err.message);
       return this.close('protocol_error');
     }
     this.protocolError(RC.MALFORMED_PACKET, `malformed packet: ${err.message}`);

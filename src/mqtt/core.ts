@@ -40,6 +40,7 @@ import type { MqttStore, StoreOp, StoredQueued } from './store.js';
 import { RetainedStore } from './retained.js';
 import { Lifecycle } from './lifecycle.js';
 import { ConnectLimiter } from './connect-limiter.js';
+import { ConnectionLog } from './connection-log.js';
 import { createLocalBus, type Bus } from './bus.js';
 import type { TopicLimits } from './topics.js';
 import { checkPublishProperties, encodePublishFast, ownPayload } from './codec.js';
@@ -62,6 +63,8 @@ export class Core {
   readonly topicLimits: TopicLimits;
   /** CONNECTs per client id (limits.connectsPerClientIdPerSecond); swept by `sweep`. */
   readonly connectLimiter: ConnectLimiter;
+  /** Info lines per connect / disconnect / refusal, budgeted per second (connection-log.ts). */
+  readonly connLog: ConnectionLog;
   bus: Bus;
   closing = false;
   private dirty: Connection[] = [];
@@ -119,6 +122,7 @@ export class Core {
       }),
     );
     this.topicLimits = config.limits;
+    this.connLog = new ConnectionLog(log);
     this.connectLimiter = new ConnectLimiter(
       config.limits.connectsPerClientIdPerSecond,
       config.limits.connectBurstPerClientId,
@@ -132,6 +136,7 @@ export class Core {
   private sweep(): void {
     const now = Date.now();
     this.connectLimiter.sweep(now);
+    this.connLog.roll(now);
     for (const c of this.connections) {
       try {
         c.checkDeadlines(now);
@@ -760,6 +765,7 @@ export class Core {
     const reason = conn.closeReason ?? 'connection_lost';
     this.metrics.disconnects.inc({ reason });
     const s = conn.session;
+    if (wasConnected) this.connLog.disconnected(conn);
     if (!wasConnected || s === null || s.conn !== conn) return;
     s.conn = null;
     s.disconnectedAt = Date.now();

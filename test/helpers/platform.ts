@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { loadConfig, type ConfigInput } from '../../src/config/index.js';
 import { createPlatform, type Platform } from '../../src/platform/index.js';
 import type { AuthHooks } from '../../src/mqtt/index.js';
+import type { Logger } from '../../src/observability/index.js';
 
 export interface TestPlatform extends Platform {
   /** Stop and delete the data directory (unless keepData). */
@@ -16,7 +17,7 @@ export interface TestPlatform extends Platform {
  */
 export async function startTestPlatform(
   overrides: ConfigInput = {},
-  options: { dataDir?: string; keepData?: boolean; hooks?: AuthHooks } = {},
+  options: { dataDir?: string; keepData?: boolean; hooks?: AuthHooks; logger?: Logger } = {},
 ): Promise<TestPlatform> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'thingstead-test-'));
   const o = overrides as Record<string, any>;
@@ -30,7 +31,7 @@ export async function startTestPlatform(
       mqtt: { port: 0, tlsPort: 0, allowAnonymous: true, ...(o.mqtt ?? {}) },
     },
   });
-  const platform = await createPlatform(config, { hooks: options.hooks });
+  const platform = await createPlatform(config, { hooks: options.hooks, logger: options.logger });
   return Object.assign(Object.create(platform) as Platform, platform, {
     async stop() {
       await platform.close();

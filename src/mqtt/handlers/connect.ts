@@ -55,6 +55,7 @@ export function refuse(
         }
       : { cmd: 'connack', sessionPresent: false, returnCode: v3ReturnCode(reasonCode) };
   conn.core.metrics.connectsRefused.inc({ reason: reasonName(reasonCode) });
+  conn.core.connLog.refused(conn, reasonCode, reason);
   conn.sendPacket(packet);
   conn.close(close);
 }
@@ -417,6 +418,7 @@ function finishConnect(
     connack.properties = cp;
   } else connack.returnCode = 0;
   conn.sendPacket(connack);
+  core.connLog.connected(conn);
 
   if (s.persistent) {
     s.stored = true;
