@@ -5,27 +5,39 @@ import {
   applyAttributes,
   arn,
   decodeToken,
-  encodeToken,
   nameFromArnOrName,
   page,
   sameAttributes,
   notFound,
   type RegistryContext,
 } from './context.js';
-import { compileQuery, parseQuery, type Predicate } from './search.js';
-import type { BillingGroupRecord, ThingGroupRecord } from './store.js';
+import {
+  checkDynamicQuery,
+  compileDynamic,
+  dynamicGroupsOf,
+  newDynamicQuery,
+  thingsInDynamicGroup,
+  updatedDynamicQuery,
+} from './dynamic-groups.js';
+import type { ThingGroupRecord } from './store.js';
 
 /**
- * Thing groups (static, nested through a parent, up to 7 levels, 100 children each), dynamic thing groups
- * (a fleet-indexing query; membership is evaluated against the live index, so it is always current as
- * things change), and billing groups (reference §3.1; AWS IoT Developer Guide "Thing groups",
- * "Dynamic thing groups", "Billing groups").
+ * Thing groups (reference §3.1; AWS IoT Developer Guide "Thing groups"): static groups nested through a
+ * parent (up to 7 levels, 100 children each) with explicit memberships (10 groups per thing). A dynamic
+ * group (dynamic-groups.ts) is a thing group with a query instead of members: `groupCore` serves both
+ * kinds, `groupOps` are the thing-group operations, which also describe, list and list the members of
+ * dynamic groups.
  */
 
-export const DEFAULT_INDEX = 'AWS_Things';
-export const DEFAULT_QUERY_VERSION = '2017-09-30';
+export type GroupCore = ReturnType<typeof groupCore>;
 
-export function groupOps(ctx: RegistryContext) {
+type GroupProps = {
+  thingGroupDescription?: string;
+  attributePayload?: { attributes?: Record<string, string>; merge?: boolean };
+};
+
+/** Create, update and delete of a thing group of either kind, and the hierarchy they check. */
+export function groupCore(ctx: RegistryContext) {
   const { store, index, events } = ctx;
 
   async function mustGroup(name: string): Promise<ThingGroupRecord> {
@@ -86,22 +98,6 @@ export function groupOps(ctx: RegistryContext) {
     });
   };
 
-  const membershipEvent = (g: ThingGroupRecord, thingName: string, operation: 'ADDED' | 'REMOVED') => {
-    const thing = index.get(thingName);
-    events.emit(
-      'THING_GROUP_MEMBERSHIP',
-      `$aws/events/thingGroupMembership/thingGroup/${g.name}/thing/${thingName}/${operation.toLowerCase()}`,
-      {
-        operation,
-        groupArn: arn(ctx, 'thinggroup', g.name),
-        groupId: g.id,
-        thingArn: arn(ctx, 'thing', thingName),
-        thingId: thing?.thingId ?? null,
-        membershipId: `${g.id}:${thing?.thingId ?? thingName}`,
-      },
-    );
-  };
-
   const hierarchyEvent = (
     parent: ThingGroupRecord,
     child: ThingGroupRecord,
@@ -119,10 +115,6 @@ export function groupOps(ctx: RegistryContext) {
       },
     );
 
-  function compileDynamic(queryString: string): Predicate {
-    return compileQuery(parseQuery(queryString), ctx.search);
-  }
-
   function checkGroupAttributes(attrs: Record<string, string>, name: string) {
     const n = Object.keys(attrs).length;
     if (n > LIMITS.attributesPerGroup)
@@ -131,11 +123,6 @@ export function groupOps(ctx: RegistryContext) {
         `Thing group ${name} would have ${n} attributes; the maximum is ${LIMITS.attributesPerGroup}.`,
       );
   }
-
-  type GroupProps = {
-    thingGroupDescription?: string;
-    attributePayload?: { attributes?: Record<string, string>; merge?: boolean };
-  };
 
   async function createGroup(input: {
     thingGroupName: string;
@@ -150,13 +137,7 @@ export function groupOps(ctx: RegistryContext) {
     );
     checkGroupAttributes(attributes, input.thingGroupName);
     const description = input.thingGroupProperties?.thingGroupDescription ?? null;
-    const dynamic = input.dynamic
-      ? {
-          queryString: input.dynamic.queryString,
-          indexName: input.dynamic.indexName ?? DEFAULT_INDEX,
-          queryVersion: input.dynamic.queryVersion ?? DEFAULT_QUERY_VERSION,
-        }
-      : null;
+    const dynamic = input.dynamic ? newDynamicQuery(input.dynamic) : null;
     const out = (g: ThingGroupRecord) => ({
       thingGroupName: g.name,
       thingGroupArn: arn(ctx, 'thinggroup', g.name),
@@ -177,10 +158,7 @@ export function groupOps(ctx: RegistryContext) {
         { resourceId: existing.id, resourceArn: arn(ctx, 'thinggroup', existing.name) },
       );
     }
-    if (dynamic) {
-      if (dynamic.indexName !== DEFAULT_INDEX) throw notFound('Index', dynamic.indexName);
-      compileDynamic(dynamic.queryString); // InvalidQueryException before anything is stored
-    }
+    if (dynamic) checkDynamicQuery(ctx, dynamic); // InvalidQueryException before anything is stored
     let parent: ThingGroupRecord | undefined;
     if (input.parentGroupName !== undefined) {
       parent = await mustGroup(input.parentGroupName);
@@ -214,7 +192,7 @@ export function groupOps(ctx: RegistryContext) {
     };
     if (!(await store.insertGroup(g)))
       throw new ThingsteadError('ResourceAlreadyExists', `Thing group ${g.name} already exists.`);
-    if (dynamic) ctx.dynamic.set(g.name, compileDynamic(dynamic.queryString));
+    if (dynamic) ctx.dynamic.set(g.name, compileDynamic(ctx, dynamic.queryString));
     await groupEvent(g, 'CREATED');
     if (parent) hierarchyEvent(parent, g, 'ADDED');
     return out(g);
@@ -245,16 +223,7 @@ export function groupOps(ctx: RegistryContext) {
     const attributes = applyAttributes(g.attributes, input.thingGroupProperties?.attributePayload);
     checkGroupAttributes(attributes, g.name);
     let dynamic = g.dynamic;
-    if (dynamicOp && dynamic) {
-      if (input.indexName !== undefined && input.indexName !== DEFAULT_INDEX)
-        throw notFound('Index', input.indexName);
-      if (input.queryString !== undefined) compileDynamic(input.queryString);
-      dynamic = {
-        queryString: input.queryString ?? dynamic.queryString,
-        indexName: input.indexName ?? dynamic.indexName,
-        queryVersion: input.queryVersion ?? dynamic.queryVersion,
-      };
-    }
+    if (dynamicOp && dynamic) dynamic = updatedDynamicQuery(ctx, dynamic, input);
     const next: ThingGroupRecord = {
       ...g,
       description:
@@ -270,7 +239,7 @@ export function groupOps(ctx: RegistryContext) {
         'VersionConflict',
         `Thing group ${g.name} was changed concurrently; read it again and retry.`,
       );
-    if (next.dynamic) ctx.dynamic.set(next.name, compileDynamic(next.dynamic.queryString));
+    if (next.dynamic) ctx.dynamic.set(next.name, compileDynamic(ctx, next.dynamic.queryString));
     await groupEvent(next, 'UPDATED');
     return { version: next.version };
   }
@@ -304,6 +273,30 @@ export function groupOps(ctx: RegistryContext) {
     if (parent) hierarchyEvent(parent, g, 'REMOVED');
     return {};
   }
+
+  return { mustGroup, rootToParent, descendants, createGroup, updateGroup, deleteGroup };
+}
+
+/** The thing-group operations (static groups; describe and the listings serve dynamic groups too). */
+export function groupOps(ctx: RegistryContext, core: GroupCore) {
+  const { store, index, events } = ctx;
+  const { mustGroup, rootToParent, descendants, createGroup, updateGroup, deleteGroup } = core;
+
+  const membershipEvent = (g: ThingGroupRecord, thingName: string, operation: 'ADDED' | 'REMOVED') => {
+    const thing = index.get(thingName);
+    events.emit(
+      'THING_GROUP_MEMBERSHIP',
+      `$aws/events/thingGroupMembership/thingGroup/${g.name}/thing/${thingName}/${operation.toLowerCase()}`,
+      {
+        operation,
+        groupArn: arn(ctx, 'thinggroup', g.name),
+        groupId: g.id,
+        thingArn: arn(ctx, 'thing', thingName),
+        thingId: thing?.thingId ?? null,
+        membershipId: `${g.id}:${thing?.thingId ?? thingName}`,
+      },
+    );
+  };
 
   const groupRef = (g: ThingGroupRecord) => ({ groupName: g.name, groupArn: arn(ctx, 'thinggroup', g.name) });
 
@@ -360,25 +353,6 @@ export function groupOps(ctx: RegistryContext) {
   return {
     createThingGroup: (input: Parameters<typeof createGroup>[0]) =>
       createGroup({ ...input, dynamic: undefined }),
-    createDynamicThingGroup: (input: {
-      thingGroupName: string;
-      queryString: string;
-      indexName?: string;
-      queryVersion?: string;
-      thingGroupProperties?: GroupProps;
-      tags?: Array<{ Key: string; Value?: string }>;
-    }) =>
-      createGroup({
-        thingGroupName: input.thingGroupName,
-        thingGroupProperties: input.thingGroupProperties,
-        tags: input.tags,
-        dynamic: {
-          queryString: input.queryString,
-          indexName: input.indexName,
-          queryVersion: input.queryVersion,
-        },
-      }),
-
     async describeThingGroup(input: { thingGroupName: string }) {
       const g = await mustGroup(input.thingGroupName);
       const chain = await rootToParent(g);
@@ -401,11 +375,8 @@ export function groupOps(ctx: RegistryContext) {
     },
 
     updateThingGroup: (input: Parameters<typeof updateGroup>[0]) => updateGroup(input, false),
-    updateDynamicThingGroup: (input: Parameters<typeof updateGroup>[0]) => updateGroup(input, true),
     deleteThingGroup: (input: { thingGroupName: string; expectedVersion?: number }) =>
       deleteGroup(input, false),
-    deleteDynamicThingGroup: (input: { thingGroupName: string; expectedVersion?: number }) =>
-      deleteGroup(input, true),
 
     async listThingGroups(input: {
       nextToken?: string;
@@ -481,15 +452,7 @@ export function groupOps(ctx: RegistryContext) {
       const g = await mustGroup(input.thingGroupName);
       const limit = input.maxResults ?? 50;
       const after = decodeToken(input.nextToken);
-      if (g.dynamic) {
-        const predicate = ctx.dynamic.get(g.name) ?? compileDynamic(g.dynamic.queryString);
-        const r = index.search(predicate, after, limit);
-        const last = r.things[r.things.length - 1];
-        return {
-          things: r.things.map((t) => t.thingName),
-          nextToken: r.more && last ? encodeToken(last.thingName) : undefined,
-        };
-      }
+      if (g.dynamic) return thingsInDynamicGroup(ctx, { ...g, dynamic: g.dynamic }, after, limit);
       const groups = input.recursive ? [g.name, ...(await descendants(g.name))] : [g.name];
       const rows = await store.thingsInGroups(groups, { after, limit: limit + 1 });
       const p = page(rows, limit, (n) => n);
@@ -501,7 +464,7 @@ export function groupOps(ctx: RegistryContext) {
       if (!thing) throw new ThingsteadError('ResourceNotFound', `Thing ${input.thingName} cannot be found.`);
       const staticGroups = await store.groupsOfThing(input.thingName);
       const doc = index.get(input.thingName);
-      const dynamicGroups = doc ? [...ctx.dynamic].filter(([, p]) => p(doc)).map(([n]) => n) : [];
+      const dynamicGroups = doc ? dynamicGroupsOf(ctx, doc) : [];
       const names = [...new Set([...staticGroups, ...dynamicGroups])].sort();
       const after = decodeToken(input.nextToken);
       const limit = input.maxResults ?? 25;
@@ -511,138 +474,6 @@ export function groupOps(ctx: RegistryContext) {
         thingGroups: p.items.map((n) => ({ groupName: n, groupArn: arn(ctx, 'thinggroup', n) })),
         nextToken: p.nextToken,
       };
-    },
-
-    // --- billing groups ----------------------------------------------------------------------------
-    async createBillingGroup(input: {
-      billingGroupName: string;
-      billingGroupProperties?: { billingGroupDescription?: string };
-    }) {
-      const description = input.billingGroupProperties?.billingGroupDescription ?? null;
-      const out = (b: BillingGroupRecord) => ({
-        billingGroupName: b.name,
-        billingGroupArn: arn(ctx, 'billinggroup', b.name),
-        billingGroupId: b.id,
-      });
-      const existing = await store.getBillingGroup(input.billingGroupName);
-      if (existing) {
-        if (existing.description === description) return out(existing);
-        throw new ThingsteadError(
-          'ResourceAlreadyExists',
-          `Billing group ${existing.name} already exists with a different configuration.`,
-          { resourceId: existing.id, resourceArn: arn(ctx, 'billinggroup', existing.name) },
-        );
-      }
-      const b: BillingGroupRecord = {
-        name: input.billingGroupName,
-        id: randomUUID(),
-        description,
-        version: 1,
-        createdAt: Date.now(),
-      };
-      if (!(await store.insertBillingGroup(b)))
-        throw new ThingsteadError('ResourceAlreadyExists', `Billing group ${b.name} already exists.`);
-      return out(b);
-    },
-
-    async describeBillingGroup(input: { billingGroupName: string }) {
-      const b = await store.getBillingGroup(input.billingGroupName);
-      if (!b) throw notFound('Billing group', input.billingGroupName);
-      return {
-        billingGroupName: b.name,
-        billingGroupId: b.id,
-        billingGroupArn: arn(ctx, 'billinggroup', b.name),
-        version: b.version,
-        billingGroupProperties: { billingGroupDescription: b.description ?? undefined },
-        billingGroupMetadata: { creationDate: new Date(b.createdAt) },
-      };
-    },
-
-    async updateBillingGroup(input: {
-      billingGroupName: string;
-      billingGroupProperties: { billingGroupDescription?: string };
-      expectedVersion?: number;
-    }) {
-      const b = await store.getBillingGroup(input.billingGroupName);
-      if (!b) throw notFound('Billing group', input.billingGroupName);
-      if (input.expectedVersion !== undefined && input.expectedVersion !== b.version)
-        throw new ThingsteadError(
-          'VersionConflict',
-          `The version for billing group ${b.name} does not match the expected version: expected ${input.expectedVersion}, current ${b.version}.`,
-        );
-      const next = {
-        ...b,
-        description: input.billingGroupProperties.billingGroupDescription ?? b.description,
-        version: b.version + 1,
-      };
-      if (!(await store.updateBillingGroup(next, b.version)))
-        throw new ThingsteadError('VersionConflict', `Billing group ${b.name} was changed concurrently.`);
-      return { version: next.version };
-    },
-
-    async deleteBillingGroup(input: { billingGroupName: string; expectedVersion?: number }) {
-      const b = await store.getBillingGroup(input.billingGroupName);
-      if (!b) return {};
-      if (input.expectedVersion !== undefined && input.expectedVersion !== b.version)
-        throw new ThingsteadError(
-          'VersionConflict',
-          `The version for billing group ${b.name} does not match the expected version: expected ${input.expectedVersion}, current ${b.version}.`,
-        );
-      await store.deleteBillingGroup(b.name);
-      return {};
-    },
-
-    async listBillingGroups(input: { nextToken?: string; maxResults?: number; namePrefixFilter?: string }) {
-      const limit = input.maxResults ?? 50;
-      const rows = await store.listBillingGroups({
-        after: decodeToken(input.nextToken),
-        limit: limit + 1,
-        namePrefix: input.namePrefixFilter,
-      });
-      const p = page(rows, limit, (b) => b.name);
-      return {
-        billingGroups: p.items.map((b) => ({
-          groupName: b.name,
-          groupArn: arn(ctx, 'billinggroup', b.name),
-        })),
-        nextToken: p.nextToken,
-      };
-    },
-
-    async setBillingGroup(
-      input: { billingGroupName?: string; billingGroupArn?: string; thingName?: string; thingArn?: string },
-      add: boolean,
-    ) {
-      const group = nameFromArnOrName(input.billingGroupName ?? input.billingGroupArn, 'billinggroup');
-      const thingName = nameFromArnOrName(input.thingName ?? input.thingArn, 'thing');
-      if (!group) throw new ThingsteadError('InvalidRequest', 'Specify billingGroupName or billingGroupArn.');
-      if (!thingName) throw new ThingsteadError('InvalidRequest', 'Specify thingName or thingArn.');
-      if (!(await store.getBillingGroup(group))) throw notFound('Billing group', group);
-      for (let attempt = 0; attempt < 5; attempt++) {
-        const t = await store.getThing(thingName);
-        if (!t) throw notFound('Thing', thingName);
-        if (!add && t.billingGroup !== group) return {};
-        const next = { ...t, billingGroup: add ? group : null, version: t.version + 1 };
-        if (await store.updateThing(next, t.version)) return {};
-      }
-      throw new ThingsteadError('VersionConflict', `Thing ${thingName} was changed concurrently; retry.`);
-    },
-
-    async listThingsInBillingGroup(input: {
-      billingGroupName: string;
-      nextToken?: string;
-      maxResults?: number;
-    }) {
-      if (!(await store.getBillingGroup(input.billingGroupName)))
-        throw notFound('Billing group', input.billingGroupName);
-      const limit = input.maxResults ?? 25;
-      const rows = await store.listThings({
-        after: decodeToken(input.nextToken),
-        limit: limit + 1,
-        billingGroup: input.billingGroupName,
-      });
-      const p = page(rows, limit, (t) => t.name);
-      return { things: p.items.map((t) => t.name), nextToken: p.nextToken };
     },
   };
 }

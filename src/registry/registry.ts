@@ -5,10 +5,14 @@ import type { Database } from '../store/index.js';
 import { withChangeEvents } from './changes.js';
 import { arn, indexed, type RegistryContext } from './context.js';
 import { createRegistryEvents, type PublishFn } from './events.js';
-import { DEFAULT_INDEX, groupOps } from './groups.js';
+import { billingGroupOps } from './billing-groups.js';
+import { DEFAULT_INDEX, dynamicGroupOps } from './dynamic-groups.js';
+import { groupCore, groupOps } from './groups.js';
 import { FleetIndex, compileQuery, parseQuery, type FieldProvider } from './search.js';
 import { createRegistryStore, type RegistryStore } from './store.js';
 import { thingOps } from './things.js';
+import { thingTypeOps } from './thing-types.js';
+import { principalOps } from './principals.js';
 
 export interface RegistryOptions {
   /** The platform database (SQLite or PostgreSQL); or pass `store` directly. */
@@ -136,11 +140,15 @@ export async function createRegistry(options: RegistryOptions) {
   );
 
   const things = thingOps(ctx);
-  const groups = groupOps(ctx);
+  const groups = groupCore(ctx);
 
   return {
     ...things,
-    ...groups,
+    ...thingTypeOps(ctx),
+    ...principalOps(ctx),
+    ...groupOps(ctx, groups),
+    ...dynamicGroupOps(groups),
+    ...billingGroupOps(ctx),
     store,
     /** The in-memory fleet index (read-only use by other contexts). */
     index: ctx.index,

@@ -12,14 +12,16 @@ import {
   notFound,
   type RegistryContext,
 } from './context.js';
+import { dynamicGroupsOf } from './dynamic-groups.js';
 import { compileQuery, parseQuery, type IndexedThing } from './search.js';
-import type { ThingRecord, ThingTypeRecord } from './store.js';
+import type { ThingRecord } from './store.js';
+import { usableType } from './thing-types.js';
 
 /**
- * Things, thing types, principals and fleet search. Inputs are the AWS request shapes already validated by
- * the route schemas in api.ts; outputs are the AWS response shapes (reference §3.1, §3.2). Semantics follow
- * reference §3.12: creates are idempotent for the same configuration, deletes of missing things succeed,
- * `expectedVersion` mismatches are VersionConflictException.
+ * Things and fleet search (thing types are in thing-types.ts, principals in principals.ts). Inputs are the
+ * AWS request shapes already validated by the route schemas in api.ts; outputs are the AWS response shapes
+ * (reference §3.1). Semantics follow reference §3.12: creates are idempotent for the same configuration,
+ * deletes of missing things succeed, `expectedVersion` mismatches are VersionConflictException.
  */
 
 export function thingOps(ctx: RegistryContext) {
@@ -42,29 +44,6 @@ export function thingOps(ctx: RegistryContext) {
       { operation, thingId: t.id, thingName: t.name, thingTypeName: typeName },
     );
 
-  const typeEvent = (t: ThingTypeRecord, operation: 'CREATED' | 'UPDATED' | 'DELETED') =>
-    events.emit('THING_TYPE', `$aws/events/thingType/${t.name}/${operation.toLowerCase()}`, {
-      operation,
-      thingTypeId: t.id,
-      thingTypeName: t.name,
-      isDeprecated: t.deprecated,
-      deprecationDate: t.deprecationDate,
-      searchableAttributes: t.properties.searchableAttributes ?? [],
-      description: t.properties.thingTypeDescription ?? null,
-    });
-
-  /** A type a thing may be given: it must exist and not be deprecated. */
-  async function usableType(typeName: string): Promise<ThingTypeRecord> {
-    const type = await store.getType(typeName);
-    if (!type) throw notFound('Thing type', typeName);
-    if (type.deprecated)
-      throw new ThingsteadError(
-        'InvalidRequest',
-        `Can not create or update a thing with deprecated thing type ${typeName}; undeprecate it with DeprecateThingType (undoDeprecate) or pick another type.`,
-      );
-    return type;
-  }
-
   function checkAttributeCount(attrs: Record<string, string>, thingName: string) {
     const n = Object.keys(attrs).length;
     if (n > LIMITS.attributesPerThing)
@@ -86,7 +65,7 @@ export function thingOps(ctx: RegistryContext) {
   });
 
   const thingDocument = (t: IndexedThing) => {
-    const dynamicGroups = [...ctx.dynamic].filter(([, p]) => p(t)).map(([g]) => g);
+    const dynamicGroups = dynamicGroupsOf(ctx, t);
     return {
       thingName: t.thingName,
       thingId: t.thingId,
@@ -134,7 +113,7 @@ export function thingOps(ctx: RegistryContext) {
           };
         throw conflict(existing);
       }
-      if (input.thingTypeName !== undefined) await usableType(input.thingTypeName);
+      if (input.thingTypeName !== undefined) await usableType(ctx, input.thingTypeName);
       if (input.billingGroupName !== undefined && !(await store.getBillingGroup(input.billingGroupName)))
         throw notFound('Billing group', input.billingGroupName);
       const thing: ThingRecord = {
@@ -214,7 +193,7 @@ export function thingOps(ctx: RegistryContext) {
           'InvalidRequest',
           'Specify either thingTypeName or removeThingType, not both.',
         );
-      if (input.thingTypeName !== undefined) await usableType(input.thingTypeName);
+      if (input.thingTypeName !== undefined) await usableType(ctx, input.thingTypeName);
       // Optimistic concurrency: retry on a concurrent change unless the caller pinned expectedVersion.
       for (let attempt = 0; ; attempt++) {
         const current = await store.getThing(input.thingName);
@@ -269,171 +248,6 @@ export function thingOps(ctx: RegistryContext) {
       return {};
     },
 
-    // --- thing types -------------------------------------------------------------------------------
-    async createThingType(input: {
-      thingTypeName: string;
-      thingTypeProperties?: Record<string, unknown>;
-      tags?: Array<{ Key: string; Value?: string }>;
-    }) {
-      const properties = input.thingTypeProperties ?? {};
-      const existing = await store.getType(input.thingTypeName);
-      const out = (t: ThingTypeRecord) => ({
-        thingTypeName: t.name,
-        thingTypeArn: arn(ctx, 'thingtype', t.name),
-        thingTypeId: t.id,
-      });
-      if (existing) {
-        if (JSON.stringify(existing.properties) === JSON.stringify(properties)) return out(existing);
-        throw new ThingsteadError(
-          'ResourceAlreadyExists',
-          `Thing type ${input.thingTypeName} already exists with different properties.`,
-          { resourceId: existing.id, resourceArn: arn(ctx, 'thingtype', existing.name) },
-        );
-      }
-      const type: ThingTypeRecord = {
-        name: input.thingTypeName,
-        id: randomUUID(),
-        properties,
-        deprecated: false,
-        deprecationDate: null,
-        createdAt: Date.now(),
-        tags: input.tags ?? [],
-      };
-      if (!(await store.insertType(type)))
-        throw new ThingsteadError(
-          'ResourceAlreadyExists',
-          `Thing type ${input.thingTypeName} already exists.`,
-        );
-      typeEvent(type, 'CREATED');
-      return out(type);
-    },
-
-    async describeThingType(input: { thingTypeName: string }) {
-      const t = await store.getType(input.thingTypeName);
-      if (!t) throw notFound('Thing type', input.thingTypeName);
-      return {
-        thingTypeName: t.name,
-        thingTypeId: t.id,
-        thingTypeArn: arn(ctx, 'thingtype', t.name),
-        thingTypeProperties: t.properties,
-        thingTypeMetadata: typeMetadata(t),
-      };
-    },
-
-    async listThingTypes(input: { nextToken?: string; maxResults?: number; thingTypeName?: string }) {
-      const limit = input.maxResults ?? 50;
-      const rows = await store.listTypes({
-        after: decodeToken(input.nextToken),
-        limit: limit + 1,
-        name: input.thingTypeName,
-      });
-      const p = page(rows, limit, (t) => t.name);
-      return {
-        thingTypes: p.items.map((t) => ({
-          thingTypeName: t.name,
-          thingTypeArn: arn(ctx, 'thingtype', t.name),
-          thingTypeProperties: t.properties,
-          thingTypeMetadata: typeMetadata(t),
-        })),
-        nextToken: p.nextToken,
-      };
-    },
-
-    async updateThingType(input: { thingTypeName: string; thingTypeProperties?: Record<string, unknown> }) {
-      const t = await store.getType(input.thingTypeName);
-      if (!t) throw notFound('Thing type', input.thingTypeName);
-      const next = { ...t, properties: { ...t.properties, ...(input.thingTypeProperties ?? {}) } };
-      await store.updateType(next);
-      typeEvent(next, 'UPDATED');
-      return {};
-    },
-
-    async deprecateThingType(input: { thingTypeName: string; undoDeprecate?: boolean }) {
-      const t = await store.getType(input.thingTypeName);
-      if (!t) throw notFound('Thing type', input.thingTypeName);
-      const next: ThingTypeRecord = input.undoDeprecate
-        ? { ...t, deprecated: false, deprecationDate: null }
-        : { ...t, deprecated: true, deprecationDate: t.deprecationDate ?? Date.now() };
-      await store.updateType(next);
-      typeEvent(next, 'UPDATED');
-      return {};
-    },
-
-    async deleteThingType(input: { thingTypeName: string }) {
-      const t = await store.getType(input.thingTypeName);
-      if (!t) throw notFound('Thing type', input.thingTypeName);
-      if (!t.deprecated)
-        throw new ThingsteadError(
-          'InvalidRequest',
-          `Thing type ${t.name} must be deprecated before it can be deleted (DeprecateThingType).`,
-        );
-      const n = await store.countThingsOfType(t.name);
-      if (n > 0)
-        throw new ThingsteadError(
-          'InvalidRequest',
-          `Thing type ${t.name} is still used by ${n} thing(s); change or remove their type (UpdateThing removeThingType) first.`,
-        );
-      await store.deleteType(t.name);
-      typeEvent(t, 'DELETED');
-      return {};
-    },
-
-    // --- principals --------------------------------------------------------------------------------
-    async attachThingPrincipal(input: { thingName: string; principal: string; thingPrincipalType?: string }) {
-      if (!(await store.getThing(input.thingName))) throw notFound('Thing', input.thingName);
-      const type = input.thingPrincipalType ?? 'NON_EXCLUSIVE_THING';
-      const others = (await store.thingsOfPrincipal(input.principal, { limit: 1000 })).filter(
-        (o) => o.thing !== input.thingName,
-      );
-      if (others.length && (type === 'EXCLUSIVE_THING' || others.some((o) => o.type === 'EXCLUSIVE_THING')))
-        throw new ThingsteadError(
-          'InvalidRequest',
-          `Principal ${input.principal} is already attached to thing ${others[0]!.thing}${
-            type === 'EXCLUSIVE_THING' ? '' : ' exclusively'
-          }; an EXCLUSIVE_THING principal can be attached to only one thing.`,
-        );
-      await store.attachPrincipal(input.thingName, input.principal, type);
-      return {};
-    },
-
-    async detachThingPrincipal(input: { thingName: string; principal: string }) {
-      if (!(await store.getThing(input.thingName))) throw notFound('Thing', input.thingName);
-      await store.detachPrincipal(input.thingName, input.principal);
-      return {};
-    },
-
-    async listThingPrincipals(
-      input: { thingName: string; nextToken?: string; maxResults?: number },
-      v2 = false,
-    ) {
-      if (!(await store.getThing(input.thingName))) throw notFound('Thing', input.thingName);
-      const limit = input.maxResults ?? 25;
-      const rows = await store.principalsOfThing(input.thingName, {
-        after: decodeToken(input.nextToken),
-        limit: limit + 1,
-      });
-      const p = page(rows, limit, (r) => r.principal);
-      return v2
-        ? {
-            thingPrincipalObjects: p.items.map((r) => ({
-              principal: r.principal,
-              thingPrincipalType: r.type,
-            })),
-            nextToken: p.nextToken,
-          }
-        : { principals: p.items.map((r) => r.principal), nextToken: p.nextToken };
-    },
-
-    async listPrincipalThings(input: { principal: string; nextToken?: string; maxResults?: number }) {
-      const limit = input.maxResults ?? 25;
-      const rows = await store.thingsOfPrincipal(input.principal, {
-        after: decodeToken(input.nextToken),
-        limit: limit + 1,
-      });
-      const p = page(rows, limit, (r) => r.thing);
-      return { things: p.items.map((r) => r.thing), nextToken: p.nextToken };
-    },
-
     // --- fleet search ------------------------------------------------------------------------------
     searchThings(input: { queryString: string; nextToken?: string; maxResults?: number }) {
       const predicate = compileQuery(parseQuery(input.queryString), ctx.search);
@@ -445,13 +259,5 @@ export function thingOps(ctx: RegistryContext) {
         nextToken: result.more && last ? encodeToken(last.thingName) : undefined,
       };
     },
-  };
-}
-
-function typeMetadata(t: ThingTypeRecord) {
-  return {
-    deprecated: t.deprecated,
-    deprecationDate: t.deprecationDate === null ? undefined : new Date(t.deprecationDate),
-    creationDate: new Date(t.createdAt),
   };
 }

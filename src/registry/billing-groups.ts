@@ -1,0 +1,145 @@
+import { randomUUID } from 'node:crypto';
+import { ThingsteadError } from '../errors/index.js';
+import { arn, decodeToken, nameFromArnOrName, notFound, page, type RegistryContext } from './context.js';
+import type { BillingGroupRecord } from './store.js';
+
+/**
+ * Billing groups (reference §3.1; AWS IoT Developer Guide "Billing groups"): flat (no hierarchy), a thing
+ * is in at most one, recorded on the thing itself (adding or removing bumps the thing's version).
+ */
+
+export function billingGroupOps(ctx: RegistryContext) {
+  const { store } = ctx;
+  return {
+    async createBillingGroup(input: {
+      billingGroupName: string;
+      billingGroupProperties?: { billingGroupDescription?: string };
+    }) {
+      const description = input.billingGroupProperties?.billingGroupDescription ?? null;
+      const out = (b: BillingGroupRecord) => ({
+        billingGroupName: b.name,
+        billingGroupArn: arn(ctx, 'billinggroup', b.name),
+        billingGroupId: b.id,
+      });
+      const existing = await store.getBillingGroup(input.billingGroupName);
+      if (existing) {
+        if (existing.description === description) return out(existing);
+        throw new ThingsteadError(
+          'ResourceAlreadyExists',
+          `Billing group ${existing.name} already exists with a different configuration.`,
+          { resourceId: existing.id, resourceArn: arn(ctx, 'billinggroup', existing.name) },
+        );
+      }
+      const b: BillingGroupRecord = {
+        name: input.billingGroupName,
+        id: randomUUID(),
+        description,
+        version: 1,
+        createdAt: Date.now(),
+      };
+      if (!(await store.insertBillingGroup(b)))
+        throw new ThingsteadError('ResourceAlreadyExists', `Billing group ${b.name} already exists.`);
+      return out(b);
+    },
+
+    async describeBillingGroup(input: { billingGroupName: string }) {
+      const b = await store.getBillingGroup(input.billingGroupName);
+      if (!b) throw notFound('Billing group', input.billingGroupName);
+      return {
+        billingGroupName: b.name,
+        billingGroupId: b.id,
+        billingGroupArn: arn(ctx, 'billinggroup', b.name),
+        version: b.version,
+        billingGroupProperties: { billingGroupDescription: b.description ?? undefined },
+        billingGroupMetadata: { creationDate: new Date(b.createdAt) },
+      };
+    },
+
+    async updateBillingGroup(input: {
+      billingGroupName: string;
+      billingGroupProperties: { billingGroupDescription?: string };
+      expectedVersion?: number;
+    }) {
+      const b = await store.getBillingGroup(input.billingGroupName);
+      if (!b) throw notFound('Billing group', input.billingGroupName);
+      if (input.expectedVersion !== undefined && input.expectedVersion !== b.version)
+        throw new ThingsteadError(
+          'VersionConflict',
+          `The version for billing group ${b.name} does not match the expected version: expected ${input.expectedVersion}, current ${b.version}.`,
+        );
+      const next = {
+        ...b,
+        description: input.billingGroupProperties.billingGroupDescription ?? b.description,
+        version: b.version + 1,
+      };
+      if (!(await store.updateBillingGroup(next, b.version)))
+        throw new ThingsteadError('VersionConflict', `Billing group ${b.name} was changed concurrently.`);
+      return { version: next.version };
+    },
+
+    async deleteBillingGroup(input: { billingGroupName: string; expectedVersion?: number }) {
+      const b = await store.getBillingGroup(input.billingGroupName);
+      if (!b) return {};
+      if (input.expectedVersion !== undefined && input.expectedVersion !== b.version)
+        throw new ThingsteadError(
+          'VersionConflict',
+          `The version for billing group ${b.name} does not match the expected version: expected ${input.expectedVersion}, current ${b.version}.`,
+        );
+      await store.deleteBillingGroup(b.name);
+      return {};
+    },
+
+    async listBillingGroups(input: { nextToken?: string; maxResults?: number; namePrefixFilter?: string }) {
+      const limit = input.maxResults ?? 50;
+      const rows = await store.listBillingGroups({
+        after: decodeToken(input.nextToken),
+        limit: limit + 1,
+        namePrefix: input.namePrefixFilter,
+      });
+      const p = page(rows, limit, (b) => b.name);
+      return {
+        billingGroups: p.items.map((b) => ({
+          groupName: b.name,
+          groupArn: arn(ctx, 'billinggroup', b.name),
+        })),
+        nextToken: p.nextToken,
+      };
+    },
+
+    async setBillingGroup(
+      input: { billingGroupName?: string; billingGroupArn?: string; thingName?: string; thingArn?: string },
+      add: boolean,
+    ) {
+      const group = nameFromArnOrName(input.billingGroupName ?? input.billingGroupArn, 'billinggroup');
+      const thingName = nameFromArnOrName(input.thingName ?? input.thingArn, 'thing');
+      if (!group) throw new ThingsteadError('InvalidRequest', 'Specify billingGroupName or billingGroupArn.');
+      if (!thingName) throw new ThingsteadError('InvalidRequest', 'Specify thingName or thingArn.');
+      if (!(await store.getBillingGroup(group))) throw notFound('Billing group', group);
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const t = await store.getThing(thingName);
+        if (!t) throw notFound('Thing', thingName);
+        if (!add && t.billingGroup !== group) return {};
+        const next = { ...t, billingGroup: add ? group : null, version: t.version + 1 };
+        if (await store.updateThing(next, t.version)) return {};
+      }
+      throw new ThingsteadError('VersionConflict', `Thing ${thingName} was changed concurrently; retry.`);
+    },
+
+    async listThingsInBillingGroup(input: {
+      billingGroupName: string;
+      nextToken?: string;
+      maxResults?: number;
+    }) {
+      if (!(await store.getBillingGroup(input.billingGroupName)))
+        throw notFound('Billing group', input.billingGroupName);
+      const limit = input.maxResults ?? 25;
+      const rows = await store.listThings({
+        after: decodeToken(input.nextToken),
+        limit: limit + 1,
+        billingGroup: input.billingGroupName,
+      });
+      const p = page(rows, limit, (t) => t.name);
+      return { things: p.items.map((t) => t.name), nextToken: p.nextToken };
+    },
+  };
+}
