@@ -15,6 +15,7 @@ import type { MqttStore } from './store.js';
 import { createSqliteMqttStore } from './sqlite-store.js';
 import { createPostgresMqttStore } from './pg-store.js';
 import { checkTopicFilter, checkTopicName } from './topics.js';
+import { checkPublishProperties } from './codec.js';
 import { ServiceTable } from './services.js';
 
 /** The MQTT store for a database handle: SQLite or PostgreSQL by the handle's kind. */
@@ -84,6 +85,14 @@ export function createBroker(options: BrokerOptions): Broker {
       if (checkTopicName(message.topic, { maxTopicBytes: 65535, maxTopicLevels: 1 << 30 }) !== null) {
         throw new ThingsteadError('InvalidRequest', `invalid topic name: ${JSON.stringify(message.topic)}`);
       }
+      // Properties must encode for every receiver; topicAlias and subscriptionIdentifier are per hop, set by
+      // the broker for each delivery, never by a publisher.
+      const props = message.properties as Record<string, unknown> | undefined;
+      const why =
+        props && (props.topicAlias !== undefined || props.subscriptionIdentifier !== undefined)
+          ? 'topicAlias and subscriptionIdentifier are set per delivery, not by the publisher'
+          : checkPublishProperties(message.properties);
+      if (why !== null) throw new ThingsteadError('InvalidRequest', `invalid publish properties: ${why}`);
       // Retained: exempt from the per-client cap, not from the totals (limits.maxRetained*).
       const quota = message.retain ? core.retained.admit(null, message.topic, message.payload.length) : null;
       if (quota !== null) {

@@ -422,8 +422,9 @@ export class Connection {
   }
 
   /**
-   * Encode and queue one PUBLISH. Returns false when it was not sent because it exceeds the client's
-   * Maximum Packet Size [MQTT-3.1.2-25] (the caller treats it as delivered and counts the drop).
+   * Encode and queue one PUBLISH. Returns false when it was not sent: it could not be encoded for this
+   * receiver, or it exceeds the client's Maximum Packet Size [MQTT-3.1.2-25]. The drop is counted here,
+   * once, with its reason (encode_failed / packet_too_large); the caller treats it as delivered.
    */
   sendPublish(p: OutboundPublish, ingress: number): boolean {
     let buf: Buffer;
@@ -443,9 +444,15 @@ export class Connection {
     return this.sendEncodedPublish(buf, ingress);
   }
 
-  /** Queue an already encoded PUBLISH (possibly shared with other connections: never mutated). */
+  /**
+   * Queue an already encoded PUBLISH (possibly shared with other connections: never mutated). False, and
+   * counted as packet_too_large, when it exceeds the client's Maximum Packet Size [MQTT-3.1.2-25].
+   */
   sendEncodedPublish(buf: Buffer, ingress: number): boolean {
-    if (buf.length > this.maxPacketOut) return false;
+    if (buf.length > this.maxPacketOut) {
+      this.core.metrics.dropped.packet_too_large.inc();
+      return false;
+    }
     this.core.metrics.packetsOut.publish!.inc();
     if (this.oldestIngress === 0 && ingress > 0) this.oldestIngress = ingress;
     this.send(buf);

@@ -525,7 +525,7 @@ export class Core {
     if (qos === 0) {
       // QoS 0 is not queued for offline sessions.
       if (conn === null) return;
-      let sent: boolean;
+      // A delivery that is not sent (too large, or not encodable) was counted by the connection.
       if (
         !retain &&
         subIds === null &&
@@ -538,9 +538,8 @@ export class Core {
           conn.version === 5
             ? (msg.enc5 ??= encodePublishFast(msg.topic, msg.payload, 0, false, false, 0, true))
             : (msg.enc4 ??= encodePublishFast(msg.topic, msg.payload, 0, false, false, 0, false));
-        sent = conn.sendEncodedPublish(buf, msg.ingress);
-      } else sent = conn.sendPublish(this.outbound(msg, 0, retain, subIds, 0, false), msg.ingress);
-      if (!sent) this.metrics.dropped.packet_too_large.inc();
+        conn.sendEncodedPublish(buf, msg.ingress);
+      } else conn.sendPublish(this.outbound(msg, 0, retain, subIds, 0, false), msg.ingress);
       return;
     }
     keep(msg);
@@ -625,8 +624,8 @@ export class Core {
     q.state = 1;
     s.inflight.set(id, q);
     if (!conn.sendPublish(this.outbound(q.msg, q.qos, q.retain, q.subIds, id, dup), q.msg.ingress)) {
-      // [MQTT-3.1.2-25] too large for the client: discard, behave as if delivered, count it.
-      this.metrics.dropped.packet_too_large.inc();
+      // [MQTT-3.1.2-25] too large for the client (or not encodable): discard, behave as if delivered
+      // (counted by the connection).
       this.completed(s, id);
     }
   }
@@ -692,7 +691,6 @@ export class Core {
           this.metrics.dropped.not_authorized_receive.inc();
           this.completed(s, id);
         } else if (!conn.sendPublish(this.outbound(q.msg, q.qos, q.retain, q.subIds, id, true), 0)) {
-          this.metrics.dropped.packet_too_large.inc();
           this.completed(s, id);
         }
       }

@@ -62,7 +62,9 @@ export interface Broker {
   /**
    * Publish from inside the platform (HTTP data plane, rules republish, shadow and jobs services).
    * Hot path contract: routing is synchronous; durable writes for retained/QoS>0 persistent sessions are batched.
-   * Throws ThingsteadError('InvalidRequest') for a topic that is not a valid topic name (empty, wildcard, NUL).
+   * Throws ThingsteadError('InvalidRequest') for a topic that is not a valid topic name (empty, wildcard, NUL)
+   * and for properties that would not encode (checkPublishProperties), or that carry a topic alias or a
+   * subscription identifier (per-delivery properties).
    * No policy check and no topic size/level limit apply: callers authorize. The payload Buffer is owned by the
    * broker from here on (never mutate it afterwards).
    */
