@@ -2,35 +2,37 @@ import { randomUUID, type X509Certificate } from 'node:crypto';
 import { ThingsteadError } from '../errors/index.js';
 import { createLocalChannel, type ChangeChannel, type ChangeOf } from '../events/index.js';
 import type { Database } from '../store/index.js';
+import { createCaService, type CaService } from './ca-service.js';
 import {
   certificateIdOf,
   certificateInfo,
-  checkVerificationCertificate,
+  checkId,
   createKeysAndCertificate,
   isIssuedBy,
-  newRegistrationCode,
   normalizePem,
   parseCertificatePem,
+  parseStatus,
   signCsr,
   type KeyType,
   type SigningCa,
 } from './certificates.js';
 import {
   openCertificateStore,
-  type CaRecord,
   type CertificateRecord,
   type CertificateStatus,
   type CertificateStore,
   type ListOptions,
   type Page,
 } from './certificates-store.js';
+import { createTrustList, type TrustList } from './trust-list.js';
 
 /**
- * The certificate registry with AWS semantics (reference §3.2, §3.12): issuing, CSR signing, registration
- * with and without a CA, bring-your-own CA with the registration-code proof, statuses and deletion rules.
- * It also answers the broker's question "may this client certificate connect?", and publishes a change
- * event (`certificate`, `ca`) after every committed status change, which live enforcement and the TLS
- * trust lists of every process subscribe to.
+ * The certificate registry with AWS semantics (reference §3.2, §3.12): device certificates (issuing, CSR
+ * signing, registration with and without a CA, statuses and deletion rules) here; CA certificates and the
+ * registration code in ca-service.ts; which CAs a device may chain to in trust-list.ts. It answers the
+ * broker's question "may this client certificate connect?", and publishes a change event (`certificate`,
+ * `ca`) after every committed status change, which live enforcement and the TLS trust lists of every
+ * process subscribe to.
  */
 
 export interface ArnScopeLike {
@@ -67,11 +69,10 @@ export type CertificateCheck =
       readonly certificateId: string;
     };
 
-export interface CertificateService {
+export interface CertificateService extends CaService, Pick<TrustList, 'trustedCaPems'> {
   /** sha256 of the platform CA's DER: certificates it issues carry this caCertificateId. */
   readonly platformCaId: string;
   certificateArn(certificateId: string): string;
-  caCertificateArn(certificateId: string): string;
   /** The certificate id in a cert ARN (`arn:aws:iot:...:cert/<id>`), or null. */
   idFromArn(arn: string): string | null;
 
@@ -93,56 +94,12 @@ export interface CertificateService {
   updateStatus(certificateId: string, newStatus: unknown): Promise<void>;
   delete(certificateId: string, options?: { forceDelete?: boolean }): Promise<void>;
 
-  getRegistrationCode(): Promise<string>;
-  deleteRegistrationCode(): Promise<void>;
-  registerCa(input: {
-    caCertificate: unknown;
-    verificationCertificate?: unknown;
-    setAsActive?: boolean;
-    allowAutoRegistration?: boolean;
-    registrationConfig?: Record<string, unknown> | null;
-    certificateMode?: unknown;
-  }): Promise<CaRecord>;
-  describeCa(certificateId: string): Promise<CaRecord>;
-  listCas(options?: ListOptions): Promise<Page<CaRecord>>;
-  updateCa(
-    certificateId: string,
-    change: {
-      newStatus?: unknown;
-      newAutoRegistrationStatus?: unknown;
-      registrationConfig?: Record<string, unknown> | null;
-      removeAutoRegistration?: boolean;
-    },
-  ): Promise<void>;
-  deleteCa(certificateId: string): Promise<void>;
-
   /**
    * May a client certificate presented on mutual TLS connect? It must be registered and ACTIVE, within its
    * validity, and issued by the platform CA or an ACTIVE registered CA. A certificate of an
    * auto-registration CA that is not yet registered is registered as PENDING_ACTIVATION (and refused).
    */
   check(cert: X509Certificate): Promise<CertificateCheck>;
-  /** PEMs TLS listeners should trust: the platform CA and every ACTIVE registered CA. */
-  trustedCaPems(): Promise<string[]>;
-}
-
-const CERT_ID = /^(0x)?[a-fA-F0-9]{64}$/;
-const REGISTRATION_CODE_KEY = 'registration_code';
-
-function checkId(id: string, what = 'certificateId'): string {
-  if (!CERT_ID.test(id))
-    throw new ThingsteadError('InvalidRequest', `${what} must be 64 hexadecimal characters`);
-  return id.replace(/^0x/, '').toLowerCase();
-}
-
-function parseStatus(value: unknown, allowed: readonly string[], what: string): string {
-  if (typeof value !== 'string' || !allowed.includes(value)) {
-    throw new ThingsteadError(
-      'InvalidRequest',
-      `${what} must be one of ${allowed.join(', ')}; got ${JSON.stringify(value)}`,
-    );
-  }
-  return value;
 }
 
 /**
@@ -172,11 +129,21 @@ export async function openCertificateService(options: {
   /** After the commit; resolves once this process applied it (e.g. disconnected the certificate's clients). */
   const emit = (change: CertificateChange) => events.publish(change);
   const certArnPrefix = `arn:aws:iot:${scope.region}:${scope.accountId}:cert/`;
+  const trust = createTrustList({ store, platformCaPem: ca.certPem, platformCa, platformCaId });
+  const cas = createCaService({
+    store,
+    platformCa,
+    platformCaId,
+    scope,
+    registrationCode: options.registrationCode,
+    emit,
+  });
 
   const service: CertificateService = {
+    ...cas,
+    trustedCaPems: () => trust.trustedCaPems(),
     platformCaId,
     certificateArn: (id) => certArnPrefix + id,
-    caCertificateArn: (id) => `arn:aws:iot:${scope.region}:${scope.accountId}:cacert/${id}`,
     idFromArn(arn) {
       const m = /^arn:aws:iot:[^:]*:[^:]*:cert\/([a-fA-F0-9]{64})$/.exec(arn);
       return m ? m[1]!.toLowerCase() : null;
@@ -217,7 +184,7 @@ export async function openCertificateService(options: {
           );
         }
       } else {
-        caId = await findIssuer(cert);
+        caId = await trust.issuerOf(cert);
         if (!caId) {
           throw new ThingsteadError(
             'CertificateValidation',
@@ -312,137 +279,6 @@ export async function openCertificateService(options: {
       await emit({ kind: 'certificate', certificateId: record.certificateId, status: 'DELETED' });
     },
 
-    getRegistrationCode: () => store.putSettingOnce(REGISTRATION_CODE_KEY, newRegistrationCode()),
-    deleteRegistrationCode: () => store.deleteSetting(REGISTRATION_CODE_KEY),
-
-    async registerCa(input) {
-      const caCert = parseCertificatePem(input.caCertificate, 'caCertificate');
-      if (!caCert.ca)
-        throw new ThingsteadError(
-          'CertificateValidation',
-          'caCertificate is not a CA certificate (basicConstraints cA is false)',
-        );
-      const mode = input.certificateMode ?? 'DEFAULT';
-      if (mode !== 'DEFAULT' && mode !== 'SNI_ONLY')
-        throw new ThingsteadError('InvalidRequest', 'certificateMode must be DEFAULT or SNI_ONLY');
-      if (mode === 'DEFAULT' || input.verificationCertificate !== undefined) {
-        const code = options.registrationCode
-          ? await options.registrationCode()
-          : await store.getSetting(REGISTRATION_CODE_KEY);
-        if (!code) {
-          throw new ThingsteadError(
-            'RegistrationCodeValidation',
-            'no registration code exists: call GetRegistrationCode and sign a verification certificate with it',
-          );
-        }
-        if (input.verificationCertificate === undefined) {
-          throw new ThingsteadError(
-            'InvalidRequest',
-            'verificationCertificate is required (its common name must be the registration code)',
-          );
-        }
-        checkVerificationCertificate(caCert, input.verificationCertificate, code);
-      }
-      const id = certificateIdOf(caCert.raw);
-      const existing = id === platformCaId || (await store.getCa(id));
-      if (existing) {
-        throw new ThingsteadError('ResourceAlreadyExists', `CA certificate ${id} is already registered`, {
-          resourceId: id,
-          resourceArn: service.caCertificateArn(id),
-        });
-      }
-      const now = Date.now();
-      const record: CaRecord = {
-        certificateId: id,
-        certificatePem: normalizePem(caCert),
-        status: input.setAsActive ? 'ACTIVE' : 'INACTIVE',
-        autoRegistrationStatus: input.allowAutoRegistration ? 'ENABLE' : 'DISABLE',
-        registrationConfig: input.registrationConfig ?? null,
-        createdAt: now,
-        lastModifiedAt: now,
-        customerVersion: 1,
-        generationId: randomUUID(),
-        notBefore: Date.parse(caCert.validFrom),
-        notAfter: Date.parse(caCert.validTo),
-      };
-      await store.insertCa(record);
-      await emit({ kind: 'ca', certificateId: id, status: record.status });
-      return record;
-    },
-
-    async describeCa(id) {
-      const cid = checkId(id, 'caCertificateId');
-      if (cid === platformCaId) {
-        return {
-          certificateId: platformCaId,
-          certificatePem: normalizePem(platformCa),
-          status: 'ACTIVE',
-          autoRegistrationStatus: 'DISABLE',
-          registrationConfig: null,
-          createdAt: Date.parse(platformCa.validFrom),
-          lastModifiedAt: Date.parse(platformCa.validFrom),
-          customerVersion: 1,
-          generationId: platformCaId.slice(0, 36),
-          notBefore: Date.parse(platformCa.validFrom),
-          notAfter: Date.parse(platformCa.validTo),
-        };
-      }
-      const record = await store.getCa(cid);
-      if (!record) throw new ThingsteadError('ResourceNotFound', `CA certificate ${id} not found`);
-      return record;
-    },
-
-    listCas: (o) => store.listCas(o),
-
-    async updateCa(id, change) {
-      const record = await service.describeCa(id);
-      if (record.certificateId === platformCaId) {
-        throw new ThingsteadError('InvalidRequest', 'the platform CA cannot be changed through the API');
-      }
-      const status =
-        change.newStatus !== undefined
-          ? (parseStatus(change.newStatus, ['ACTIVE', 'INACTIVE'], 'newStatus') as 'ACTIVE' | 'INACTIVE')
-          : undefined;
-      const auto =
-        change.newAutoRegistrationStatus !== undefined
-          ? (parseStatus(
-              change.newAutoRegistrationStatus,
-              ['ENABLE', 'DISABLE'],
-              'newAutoRegistrationStatus',
-            ) as 'ENABLE' | 'DISABLE')
-          : undefined;
-      await store.updateCa(record.certificateId, {
-        status,
-        autoRegistrationStatus: auto,
-        registrationConfig: change.removeAutoRegistration ? null : change.registrationConfig,
-        lastModifiedAt: Date.now(),
-        generationId: randomUUID(),
-      });
-      if (status && status !== record.status)
-        await emit({ kind: 'ca', certificateId: record.certificateId, status });
-    },
-
-    async deleteCa(id) {
-      const record = await service.describeCa(id);
-      if (record.certificateId === platformCaId)
-        throw new ThingsteadError('InvalidRequest', 'the platform CA cannot be deleted');
-      if (record.status === 'ACTIVE') {
-        throw new ThingsteadError(
-          'CertificateState',
-          `CA certificate ${record.certificateId} is ACTIVE; deactivate it before deleting it`,
-        );
-      }
-      const n = await store.countByCa(record.certificateId);
-      if (n > 0) {
-        throw new ThingsteadError(
-          'DeleteConflict',
-          `CA certificate ${record.certificateId} still has ${n} registered certificate(s)`,
-        );
-      }
-      await store.deleteCa(record.certificateId);
-      await emit({ kind: 'ca', certificateId: record.certificateId, status: 'DELETED' });
-    },
-
     async check(cert) {
       const certificateId = certificateIdOf(cert.raw);
       const now = Date.now();
@@ -451,7 +287,7 @@ export async function openCertificateService(options: {
       }
       const record = await store.get(certificateId);
       if (!record) {
-        const caId = await findIssuer(cert);
+        const caId = await trust.issuerOf(cert);
         if (!caId) return { ok: false, reason: 'unknown_ca', certificateId };
         const caRecord = caId === platformCaId ? null : await store.getCa(caId);
         if (caRecord?.autoRegistrationStatus === 'ENABLE' && caRecord.status === 'ACTIVE') {
@@ -480,38 +316,11 @@ export async function openCertificateService(options: {
         return { ok: false, reason, certificateId };
       }
       if (record.caCertificateId === null) return { ok: true, record }; // registered without CA
-      if (record.caCertificateId !== platformCaId) {
-        const caRecord = await store.getCa(record.caCertificateId);
-        if (!caRecord) return { ok: false, reason: 'unknown_ca', certificateId };
-        if (caRecord.status !== 'ACTIVE') return { ok: false, reason: 'ca_inactive', certificateId };
-      }
+      const refusal = await trust.caRefusal(record.caCertificateId);
+      if (refusal) return { ok: false, reason: refusal, certificateId };
       return { ok: true, record };
     },
-
-    async trustedCaPems() {
-      const pems = [ca.certPem];
-      let marker: string | undefined;
-      do {
-        const p = await store.listCas({ marker, ascending: true });
-        for (const c of p.items) if (c.status === 'ACTIVE') pems.push(c.certificatePem);
-        marker = p.nextMarker;
-      } while (marker);
-      return pems;
-    },
   };
-
-  async function findIssuer(cert: X509Certificate): Promise<string | null> {
-    if (isIssuedBy(cert, platformCa)) return platformCaId;
-    let marker: string | undefined;
-    do {
-      const p = await store.listCas({ marker, ascending: true });
-      for (const c of p.items) {
-        if (isIssuedBy(cert, parseCertificatePem(c.certificatePem))) return c.certificateId;
-      }
-      marker = p.nextMarker;
-    } while (marker);
-    return null;
-  }
 
   async function save(
     pem: string,

@@ -273,6 +273,29 @@ export function certificateInfo(pem: string): CertificateInfo {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Request values
+
+const CERT_ID = /^(0x)?[a-fA-F0-9]{64}$/;
+
+/** A certificate id from a request (64 hex digits, optional 0x), lower-cased; InvalidRequest otherwise. */
+export function checkId(id: string, what = 'certificateId'): string {
+  if (!CERT_ID.test(id))
+    throw new ThingsteadError('InvalidRequest', `${what} must be 64 hexadecimal characters`);
+  return id.replace(/^0x/, '').toLowerCase();
+}
+
+/** A status from a request, one of `allowed`; InvalidRequest otherwise. */
+export function parseStatus(value: unknown, allowed: readonly string[], what: string): string {
+  if (typeof value !== 'string' || !allowed.includes(value)) {
+    throw new ThingsteadError(
+      'InvalidRequest',
+      `${what} must be one of ${allowed.join(', ')}; got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Bring-your-own CA
 
 /** A fresh registration code (64 hex chars), as GetRegistrationCode returns. */
