@@ -16,6 +16,7 @@ import { createSqliteMqttStore } from './sqlite-store.js';
 import { createPostgresMqttStore } from './pg-store.js';
 import { checkTopicFilter, checkTopicName } from './topics.js';
 import { checkPublishProperties } from './codec.js';
+import { RC } from './reason-codes.js';
 import { ServiceTable } from './services.js';
 
 /** The MQTT store for a database handle: SQLite or PostgreSQL by the handle's kind. */
@@ -145,7 +146,7 @@ export function createBroker(options: BrokerOptions): Broker {
     reauthorize() {
       for (const c of live()) {
         if (!safe(() => options.hooks.authorizeConnection(c.subject!))) {
-          c.close('not_authorized', 0x87, 'not authorized');
+          c.close('not_authorized', RC.NOT_AUTHORIZED, 'not authorized');
         }
       }
     },

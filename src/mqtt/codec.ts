@@ -394,7 +394,7 @@ function checkBlock(buf: Buffer, o: number, limit: number, where: K): number | P
       }
     }
   }
-  // [MQTT-3.1.2-?] Authentication Data without an Authentication Method is a Protocol Error.
+  // [MQTT-5.0 §3.1.2.11.10] Authentication Data without an Authentication Method is a Protocol Error.
   if (where === K.Connect && (seenLo & (1 << AUTH_DATA)) !== 0 && (seenLo & (1 << AUTH_METHOD)) === 0)
     return protocol('authentication data without an authentication method');
   return end;

@@ -255,9 +255,13 @@ export class Connection {
       }
       const total = i + 1 + len;
       if (total > maxPacket) {
-        // [MQTT-3.2.2-?] packets over the Maximum Packet Size the server announced: 0x95.
+        // [MQTT-5.0 §3.2.2.3.6] packets over the Maximum Packet Size the server announced: 0x95.
         this.core.metrics.protocolErrors.inc({ reason: 'packet_too_large' });
-        return this.close('packet_too_large', 0x95, `packet of ${total} bytes exceeds ${maxPacket}`);
+        return this.close(
+          'packet_too_large',
+          RC.PACKET_TOO_LARGE,
+          `packet of ${total} bytes exceeds ${maxPacket}`,
+        );
       }
       if (avail < total) break;
       const start = offset;
@@ -513,7 +517,7 @@ export class Connection {
 
   /** A protocol violation: v5 DISCONNECT with the reason code and a reason string, then close. */
   protocolError(code: number, reason: string): void {
-    this.core.metrics.protocolErrors.inc({ reason: code === 0x81 ? 'malformed' : 'protocol' });
+    this.core.metrics.protocolErrors.inc({ reason: code === RC.MALFORMED_PACKET ? 'malformed' : 'protocol' });
     this.core.logProtocolError(this, code, reason);
     this.close('protocol_error', code, reason);
   }

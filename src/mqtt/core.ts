@@ -40,6 +40,7 @@ import type { MqttStore, StoreOp, StoredQueued } from './store.js';
 import { RetainedStore } from './retained.js';
 import { Lifecycle } from './lifecycle.js';
 import { ConnectLimiter } from './connect-limiter.js';
+import { RC } from './reason-codes.js';
 import { ConnectionLog } from './connection-log.js';
 import { createLocalBus, type Bus } from './bus.js';
 import type { TopicLimits } from './topics.js';
@@ -237,7 +238,8 @@ export class Core {
   async close(): Promise<void> {
     this.closing = true;
     clearInterval(this.sweeper);
-    for (const conn of [...this.connections]) conn.close('server_shutdown', 0x8b, 'server shutting down');
+    for (const conn of [...this.connections])
+      conn.close('server_shutdown', RC.SERVER_SHUTTING_DOWN, 'server shutting down');
     for (const s of this.sessions.values()) {
       s.clearTimers();
       if (s.persistent) this.persistUndelivered(s);
@@ -639,7 +641,7 @@ export class Core {
     return true;
   }
 
-  /** Fill the in-flight window from the queue [MQTT-4.9.0-?] (Receive Maximum). */
+  /** Fill the in-flight window from the queue [MQTT-5.0 §4.9] (flow control: the Receive Maximum). */
   pump(s: Session): void {
     const conn = s.conn;
     if (conn === null) return;
@@ -860,7 +862,7 @@ export class Core {
 
   onHandlerError(conn: Connection, err: unknown): void {
     this.log.error({ err, clientId: conn.clientId }, 'mqtt handler error; closing connection');
-    conn.close('server_initiated', 0x83, 'implementation specific error');
+    conn.close('server_initiated', RC.IMPLEMENTATION_SPECIFIC_ERROR, 'implementation specific error');
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+import { RC } from './reason-codes.js';
 
 /**
  * What the broker knows about a connection before CONNECT is read. Filled by the transport layer.
@@ -111,7 +112,7 @@ export function anonymousLoopbackHooks(allowAnonymous: boolean): AuthHooks {
       }
       return {
         ok: false,
-        reasonCode: 0x87,
+        reasonCode: RC.NOT_AUTHORIZED,
         reason: allowAnonymous
           ? 'anonymous access is allowed from loopback only'
           : 'not authorized: present a client certificate or credentials (THINGSTEAD_ALLOW_ANONYMOUS is off)',

@@ -32,7 +32,7 @@ export interface SubEntry<O extends SubOwner = SubOwner> {
   readonly rap: boolean;
   /** Retain Handling 0/1/2 [MQTT-3.3.1-9..11]. */
   readonly rh: number;
-  /** Subscription Identifier [MQTT-3.8.2-?], v5 only. */
+  /** Subscription Identifier [MQTT-5.0 §3.8.2.1.2], v5 only. */
   readonly subId: number | undefined;
 }
 

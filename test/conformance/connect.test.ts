@@ -30,7 +30,7 @@ describe('CONNECT', () => {
     await raw.next('connack');
     raw.send({ cmd: 'connect', protocolVersion: 5, clientId: uniqueId(), clean: true, keepalive: 10 }, 5);
     const d = await raw.next('disconnect');
-    expect((d as { reasonCode: number }).reasonCode).toBe(0x82);
+    expect((d as { reasonCode: number }).reasonCode).toBe(RC.PROTOCOL_ERROR);
     await raw.waitClosed();
   });
 
@@ -95,7 +95,7 @@ describe('CONNECT', () => {
     first.on('disconnect', (p) => (reason = p.reasonCode));
     const second = await connect(platform, { clientId });
     await waitFor(() => reason !== undefined);
-    expect(reason).toBe(0x8e);
+    expect(reason).toBe(RC.SESSION_TAKEN_OVER);
     expect(platform.broker.isConnected(clientId)).toBe(true);
     expect(platform.broker.clients().filter((c) => c.clientId === clientId)).toHaveLength(1);
     await end(first, second);
@@ -115,7 +115,7 @@ describe('CONNECT', () => {
       5,
     );
     const ack = (await raw.next('connack')) as { reasonCode: number };
-    expect(ack.reasonCode).toBe(0x8c);
+    expect(ack.reasonCode).toBe(RC.BAD_AUTHENTICATION_METHOD);
     await raw.waitClosed();
   });
 });
@@ -241,7 +241,7 @@ describe('authentication and authorization hooks', () => {
     locked.broker.reauthorize();
     allowConnect = true;
     await waitFor(() => reason !== undefined);
-    expect(reason).toBe(0x87);
+    expect(reason).toBe(RC.NOT_AUTHORIZED);
     await end(c);
   });
 
@@ -252,7 +252,7 @@ describe('authentication and authorization hooks', () => {
     c.on('disconnect', (p) => (reason = p.reasonCode));
     expect(locked.broker.disconnectWhere((s) => s.clientId === id, 0x98)).toBe(1);
     await waitFor(() => reason !== undefined);
-    expect(reason).toBe(0x98);
+    expect(reason).toBe(RC.ADMINISTRATIVE_ACTION);
     await end(c);
   });
 
@@ -273,7 +273,7 @@ describe('authentication and authorization hooks', () => {
       reasonCode: number;
       properties: { authenticationData: Buffer };
     };
-    expect(auth.reasonCode).toBe(0x18);
+    expect(auth.reasonCode).toBe(RC.CONTINUE_AUTHENTICATION);
     expect(auth.properties.authenticationData.toString()).toBe('challenge');
     raw.send(
       {

@@ -35,7 +35,7 @@ describe('limits', () => {
     c.on('disconnect', (p) => (reason = p.reasonCode));
     c.publish(`l/${uniqueId()}`, Buffer.alloc(1001));
     await waitFor(() => reason !== undefined);
-    expect(reason).toBe(0x95);
+    expect(reason).toBe(RC.PACKET_TOO_LARGE);
     const c4 = await connect(platform, { protocolVersion: 4 });
     const closed = new Promise<void>((r) => c4.once('close', () => r()));
     c4.publish(`l/${uniqueId()}`, Buffer.alloc(1001));
@@ -52,7 +52,7 @@ describe('limits', () => {
     await raw.next('connack');
     // Header of a PUBLISH announcing 1 MB; the body never comes.
     raw.write([0x30, 0x80, 0x80, 0x40]);
-    expect(((await raw.next('disconnect')) as { reasonCode: number }).reasonCode).toBe(0x95);
+    expect(((await raw.next('disconnect')) as { reasonCode: number }).reasonCode).toBe(RC.PACKET_TOO_LARGE);
     await raw.waitClosed();
   });
 
@@ -86,7 +86,7 @@ describe('limits', () => {
     await raw.next('connack');
     // SUBSCRIBE with reserved flags 0000 instead of 0010.
     raw.write([0x80, 0x06, 0x00, 0x01, 0x00, 0x00, 0x01, 0x61]);
-    expect(((await raw.next('disconnect')) as { reasonCode: number }).reasonCode).toBe(0x81);
+    expect(((await raw.next('disconnect')) as { reasonCode: number }).reasonCode).toBe(RC.MALFORMED_PACKET);
     await raw.waitClosed();
   });
 
@@ -121,7 +121,9 @@ describe('limits', () => {
         5,
       );
     }
-    expect(((await raw.next('disconnect')) as { reasonCode: number }).reasonCode).toBe(0x93);
+    expect(((await raw.next('disconnect')) as { reasonCode: number }).reasonCode).toBe(
+      RC.RECEIVE_MAXIMUM_EXCEEDED,
+    );
   });
 
   it('a subscriber that never reads is disconnected as a slow consumer and counted (limits.maxOutboundBytes)', async () => {

@@ -113,7 +113,7 @@ async function watcherServed(topic: string, before: number): Promise<void> {
 const expectCode = (got: number | undefined, want: number) =>
   expect(reasonName(got ?? -1)).toBe(reasonName(want));
 
-describe('corrupted will properties are refused at CONNECT [MQTT-2.2.2.2, MQTT-3.1.3-?]', () => {
+describe('corrupted will properties are refused at CONNECT [MQTT-2.2.2.2, MQTT-5.0 §3.1.3.2]', () => {
   for (const c of corruptions) {
     it(`${c.name}: CONNACK ${reasonName(c.code)}, no will is ever published`, async () => {
       const topic = `poison/will/${uniqueId()}`;

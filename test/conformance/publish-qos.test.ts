@@ -91,7 +91,7 @@ describe('QoS 0/1/2 over every transport and protocol version', () => {
     raw.send({ cmd: 'pubrel', messageId: 9 }, 5);
     const comp = (await raw.next('pubcomp')) as { reasonCode?: number };
     expect(comp.reasonCode ?? 0).toBe(0);
-    // A PUBREL for an unknown packet id gets PUBCOMP 0x92 (v5) [MQTT-3.7.2-?].
+    // A PUBREL for an unknown packet id gets PUBCOMP 0x92 (v5) [MQTT-5.0 §3.7.2.1].
     raw.send({ cmd: 'pubrel', messageId: 10 }, 5);
     await waitFor(() => raw.packets.filter((p) => p.cmd === 'pubcomp').length === 2);
     expect((raw.packets.filter((p) => p.cmd === 'pubcomp')[1] as { reasonCode?: number }).reasonCode).toBe(

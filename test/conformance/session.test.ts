@@ -89,7 +89,7 @@ describe('persistent sessions', () => {
     raw.destroy();
   });
 
-  it('session expiry is capped by limits.sessionExpiryMax and told in CONNACK [MQTT-3.2.2-?]', async () => {
+  it('session expiry is capped by limits.sessionExpiryMax and told in CONNACK [MQTT-5.0 §3.2.2.3.2]', async () => {
     const raw = await RawClient.open(platform, 5);
     raw.send(
       {

@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPlatform, type TestPlatform } from '../helpers/platform.js';
 import { RawClient, collect, connect, end, uniqueId, waitFor } from './helpers.js';
+import { RC } from '../../src/mqtt/reason-codes.js';
 
 let platform: TestPlatform;
 beforeAll(async () => {
@@ -36,7 +37,7 @@ describe('shared subscriptions', () => {
     await end(a, b, other, plain, pub);
   });
 
-  it('shared subscriptions get no retained messages [MQTT-3.8.4-?]', async () => {
+  it('shared subscriptions get no retained messages [MQTT-5.0 §4.8.2]', async () => {
     const topic = `sh/${uniqueId()}`;
     const pub = await connect(platform);
     await pub.publishAsync(topic, 'R', { qos: 1, retain: true });
@@ -59,7 +60,7 @@ describe('shared subscriptions', () => {
       { cmd: 'subscribe', messageId: 3, subscriptions: [{ topic: '$share/g/x', qos: 0, nl: true }] },
       5,
     );
-    expect(((await raw.next('disconnect')) as { reasonCode: number }).reasonCode).toBe(0x82);
+    expect(((await raw.next('disconnect')) as { reasonCode: number }).reasonCode).toBe(RC.PROTOCOL_ERROR);
   });
 
   it('a member that unsubscribes stops receiving; the rest of the group gets everything', async () => {

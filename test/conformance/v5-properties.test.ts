@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPlatform, type TestPlatform } from '../helpers/platform.js';
 import { RawClient, collect, connect, end, uniqueId, waitFor } from './helpers.js';
+import { RC } from '../../src/mqtt/reason-codes.js';
 
 let platform: TestPlatform;
 beforeAll(async () => {
@@ -161,7 +162,7 @@ describe('MQTT 5 properties', () => {
       5,
     );
     const d = (await raw.next('disconnect')) as { reasonCode: number };
-    expect(d.reasonCode).toBe(0x94);
+    expect(d.reasonCode).toBe(RC.TOPIC_ALIAS_INVALID);
     await end(sub);
   });
 
@@ -198,7 +199,7 @@ describe('MQTT 5 properties', () => {
     await end(pub);
   });
 
-  it('subscription identifiers are returned with matching messages [MQTT-3.3.4-3, MQTT-3.8.2-?]', async () => {
+  it('subscription identifiers are returned with matching messages [MQTT-3.3.4-3, MQTT-5.0 §3.8.2.1.2]', async () => {
     const base = `v5/${uniqueId()}`;
     const c = await connect(platform);
     const got = collect(c);
@@ -250,7 +251,7 @@ describe('MQTT 5 properties', () => {
     await end(pub);
   });
 
-  it('CONNACK announces limits: receive maximum, maximum packet size, topic alias maximum [MQTT-3.2.2-?]', async () => {
+  it('CONNACK announces limits: receive maximum, maximum packet size, topic alias maximum [MQTT-5.0 §3.2.2.3]', async () => {
     const raw = await RawClient.open(platform, 5);
     raw.send({ cmd: 'connect', protocolVersion: 5, clientId: uniqueId(), clean: true, keepalive: 10 }, 5);
     const ack = (await raw.next('connack')) as unknown as { properties: Record<string, number> };

@@ -49,7 +49,7 @@ describe('wills', () => {
     });
   }
 
-  it('v5: DISCONNECT 0x04 (with will message) publishes the will [MQTT-3.14.2-?]', async () => {
+  it('v5: DISCONNECT 0x04 (with will message) publishes the will [MQTT-5.0 §3.14.2.1]', async () => {
     const topic = `will/${uniqueId()}`;
     const { w, got } = await watcher(topic);
     const c = await connect(platform, {

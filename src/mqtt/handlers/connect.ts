@@ -19,7 +19,7 @@ export const TOPIC_ALIAS_MAX = 64;
 /** Cap on server-to-client aliases we keep per connection (memory bound). */
 const OUTBOUND_ALIAS_CAP = 64;
 
-/** MQTT 5 CONNACK reason codes as MQTT 3.1.1 return codes [MQTT-3.2.2-?, table 3.1]. */
+/** MQTT 5 CONNACK reason codes as MQTT 3.1.1 return codes [MQTT-3.1.1 §3.2.2.3, table 3.1]. */
 function v3ReturnCode(reasonCode: number): number {
   switch (reasonCode) {
     case RC.UNSUPPORTED_PROTOCOL_VERSION:
@@ -72,7 +72,7 @@ export function handleConnect(conn: Connection, p: IConnectPacket): void {
   const props = p.properties ?? {};
   if (v5) conn.problemInfo = props.requestProblemInformation !== false;
   if (v5 && (props.receiveMaximum === 0 || props.maximumPacketSize === 0)) {
-    // [MQTT-3.1.2-?] Receive Maximum / Maximum Packet Size of 0 is a protocol error.
+    // [MQTT-5.0 §3.1.2.11.3, §3.1.2.11.4] Receive Maximum / Maximum Packet Size of 0 is a protocol error.
     return refuse(
       conn,
       RC.PROTOCOL_ERROR,
@@ -144,7 +144,7 @@ export function handleConnect(conn: Connection, p: IConnectPacket): void {
   if (v5 && props.authenticationMethod) {
     const ea = core.hooks.enhancedAuth;
     if (!ea || !safe(() => ea.supports(props.authenticationMethod!))) {
-      // [MQTT-4.12.0-?] no supported method: 0x8C Bad authentication method.
+      // [MQTT-5.0 §4.12] no supported method: 0x8C Bad authentication method.
       return refuse(
         conn,
         RC.BAD_AUTHENTICATION_METHOD,
@@ -402,7 +402,7 @@ function finishConnect(
     conn.maxPacketOut = Math.min(props.maximumPacketSize ?? Infinity, limits.maxPacketBytes);
     conn.aliasMaxOut = Math.min(props.topicAliasMaximum ?? 0, OUTBOUND_ALIAS_CAP);
     conn.connectExpiryZero = requested === 0;
-    connack.reasonCode = 0;
+    connack.reasonCode = RC.SUCCESS;
     const cp: NonNullable<IConnackPacket['properties']> = {
       receiveMaximum: limits.maxInflight,
       maximumPacketSize: limits.maxPacketBytes,

@@ -1,6 +1,6 @@
 /**
  * Packet dispatch by type, plus the small control packets (PINGREQ [MQTT-3.12], DISCONNECT [MQTT-3.14]).
- * Packets a client must never send (CONNACK, SUBACK, ...) are protocol errors [MQTT-4.8.0-1 v5: 0x82].
+ * Packets a client must never send (CONNACK, SUBACK, ...) are protocol errors [MQTT-5.0 §4.13.2] (v5: DISCONNECT 0x82).
  */
 import type { IDisconnectPacket, Packet } from 'mqtt-packet';
 import type { Connection } from '../connection.js';

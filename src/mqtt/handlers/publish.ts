@@ -39,7 +39,7 @@ function refusePublish(
 }
 
 export function handlePublish(conn: Connection, p: IPublishPacket): void {
-  if (conn.state !== 'connected') return conn.protocolError(0x82, 'PUBLISH before CONNACK');
+  if (conn.state !== 'connected') return conn.protocolError(RC.PROTOCOL_ERROR, 'PUBLISH before CONNACK');
   const core = conn.core;
   const v5 = conn.version === 5;
   let topic = p.topic;
@@ -50,16 +50,19 @@ export function handlePublish(conn: Connection, p: IPublishPacket): void {
     const { topicAlias, subscriptionIdentifier, ...rest } = p.properties;
     if (subscriptionIdentifier !== undefined) {
       // [MQTT-3.3.4-6] a client PUBLISH must not carry a Subscription Identifier.
-      return conn.protocolError(0x82, 'PUBLISH from a client must not carry a subscription identifier');
+      return conn.protocolError(
+        RC.PROTOCOL_ERROR,
+        'PUBLISH from a client must not carry a subscription identifier',
+      );
     }
     if (topicAlias !== undefined) {
       // [MQTT-3.3.2-8, MQTT-3.3.2-9] alias 0 or above our Topic Alias Maximum: 0x94.
       if (topicAlias === 0 || topicAlias > TOPIC_ALIAS_MAX)
-        return conn.protocolError(0x94, 'topic alias invalid');
+        return conn.protocolError(RC.TOPIC_ALIAS_INVALID, 'topic alias invalid');
       const aliases = (conn.aliasesIn ??= new Map());
       if (topic === '') {
         const known = aliases.get(topicAlias);
-        if (known === undefined) return conn.protocolError(0x82, 'unknown topic alias');
+        if (known === undefined) return conn.protocolError(RC.PROTOCOL_ERROR, 'unknown topic alias');
         topic = known;
       } else aliases.set(topicAlias, topic);
     }
@@ -73,22 +76,26 @@ export function handlePublish(conn: Connection, p: IPublishPacket): void {
   const problem = checkTopicName(topic, core.topicLimits);
   if (problem === 'wildcard' || problem === 'empty' || problem === 'nul') {
     core.metrics.dropped.invalid_topic.inc();
-    return conn.protocolError(0x90, `topic name invalid (${problem})`);
+    return conn.protocolError(RC.TOPIC_NAME_INVALID, `topic name invalid (${problem})`);
   }
   if (topic.includes('\ufffd') && !validTopicBytes(conn)) {
     // [MQTT-1.5.4-1] ill-formed UTF-8 in a topic closes the connection.
-    return conn.protocolError(0x81, 'topic name is not valid UTF-8');
+    return conn.protocolError(RC.MALFORMED_PACKET, 'topic name is not valid UTF-8');
   }
   if (payload.length > core.config.limits.maxPayloadBytes) {
     // AWS §11: payload over the limit disconnects (v5 0x95 Packet too large), counted.
     core.metrics.dropped.payload_too_large.inc();
     core.metrics.protocolErrors.inc({ reason: 'payload_too_large' });
-    return conn.close('packet_too_large', 0x95, `payload over ${core.config.limits.maxPayloadBytes} bytes`);
+    return conn.close(
+      'packet_too_large',
+      RC.PACKET_TOO_LARGE,
+      `payload over ${core.config.limits.maxPayloadBytes} bytes`,
+    );
   }
   if (problem !== null) {
     // Over the configured size/level limits (AWS: 256 bytes, 8 levels).
     if (!v5) return conn.close('protocol_error');
-    return refusePublish(conn, p, 0x90, `topic name invalid (${problem})`, 'invalid_topic');
+    return refusePublish(conn, p, RC.TOPIC_NAME_INVALID, `topic name invalid (${problem})`, 'invalid_topic');
   }
 
   const s = conn.session!;
@@ -102,13 +109,19 @@ export function handlePublish(conn: Connection, p: IPublishPacket): void {
     }
     if (pending.size >= core.config.limits.maxInflight) {
       // [MQTT-3.3.4-7] more unacknowledged QoS 2 than our Receive Maximum: 0x93.
-      return conn.protocolError(0x93, 'receive maximum exceeded');
+      return conn.protocolError(RC.RECEIVE_MAXIMUM_EXCEEDED, 'receive maximum exceeded');
     }
   }
 
   if (v5 && properties?.payloadFormatIndicator && !isUtf8(payload)) {
     // [MQTT-3.3.2-4] payload declared UTF-8 that is not: 0x99 Payload format invalid.
-    return refusePublish(conn, p, 0x99, 'payload is not valid UTF-8', 'invalid_payload_format');
+    return refusePublish(
+      conn,
+      p,
+      RC.PAYLOAD_FORMAT_INVALID,
+      'payload is not valid UTF-8',
+      'invalid_payload_format',
+    );
   }
 
   if (!authorizeClientPublish(core.hooks, conn.subject!, topic, p.retain)) {
@@ -242,20 +255,20 @@ function validTopicBytes(conn: Connection): boolean {
 
 /** PUBREL from the client: release the QoS 2 packet id, answer PUBCOMP [MQTT-4.3.3-11]. */
 export function handlePubrel(conn: Connection, p: IPubrelPacket): void {
-  if (conn.state !== 'connected') return conn.protocolError(0x82, 'PUBREL before CONNACK');
+  if (conn.state !== 'connected') return conn.protocolError(RC.PROTOCOL_ERROR, 'PUBREL before CONNACK');
   const s = conn.session!;
   const known = s.incomingQos2?.delete(p.messageId!) ?? false;
   const comp: IPubcompPacket = { cmd: 'pubcomp', messageId: p.messageId! };
-  // [MQTT-3.7.2-?] v5: 0x92 Packet Identifier not found.
+  // [MQTT-5.0 §3.7.2.1] v5: 0x92 Packet Identifier not found.
   if (!known && conn.version === 5) {
-    comp.reasonCode = 0x92;
+    comp.reasonCode = RC.PACKET_IDENTIFIER_NOT_FOUND;
     conn.sendPacket(comp);
   } else conn.sendAck('pubcomp', p.messageId!);
 }
 
 /** PUBACK for a QoS 1 delivery [MQTT-4.3.2]. */
 export function handlePuback(conn: Connection, p: IPubackPacket): void {
-  if (conn.state !== 'connected') return conn.protocolError(0x82, 'PUBACK before CONNACK');
+  if (conn.state !== 'connected') return conn.protocolError(RC.PROTOCOL_ERROR, 'PUBACK before CONNACK');
   const s = conn.session!;
   const q = s.inflight.get(p.messageId!);
   if (!q || q.qos !== 1) return;
@@ -265,14 +278,15 @@ export function handlePuback(conn: Connection, p: IPubackPacket): void {
 
 /** PUBREC for a QoS 2 delivery: answer PUBREL, or end the exchange on a failure code [MQTT-4.3.3]. */
 export function handlePubrec(conn: Connection, p: IPubrecPacket): void {
-  if (conn.state !== 'connected') return conn.protocolError(0x82, 'PUBREC before CONNACK');
+  if (conn.state !== 'connected') return conn.protocolError(RC.PROTOCOL_ERROR, 'PUBREC before CONNACK');
   const s = conn.session!;
   const q = s.inflight.get(p.messageId!);
   if (!q || q.qos !== 2) {
-    if (conn.version === 5) conn.sendPacket({ cmd: 'pubrel', messageId: p.messageId!, reasonCode: 0x92 });
+    if (conn.version === 5)
+      conn.sendPacket({ cmd: 'pubrel', messageId: p.messageId!, reasonCode: RC.PACKET_IDENTIFIER_NOT_FOUND });
     return;
   }
-  if ((p.reasonCode ?? 0) >= 0x80) {
+  if ((p.reasonCode ?? 0) >= RC.UNSPECIFIED_ERROR) {
     conn.core.completed(s, p.messageId!);
     conn.core.pump(s);
     return;
@@ -284,7 +298,7 @@ export function handlePubrec(conn: Connection, p: IPubrecPacket): void {
 
 /** PUBCOMP ends a QoS 2 delivery. */
 export function handlePubcomp(conn: Connection, p: IPubcompPacket): void {
-  if (conn.state !== 'connected') return conn.protocolError(0x82, 'PUBCOMP before CONNACK');
+  if (conn.state !== 'connected') return conn.protocolError(RC.PROTOCOL_ERROR, 'PUBCOMP before CONNACK');
   const s = conn.session!;
   const q = s.inflight.get(p.messageId!);
   if (!q || q.qos !== 2) return;

@@ -28,7 +28,7 @@ export function handleSubscribe(conn: Connection, p: ISubscribePacket): void {
   const v5 = conn.version === 5;
   const s = conn.session!;
   const subId = v5 ? p.properties?.subscriptionIdentifier : undefined;
-  // [MQTT-3.8.2-?] Subscription Identifier 0 is a protocol error (also refused by the codec).
+  // [MQTT-5.0 §3.8.2.1.2] Subscription Identifier 0 is a protocol error (also refused by the codec).
   if (subId === 0) return conn.protocolError(RC.PROTOCOL_ERROR, 'subscription identifier 0');
   const maxFilters = core.config.limits.maxFiltersPerSubscribe;
   const granted: number[] = [];
@@ -37,32 +37,33 @@ export function handleSubscribe(conn: Connection, p: ISubscribePacket): void {
 
   for (let i = 0; i < p.subscriptions.length; i++) {
     const sub = p.subscriptions[i]!;
-    const fail = (v5code: number) => granted.push(v5 ? v5code : 0x80);
+    // 3.1.1 SUBACK has one failure code, 0x80 Failure [MQTT-3.9.3], the value of v5 Unspecified error.
+    const fail = (v5code: number) => granted.push(v5 ? v5code : RC.UNSPECIFIED_ERROR);
     if (i >= maxFilters) {
       // AWS §11: 8 filters per SUBSCRIBE; the extra ones are refused (v5 0x97 Quota exceeded).
-      fail(0x97);
+      fail(RC.QUOTA_EXCEEDED);
       continue;
     }
     const full = sub.topic;
     const shared = parseShared(full);
     if (shared === 'invalid') {
-      fail(0x8f);
+      fail(RC.TOPIC_FILTER_INVALID);
       continue;
     }
     if (shared && sub.nl) {
       // [MQTT-3.8.3-4] No Local on a shared subscription is a protocol error.
-      return conn.protocolError(0x82, 'no local on a shared subscription');
+      return conn.protocolError(RC.PROTOCOL_ERROR, 'no local on a shared subscription');
     }
     if (checkTopicFilter(shared ? shared.filter : full, core.topicLimits) !== null) {
-      fail(0x8f); // [MQTT-3.8.3-?] Topic Filter invalid / 3.1.1 0x80
+      fail(RC.TOPIC_FILTER_INVALID); // [MQTT-5.0 §3.9.3] Topic Filter invalid / 3.1.1 0x80
       continue;
     }
     if (!safe(() => core.hooks.authorizeSubscribe(conn.subject!, full))) {
-      fail(0x87);
+      fail(RC.NOT_AUTHORIZED);
       continue;
     }
     if (!s.subs.has(full) && s.subs.size >= MAX_SUBSCRIPTIONS_PER_SESSION) {
-      fail(0x97);
+      fail(RC.QUOTA_EXCEEDED);
       continue;
     }
     const qos = sub.qos;
@@ -78,14 +79,14 @@ export function handleSubscribe(conn: Connection, p: ISubscribePacket): void {
     const isNew = core.addSubscription(s, entry);
     added.push({ entry, isNew });
     topics.push(full);
-    granted.push(qos); // QoS 2 is supported: granted as requested [MQTT-3.9.3-?]
+    granted.push(qos); // QoS 2 is supported: granted as requested [MQTT-5.0 §3.9.3]
   }
 
   const suback: ISubackPacket = { cmd: 'suback', messageId: p.messageId!, granted };
   conn.sendPacket(suback);
 
   // Retained messages after the SUBACK [MQTT-3.3.1-9..11]: rh 0 always, rh 1 only for a new
-  // subscription, rh 2 never; never for shared subscriptions [MQTT-3.8.4-?]. Delivered in bounded chunks
+  // subscription, rh 2 never; never for shared subscriptions [MQTT-5.0 §4.8.2]. Delivered in bounded chunks
   // across event-loop turns (retained-replay.ts), so a wide filter does not block other clients.
   const replay: SubEntry<Session>[] = [];
   for (const { entry, isNew } of added) {
@@ -107,8 +108,8 @@ export function handleUnsubscribe(conn: Connection, p: IUnsubscribePacket): void
   const topics: string[] = [];
   for (const filter of p.unsubscriptions) {
     const removed = core.removeSubscription(s, filter);
-    // [MQTT-3.11.3-?] v5: 0x11 No subscription existed.
-    codes.push(removed ? 0 : 0x11);
+    // [MQTT-5.0 §3.11.3] v5: 0x11 No subscription existed.
+    codes.push(removed ? RC.SUCCESS : RC.NO_SUBSCRIPTION_EXISTED);
     if (removed) topics.push(filter);
   }
   const unsuback: IUnsubackPacket = { cmd: 'unsuback', messageId: p.messageId!, granted: codes };
