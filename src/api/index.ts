@@ -1,6 +1,11 @@
 /**
  * The HTTP API: control plane, data plane, jobs data plane (AWS restJson1 + SigV4), the console's
  * endpoints, /metrics and /healthz.
+ *
+ * Owns the HTTP server, AWS-compatible routing, input binding and validation (`awsString`, ...), the AWS
+ * error shape and a SigV4-signing client (`signedFetch`). It knows no context's operations: each context
+ * declares its own (`iotOperation`) and the platform hands them in.
+ * Imports: errors, json, observability, sigv4.
  */
 export { createHttpServer, type HttpHandler, type HttpServer } from './server.js';
 export type {

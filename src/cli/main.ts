@@ -1,4 +1,12 @@
 #!/usr/bin/env node
+/**
+ * The CLI context: the `thingstead` binary (`up`, the registry commands, `keys`, `policy`, `onboard`,
+ * `rules`, `ts`). Thin commands: `up` loads the config and calls `createPlatform`; the others call the
+ * HTTP API with a credentials profile, except `keys`, which writes access keys to the database directly
+ * and announces the change on the change-event channel. An edge: no context imports it (so it has no
+ * index.ts; this file is its entry).
+ * Imports: api, config, errors, events, identity, platform, policy, store.
+ */
 import { Command } from 'commander';
 import { CliError } from './connection.js';
 import { registerKeys } from './keys.js';

@@ -1,3 +1,9 @@
+/**
+ * Configuration: the one typed schema (`configSchema`), loaded once by `loadConfig` with defaults < file <
+ * environment < flags, every problem reported together (`ConfigError`), frozen and passed down explicitly.
+ * The only place that knows the THINGSTEAD_* environment names (the binary passes `process.env` in).
+ * Imports: no other context (a leaf).
+ */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { ZodError } from 'zod';

@@ -2,6 +2,7 @@
  * The one error catalog. Each error has a stable code, an HTTP status, the AWS exception name where the
  * API is AWS-compatible, and the MQTT 5 reason code where one applies. Nothing crosses a context boundary
  * as a bare Error; the MQTT hot path returns reason codes instead of throwing.
+ * Imports: no other context (a leaf).
  */
 export interface ErrorSpec {
   /** HTTP status for the control plane (AWS's where AWS-compatible). */

@@ -15,6 +15,8 @@
  *   commit of the write it announces (inside the same transaction would also work: NOTIFY is delivered
  *   on commit). Payloads are limited to 8000 bytes, so events carry ids only and receivers re-read;
  *   `publish` refuses a bigger one on both channels.
+ *
+ * Imports: types only from store (the PostgreSQL channel listens on the platform's database).
  */
 export type {
   ChangeChannel,

@@ -1,6 +1,11 @@
 /**
- * Identity: the platform CA and TLS material, device certificates, access keys and SigV4.
- * Public surface only; internals stay in this folder.
+ * Identity: the platform CA and TLS material (pki.ts), device certificates (certificates-service.ts), CA
+ * certificates and the registration code (ca-service.ts), the trust list of CAs devices may chain to
+ * (trust-list.ts), access keys (credentials.ts), and device authentication and authorization on MQTT and
+ * HTTPS with live enforcement of certificate, key and policy changes (auth-hooks*.ts). Re-exports SigV4
+ * from sigv4. Public surface only; internals stay in this folder.
+ * Imports: api (its operation declarations), errors, events, mqtt (the broker's hook types and
+ * `authorizeClientPublish`), observability, policy (compiled policies for decisions), sigv4, store.
  */
 export {
   ensureServerTls,

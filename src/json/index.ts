@@ -1,5 +1,3 @@
-import { ThingsteadError } from '../errors/index.js';
-
 /**
  * Bounded JSON: the one guard for JSON text that comes from outside (MQTT payloads read by rules, API
  * bodies, rule test payloads, registry attributes, time-series writes).
@@ -8,7 +6,9 @@ import { ThingsteadError } from '../errors/index.js';
  * stack here; and a value returned by `parseJsonBounded` nests at most `maxDepth` levels, so every
  * recursive walk downstream (SQL evaluation, re-serialisation, JSON.stringify, schema validation) is
  * bounded by the checked depth. V8's JSON.parse is iterative; JSON.stringify and our walkers are not.
+ * Imports: errors.
  */
+import { ThingsteadError } from '../errors/index.js';
 
 export interface JsonLimits {
   /** Deepest nesting of arrays and objects accepted (`{}` and `[]` are depth 1, a scalar depth 0). */

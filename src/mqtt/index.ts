@@ -7,6 +7,9 @@
  * family), codec.ts (mqtt-packet plus measured PUBLISH/ack fast paths), router.ts (topic trie),
  * retained.ts, will.ts, lifecycle.ts (AWS lifecycle events), services.ts (reserved-topic service table),
  * topics.ts (name/filter rules), bus.ts (cluster seam), store.ts + sqlite-store.ts + pg-store.ts (persistence), metrics.ts.
+ *
+ * Imports: errors, observability, store (sessions, queued messages, retained), work (the reserved-topic
+ * services' queues); types only from config. Authentication, authorization and services come in as hooks.
  */
 export type {
   Broker,

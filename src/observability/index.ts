@@ -1,3 +1,8 @@
+/**
+ * Observability: structured logs (pino, JSON lines) and Prometheus metrics (prom-client) for every
+ * context; `rateLimitedLog` for log lines that could repeat per event.
+ * Imports: no other context (a leaf).
+ */
 import { pino, type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 

@@ -1,7 +1,9 @@
 /**
  * Policy: the AWS IoT policy language (reference §9). Parse and validate documents, compile them on
  * change, bind them to a connection's context (variables substituted as literals), and decide requests
- * with explicit deny over allow and default deny.
+ * with explicit deny over allow and default deny. Owns policies, their versions and attachments to
+ * principals, and their AWS-compatible operations.
+ * Imports: api (its operation declarations), errors, events, store.
  */
 export {
   parsePolicyDocument,

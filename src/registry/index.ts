@@ -1,7 +1,10 @@
 /**
- * The device registry: things, thing types, static and dynamic thing groups, billing groups, principals,
- * fleet search (SearchIndex), registry events, DescribeEndpoint and GetRegistrationCode; its AWS-compatible
- * operations are in `registryOperations`.
+ * The device registry: things (things.ts), thing types (thing-types.ts), static thing groups (groups.ts),
+ * dynamic thing groups (dynamic-groups.ts), billing groups (billing-groups.ts), principals attached to
+ * things (principals.ts), fleet search (search.ts, SearchIndex), registry events (events.ts),
+ * DescribeEndpoint and GetRegistrationCode, composed in registry.ts. Storage is split alongside
+ * (`*-store.ts`, composed in store.ts); its AWS-compatible operations are `registryOperations` (api.ts).
+ * Imports: api (its operation declarations), errors, events (change events after each write), store.
  */
 export { createRegistry, type RegistryOptions, type ThingRegistry } from './registry.js';
 export { registryOperations } from './api.js';

@@ -2,6 +2,9 @@
  * The rules engine: AWS IoT SQL rules (reference §10) evaluated off the MQTT path on a bounded queue, with
  * actions (republish, http, kafka, and the Thingstead extensions nats, postgres, timeseries) delivered
  * at-least-once through a store-backed outbox, errorAction in AWS's shape, per-rule metrics and traces.
+ *
+ * Imports: errors, json, observability, store, work (the evaluation queue); types only from api, config,
+ * events, mqtt and timeseries (the platform hands in the broker, the change channel and the writer).
  */
 export { RulesEngine, type RulesEngineOptions, type RuleTestResult } from './engine.js';
 export { compileSql, parsePayload, SqlParseError, type CompiledSql, type SqlContext } from './sql/index.js';

@@ -2,6 +2,7 @@
  * AWS Signature Version 4: request signing and server-side verification (reference §7.2). A leaf context
  * (it depends on errors only), so the HTTP API can verify requests without depending on identity, and
  * identity, policy and the other contexts can declare their API operations without a cycle.
+ * Imports: errors.
  */
 export {
   verifySigV4,

@@ -5,7 +5,10 @@
  *
  * Contexts define their own store interface (`registry/store.ts`, `mqtt/store.ts`, ...) with a SQLite and
  * a PostgreSQL implementation, and one contract suite run against both. Portable SQL uses `$1, $2`
- * placeholders on both engines through `Database.query/run`; hot paths may use `raw` prepared statements.
+ * placeholders on both engines through `Database.query/run`; writes of several statements go through
+ * `transaction` or, when the statements are known up front, `batch` (optionally guarded by its first
+ * statement), never a context's own BEGIN/COMMIT; hot paths may use `raw` prepared statements.
+ * Imports: no other context (a leaf).
  */
 export {
   openDatabase,
