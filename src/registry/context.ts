@@ -3,7 +3,10 @@ import type { RegistryEvents } from './events.js';
 import type { FleetIndex, Predicate, SearchContext } from './search.js';
 import type { Attributes, RegistryStore, ThingRecord } from './store.js';
 
-/** State shared by the registry's parts (things, groups): one per platform. Internal to the context. */
+/**
+ * State shared by the registry's parts (things, thing types, groups, principals, billing groups): one per
+ * platform. Internal to the context.
+ */
 export interface RegistryContext {
   readonly store: RegistryStore;
   readonly index: FleetIndex;
