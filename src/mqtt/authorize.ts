@@ -41,3 +41,12 @@ export function authorizeSubscribe(hooks: AuthHooks, subject: AuthzSubject, filt
     return false;
   }
 }
+
+/** Run a hook's decision; a hook that throws denies. */
+export function safe(fn: () => boolean): boolean {
+  try {
+    return fn();
+  } catch {
+    return false;
+  }
+}

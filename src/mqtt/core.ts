@@ -1,6 +1,8 @@
 /**
- * The broker core shared by every connection: sessions, the topic router, retained messages, delivery
- * with QoS windows and queues, wills, session expiry, lifecycle events and the batched store writes.
+ * The broker core shared by every connection: sessions (load, offline hand-over, expiry, end), routing
+ * (the topic trie, overlapping and shared subscriptions, internal subscribers, the bus), subscriptions and
+ * bus interest, the write batching of connections, and the broker's error paths. Delivery to one session
+ * with QoS windows and queues is delivery.ts; the batched store writes are durability.ts; wills will.ts.
  *
  * Hot-path contract: `route()` and everything it calls is synchronous; nothing on the QoS 0 path awaits.
  *
@@ -29,8 +31,8 @@
  */
 import { rateLimitedLog, type Logger } from '../observability/index.js';
 import type { Config } from '../config/index.js';
-import type { AuthHooks, AuthzSubject } from './hooks.js';
-import type { InternalHandler, Message } from './types.js';
+import type { AuthHooks } from './hooks.js';
+import type { InternalHandler } from './types.js';
 import { TopicRouter, type SubEntry, type SubOwner } from './router.js';
 import { Session, type Queued, type Routed } from './session.js';
 import { publishWill, restoreWill, scheduleWill, storedWill } from './will.js';
@@ -40,12 +42,13 @@ import type { MqttStore, StoreOp, StoredQueued } from './store.js';
 import { RetainedStore } from './retained.js';
 import { Lifecycle } from './lifecycle.js';
 import { ConnectLimiter } from './connect-limiter.js';
+import { StoreBatcher, type StoreFailure } from './durability.js';
 import { RC } from './reason-codes.js';
 import { ConnectionLog } from './connection-log.js';
 import { createLocalBus, type Bus } from './bus.js';
-import type { TopicLimits } from './topics.js';
-import { checkPublishProperties, encodePublishFast, ownPayload } from './codec.js';
-import { authorizeReceive, authorizeSubscribe } from './authorize.js';
+import { splitShared, type TopicLimits } from './topics.js';
+import { checkPublishProperties } from './codec.js';
+import { deliver, keep, persistUndelivered } from './delivery.js';
 import { ServiceTable } from './services.js';
 
 export class InternalSub implements SubOwner {
@@ -70,29 +73,13 @@ export class Core {
   closing = false;
   private dirty: Connection[] = [];
   private flushScheduled = false;
-  /** Store operations not yet written, in order (a failed batch is put back at the front). */
-  private ops: StoreOp[] = [];
-  /** Callbacks waiting for every op now in `ops` to be written (or to fail). */
-  private durableWaiters: Array<(failure: StoreFailure | null) => void> = [];
-  private opsScheduled = false;
-  private storeChain: Promise<void> = Promise.resolve();
-  /** Approximate bytes held by `ops` (payloads and topics), for the backlog bound. */
-  private opsBytes = 0;
-  /**
-   * Operations ever persisted: a caller compares it before and after `route()` to learn whether routing
-   * wrote to the store (and so whether an acknowledgement must wait for `afterDurable`).
-   */
-  opsCount = 0;
-  /** Set while store writes fail (the first failure of the streak); cleared by the next successful batch. */
-  storeFailure: StoreFailure | null = null;
-  private retryDelay = 0;
-  private retryTimer: NodeJS.Timeout | null = null;
+  /** Batched store writes (durability.ts). */
+  private readonly durable: StoreBatcher;
   private stamp = 0;
   /** Subscriptions per routed filter, so the bus hears only 0 <-> 1 transitions. */
   private readonly interest = new Map<string, number>();
   private readonly warn: (obj: object, msg: string) => void;
   private readonly flushAll = () => this.flushDirty();
-  private readonly flushOps = () => this.flushStore();
   /** One timer for every connection's connect timeout and keep-alive (no timer per connection). */
   private readonly sweeper: NodeJS.Timeout;
 
@@ -105,6 +92,7 @@ export class Core {
     /** Reserved-topic services (see services.ts): requests are handed to them from `route`. */
     readonly services: ServiceTable = new ServiceTable({ logger: log }),
   ) {
+    this.durable = new StoreBatcher(store, metrics, log, (task, err) => this.onBackgroundError(task, err));
     this.retained = new RetainedStore((op) => this.persist(op), {
       limits: config.limits,
       onRefused: () => metrics.dropped.retained_quota.inc(),
@@ -237,148 +225,48 @@ export class Core {
   /** Disconnect everyone (v5 0x8B Server shutting down), write what persistent sessions hold, flush. */
   async close(): Promise<void> {
     this.closing = true;
+    this.durable.closing = true;
     clearInterval(this.sweeper);
     for (const conn of [...this.connections])
       conn.close('server_shutdown', RC.SERVER_SHUTTING_DOWN, 'server shutting down');
     for (const s of this.sessions.values()) {
       s.clearTimers();
-      if (s.persistent) this.persistUndelivered(s);
+      if (s.persistent) persistUndelivered(this, s);
     }
     this.flushDirty();
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
-    this.flushStore();
-    await this.storeChain;
-    if (this.ops.length)
-      this.log.error(
-        { ops: this.ops.length, code: this.storeFailure?.code },
-        'mqtt store unavailable at shutdown: operations not written',
-      );
+    await this.durable.close();
     await this.bus.close();
   }
 
-  // ---- store batching --------------------------------------------------------------------------------
+  // ---- store writes (durability.ts) -----------------------------------------------------------------
 
   persist(op: StoreOp): void {
-    this.ops.push(op);
-    this.opsCount++;
-    this.opsBytes += opBytes(op);
-    this.scheduleStoreFlush();
+    this.durable.persist(op);
   }
 
-  /**
-   * Call `done` once every operation persisted so far is written (null), or with the failure of the batch
-   * that held them. Used by acknowledgements that promise durability. `done` runs on a later turn.
-   */
+  /** See StoreBatcher.afterDurable: `done` runs once what was persisted so far is written, or failed. */
   afterDurable(done: (failure: StoreFailure | null) => void): void {
-    const failing = this.storeFailure;
-    if (failing !== null) {
-      // Writes are failing and wait for the next retry (up to 5 s away): say so now rather than hold the
-      // client. The operations stay in the retried backlog, so they may still be written later.
-      setImmediate(() => {
-        try {
-          done(failing);
-        } catch (err) {
-          this.onBackgroundError('durability_callback', err);
-        }
-      });
-      return;
-    }
-    this.durableWaiters.push(done);
-    this.scheduleStoreFlush();
+    this.durable.afterDurable(done);
+  }
+
+  /** Operations ever persisted (compare before and after `route()` to learn whether it wrote). */
+  get opsCount(): number {
+    return this.durable.opsCount;
   }
 
   /** True when the store is failing and its backlog is at its bound: refuse what would add to it. */
   storeBacklogFull(): boolean {
-    return (
-      this.storeFailure !== null &&
-      (this.ops.length >= STORE_BACKLOG_OPS || this.opsBytes >= STORE_BACKLOG_BYTES)
-    );
+    return this.durable.backlogFull();
   }
 
   /** Problems for /healthz: empty while the store writes. */
   health(): string[] {
-    const f = this.storeFailure;
-    if (!f) return [];
-    return [
-      `mqtt store degraded since ${new Date(f.since).toISOString()}: ${f.code} (${f.message}); ` +
-        `${this.ops.length} operations waiting, retrying every ${this.retryDelay} ms`,
-    ];
+    return this.durable.health();
   }
 
   /** Store operations not yet written (for the gauge). */
   get storePending(): number {
-    return this.ops.length;
-  }
-
-  private scheduleStoreFlush(): void {
-    // While a failed batch waits for its retry timer, new work joins it instead of hammering the store.
-    if (this.opsScheduled || this.retryTimer !== null) return;
-    this.opsScheduled = true;
-    setImmediate(this.flushOps);
-  }
-
-  private flushStore(): void {
-    this.opsScheduled = false;
-    // The batch is taken when the chain reaches it, not now: a failed earlier batch is put back in front
-    // of it first, so operations always reach the store in the order they were made.
-    this.storeChain = this.storeChain
-      .then(() => this.writeBatch())
-      .catch((err: unknown) => this.onBackgroundError('store_batch', err));
-  }
-
-  private async writeBatch(): Promise<void> {
-    const batch = this.ops;
-    const waiters = this.durableWaiters;
-    if (batch.length === 0 && waiters.length === 0) return;
-    this.ops = [];
-    this.durableWaiters = [];
-    const bytes = this.opsBytes;
-    this.opsBytes = 0;
-    let failure: StoreFailure | null = null;
-    try {
-      if (batch.length) await this.store.apply(batch);
-      this.metrics.storeBatches.inc();
-    } catch (err) {
-      failure = storeFailure(err, this.storeFailure?.since ?? Date.now());
-    }
-    if (failure === null) {
-      if (this.storeFailure) {
-        this.log.warn(
-          { code: this.storeFailure.code, downMs: Date.now() - this.storeFailure.since, ops: batch.length },
-          'mqtt store writes recovered; the retried batch is written',
-        );
-        this.storeFailure = null;
-        this.retryDelay = 0;
-        this.metrics.storeDegraded.set(0);
-      }
-    } else {
-      this.metrics.storeFailures.inc({ code: failure.code });
-      this.metrics.storeDegraded.set(1);
-      if (!this.storeFailure)
-        this.log.error(
-          { code: failure.code, err: failure.message, ops: batch.length },
-          'mqtt store write failed; keeping the batch and retrying (acknowledgements that need it are refused)',
-        );
-      this.storeFailure = failure;
-      // Keep the batch, ahead of anything made since.
-      this.ops = batch.length ? (this.ops.length ? batch.concat(this.ops) : batch) : this.ops;
-      this.opsBytes += bytes;
-      this.retryDelay = Math.min(Math.max(100, this.retryDelay * 2), 5000);
-      if (this.retryTimer === null && !this.closing) {
-        this.retryTimer = setTimeout(() => {
-          this.retryTimer = null;
-          this.flushStore();
-        }, this.retryDelay).unref();
-      }
-    }
-    for (const w of waiters) {
-      try {
-        w(failure);
-      } catch (err) {
-        this.onBackgroundError('durability_callback', err);
-      }
-    }
+    return this.durable.pending;
   }
 
   // ---- write batching --------------------------------------------------------------------------------
@@ -471,7 +359,7 @@ export class Core {
   private deliverAgg(s: Session, msg: Routed): void {
     const qos = msg.qos < s.aggQos ? msg.qos : s.aggQos;
     // [MQTT-3.3.1-12] live deliveries carry RETAIN=0 unless Retain As Published.
-    this.deliver(s, msg, qos, s.aggRap ? msg.retain : false, s.aggSubIds);
+    deliver(this, s, msg, qos, s.aggRap ? msg.retain : false, s.aggSubIds);
   }
 
   /** [MQTT-4.8.2-4] one member of a share group gets each message; round-robin, preferring online ones. */
@@ -494,7 +382,8 @@ export class Core {
     const owner = chosen.owner;
     if (owner.kind === 'internal') return this.callInternal(owner, msg);
     const qos = msg.qos < chosen.qos ? msg.qos : chosen.qos;
-    this.deliver(
+    deliver(
+      this,
       owner,
       msg,
       qos,
@@ -510,193 +399,6 @@ export class Core {
     } catch (err) {
       this.warn({ err, topic: msg.topic }, 'internal subscriber threw');
     }
-  }
-
-  /** Deliver one message to one session with the granted QoS. Hot path. */
-  deliver(s: Session, msg: Routed, qos: 0 | 1 | 2, retain: boolean, subIds: number[] | null): void {
-    const conn = s.conn;
-    const subject = conn ? conn.subject : s.subject;
-    if (subject !== null && !this.authorizeReceive(subject, msg.topic)) {
-      this.metrics.dropped.not_authorized_receive.inc();
-      return;
-    }
-    if (msg.expiresAt !== null && msg.expiresAt <= Date.now()) {
-      this.metrics.dropped.expired.inc();
-      return;
-    }
-    if (qos === 0) {
-      // QoS 0 is not queued for offline sessions.
-      if (conn === null) return;
-      // A delivery that is not sent (too large, or not encodable) was counted by the connection.
-      if (
-        !retain &&
-        subIds === null &&
-        msg.properties === undefined &&
-        msg.expiresAt === null &&
-        conn.aliasMaxOut === 0
-      ) {
-        // Shared bytes: encoded once per message and protocol family, reused by every such receiver.
-        const buf =
-          conn.version === 5
-            ? (msg.enc5 ??= encodePublishFast(msg.topic, msg.payload, 0, false, false, 0, true))
-            : (msg.enc4 ??= encodePublishFast(msg.topic, msg.payload, 0, false, false, 0, false));
-        conn.sendEncodedPublish(buf, msg.ingress);
-      } else conn.sendPublish(this.outbound(msg, 0, retain, subIds, 0, false), msg.ingress);
-      return;
-    }
-    keep(msg);
-    const q: Queued = { seq: ++s.seq, msg, qos, retain, subIds, state: 0, packetId: 0, persisted: false };
-    if (conn !== null && s.queue.length === 0 && s.inflightCount < conn.sendWindow)
-      this.sendQueued(s, conn, q, false);
-    else this.enqueue(s, q);
-  }
-
-  private authorizeReceive(subject: AuthzSubject, topic: string): boolean {
-    return authorizeReceive(this.hooks, subject, topic);
-  }
-
-  outbound(
-    msg: Routed,
-    qos: 0 | 1 | 2,
-    retain: boolean,
-    subIds: number[] | null,
-    packetId: number,
-    dup: boolean,
-  ) {
-    return {
-      topic: msg.topic,
-      payload: msg.payload,
-      qos,
-      retain,
-      dup,
-      packetId,
-      properties: msg.properties,
-      expiresAt: msg.expiresAt,
-      subIds,
-    };
-  }
-
-  /** Queue for later (offline, or the in-flight window is full). Bounded: the oldest is dropped, counted. */
-  private enqueue(s: Session, q: Queued): void {
-    if (s.queue.length >= this.config.limits.maxQueuedPerSession) {
-      // Drop policy: the oldest QoS 1 message (QoS 0 is never queued); the oldest QoS 2 only if none.
-      const first = s.queue[0]!;
-      const i = first.qos === 1 ? 0 : s.queue.findIndex((x) => x.qos === 1);
-      const old = i <= 0 ? s.queue.shift()! : s.queue.splice(i, 1)[0]!;
-      this.metrics.dropped.queue_full.inc();
-      if (old.persisted) this.persist({ op: 'dequeue', clientId: s.clientId, seq: old.seq });
-    }
-    s.queue.push(q);
-    if (s.conn === null && s.persistent) this.persistQueued(s, q);
-  }
-
-  /** Write (or update the state of) one queued message of a persistent session. */
-  persistQueued(s: Session, q: Queued): void {
-    q.persisted = true;
-    const m = q.msg;
-    const properties = q.subIds
-      ? ({ ...(m.properties ?? {}), subscriptionIdentifier: q.subIds } as Message['properties'])
-      : m.properties;
-    this.persist({
-      op: 'enqueue',
-      clientId: s.clientId,
-      seq: q.seq,
-      state: q.state,
-      packetId: q.state > 0 ? q.packetId : null,
-      message: {
-        topic: m.topic,
-        payload: m.payload,
-        qos: q.qos,
-        retain: q.retain,
-        properties,
-        expiresAt: m.expiresAt,
-      },
-    });
-  }
-
-  /** Write every not-yet-persisted in-flight or queued message of a persistent session. */
-  private persistUndelivered(s: Session): void {
-    if (s.inflightCount) for (const q of s.inflight.values()) if (!q.persisted) this.persistQueued(s, q);
-    for (const q of s.queue) if (!q.persisted) this.persistQueued(s, q);
-  }
-
-  private sendQueued(s: Session, conn: Connection, q: Queued, dup: boolean): void {
-    const id = s.allocatePacketId();
-    q.packetId = id;
-    q.state = 1;
-    s.inflight.set(id, q);
-    if (!conn.sendPublish(this.outbound(q.msg, q.qos, q.retain, q.subIds, id, dup), q.msg.ingress)) {
-      // [MQTT-3.1.2-25] too large for the client (or not encodable): discard, behave as if delivered
-      // (counted by the connection).
-      this.completed(s, id);
-    }
-  }
-
-  /** An outbound QoS 1/2 exchange finished (PUBACK / PUBCOMP): free the slot and send what waits. */
-  completed(s: Session, packetId: number): boolean {
-    const q = s.inflight.get(packetId);
-    if (!q) return false;
-    s.inflight.delete(packetId);
-    if (q.persisted) this.persist({ op: 'dequeue', clientId: s.clientId, seq: q.seq });
-    return true;
-  }
-
-  /** Fill the in-flight window from the queue [MQTT-5.0 §4.9] (flow control: the Receive Maximum). */
-  pump(s: Session): void {
-    const conn = s.conn;
-    if (conn === null) return;
-    const now = Date.now();
-    while (s.queue.length && s.inflightCount < conn.sendWindow && conn.state === 'connected') {
-      const q = s.queue.shift()!;
-      if (q.msg.expiresAt !== null && q.msg.expiresAt <= now) {
-        this.metrics.dropped.expired.inc();
-        if (q.persisted) this.persist({ op: 'dequeue', clientId: s.clientId, seq: q.seq });
-        continue;
-      }
-      // Stored messages are authorized again at delivery, for the connection receiving them now: the
-      // permission may have been removed while they waited, or another principal took the session over.
-      if (conn.subject !== null && !this.authorizeReceive(conn.subject, q.msg.topic)) {
-        this.metrics.dropped.not_authorized_receive.inc();
-        if (q.persisted) this.persist({ op: 'dequeue', clientId: s.clientId, seq: q.seq });
-        continue;
-      }
-      if (q.persisted) {
-        // Resending from the store: remember the packet id as in flight.
-        this.sendQueued(s, conn, q, false);
-        if (s.inflight.has(q.packetId)) this.persistQueued(s, q);
-      } else this.sendQueued(s, conn, q, false);
-    }
-  }
-
-  /** On session resumption: resend unacknowledged PUBLISH with DUP=1 and PUBREL [MQTT-4.4.0-1]. */
-  resume(s: Session, conn: Connection): void {
-    if (s.qos2Stored) {
-      // The ids live in memory while the session is online; the stored copy would outlive their PUBREL.
-      s.qos2Stored = false;
-      this.persist({ op: 'qos2', clientId: s.clientId, packetIds: [] });
-    }
-    const subject = conn.subject;
-    if (subject !== null && s.subCount) {
-      // Stored subscriptions are authorized again for the subject resuming the session (iot:Subscribe).
-      for (const filter of [...s.subs.keys()]) {
-        if (!authorizeSubscribe(this.hooks, subject, filter)) {
-          this.removeSubscription(s, filter);
-          this.metrics.dropped.subscription_revoked.inc();
-        }
-      }
-    }
-    if (s.inflightCount)
-      for (const [id, q] of [...s.inflight]) {
-        // PUBREL only completes a message the client already received.
-        if (q.state === 2) conn.sendPacket({ cmd: 'pubrel', messageId: id });
-        else if (subject !== null && !this.authorizeReceive(subject, q.msg.topic)) {
-          this.metrics.dropped.not_authorized_receive.inc();
-          this.completed(s, id);
-        } else if (!conn.sendPublish(this.outbound(q.msg, q.qos, q.retain, q.subIds, id, true), 0)) {
-          this.completed(s, id);
-        }
-      }
-    this.pump(s);
   }
 
   // ---- subscriptions ---------------------------------------------------------------------------------
@@ -794,7 +496,7 @@ export class Core {
       disconnectedAt: s.disconnectedAt,
     });
     this.metrics.sessionsPersisted.inc();
-    this.persistUndelivered(s);
+    persistUndelivered(this, s);
     // Inbound QoS 2 ids awaiting PUBREL, so a resent PUBLISH is still not routed twice after a restart.
     const qos2 = s.incomingQos2;
     if (qos2?.size || s.qos2Stored) {
@@ -880,56 +582,5 @@ export class Core {
       { clientId: conn.clientId, remote: conn.info.remoteAddress, code, reason },
       'mqtt protocol error',
     );
-  }
-}
-
-/** Bounds on the store backlog while writes fail (then QoS 1/2 and retained PUBLISHes are refused). */
-export const STORE_BACKLOG_OPS = 100_000;
-export const STORE_BACKLOG_BYTES = 64 * 1024 * 1024;
-
-/** Why store writes fail; `full` when the disk (or the database's quota) is full. */
-export interface StoreFailure {
-  readonly code: string;
-  readonly message: string;
-  readonly full: boolean;
-  /** Epoch ms of the first failure of this streak. */
-  readonly since: number;
-}
-
-function storeFailure(err: unknown, since: number): StoreFailure {
-  const e = err as { code?: unknown; message?: unknown };
-  const code = typeof e?.code === 'string' ? e.code : 'UNKNOWN';
-  const message = typeof e?.message === 'string' ? e.message : String(err);
-  // SQLite: SQLITE_FULL; the OS: ENOSPC / EDQUOT; PostgreSQL: 53100 disk_full, 53200 out_of_memory.
-  const full = /^(SQLITE_FULL|ENOSPC|EDQUOT|53100)$/.test(code) || /disk (is )?full|no space/i.test(message);
-  return { code, message, full, since };
-}
-
-/** Approximate memory an operation holds until written. */
-function opBytes(op: StoreOp): number {
-  if (op.op === 'enqueue' || op.op === 'retain')
-    return 64 + op.message.payload.length + op.message.topic.length;
-  return 64;
-}
-
-/** The message outlives this read turn: make sure its payload does not pin a large read chunk. */
-function keep(msg: Routed): void {
-  if (msg.owned !== true) {
-    msg.payload = ownPayload(msg.payload);
-    msg.owned = true;
-  }
-}
-
-export function splitShared(full: string): { group: string | undefined; filter: string } {
-  if (!full.startsWith('$share/')) return { group: undefined, filter: full };
-  const slash = full.indexOf('/', 7);
-  return { group: full.slice(7, slash), filter: full.slice(slash + 1) };
-}
-
-export function safe(fn: () => boolean): boolean {
-  try {
-    return fn();
-  } catch {
-    return false;
   }
 }

@@ -2,9 +2,10 @@
  * The MQTT 3.1.1 / 5.0 broker: codec, connection, session, topic router, retained messages, wills.
  * Accepts any duplex stream; transports live in `src/transport`.
  *
- * Files by role: broker.ts (the Broker API), core.ts (routing, delivery, sessions; hot-path and durability
- * contracts), connection.ts (socket I/O, framing, batching, backpressure), handlers/*.ts (one per packet
- * family), codec.ts (mqtt-packet plus measured PUBLISH/ack fast paths), router.ts (topic trie),
+ * Files by role: broker.ts (the Broker API), core.ts (routing and sessions; hot-path and durability
+ * contracts), delivery.ts (QoS windows and delivery to one session), durability.ts (batched store writes),
+ * connect-limiter.ts (CONNECTs per client id), connection-log.ts (connect/disconnect log lines),
+ * connection.ts (socket I/O, framing, batching, backpressure), handlers/*.ts (one per packet family), codec.ts (mqtt-packet plus measured PUBLISH/ack fast paths), router.ts (topic trie),
  * retained.ts, will.ts, lifecycle.ts (AWS lifecycle events), services.ts (reserved-topic service table),
  * topics.ts (name/filter rules), bus.ts (cluster seam), store.ts + sqlite-store.ts + pg-store.ts (persistence), metrics.ts.
  *

@@ -14,12 +14,13 @@
  *   messages can still overflow either bound: that is the slow consumer / queue_full path, counted there.
  * - A replay stops as soon as the connection closes, the session is taken over, or the subscription is
  *   removed or replaced (UNSUBSCRIBE, or a new SUBSCRIBE of the same filter, which starts its own replay).
- * - Every delivery goes through `core.deliver()`, which checks iot:Receive and expiry per message.
+ * - Every delivery goes through `deliver()` (delivery.ts), which checks iot:Receive and expiry per message.
  */
 import type { Connection } from './connection.js';
 import type { RetainedCursor, RetainedEntry } from './retained.js';
 import type { SubEntry } from './router.js';
 import type { Session } from './session.js';
+import { deliver } from './delivery.js';
 
 /** Messages per turn: ~1-3 ms of encoding on the 2-core reference machine. */
 export const CHUNK_ENTRIES = 512;
@@ -105,7 +106,8 @@ function step(job: Job): void {
       job.pending.reverse(); // deliver from the end (pop) in cursor order
     }
     const r = job.pending.pop()!;
-    core.deliver(
+    deliver(
+      core,
       session,
       {
         topic: r.topic,

@@ -109,3 +109,10 @@ export function topicMatches(filter: string, topic: string): boolean {
   }
   return f.length === t.length;
 }
+
+/** A validated subscription filter split into its share group (if `$share/{group}/...`) and topic filter. */
+export function splitShared(full: string): { group: string | undefined; filter: string } {
+  if (!full.startsWith('$share/')) return { group: undefined, filter: full };
+  const slash = full.indexOf('/', 7);
+  return { group: full.slice(7, slash), filter: full.slice(slash + 1) };
+}

@@ -9,7 +9,8 @@ import type { IAuthPacket, IConnackPacket, IConnectPacket } from 'mqtt-packet';
 import type { Connection, CloseReason } from '../connection.js';
 import type { ConnectDecision, ConnectRequest, EnhancedAuthResult } from '../hooks.js';
 import { Session } from '../session.js';
-import { safe } from '../core.js';
+import { safe } from '../authorize.js';
+import { resume } from '../delivery.js';
 import { cancelWill } from '../will.js';
 import { checkTopicName } from '../topics.js';
 import { RC, reasonName } from '../reason-codes.js';
@@ -438,7 +439,7 @@ function finishConnect(
     ipAddress: conn.info.remoteAddress,
   });
   conn.startKeepAlive();
-  if (sessionPresent) core.resume(s, conn);
+  if (sessionPresent) resume(core, s, conn);
   if (async) {
     conn.resume();
     conn.processInput();

@@ -11,8 +11,9 @@ import type {
   IPubcompPacket,
 } from 'mqtt-packet';
 import type { Connection } from '../connection.js';
-import type { StoreFailure } from '../core.js';
+import type { StoreFailure } from '../durability.js';
 import { authorizeClientPublish } from '../authorize.js';
+import { completed, persistQueued, pump } from '../delivery.js';
 import { RC } from '../reason-codes.js';
 import type { PublishProperties } from '../types.js';
 import type { DropReason } from '../metrics.js';
@@ -272,8 +273,8 @@ export function handlePuback(conn: Connection, p: IPubackPacket): void {
   const s = conn.session!;
   const q = s.inflight.get(p.messageId!);
   if (!q || q.qos !== 1) return;
-  conn.core.completed(s, p.messageId!);
-  conn.core.pump(s);
+  completed(conn.core, s, p.messageId!);
+  pump(conn.core, s);
 }
 
 /** PUBREC for a QoS 2 delivery: answer PUBREL, or end the exchange on a failure code [MQTT-4.3.3]. */
@@ -287,12 +288,12 @@ export function handlePubrec(conn: Connection, p: IPubrecPacket): void {
     return;
   }
   if ((p.reasonCode ?? 0) >= RC.UNSPECIFIED_ERROR) {
-    conn.core.completed(s, p.messageId!);
-    conn.core.pump(s);
+    completed(conn.core, s, p.messageId!);
+    pump(conn.core, s);
     return;
   }
   q.state = 2;
-  if (q.persisted) conn.core.persistQueued(s, q);
+  if (q.persisted) persistQueued(conn.core, s, q);
   conn.sendAck('pubrel', p.messageId!);
 }
 
@@ -302,6 +303,6 @@ export function handlePubcomp(conn: Connection, p: IPubcompPacket): void {
   const s = conn.session!;
   const q = s.inflight.get(p.messageId!);
   if (!q || q.qos !== 2) return;
-  conn.core.completed(s, p.messageId!);
-  conn.core.pump(s);
+  completed(conn.core, s, p.messageId!);
+  pump(conn.core, s);
 }

@@ -8,7 +8,7 @@ import type { Connection } from '../connection.js';
 import type { SubEntry } from '../router.js';
 import type { Session } from '../session.js';
 import { checkTopicFilter, parseShared } from '../topics.js';
-import { safe } from '../core.js';
+import { safe } from '../authorize.js';
 import { RC } from '../reason-codes.js';
 import { replayRetained } from '../retained-replay.js';
 
