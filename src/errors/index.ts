@@ -1,68 +1,13 @@
 /**
  * The one error catalog. Each error has a stable code, an HTTP status, the AWS exception name where the
- * API is AWS-compatible, and the MQTT 5 reason code where one applies. Nothing crosses a context boundary
+ * API is AWS-compatible, and the MQTT 5 reason code where one applies (codes.ts); each message kind names
+ * its code and carries its text as a template with typed placeholders (kinds.ts), so throw sites pass
+ * values, not prose. Every code and kind is listed in docs/errors.md. Nothing crosses a context boundary
  * as a bare Error; the MQTT hot path returns reason codes instead of throwing.
  * Imports: no other context (a leaf).
+ * @example throw E.RuleNotFound({ ruleName }); // ResourceNotFoundException: Rule r1 does not exist
  */
-export interface ErrorSpec {
-  /** HTTP status for the control plane (AWS's where AWS-compatible). */
-  readonly status: number;
-  /** AWS exception name, sent as x-amzn-ErrorType. */
-  readonly awsName: string;
-  /** MQTT 5 reason code, where the error can surface on MQTT. */
-  readonly mqttReason?: number;
-}
-
-export const ERRORS = {
-  InvalidRequest: { status: 400, awsName: 'InvalidRequestException', mqttReason: 0x83 },
-  Throttling: { status: 400, awsName: 'ThrottlingException', mqttReason: 0x97 },
-  Unauthorized: { status: 401, awsName: 'UnauthorizedException', mqttReason: 0x87 },
-  Forbidden: { status: 403, awsName: 'ForbiddenException', mqttReason: 0x87 },
-  AccessDenied: { status: 403, awsName: 'AccessDeniedException', mqttReason: 0x87 },
-  InvalidSignature: { status: 403, awsName: 'InvalidSignatureException' },
-  UnrecognizedClient: { status: 403, awsName: 'UnrecognizedClientException' },
-  MissingAuthenticationToken: { status: 403, awsName: 'MissingAuthenticationTokenException' },
-  ResourceNotFound: { status: 404, awsName: 'ResourceNotFoundException' },
-  MethodNotAllowed: { status: 405, awsName: 'MethodNotAllowedException' },
-  CertificateState: { status: 406, awsName: 'CertificateStateException' },
-  ResourceAlreadyExists: { status: 409, awsName: 'ResourceAlreadyExistsException' },
-  VersionConflict: { status: 409, awsName: 'VersionConflictException' },
-  DeleteConflict: { status: 409, awsName: 'DeleteConflictException' },
-  Conflict: { status: 409, awsName: 'ConflictException' },
-  VersionsLimitExceeded: { status: 409, awsName: 'VersionsLimitExceededException' },
-  ConflictingResourceUpdate: { status: 409, awsName: 'ConflictingResourceUpdateException' },
-  LimitExceeded: { status: 410, awsName: 'LimitExceededException' },
-  EntityTooLarge: { status: 413, awsName: 'RequestEntityTooLargeException', mqttReason: 0x95 },
-  MalformedPolicy: { status: 400, awsName: 'MalformedPolicyException' },
-  SqlParse: { status: 400, awsName: 'SqlParseException' },
-  InvalidQuery: { status: 400, awsName: 'InvalidQueryException' },
-  CertificateValidation: { status: 400, awsName: 'CertificateValidationException' },
-  CertificateConflict: { status: 409, awsName: 'CertificateConflictException' },
-  RegistrationCodeValidation: { status: 400, awsName: 'RegistrationCodeValidationException' },
-  InternalFailure: { status: 500, awsName: 'InternalFailureException', mqttReason: 0x80 },
-  ServiceUnavailable: { status: 503, awsName: 'ServiceUnavailableException', mqttReason: 0x88 },
-} as const satisfies Record<string, ErrorSpec>;
-
-export type ErrorCode = keyof typeof ERRORS;
-
-/**
- * The error every context throws on the control plane.
- * @example throw new ThingsteadError('ResourceNotFound', `Thing ${name} not found`);
- */
-export class ThingsteadError extends Error {
-  readonly spec: ErrorSpec;
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-    /** Extra modeled members copied into the response body (e.g. resourceId, resourceArn). */
-    readonly extra: Record<string, unknown> = {},
-  ) {
-    super(message);
-    this.name = ERRORS[code].awsName;
-    this.spec = ERRORS[code];
-  }
-}
-
-export function isThingsteadError(err: unknown): err is ThingsteadError {
-  return err instanceof ThingsteadError;
-}
+export { ERRORS, type ErrorCode, type ErrorSpec } from './codes.js';
+export { ThingsteadError, isThingsteadError } from './error.js';
+export { E, type ErrorKindName } from './kinds.js';
+export type { Described, ErrorKind, Extra, TemplateArgs } from './template.js';
