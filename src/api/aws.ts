@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ThingsteadError, isThingsteadError } from '../errors/index.js';
+import { E, isThingsteadError, type ThingsteadError } from '../errors/index.js';
 import { verifySigV4 } from '../sigv4/index.js';
 import { DEFAULT_MAX_JSON_DEPTH, parseJsonBounded } from '../json/index.js';
 import { Counter, Histogram, type Logger, type Registry } from '../observability/index.js';
@@ -84,7 +84,7 @@ function decodeSegment(s: string): string {
   try {
     return decodeURIComponent(s);
   } catch {
-    throw new ThingsteadError('InvalidRequest', `Malformed percent-encoding in path segment '${s}'.`);
+    throw E.MalformedPathSegment({ segment: s });
   }
 }
 
@@ -118,8 +118,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     const chunks: Buffer[] = [];
     let size = 0;
     let tooLarge = false;
-    const refuse = () =>
-      reject(new ThingsteadError('EntityTooLarge', `The request body exceeds ${limit} bytes.`));
+    const refuse = () => reject(E.BodyTooLarge({ limit }));
     req.on('data', (c: Buffer) => {
       size += c.length;
       if (tooLarge) {
@@ -170,17 +169,11 @@ function bindQuery(op: AwsOperation, query: Record<string, string>, input: Recor
     if (v === undefined) continue;
     if (spec.type === 'integer') {
       if (!/^-?\d+$/.test(v))
-        throw new ThingsteadError(
-          'InvalidRequest',
-          `1 validation error detected: Value '${v}' at '${member}' failed to satisfy constraint: Member must be an integer`,
-        );
+        throw E.MemberConstraint({ value: v, member, constraint: 'Member must be an integer' });
       input[member] = Number(v);
     } else if (spec.type === 'boolean') {
       if (v !== 'true' && v !== 'false')
-        throw new ThingsteadError(
-          'InvalidRequest',
-          `1 validation error detected: Value '${v}' at '${member}' failed to satisfy constraint: Member must be true or false`,
-        );
+        throw E.MemberConstraint({ value: v, member, constraint: 'Member must be true or false' });
       input[member] = v === 'true';
     } else input[member] = v;
   }
@@ -293,19 +286,17 @@ export function createAwsApi(options: AwsApiOptions): HttpHandler {
       );
       const service = SERVICE_ALIASES[verified.service];
       const found = service ? find(service, method, raw) : undefined;
-      if (!found)
-        throw new ThingsteadError(
-          'ResourceNotFound',
-          `No ${verified.service} operation matches ${method} ${rawPath}; check the endpoint and the service name in the credential scope.`,
-        );
+      if (!found) throw E.NoSuchOperation({ service: verified.service, method, path: rawPath });
       const { route, params } = found;
       const op = route.op;
       opName = op.name;
       if (!op.readOnly && verified.key.role !== 'admin')
-        throw new ThingsteadError(
-          'AccessDenied',
-          `User: ${verified.accessKeyId} is not authorized to perform: ${op.service}:${op.name} (the key's role is ${verified.key.role}).`,
-        );
+        throw E.OperationNotPermitted({
+          accessKeyId: verified.accessKeyId,
+          service: op.service,
+          operation: op.name,
+          role: verified.key.role,
+        });
 
       let json: Record<string, any> = {};
       if (!op.rawBody && body.length > 0) {
@@ -317,10 +308,9 @@ export function createAwsApi(options: AwsApiOptions): HttpHandler {
           >;
         } catch (err) {
           if (isThingsteadError(err)) throw err;
-          throw new ThingsteadError('InvalidRequest', 'The request body is not valid JSON.');
+          throw E.BodyNotJson();
         }
-        if (typeof json !== 'object' || json === null || Array.isArray(json))
-          throw new ThingsteadError('InvalidRequest', 'The request body must be a JSON object.');
+        if (typeof json !== 'object' || json === null || Array.isArray(json)) throw E.BodyNotObject();
       }
       const query = parseQuery(rawQuery);
       const merged: Record<string, unknown> = { ...json };
@@ -360,7 +350,7 @@ export function createAwsApi(options: AwsApiOptions): HttpHandler {
       if (isThingsteadError(err)) e = err;
       else {
         logger.error({ err, operation: opName, requestId }, 'internal error in AWS API operation');
-        e = new ThingsteadError('InternalFailure', `Internal failure (request id ${requestId}).`);
+        e = E.UnhandledFailure({ requestId });
       }
       outcome = e.spec.awsName;
       if (e.spec.status >= 500) logger.warn({ operation: opName, requestId, error: e.message }, 'API error');

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ThingsteadError } from '../errors/index.js';
+import { E } from '../errors/index.js';
 import { valueDepth } from '../json/index.js';
 
 /**
@@ -64,13 +64,13 @@ export function validateInput(schema: z.ZodType, input: unknown): Record<string,
     const path = issue.path.map(String).join('.');
     const value = valueAt(input, issue.path);
     if (issue.code === 'invalid_type' && value === undefined)
-      return `Value null at '${path}' failed to satisfy constraint: Member must not be null`;
+      return E.ViolationNull.describe({ member: path }).message;
     if (issue.code === 'unrecognized_keys')
-      return `Unknown member(s) ${issue.keys.join(', ')} at '${path || '.'}'`;
-    return `Value '${show(value)}' at '${path}' failed to satisfy constraint: ${issue.message}`;
+      return E.ViolationUnknownMembers.describe({ members: issue.keys, path: path || '.' }).message;
+    return E.ViolationConstraint.describe({ value: show(value), member: path, constraint: issue.message })
+      .message;
   });
-  throw new ThingsteadError(
-    'InvalidRequest',
-    `${parts.length} validation error${parts.length === 1 ? '' : 's'} detected: ${parts.join('; ')}`,
-  );
+  throw parts.length === 1
+    ? E.ValidationError({ violation: parts[0]! })
+    : E.ValidationErrors({ count: parts.length, violations: parts.join('; ') });
 }

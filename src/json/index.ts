@@ -8,7 +8,7 @@
  * bounded by the checked depth. V8's JSON.parse is iterative; JSON.stringify and our walkers are not.
  * Imports: errors.
  */
-import { ThingsteadError } from '../errors/index.js';
+import { E, ThingsteadError, type Described } from '../errors/index.js';
 
 export interface JsonLimits {
   /** Deepest nesting of arrays and objects accepted (`{}` and `[]` are depth 1, a scalar depth 0). */
@@ -60,9 +60,9 @@ export function jsonDepth(text: string | Buffer, stopAbove = Infinity): number {
 export class JsonLimitError extends ThingsteadError {
   constructor(
     readonly limit: 'maxDepth' | 'maxBytes',
-    message: string,
+    problem: Described<'EntityTooLarge' | 'InvalidRequest'>,
   ) {
-    super(limit === 'maxBytes' ? 'EntityTooLarge' : 'InvalidRequest', message);
+    super(problem.code, problem.message, {}, problem.kind);
   }
 }
 
@@ -72,10 +72,7 @@ export class JsonLimitError extends ThingsteadError {
  */
 export function assertJsonDepth(text: string | Buffer, maxDepth: number, what = 'The JSON document'): void {
   if (jsonDepth(text, maxDepth) > maxDepth)
-    throw new JsonLimitError(
-      'maxDepth',
-      `${what} exceeds the maximum JSON nesting depth of ${maxDepth} (limits.maxJsonDepth).`,
-    );
+    throw new JsonLimitError('maxDepth', E.JsonTooDeep.describe({ what, maxDepth }));
 }
 
 /**
@@ -89,7 +86,7 @@ export function parseJsonBounded(
   what = 'The JSON document',
 ): unknown {
   if (limits.maxBytes !== undefined && text.length > limits.maxBytes)
-    throw new JsonLimitError('maxBytes', `${what} exceeds ${limits.maxBytes} bytes.`);
+    throw new JsonLimitError('maxBytes', E.JsonTooLarge.describe({ what, maxBytes: limits.maxBytes }));
   assertJsonDepth(text, limits.maxDepth, what);
   return JSON.parse(typeof text === 'string' ? text : text.toString('utf8')) as unknown;
 }

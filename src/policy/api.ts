@@ -1,5 +1,5 @@
 import { iotOperation as op, type AwsOperation } from '../api/index.js';
-import { ThingsteadError } from '../errors/index.js';
+import { E } from '../errors/index.js';
 import type { AuthContext } from './context.js';
 import { bindPolicies, compilePolicy, type ArnScope, type CompiledPolicy } from './evaluate.js';
 import { parseTarget, type PolicyService, type TargetKind } from './service.js';
@@ -33,7 +33,7 @@ const PAGE_QUERY = {
 } as const;
 
 function requireString(v: unknown, what: string): string {
-  if (typeof v !== 'string' || !v) throw new ThingsteadError('InvalidRequest', `${what} is required`);
+  if (typeof v !== 'string' || !v) throw E.MissingParameter({ name: what });
   return v;
 }
 
@@ -63,7 +63,7 @@ export function policyOperations(
     policies.getPolicy(policyName);
     const t = parseTarget(target);
     if (options.targetExists && !(await options.targetExists(target, t.kind, t.name)))
-      throw new ThingsteadError('ResourceNotFound', `Target ${target} not found`);
+      throw E.PolicyTargetNotFound({ target });
     await policies.attachPolicy(policyName, target);
   };
   const ref = (name: string) => ({ policyName: name, policyArn: policies.policyArn(name) });
@@ -71,7 +71,7 @@ export function policyOperations(
     if (!principal) return { targets: [] as string[], context: { clientId } as AuthContext };
     if (!options.resolver) return { targets: [principal], context: { clientId } as AuthContext };
     return options.resolver.resolve(principal, clientId).catch((err: unknown) => {
-      throw new ThingsteadError('InvalidRequest', `principal ${principal}: ${(err as Error).message}`);
+      throw E.PrincipalUnresolvable({ principal, reason: (err as Error).message });
     });
   };
 
@@ -274,26 +274,19 @@ export function policyOperations(
         const add: CompiledPolicy[] = (Array.isArray(i.policyNamesToAdd) ? i.policyNamesToAdd : []).map(
           (n: string) => {
             const c = policies.compiled(n);
-            if (!c) throw new ThingsteadError('ResourceNotFound', `Policy ${n} not found`);
+            if (!c) throw E.PolicyNotFound({ policyName: n });
             return c;
           },
         );
         const set = [...policies.policiesFor(r.targets).filter((p) => !skip.has(p.name)), ...add];
         const bound = bindPolicies(set, { ...r.context, clientId: clientId ?? r.context.clientId });
         if (!Array.isArray(i.authInfos) || i.authInfos.length === 0) {
-          throw new ThingsteadError(
-            'InvalidRequest',
-            'authInfos must list at least one {actionType, resources}',
-          );
+          throw E.AuthInfosRequired();
         }
         const authResults = (i.authInfos as Array<{ actionType?: string; resources?: string[] }>).map(
           (info) => {
             const action = ACTION_TYPES[info.actionType ?? ''];
-            if (!action)
-              throw new ThingsteadError(
-                'InvalidRequest',
-                `actionType must be one of ${Object.keys(ACTION_TYPES).join(', ')}`,
-              );
+            if (!action) throw E.AuthInfoActionType({ actionTypes: Object.keys(ACTION_TYPES) });
             const allowed = new Set<string>();
             const explicit = new Set<string>();
             let decision: 'ALLOWED' | 'EXPLICIT_DENY' | 'IMPLICIT_DENY' = 'ALLOWED';

@@ -1,4 +1,4 @@
-import { ThingsteadError } from '../errors/index.js';
+import { E, ThingsteadError, type Described } from '../errors/index.js';
 
 /**
  * The AWS IoT policy language (reference §9): parse and validate a policy document into a normalized
@@ -138,8 +138,11 @@ export function isKnownVariable(name: string): boolean {
 const WHERE = Symbol('policyProblem');
 type Located = ThingsteadError & { [WHERE]?: { path: string; message: string } };
 
-function fail(path: string, message: string): never {
-  const err: Located = new ThingsteadError('MalformedPolicy', path ? `${path}: ${message}` : message);
+/** MalformedPolicyException: `problem` (a PolicyDoc kind) at `path`, which leads the text when there is one. */
+function fail(path: string, problem: Described<'MalformedPolicy'>): never {
+  const { message } = problem;
+  const text = path ? E.PolicyDocProblem.describe({ path, problem: message }).message : message;
+  const err: Located = new ThingsteadError('MalformedPolicy', text, {}, problem.kind);
   err[WHERE] = { path, message };
   throw err;
 }
@@ -171,8 +174,7 @@ export function checkVariables(text: string, path: string): void {
   let i = text.indexOf('${');
   while (i >= 0) {
     const end = text.indexOf('}', i + 2);
-    if (end < 0)
-      fail(path, `unterminated policy variable starting at "${text.slice(i, i + 40)}" (missing "}")`);
+    if (end < 0) fail(path, E.PolicyDocVariableUnterminated.describe({ text: text.slice(i, i + 40) }));
     const name = text.slice(i + 2, end);
     if (!isKnownVariable(name)) {
       const lower = name.toLowerCase();
@@ -181,10 +183,9 @@ export function checkVariables(text: string, path: string): void {
       );
       fail(
         path,
-        `unknown policy variable \${${name}}` +
-          (hint
-            ? ` (did you mean \${${hint}}?)`
-            : ' (see the policy variables of AWS IoT, e.g. ${iot:ClientId})'),
+        hint
+          ? E.PolicyDocUnknownVariableHint.describe({ name, hint })
+          : E.PolicyDocUnknownVariable.describe({ name }),
       );
     }
     i = text.indexOf('${', end + 1);
@@ -193,12 +194,11 @@ export function checkVariables(text: string, path: string): void {
 
 function stringList(value: unknown, path: string, what: string): string[] {
   const list = typeof value === 'string' ? [value] : value;
-  if (!Array.isArray(list))
-    fail(path, `${what} must be a string or an array of strings, got ${typeName(value)}`);
-  if (list.length === 0) fail(path, `${what} must not be empty`);
+  if (!Array.isArray(list)) fail(path, E.PolicyDocStringList.describe({ what, type: typeName(value) }));
+  if (list.length === 0) fail(path, E.PolicyDocListEmpty.describe({ what }));
   return list.map((v, i) => {
-    if (typeof v !== 'string') fail(`${path}[${i}]`, `must be a string, got ${typeName(v)}`);
-    if (v.length === 0) fail(`${path}[${i}]`, 'must not be empty');
+    if (typeof v !== 'string') fail(`${path}[${i}]`, E.PolicyDocItemType.describe({ type: typeName(v) }));
+    if (v.length === 0) fail(`${path}[${i}]`, E.PolicyDocItemEmpty.describe());
     return v;
   });
 }
@@ -210,8 +210,7 @@ function parseActions(value: unknown, path: string, sink: Sink): string[] {
   list.forEach((a, i) => {
     const p = Array.isArray(value) ? `${path}[${i}]` : path;
     attempt(sink, () => {
-      if (!ACTION.test(a))
-        fail(p, `"${a}" is not an action: write service:Action, e.g. "iot:Publish" or "iot:*"`);
+      if (!ACTION.test(a)) fail(p, E.PolicyDocAction.describe({ action: a }));
     });
   });
   return list;
@@ -227,20 +226,17 @@ function parseResources(value: unknown, path: string, sink: Sink): string[] {
 
 function checkResource(r: string, p: string): void {
   if (r !== '*' && !r.startsWith('arn:')) {
-    fail(
-      p,
-      `"${r}" is not a resource: write "*" or an ARN such as "arn:aws:iot:us-east-1:123456789012:topic/a/b"`,
-    );
+    fail(p, E.PolicyDocResource.describe({ resource: r }));
   }
   if (r.startsWith('arn:') && r.split(':').length < 6) {
-    fail(p, `"${r}" is not a valid ARN: expected arn:partition:service:region:account:resource`);
+    fail(p, E.PolicyDocArn.describe({ resource: r }));
   }
   checkVariables(r, p);
 }
 
 function parseCondition(value: unknown, path: string, sink: Sink): ConditionClause[] {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    fail(path, `Condition must be an object of operators, got ${typeName(value)}`);
+    fail(path, E.PolicyDocConditionType.describe({ type: typeName(value) }));
   }
   const clauses: ConditionClause[] = [];
   for (const [operator, block] of Object.entries(value as Record<string, unknown>)) {
@@ -253,38 +249,40 @@ function parseOperator(operator: string, block: unknown, opPath: string, clauses
   const m = /^(?:(ForAllValues|ForAnyValue):)?([A-Za-z]+?)(IfExists)?$/.exec(operator);
   const base = m?.[2] as ConditionOperator | undefined;
   if (!m || !base || !(CONDITION_OPERATORS as readonly string[]).includes(base)) {
-    fail(opPath, `unknown condition operator "${operator}" (e.g. StringEquals, StringLike, Bool, IpAddress)`);
+    fail(opPath, E.PolicyDocConditionOperator.describe({ operator }));
   }
-  if (base === 'Null' && m[3]) fail(opPath, 'Null cannot be combined with IfExists');
+  if (base === 'Null' && m[3]) fail(opPath, E.PolicyDocNullIfExists.describe());
   if (typeof block !== 'object' || block === null || Array.isArray(block)) {
-    fail(opPath, `must be an object of condition keys, got ${typeName(block)}`);
+    fail(opPath, E.PolicyDocConditionBlock.describe({ type: typeName(block) }));
   }
   const entries = Object.entries(block as Record<string, unknown>);
-  if (entries.length === 0) fail(opPath, 'must name at least one condition key');
+  if (entries.length === 0) fail(opPath, E.PolicyDocConditionEmpty.describe());
   for (const [key, raw] of entries) {
     const keyPath = `${opPath}["${key}"]`;
-    if (!/^[a-zA-Z0-9-]+:[^\s]+$/.test(key))
-      fail(keyPath, `"${key}" is not a condition key (e.g. "iot:ClientId")`);
+    if (!/^[a-zA-Z0-9-]+:[^\s]+$/.test(key)) fail(keyPath, E.PolicyDocConditionKey.describe({ key }));
     const list = Array.isArray(raw) ? raw : [raw];
-    if (list.length === 0) fail(keyPath, 'must list at least one value');
+    if (list.length === 0) fail(keyPath, E.PolicyDocConditionValues.describe());
     const values = list.map((v, i) => {
       if (typeof v === 'string') {
         checkVariables(v, Array.isArray(raw) ? `${keyPath}[${i}]` : keyPath);
         return v;
       }
       if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-      return fail(Array.isArray(raw) ? `${keyPath}[${i}]` : keyPath, `must be a string, got ${typeName(v)}`);
+      return fail(
+        Array.isArray(raw) ? `${keyPath}[${i}]` : keyPath,
+        E.PolicyDocItemType.describe({ type: typeName(v) }),
+      );
     });
     if (base === 'Bool' || base === 'Null') {
       values.forEach((v, i) => {
         if (v !== 'true' && v !== 'false')
-          fail(`${keyPath}[${i}]`, `${base} takes "true" or "false", got "${v}"`);
+          fail(`${keyPath}[${i}]`, E.PolicyDocConditionBool.describe({ operator: base, value: v }));
       });
     }
     if (base.startsWith('Numeric')) {
       values.forEach((v, i) => {
         if (!v.includes('${') && !Number.isFinite(Number(v)))
-          fail(`${keyPath}[${i}]`, `"${v}" is not a number`);
+          fail(`${keyPath}[${i}]`, E.PolicyDocConditionNumber.describe({ value: v }));
       });
     }
     clauses.push({
@@ -300,37 +298,35 @@ function parseOperator(operator: string, block: unknown, opPath: string, clauses
 
 function parseStatement(raw: unknown, index: number, path: string, sink?: Sink): PolicyStatement {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    fail(path, `a statement must be an object, got ${typeName(raw)}`);
+    fail(path, E.PolicyDocStatementNotObject.describe({ type: typeName(raw) }));
   }
   const s = raw as Record<string, unknown>;
   const check = (f: () => void) => attempt(sink, f);
   for (const key of Object.keys(s)) {
     check(() => {
       if (!STATEMENT_KEYS.has(key)) {
-        fail(
-          `${path}.${key}`,
-          `unknown statement element (expected one of ${[...STATEMENT_KEYS].join(', ')})`,
-        );
+        fail(`${path}.${key}`, E.PolicyDocStatementElement.describe({ elements: [...STATEMENT_KEYS] }));
       }
     });
   }
   check(() => {
-    if (s.Sid !== undefined && typeof s.Sid !== 'string') fail(`${path}.Sid`, 'must be a string');
+    if (s.Sid !== undefined && typeof s.Sid !== 'string')
+      fail(`${path}.Sid`, E.PolicyDocNotString.describe());
   });
   check(() => {
-    if (s.Effect === undefined) fail(`${path}.Effect`, 'is required ("Allow" or "Deny")');
+    if (s.Effect === undefined) fail(`${path}.Effect`, E.PolicyDocEffectRequired.describe());
     if (s.Effect !== 'Allow' && s.Effect !== 'Deny') {
-      fail(`${path}.Effect`, `must be "Allow" or "Deny", got ${JSON.stringify(s.Effect)}`);
+      fail(`${path}.Effect`, E.PolicyDocEffect.describe({ effect: String(JSON.stringify(s.Effect)) }));
     }
   });
   check(() => {
     if ((s.Action === undefined) === (s.NotAction === undefined)) {
-      fail(path, 'a statement needs exactly one of Action or NotAction');
+      fail(path, E.PolicyDocActionOrNot.describe());
     }
   });
   check(() => {
     if ((s.Resource === undefined) === (s.NotResource === undefined)) {
-      fail(path, 'a statement needs exactly one of Resource or NotResource');
+      fail(path, E.PolicyDocResourceOrNot.describe());
     }
   });
   const part = <T>(value: unknown, f: () => T): T | undefined =>
@@ -357,38 +353,35 @@ export function parsePolicyDocument(text: string): PolicyDocument {
 }
 
 function parseDocumentWith(text: string, sink: Sink): PolicyDocument {
-  if (typeof text !== 'string' || text.trim() === '') fail('', 'the policy document is empty');
+  if (typeof text !== 'string' || text.trim() === '') fail('', E.PolicyDocEmpty.describe());
   const size = text.replace(/\s+/g, '').length;
   if (size > MAX_POLICY_CHARS) {
-    fail(
-      '',
-      `the policy document has ${size} characters excluding whitespace; the maximum is ${MAX_POLICY_CHARS}`,
-    );
+    fail('', E.PolicyDocTooLong.describe({ size, max: MAX_POLICY_CHARS }));
   }
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    fail('', `the policy document is not valid JSON: ${(err as Error).message}`);
+    fail('', E.PolicyDocNotJson.describe({ reason: (err as Error).message }));
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
-    fail('', `the policy document must be a JSON object, got ${typeName(doc)}`);
+    fail('', E.PolicyDocNotObject.describe({ type: typeName(doc) }));
   }
   const d = doc as Record<string, unknown>;
   for (const key of Object.keys(d)) {
     attempt(sink, () => {
-      if (!TOP_KEYS.has(key)) fail(key, 'unknown top-level element (expected Version, Statement, Id)');
+      if (!TOP_KEYS.has(key)) fail(key, E.PolicyDocUnknownElement.describe());
     });
   }
   const version = d.Version ?? '2012-10-17';
   attempt(sink, () => {
     if (typeof version !== 'string' || !VERSIONS.has(version)) {
-      fail('Version', `must be "2012-10-17", got ${JSON.stringify(d.Version)}`);
+      fail('Version', E.PolicyDocVersion.describe({ version: String(JSON.stringify(d.Version)) }));
     }
   });
-  if (d.Statement === undefined) fail('Statement', 'is required');
+  if (d.Statement === undefined) fail('Statement', E.PolicyDocRequired.describe());
   const raw = Array.isArray(d.Statement) ? d.Statement : [d.Statement];
-  if (raw.length === 0) fail('Statement', 'must contain at least one statement');
+  if (raw.length === 0) fail('Statement', E.PolicyDocNoStatements.describe());
   const single = !Array.isArray(d.Statement);
   const statements: PolicyStatement[] = [];
   raw.forEach((s, i) => {

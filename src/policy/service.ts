@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ThingsteadError } from '../errors/index.js';
+import { E } from '../errors/index.js';
 import { createLocalChannel, type ChangeChannel } from '../events/index.js';
 import type { Database } from '../store/index.js';
 import { compilePolicy, type ArnScope, type CompiledPolicy } from './evaluate.js';
@@ -89,24 +89,17 @@ export type TargetKind = 'cert' | 'thinggroup' | 'anonymous' | 'cognito';
 
 /** Classify an AttachPolicy target; throws InvalidRequest with what is accepted. */
 export function parseTarget(target: unknown): { kind: TargetKind; name: string } {
-  if (typeof target !== 'string' || !target)
-    throw new ThingsteadError('InvalidRequest', 'target is required');
+  if (typeof target !== 'string' || !target) throw E.MissingParameter({ name: 'target' });
   if (target === ANONYMOUS_TARGET) return { kind: 'anonymous', name: target };
   const m = /^arn:aws:iot:[^:]*:\d*:(cert|thinggroup|thing)\/(.+)$/.exec(target);
   if (m?.[1] === 'cert' && /^[a-fA-F0-9]{64}$/.test(m[2]!))
     return { kind: 'cert', name: m[2]!.toLowerCase() };
   if (m?.[1] === 'thinggroup') return { kind: 'thinggroup', name: m[2]! };
   if (m?.[1] === 'thing') {
-    throw new ThingsteadError(
-      'InvalidRequest',
-      `Policies attach to certificates and thing groups, not to things: attach it to the thing's certificate ARN (arn:aws:iot:<region>:<account>:cert/<certificateId>) instead of ${target}`,
-    );
+    throw E.PolicyTargetIsThing({ target });
   }
   if (/^[a-z]{2}-[a-z]+-\d:[0-9a-f-]{36}$/.test(target)) return { kind: 'cognito', name: target };
-  throw new ThingsteadError(
-    'InvalidRequest',
-    `target ${target} is not a certificate ARN, a thing-group ARN or "${ANONYMOUS_TARGET}"`,
-  );
+  throw E.PolicyTargetInvalid({ target, anonymous: ANONYMOUS_TARGET });
 }
 
 /** @example const policies = await openPolicyService({ db, scope: { region, accountId } }); */
@@ -190,28 +183,21 @@ export async function openPolicyService(options: {
 
   function need(name: string): PolicyRecord {
     if (!POLICY_NAME.test(name)) {
-      throw new ThingsteadError(
-        'InvalidRequest',
-        `policyName must match [\\w+=,.@-]{1,128}; got ${JSON.stringify(name)}`,
-      );
+      throw E.PolicyName({ name: JSON.stringify(name) });
     }
     const p = policies.get(name);
-    if (!p) throw new ThingsteadError('ResourceNotFound', `Policy ${name} not found`);
+    if (!p) throw E.PolicyNotFound({ policyName: name });
     return p;
   }
   function needVersion(name: string, versionId: string): PolicyVersionRecord {
-    if (!/^\d+$/.test(versionId))
-      throw new ThingsteadError('InvalidRequest', 'policyVersionId must be a number');
+    if (!/^\d+$/.test(versionId)) throw E.PolicyVersionId();
     const v = versions.get(name)?.get(Number(versionId));
-    if (!v) throw new ThingsteadError('ResourceNotFound', `Policy ${name} has no version ${versionId}`);
+    if (!v) throw E.PolicyVersionNotFound({ policyName: name, versionId });
     return v;
   }
   function documentText(document: unknown): string {
     if (typeof document !== 'string') {
-      throw new ThingsteadError(
-        'MalformedPolicy',
-        'policyDocument must be a JSON string (in Python: json.dumps(document))',
-      );
+      throw E.PolicyDocumentNotString();
     }
     compilePolicy('validate', '1', document); // throws MalformedPolicy with the JSON path
     return document;
@@ -240,10 +226,7 @@ export async function openPolicyService(options: {
 
     async createPolicy(name, document) {
       if (!POLICY_NAME.test(name)) {
-        throw new ThingsteadError(
-          'InvalidRequest',
-          `policyName must match [\\w+=,.@-]{1,128}; got ${JSON.stringify(name)}`,
-        );
+        throw E.PolicyName({ name: JSON.stringify(name) });
       }
       const text = documentText(document);
       const now = Date.now();
@@ -257,10 +240,7 @@ export async function openPolicyService(options: {
       };
       const version: PolicyVersionRecord = { name, versionId: 1, document: text, createdAt: now };
       if (policies.has(name) || !(await store.create(record, version))) {
-        throw new ThingsteadError('ResourceAlreadyExists', `Policy ${name} already exists`, {
-          resourceId: name,
-          resourceArn: arnOf(name),
-        });
+        throw E.PolicyAlreadyExists({ policyName: name }, { resourceId: name, resourceArn: arnOf(name) });
       }
       policies.set(name, record);
       versions.set(name, new Map([[1, version]]));
@@ -290,16 +270,10 @@ export async function openPolicyService(options: {
       const p = need(name);
       const targets = service.targetsOf(name);
       if (targets.length) {
-        throw new ThingsteadError(
-          'DeleteConflict',
-          `Policy ${name} is attached to ${targets.length} target(s); detach it first`,
-        );
+        throw E.PolicyAttached({ policyName: name, count: targets.length });
       }
       if ((versions.get(name)?.size ?? 0) > 1) {
-        throw new ThingsteadError(
-          'DeleteConflict',
-          `Policy ${name} has non-default versions; delete them (DeletePolicyVersion) before deleting the policy`,
-        );
+        throw E.PolicyHasVersions({ policyName: name });
       }
       await store.delete(p.name);
       policies.delete(name);
@@ -314,10 +288,7 @@ export async function openPolicyService(options: {
       const text = documentText(document);
       const existing = versions.get(name)!;
       if (existing.size >= MAX_VERSIONS) {
-        throw new ThingsteadError(
-          'VersionsLimitExceeded',
-          `Policy ${name} already has ${MAX_VERSIONS} versions; delete one (DeletePolicyVersion) first`,
-        );
+        throw E.PolicyVersionsLimit({ policyName: name, max: MAX_VERSIONS });
       }
       const now = Date.now();
       const version: PolicyVersionRecord = {
@@ -390,10 +361,7 @@ export async function openPolicyService(options: {
       const p = need(name);
       const v = needVersion(name, versionId);
       if (v.versionId === p.defaultVersionId) {
-        throw new ThingsteadError(
-          'DeleteConflict',
-          `Version ${versionId} is the default version of policy ${name}; set another default first`,
-        );
+        throw E.PolicyDefaultVersion({ versionId, policyName: name });
       }
       await store.deleteVersion(name, v.versionId);
       versions.get(name)!.delete(v.versionId);
@@ -406,10 +374,7 @@ export async function openPolicyService(options: {
       const current = byTarget.get(key) ?? [];
       if (current.includes(name)) return;
       if (current.length >= MAX_POLICIES_PER_TARGET) {
-        throw new ThingsteadError(
-          'LimitExceeded',
-          `Target ${target} already has ${MAX_POLICIES_PER_TARGET} policies attached`,
-        );
+        throw E.PolicyTargetLimit({ target, max: MAX_POLICIES_PER_TARGET });
       }
       await store.attach(name, key, Date.now());
       byTarget.set(key, [...current, name]);

@@ -1,4 +1,4 @@
-import { ThingsteadError } from '../errors/index.js';
+import { E } from '../errors/index.js';
 import {
   compileSql,
   toJson,
@@ -99,22 +99,13 @@ export function resourceOf(config: ActionConfig, request: ActionRequest | null):
 
 /** The single key of an action object, validated. Throws InvalidRequest for unknown or AWS-only kinds. */
 export function actionKind(action: unknown, where: string): ActionKind {
-  if (typeof action !== 'object' || action === null || Array.isArray(action))
-    throw new ThingsteadError('InvalidRequest', `${where} must be an object with exactly one action`);
+  if (typeof action !== 'object' || action === null || Array.isArray(action)) throw E.ActionShape({ where });
   const keys = Object.keys(action);
-  if (keys.length !== 1)
-    throw new ThingsteadError(
-      'InvalidRequest',
-      `${where} must have exactly one action key, got ${keys.length}`,
-    );
+  if (keys.length !== 1) throw E.ActionKeyCount({ where, count: keys.length });
   const key = keys[0]!;
   if (key in ACTION_SCHEMAS) return key as ActionKind;
-  if (AWS_ONLY_ACTIONS.includes(key))
-    throw new ThingsteadError(
-      'InvalidRequest',
-      `${where}: action '${key}' targets an AWS service and is not supported by Thingstead`,
-    );
-  throw new ThingsteadError('InvalidRequest', `${where}: unknown action '${key}'`);
+  if (AWS_ONLY_ACTIONS.includes(key)) throw E.ActionAwsOnly({ where, action: key });
+  throw E.ActionUnknown({ where, action: key });
 }
 
 /**
@@ -127,7 +118,7 @@ export function compileAction(action: unknown, version: string, where: string): 
   const parsed = ACTION_SCHEMAS[kind].safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new ThingsteadError('InvalidRequest', `${where}.${kind}.${issue.path.join('.')}: ${issue.message}`);
+    throw E.ActionConfig({ where, action: kind, member: issue.path.join('.'), problem: issue.message });
   }
   const config = { [kind]: parsed.data } as ActionConfig;
   const t = (s: string, field: string) => compileTemplate(s, version, `${where}.${kind}.${field}`);
@@ -222,22 +213,17 @@ function checkHttpUrl(url: string, confirmationUrl: string | undefined): void {
   try {
     u = new URL(url);
   } catch {
-    throw new ThingsteadError('InvalidRequest', `http.url '${url}' is not a URL`);
+    throw E.HttpActionUrl({ url });
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:')
-    throw new ThingsteadError('InvalidRequest', `http.url '${url}' must be http or https`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw E.HttpActionScheme({ url });
   // [D] url must start with the confirmed destination's confirmationUrl.
   if (confirmationUrl && !url.startsWith(confirmationUrl))
-    throw new ThingsteadError(
-      'InvalidRequest',
-      `http.url '${url}' must start with confirmationUrl '${confirmationUrl}'`,
-    );
+    throw E.HttpActionConfirmation({ url, confirmationUrl });
 }
 
 function kafka(config: ActionConfig, t: T): CompiledAction {
   const c = config.kafka!;
-  if (!c.clientProperties['bootstrap.servers'])
-    throw new ThingsteadError('InvalidRequest', "kafka.clientProperties must include 'bootstrap.servers'");
+  if (!c.clientProperties['bootstrap.servers']) throw E.KafkaActionServers();
   const topic = t(c.topic, 'topic');
   const key = c.key ? t(c.key, 'key') : null;
   const partition = c.partition ? t(c.partition, 'partition') : null;
@@ -314,7 +300,7 @@ function timeseries(config: ActionConfig, t: T, version: string): CompiledAction
   // Metric paths compile to SQL member access on the SELECT output document.
   const metricPaths = (c.metrics ?? []).map((m) => {
     if (!/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/.test(m))
-      throw new ThingsteadError('InvalidRequest', `timeseries.metrics: '${m}' is not an attribute path`);
+      throw E.TimeseriesActionMetric({ metric: m });
     return { name: m, sql: compileSql(`SELECT VALUE ${m} FROM '#'`, version) };
   });
   return {

@@ -1,7 +1,7 @@
 import type { AwsOperation, AwsRequest } from '../api/index.js';
-import { ThingsteadError } from '../errors/index.js';
+import { E } from '../errors/index.js';
 import type { RulesEngine } from './engine.js';
-import type { TopicRule, TopicRulePayload } from './types.js';
+import { RULE_NAME_CONSTRAINT, type TopicRule, type TopicRulePayload } from './types.js';
 
 /** Epoch seconds: the AWS SDKs parse control-plane timestamps as seconds (reference §12.1). */
 const seconds = (ms: number) => Math.floor(ms / 1000);
@@ -9,26 +9,13 @@ const seconds = (ms: number) => Math.floor(ms / 1000);
 /** The body of Create/ReplaceTopicRule is the bare TopicRulePayload (reference §2, §12.7). */
 function payloadOf(req: AwsRequest): TopicRulePayload {
   const b = req.body ?? {};
-  if ('topicRulePayload' in b && !('sql' in b))
-    throw new ThingsteadError(
-      'InvalidRequest',
-      'The request body is the TopicRulePayload itself, without a topicRulePayload wrapper',
-    );
+  if ('topicRulePayload' in b && !('sql' in b)) throw E.RulePayloadWrapped();
   if (b.description !== undefined && typeof b.description !== 'string')
-    throw new ThingsteadError(
-      'InvalidRequest',
-      "1 validation error detected: Value at 'topicRulePayload.description' failed to satisfy constraint: Member must be a string",
-    );
+    throw E.MemberType({ member: 'topicRulePayload.description', expected: 'a string' });
   if (b.ruleDisabled !== undefined && typeof b.ruleDisabled !== 'boolean')
-    throw new ThingsteadError(
-      'InvalidRequest',
-      "1 validation error detected: Value at 'topicRulePayload.ruleDisabled' failed to satisfy constraint: Member must be a boolean",
-    );
+    throw E.MemberType({ member: 'topicRulePayload.ruleDisabled', expected: 'a boolean' });
   if (b.awsIotSqlVersion !== undefined && typeof b.awsIotSqlVersion !== 'string')
-    throw new ThingsteadError(
-      'InvalidRequest',
-      "1 validation error detected: Value at 'topicRulePayload.awsIotSqlVersion' failed to satisfy constraint: Member must be a string",
-    );
+    throw E.MemberType({ member: 'topicRulePayload.awsIotSqlVersion', expected: 'a string' });
   return {
     sql: b.sql as string,
     actions: b.actions as TopicRulePayload['actions'],
@@ -42,10 +29,7 @@ function payloadOf(req: AwsRequest): TopicRulePayload {
 function ruleName(req: AwsRequest): string {
   const name = req.params.ruleName ?? '';
   if (!/^[a-zA-Z0-9_]+$/.test(name) || name.length > 128)
-    throw new ThingsteadError(
-      'InvalidRequest',
-      `1 validation error detected: Value '${name}' at 'ruleName' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9_]+$`,
-    );
+    throw E.MemberConstraint({ value: name, member: 'ruleName', constraint: RULE_NAME_CONSTRAINT });
   return name;
 }
 
@@ -115,10 +99,11 @@ export function rulesOperations(engine: RulesEngine): AwsOperation[] {
         const q = req.query;
         const max = q.maxResults === undefined ? 1000 : Number(q.maxResults);
         if (!Number.isInteger(max) || max < 1 || max > 10_000)
-          throw new ThingsteadError(
-            'InvalidRequest',
-            `1 validation error detected: Value '${q.maxResults}' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 10000`,
-          );
+          throw E.MemberConstraint({
+            value: String(q.maxResults),
+            member: 'maxResults',
+            constraint: 'Member must have value between 1 and 10000',
+          });
         let rules = await engine.store.list();
         if (q.topic)
           rules = rules.filter(

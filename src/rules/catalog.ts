@@ -7,14 +7,14 @@
  * process's event reloads the rule it names. The subscription handlers run on the broker's routing path:
  * they only hand the message to `onMessage` (the runtime's queue push), nothing else.
  */
-import { ThingsteadError } from '../errors/index.js';
+import { E } from '../errors/index.js';
 import type { ChangeChannel } from '../events/index.js';
 import type { Broker, Message, Publisher } from '../mqtt/index.js';
 import type { Logger } from '../observability/index.js';
 import { compileAction, type CompiledAction } from './actions.js';
 import { compileSql, DEFAULT_SQL_VERSION, type CompiledSql } from './sql/index.js';
 import type { RuleStore } from './store.js';
-import { RULE_NAME_PATTERN, type TopicRule, type TopicRulePayload } from './types.js';
+import { RULE_NAME_CONSTRAINT, RULE_NAME_PATTERN, type TopicRule, type TopicRulePayload } from './types.js';
 
 export interface LoadedRule {
   readonly rule: TopicRule;
@@ -48,22 +48,11 @@ const BASIC_INGEST = /^\$aws\/rules\/([^/]+)(\/|$)/;
 /** Validate and compile a payload; throws SqlParseException / InvalidRequestException like AWS. */
 export function compileRule(name: string, payload: TopicRulePayload): CompiledRule {
   if (!RULE_NAME_PATTERN.test(name) || name.length > 128)
-    throw new ThingsteadError(
-      'InvalidRequest',
-      `1 validation error detected: Value '${name}' at 'ruleName' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9_]+$`,
-    );
+    throw E.MemberConstraint({ value: name, member: 'ruleName', constraint: RULE_NAME_CONSTRAINT });
   if (typeof payload.sql !== 'string' || payload.sql.length === 0)
-    throw new ThingsteadError(
-      'InvalidRequest',
-      "1 validation error detected: Value null at 'topicRulePayload.sql' failed to satisfy constraint: Member must not be null",
-    );
-  if (!Array.isArray(payload.actions))
-    throw new ThingsteadError(
-      'InvalidRequest',
-      "1 validation error detected: Value null at 'topicRulePayload.actions' failed to satisfy constraint: Member must not be null",
-    );
-  if (payload.actions.length > MAX_ACTIONS)
-    throw new ThingsteadError('InvalidRequest', `A rule can have at most ${MAX_ACTIONS} actions`);
+    throw E.MemberNull({ member: 'topicRulePayload.sql' });
+  if (!Array.isArray(payload.actions)) throw E.MemberNull({ member: 'topicRulePayload.actions' });
+  if (payload.actions.length > MAX_ACTIONS) throw E.RuleTooManyActions({ max: MAX_ACTIONS });
   const version = payload.awsIotSqlVersion ?? DEFAULT_SQL_VERSION;
   const sql = compileSql(payload.sql, version);
   const actions = payload.actions.map((a, i) => compileAction(a, version, `actions[${i}]`));
@@ -113,10 +102,7 @@ export class RuleCatalog {
     const compiled = compileRule(name, payload);
     const stored = normalize(payload);
     if (!(await this.d.store.create(name, stored, compiled.sql.topicFilter, Date.now())))
-      throw new ThingsteadError('ResourceAlreadyExists', `Rule ${name} already exists`, {
-        resourceId: name,
-        resourceArn: this.ruleArn(name),
-      });
+      throw E.RuleAlreadyExists({ ruleName: name }, { resourceId: name, resourceArn: this.ruleArn(name) });
     const rule = await this.d.store.get(name);
     if (rule) this.install(rule, compiled);
     await this.changed(name);
@@ -125,7 +111,7 @@ export class RuleCatalog {
   async replaceRule(name: string, payload: TopicRulePayload): Promise<void> {
     const compiled = compileRule(name, payload);
     if (!(await this.d.store.replace(name, normalize(payload), compiled.sql.topicFilter, Date.now())))
-      throw new ThingsteadError('ResourceNotFound', `Rule ${name} does not exist`);
+      throw E.RuleNotFound({ ruleName: name });
     const rule = await this.d.store.get(name);
     if (rule) this.install(rule, compiled);
     await this.changed(name);
@@ -139,14 +125,14 @@ export class RuleCatalog {
 
   async setEnabled(name: string, enabled: boolean): Promise<void> {
     const rule = await this.d.store.setDisabled(name, !enabled, Date.now());
-    if (!rule) throw new ThingsteadError('ResourceNotFound', `Rule ${name} does not exist`);
+    if (!rule) throw E.RuleNotFound({ ruleName: name });
     this.load(rule);
     await this.changed(name);
   }
 
   async getRule(name: string): Promise<TopicRule> {
     const rule = await this.d.store.get(name);
-    if (!rule) throw new ThingsteadError('Unauthorized', `Rule ${name} does not exist or is not authorized`);
+    if (!rule) throw E.RuleNotAuthorized({ ruleName: name });
     return rule;
   }
 

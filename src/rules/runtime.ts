@@ -7,7 +7,7 @@
  * to delivery. Drops are counted per rule: queue_full (queue bound), republish_loop (a rule feeding itself),
  * evaluation_error (the rule cannot evaluate the payload, or a bug caught by the queue).
  */
-import { ThingsteadError } from '../errors/index.js';
+import { E, ThingsteadError } from '../errors/index.js';
 import type { Logger, Registry } from '../observability/index.js';
 import type { Message, Publisher } from '../mqtt/index.js';
 import { WorkQueue } from '../work/index.js';
@@ -223,10 +223,7 @@ export class RuleRuntime {
       result = loaded.sql.evaluate(ctx, parsed);
     } catch (err) {
       if (err instanceof ThingsteadError) throw err;
-      throw new ThingsteadError(
-        'InvalidRequest',
-        `The rule cannot be evaluated on this payload: ${String(err)}`,
-      );
+      throw E.RuleNotEvaluable({ reason: String(err) });
     }
     if (!result.matched) return { matched: false, actions: [] };
     const bytes = outputBytes(result.value);

@@ -1,3 +1,4 @@
+import { E } from '../errors/index.js';
 import {
   compileSql,
   SqlParseError,
@@ -36,7 +37,7 @@ export function compileTemplate(source: string, version: string, field = 'templa
     }
     if (c === '$' && source[i + 1] === '{') {
       const end = closingBrace(source, i + 2);
-      if (end < 0) throw new SqlParseError(`Unterminated \${...} in ${field} '${source}'`, i);
+      if (end < 0) throw new SqlParseError(E.SqlTemplateUnterminated.describe({ field, source }), i);
       const expr = source.slice(i + 2, end);
       if (text) parts.push(text);
       text = '';
@@ -45,7 +46,7 @@ export function compileTemplate(source: string, version: string, field = 'templa
       } catch (err) {
         if (err instanceof SqlParseError)
           throw new SqlParseError(
-            `Invalid expression in ${field} '${source}': ${err.detail}`,
+            E.SqlTemplateExpression.describe({ field, source, detail: err.detail }),
             i + 2 + Math.max(0, err.position - 13),
           );
         throw err;

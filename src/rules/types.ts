@@ -2,6 +2,8 @@ import { z } from 'zod';
 
 /** Rule names: 1..128 of [a-zA-Z0-9_] (reference §11, §12.7). */
 export const RULE_NAME_PATTERN = /^[a-zA-Z0-9_]+$/;
+/** RULE_NAME_PATTERN as AWS's validation message states it. */
+export const RULE_NAME_CONSTRAINT = 'Member must satisfy regular expression pattern: ^[a-zA-Z0-9_]+$';
 
 const kv = z.array(z.object({ key: z.string().min(1), value: z.string() }).strict());
 

@@ -1,6 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { ThingsteadError } from '../errors/index.js';
+import { E } from '../errors/index.js';
 
 /**
  * Server-side AWS Signature Version 4 verification (reference §7.2; AWS General Reference, "Signature
@@ -120,12 +120,7 @@ const amzDate = (ms: number) =>
     .replace(/[-:]/g, '')
     .replace(/\.\d{3}/, '');
 
-const mismatch = () =>
-  new ThingsteadError(
-    'InvalidSignature',
-    'The request signature we calculated does not match the signature you provided. Check your AWS Secret ' +
-      'Access Key and signing method. Consult the service documentation for details.',
-  );
+const mismatch = () => E.SignatureMismatch();
 
 interface ParsedAuth {
   accessKeyId: string;
@@ -147,11 +142,7 @@ function parseAuth(req: SigV4Request): ParsedAuth {
     const credential = q.get('X-Amz-Credential');
     if (q.get('X-Amz-Algorithm') === 'AWS4-HMAC-SHA256' && credential) {
       const scope = credential.split('/');
-      if (scope.length !== 5 || scope[4] !== 'aws4_request')
-        throw new ThingsteadError(
-          'InvalidSignature',
-          `Credential should be scoped to a valid region. '${credential}'`,
-        );
+      if (scope.length !== 5 || scope[4] !== 'aws4_request') throw E.SigV4PresignedScope({ credential });
       return {
         accessKeyId: scope[0]!,
         date: scope[1]!,
@@ -163,13 +154,9 @@ function parseAuth(req: SigV4Request): ParsedAuth {
         presigned: true,
       };
     }
-    throw new ThingsteadError('MissingAuthenticationToken', 'Missing Authentication Token');
+    throw E.SigV4MissingToken();
   }
-  if (!auth.startsWith('AWS4-HMAC-SHA256 '))
-    throw new ThingsteadError(
-      'InvalidSignature',
-      `Authorization header requires the AWS4-HMAC-SHA256 algorithm. Authorization=${auth.split(' ')[0]}`,
-    );
+  if (!auth.startsWith('AWS4-HMAC-SHA256 ')) throw E.SigV4Algorithm({ algorithm: auth.split(' ')[0]! });
   const fields: Record<string, string> = {};
   for (const part of auth.slice('AWS4-HMAC-SHA256 '.length).split(',')) {
     const eq = part.indexOf('=');
@@ -177,17 +164,13 @@ function parseAuth(req: SigV4Request): ParsedAuth {
   }
   const missing = ['Credential', 'SignedHeaders', 'Signature'].filter((k) => !fields[k]);
   if (missing.length)
-    throw new ThingsteadError(
-      'InvalidSignature',
-      missing.map((k) => `Authorization header requires '${k}' parameter.`).join(' ') +
-        ` Authorization=${auth.slice(0, 40)}...`,
-    );
+    throw E.SigV4MissingParameters({
+      missing: missing.map((k) => E.SigV4MissingParameter.describe({ parameter: k }).message).join(' '),
+      authorization: auth.slice(0, 40),
+    });
   const scope = fields.Credential!.split('/');
   if (scope.length !== 5 || scope[4] !== 'aws4_request')
-    throw new ThingsteadError(
-      'InvalidSignature',
-      `Credential should be scoped to a valid region, service and 'aws4_request' terminator. '${fields.Credential}'`,
-    );
+    throw E.SigV4Scope({ credential: fields.Credential! });
   const date = headerValue(req.headers, 'x-amz-date') ?? '';
   return {
     accessKeyId: scope[0]!,
@@ -224,59 +207,28 @@ export async function verifySigV4<K extends SigV4Key>(
 ): Promise<SigV4Verified<K>> {
   const { now = Date.now(), region } = typeof options === 'number' ? { now: options } : options;
   const a = parseAuth(req);
-  if (region !== undefined && a.region !== region)
-    throw new ThingsteadError(
-      'InvalidSignature',
-      `Credential should be scoped to a valid region, not '${a.region}'. This endpoint serves '${region}'.`,
-    );
+  if (region !== undefined && a.region !== region) throw E.SigV4Region({ region: a.region, served: region });
   // Step 1: x-amz-date present, same day as the scope, within the skew window.
-  if (!a.amzDate)
-    throw new ThingsteadError(
-      'InvalidSignature',
-      "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
-    );
+  if (!a.amzDate) throw E.SigV4MissingDate();
   const t = parseAmzDate(a.amzDate);
-  if (Number.isNaN(t))
-    throw new ThingsteadError(
-      'InvalidSignature',
-      `Date must be in ISO-8601 'basic format'. Got '${a.amzDate}'.`,
-    );
-  if (a.amzDate.slice(0, 8) !== a.date)
-    throw new ThingsteadError(
-      'InvalidSignature',
-      `Credential should be scoped to a valid date: the credential date ${a.date} does not match x-amz-date ${a.amzDate}.`,
-    );
+  if (Number.isNaN(t)) throw E.SigV4DateFormat({ amzDate: a.amzDate });
+  if (a.amzDate.slice(0, 8) !== a.date) throw E.SigV4DateScope({ date: a.date, amzDate: a.amzDate });
   if (t < now - MAX_SKEW_MS)
-    throw new ThingsteadError(
-      'InvalidSignature',
-      `Signature expired: ${a.amzDate} is now earlier than ${amzDate(now - MAX_SKEW_MS)} (${amzDate(now)} - 5 min.)`,
-    );
+    throw E.SigV4Expired({ amzDate: a.amzDate, earliest: amzDate(now - MAX_SKEW_MS), now: amzDate(now) });
   if (t > now + MAX_SKEW_MS)
-    throw new ThingsteadError(
-      'InvalidSignature',
-      `Signature not yet current: ${a.amzDate} is still later than ${amzDate(now + MAX_SKEW_MS)} (${amzDate(now)} + 5 min.)`,
-    );
+    throw E.SigV4NotYetCurrent({ amzDate: a.amzDate, latest: amzDate(now + MAX_SKEW_MS), now: amzDate(now) });
   if (!/^[0-9a-f]{64}$/.test(a.signature)) throw mismatch();
 
   const key = await lookup(a.accessKeyId);
-  if (!key)
-    throw new ThingsteadError('UnrecognizedClient', 'The security token included in the request is invalid.');
+  if (!key) throw E.SigV4UnknownKey();
 
   // Step 4: canonical headers; every signed header must be present (step 9).
   const names = a.signedHeaders.split(';');
-  if (!names.includes('host'))
-    throw new ThingsteadError(
-      'InvalidSignature',
-      "'Host' must be a 'SignedHeader' in the AWS Authorization.",
-    );
+  if (!names.includes('host')) throw E.SigV4HostNotSigned();
   let canonicalHeaders = '';
   for (const name of names) {
     const value = headerValue(req.headers, name.toLowerCase());
-    if (value === undefined)
-      throw new ThingsteadError(
-        'InvalidSignature',
-        `The header '${name}' is listed in SignedHeaders but is missing.`,
-      );
+    if (value === undefined) throw E.SigV4SignedHeaderMissing({ header: name });
     canonicalHeaders += `${name}:${value.trim().replace(/\s+/g, ' ')}\n`;
   }
 
@@ -287,10 +239,7 @@ export async function verifySigV4<K extends SigV4Key>(
     const declared = headerValue(req.headers, 'x-amz-content-sha256');
     const actual = sha256Hex(req.body);
     if (declared !== undefined && declared !== 'UNSIGNED-PAYLOAD' && declared !== actual)
-      throw new ThingsteadError(
-        'InvalidSignature',
-        "The provided 'x-amz-content-sha256' header does not match what was computed.",
-      );
+      throw E.SigV4PayloadHash();
     payloadHash = declared ?? actual;
   }
 

@@ -2,7 +2,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { AwsOperation, AwsRequest, RawResponse } from '../api/index.js';
-import { ThingsteadError } from '../errors/index.js';
+import { E } from '../errors/index.js';
 import type { Timeseries } from './service.js';
 import { AGGREGATES, type Aggregate, type Point, type Series } from './types.js';
 
@@ -18,13 +18,9 @@ const UNITS: Record<string, number> = {
 /** A duration: plain milliseconds or `<n><unit>` with unit ms, s, m, h, d, w. */
 export function parseDuration(text: string, what: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$/.exec(text.trim());
-  if (!m)
-    throw new ThingsteadError(
-      'InvalidRequest',
-      `${what} '${text}' is not a duration (e.g. 60000, 30s, 5m, 1h)`,
-    );
+  if (!m) throw E.TsDuration({ what, text });
   const ms = Number(m[1]) * UNITS[m[2] ?? 'ms']!;
-  if (!(ms > 0)) throw new ThingsteadError('InvalidRequest', `${what} must be positive`);
+  if (!(ms > 0)) throw E.TsDurationNotPositive({ what });
   return Math.round(ms);
 }
 
@@ -35,11 +31,7 @@ export function parseInstant(text: string | undefined, fallback: number, now: nu
   if (/^-\d/.test(text)) return now - parseDuration(text.slice(1), what);
   if (/^\d+$/.test(text)) return Number(text);
   const t = Date.parse(text);
-  if (Number.isNaN(t))
-    throw new ThingsteadError(
-      'InvalidRequest',
-      `${what} '${text}' is not epoch ms, ISO-8601, now or -<duration>`,
-    );
+  if (Number.isNaN(t)) throw E.TsInstant({ what, text });
   return t;
 }
 
@@ -88,20 +80,14 @@ export function timeseriesOperations(ts: Timeseries): AwsOperation[] {
       path: '/timeseries/points',
       async handler(req) {
         const points = req.body.points as unknown;
-        if (!Array.isArray(points) || points.length === 0 || points.length > 100_000)
-          throw new ThingsteadError(
-            'InvalidRequest',
-            'points must be an array of 1..100000 {thing, metric, ts, value}',
-          );
+        if (!Array.isArray(points) || points.length === 0 || points.length > 100_000) throw E.TsPoints();
         const clean: Point[] = points.map((p: any, i) => {
           if (typeof p?.thing !== 'string' || !p.thing || typeof p.metric !== 'string' || !p.metric)
-            throw new ThingsteadError('InvalidRequest', `points[${i}] needs thing and metric strings`);
-          if (typeof p.value !== 'number' && typeof p.value !== 'string')
-            throw new ThingsteadError('InvalidRequest', `points[${i}].value must be a number or a string`);
+            throw E.TsPointKey({ index: i });
+          if (typeof p.value !== 'number' && typeof p.value !== 'string') throw E.TsPointValue({ index: i });
           const t =
             typeof p.ts === 'number' ? p.ts : p.ts === undefined ? Date.now() : Date.parse(String(p.ts));
-          if (!Number.isFinite(t))
-            throw new ThingsteadError('InvalidRequest', `points[${i}].ts is not epoch ms or ISO-8601`);
+          if (!Number.isFinite(t)) throw E.TsPointTime({ index: i });
           return { thing: p.thing, metric: p.metric, ts: t, value: p.value };
         });
         await ts.write(clean);
@@ -129,8 +115,7 @@ export function timeseriesOperations(ts: Timeseries): AwsOperation[] {
 async function things(ts: Timeseries, req: AwsRequest): Promise<{ things: string[]; label: string | null }> {
   const q = req.query;
   if (q.group) {
-    if (!ts.resolveGroup)
-      throw new ThingsteadError('InvalidRequest', 'thing groups are not available on this platform');
+    if (!ts.resolveGroup) throw E.TsNoGroups();
     const members = await ts.resolveGroup(q.group);
     return { things: members, label: q.group };
   }
@@ -139,22 +124,20 @@ async function things(ts: Timeseries, req: AwsRequest): Promise<{ things: string
 
 async function query(ts: Timeseries, req: AwsRequest): Promise<Record<string, unknown> | RawResponse> {
   const q = req.query;
-  if (!q.metric) throw new ThingsteadError('InvalidRequest', 'metric is required');
+  if (!q.metric) throw E.MissingParameter({ name: 'metric' });
   const now = Date.now();
   const to = parseInstant(q.to, now + 1, now, 'to');
   const from = parseInstant(q.from, to - 3_600_000, now, 'from');
-  if (from >= to) throw new ThingsteadError('InvalidRequest', 'from must be before to');
+  if (from >= to) throw E.TsRange();
   const format = q.format ?? 'json';
-  if (format !== 'json' && format !== 'csv')
-    throw new ThingsteadError('InvalidRequest', "format must be 'json' or 'csv'");
+  if (format !== 'json' && format !== 'csv') throw E.TsFormat();
   const { things: list, label } = await things(ts, req);
   if (label !== null && list.length === 0)
     return format === 'csv' ? csv(['key', 'ts', 'value'], []) : { metric: q.metric, series: [] };
 
   if (!q.step) {
     const limit = q.limit ? Number(q.limit) : 10_000;
-    if (!Number.isInteger(limit) || limit < 1 || limit > 100_000)
-      throw new ThingsteadError('InvalidRequest', 'limit must be 1..100000');
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw E.TsLimit();
     const order = q.order === 'desc' ? 'desc' : 'asc';
     const points = await ts.queryRange({ things: list, metric: q.metric, from, to, limit, order });
     if (format === 'csv')
@@ -170,11 +153,9 @@ async function query(ts: Timeseries, req: AwsRequest): Promise<Record<string, un
     };
   }
   const stepMs = parseDuration(q.step, 'step');
-  if ((to - from) / stepMs > 100_000)
-    throw new ThingsteadError('InvalidRequest', 'too many buckets: widen step or narrow the range');
+  if ((to - from) / stepMs > 100_000) throw E.TsTooManyBuckets();
   const agg = (q.agg ?? 'avg') as Aggregate;
-  if (!AGGREGATES.includes(agg))
-    throw new ThingsteadError('InvalidRequest', `agg must be one of ${AGGREGATES.join(', ')}`);
+  if (!AGGREGATES.includes(agg)) throw E.TsAggregate({ aggregates: AGGREGATES });
   // A group query is one series over its members unless groupBy=thing asks for one per thing.
   const groupBy = q.groupBy === 'all' || (label !== null && q.groupBy !== 'thing') ? 'all' : 'thing';
   const series: Series[] = await ts.downsample(

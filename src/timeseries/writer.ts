@@ -1,4 +1,4 @@
-import { ThingsteadError } from '../errors/index.js';
+import { E } from '../errors/index.js';
 import type { TimeseriesStore } from './store.js';
 import type { Point } from './types.js';
 
@@ -66,11 +66,10 @@ export class BatchWriter {
 
   write(points: readonly Point[]): Promise<void> {
     if (points.length === 0) return Promise.resolve();
-    if (this.closed)
-      return Promise.reject(new ThingsteadError('ServiceUnavailable', 'time-series writer is closed'));
+    if (this.closed) return Promise.reject(E.TsWriterClosed());
     if (this.queued + points.length > this.maxPending) {
       this.stats.refused += points.length;
-      return Promise.reject(new ThingsteadError('Throttling', 'time-series write queue is full'));
+      return Promise.reject(E.TsQueueFull());
     }
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ points, resolve, reject });

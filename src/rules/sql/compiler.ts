@@ -1,5 +1,6 @@
 import { DEFAULT_MAX_JSON_DEPTH, JsonLimitError, parseJsonBounded } from '../../json/index.js';
 import type { Expr, Query } from './ast.js';
+import { E } from '../../errors/index.js';
 import { SqlParseError } from './errors.js';
 import { FUNCTIONS, UNSUPPORTED_FUNCTIONS, type FunctionEnv, type SqlContext } from './functions.js';
 import { DEFAULT_SQL_VERSION, parseSql, SQL_VERSIONS, type SqlVersion } from './parser.js';
@@ -73,7 +74,7 @@ export interface CompiledSql {
  */
 export function compileSql(sql: string, version: string = DEFAULT_SQL_VERSION): CompiledSql {
   if (!SQL_VERSIONS.includes(version as SqlVersion))
-    throw new SqlParseError(`Unknown awsIotSqlVersion '${version}'`, 0);
+    throw new SqlParseError(E.SqlUnknownVersion.describe({ version }), 0);
   const v = version as SqlVersion;
   const query = parseSql(sql, v);
   const compiler = new Compiler(v);
@@ -259,14 +260,14 @@ class Compiler {
 
   private call(e: Extract<Expr, { type: 'call' }>): Fn {
     if (UNSUPPORTED_FUNCTIONS.has(e.name))
-      throw new SqlParseError(`Function ${e.name}() needs AWS services and is not supported`, e.pos);
+      throw new SqlParseError(E.SqlAwsOnlyFunction.describe({ name: e.name }), e.pos);
     const spec = FUNCTIONS[e.name];
-    if (!spec) throw new SqlParseError(`Unknown function ${e.name}()`, e.pos);
+    if (!spec) throw new SqlParseError(E.SqlUnknownFunction.describe({ name: e.name }), e.pos);
     if (spec.v2 && this.version === '2015-10-08')
-      throw new SqlParseError(`Function ${e.name}() requires awsIotSqlVersion 2016-03-23`, e.pos);
+      throw new SqlParseError(E.SqlFunctionRequiresV2.describe({ name: e.name }), e.pos);
     if (e.args.length < spec.min || e.args.length > spec.max)
       throw new SqlParseError(
-        `Function ${e.name}() takes ${arity(spec.min, spec.max)}, got ${e.args.length}`,
+        E.SqlFunctionArity.describe({ name: e.name, arity: arity(spec.min, spec.max), count: e.args.length }),
         e.pos,
       );
     const args = e.args.map((a) => this.expr(a));
@@ -302,7 +303,7 @@ class Compiler {
       case 'BOOL':
       case 'BOOLEAN':
         if (this.version === '2015-10-08')
-          throw new SqlParseError(`cast to ${e.to} requires awsIotSqlVersion 2016-03-23`, e.pos);
+          throw new SqlParseError(E.SqlCastRequiresV2.describe({ type: e.to }), e.pos);
         if (e.to === 'DECIMAL') return this.castDecimal(f, keep);
         return (env, doc) => {
           const v = f(env, doc);
@@ -313,7 +314,7 @@ class Compiler {
       case 'DOUBLE':
         return this.castDecimal(f, keep);
       default:
-        throw new SqlParseError(`Unknown type '${e.to}' in cast`, e.pos);
+        throw new SqlParseError(E.SqlUnknownCastType.describe({ type: e.to }), e.pos);
     }
   }
 

@@ -1,4 +1,4 @@
-import { ThingsteadError } from '../../errors/index.js';
+import { ThingsteadError, type Described } from '../../errors/index.js';
 
 /**
  * A rule SQL statement that does not parse or uses a feature its SQL version lacks. Surfaces on the API as
@@ -6,10 +6,12 @@ import { ThingsteadError } from '../../errors/index.js';
  */
 export class SqlParseError extends ThingsteadError {
   constructor(
-    /** The message without the position. */
-    readonly detail: string,
+    problem: Described<'SqlParse'>,
     readonly position: number,
   ) {
-    super('SqlParse', `${detail} at position ${position}`);
+    super('SqlParse', `${problem.message} at position ${position}`, {}, problem.kind);
+    this.detail = problem.message;
   }
+  /** The message without the position. */
+  readonly detail: string;
 }

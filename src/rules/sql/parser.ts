@@ -1,4 +1,5 @@
 import type { BinaryOp, Expr, Query, SelectItem } from './ast.js';
+import { E } from '../../errors/index.js';
 import { SqlParseError } from './errors.js';
 import { tokenize, type Token } from './tokenizer.js';
 
@@ -47,8 +48,10 @@ export function parseSql(sql: string, version: SqlVersion = DEFAULT_SQL_VERSION)
  */
 export const MAX_SQL_DEPTH = 128;
 
-const tooDeep = (pos: number) =>
-  new SqlParseError(`Expression nesting exceeds the maximum depth of ${MAX_SQL_DEPTH}`, pos);
+/** How a token is named in "found ..." (SqlExpected, SqlCaseWithoutWhen). */
+const found = (t: Token) => (t.kind === 'eof' ? 'end of statement' : `'${t.text}'`);
+
+const tooDeep = (pos: number) => new SqlParseError(E.SqlTooDeep.describe({ max: MAX_SQL_DEPTH }), pos);
 
 /** The tree's depth, walked iteratively; throws at the first node deeper than MAX_SQL_DEPTH. */
 function checkTreeDepth(root: Query): void {
@@ -127,21 +130,20 @@ class Parser {
   private isOp(op: string, t = this.tok): boolean {
     return t.kind === 'op' && t.text === op;
   }
-  private fail(message: string, t = this.tok): never {
-    const found = t.kind === 'eof' ? 'end of statement' : `'${t.text}'`;
-    throw new SqlParseError(`${message}, found ${found}`, t.pos);
+  /** SqlParseException: `expected` was due and `t` came instead. */
+  private fail(expected: string, t = this.tok): never {
+    throw new SqlParseError(E.SqlExpected.describe({ expected, found: found(t) }), t.pos);
   }
   private expectKw(word: string): Token {
-    if (!this.isKw(word)) this.fail(`Expected ${word}`);
+    if (!this.isKw(word)) this.fail(word);
     return this.next();
   }
   private expectOp(op: string): Token {
-    if (!this.isOp(op)) this.fail(`Expected '${op}'`);
+    if (!this.isOp(op)) this.fail(`'${op}'`);
     return this.next();
   }
   private requireV2(feature: string, pos: number): void {
-    if (this.version === '2015-10-08')
-      throw new SqlParseError(`${feature} requires awsIotSqlVersion 2016-03-23`, pos);
+    if (this.version === '2015-10-08') throw new SqlParseError(E.SqlRequiresV2.describe({ feature }), pos);
   }
   /** Run one recursive step, refusing it (SqlParseException at `pos`) past MAX_SQL_DEPTH. */
   private nested<T>(pos: number, step: () => T): T {
@@ -153,7 +155,7 @@ class Parser {
     }
   }
   expectEof(): void {
-    if (this.tok.kind !== 'eof') this.fail('Expected end of statement');
+    if (this.tok.kind !== 'eof') this.fail('end of statement');
   }
 
   query(top: boolean): Query {
@@ -174,13 +176,13 @@ class Parser {
       this.next();
       if (top) {
         const t = this.tok;
-        if (t.kind !== 'string') this.fail('Expected a quoted topic filter after FROM');
+        if (t.kind !== 'string') this.fail('a quoted topic filter after FROM');
         this.next();
         topicFilter = t.text;
         validateFilter(t.text, t.pos);
       } else from = this.expr();
-    } else if (!top) this.fail('Expected FROM in nested query');
-    else if (!this.isKw('WHERE') && this.tok.kind !== 'eof' && !this.isOp(')')) this.fail('Expected FROM');
+    } else if (!top) this.fail('FROM in nested query');
+    else if (!this.isKw('WHERE') && this.tok.kind !== 'eof' && !this.isOp(')')) this.fail('FROM');
     const where = this.isKw('WHERE') ? (this.next(), this.expr()) : null;
     return { pos, value, items, topicFilter, from, where };
   }
@@ -221,7 +223,7 @@ class Parser {
       this.next();
       return t.text;
     }
-    return this.fail('Expected an alias name after AS');
+    return this.fail('an alias name after AS');
   }
 
   expr(): Expr {
@@ -299,7 +301,7 @@ class Parser {
       if (this.isOp('.')) {
         const dot = this.next();
         const t = this.tok;
-        if (t.kind !== 'ident') this.fail('Expected an attribute name after "."');
+        if (t.kind !== 'ident') this.fail('an attribute name after "."');
         this.next();
         e = { type: 'member', pos: dot.pos, object: e, name: t.text };
       } else if (this.isOp('[')) {
@@ -327,7 +329,7 @@ class Parser {
       case 'ident':
         return this.primaryIdent(t);
       default:
-        return this.fail('Expected an expression');
+        return this.fail('an expression');
     }
   }
 
@@ -356,7 +358,7 @@ class Parser {
       if (!this.isOp('}')) {
         do {
           const k = this.tok;
-          if (k.kind !== 'string' && k.kind !== 'ident') this.fail('Expected an object key');
+          if (k.kind !== 'string' && k.kind !== 'ident') this.fail('an object key');
           this.next();
           this.expectOp(':');
           entries.push({ key: k.text, value: this.expr() });
@@ -376,7 +378,7 @@ class Parser {
       this.expectOp(']');
       return { type: 'array', pos: t.pos, items };
     }
-    return this.fail('Expected an expression');
+    return this.fail('an expression');
   }
 
   private primaryIdent(t: Token): Expr {
@@ -390,7 +392,7 @@ class Parser {
         return { type: 'literal', pos: t.pos, value: null };
       }
       if (t.upper === 'CASE') return this.caseExpr();
-      if (RESERVED.has(t.upper)) this.fail('Expected an expression');
+      if (RESERVED.has(t.upper)) this.fail('an expression');
     }
     this.next();
     if (this.isOp('(') && !t.quoted) {
@@ -400,7 +402,7 @@ class Parser {
         const operand = this.expr();
         this.expectKw('AS');
         const ty = this.tok;
-        if (ty.kind !== 'ident') this.fail('Expected a type name after AS');
+        if (ty.kind !== 'ident') this.fail('a type name after AS');
         this.next();
         this.expectOp(')');
         return { type: 'cast', pos: t.pos, operand, to: ty.upper };
@@ -429,7 +431,8 @@ class Parser {
       this.expectKw('THEN');
       whens.push({ when, then: this.expr() });
     }
-    if (whens.length === 0) this.fail('CASE needs at least one WHEN');
+    if (whens.length === 0)
+      throw new SqlParseError(E.SqlCaseWithoutWhen.describe({ found: found(this.tok) }), this.tok.pos);
     const otherwise = this.isKw('ELSE') ? (this.next(), this.expr()) : null;
     this.expectKw('END');
     return { type: 'case', pos, subject, whens, otherwise };
@@ -438,12 +441,12 @@ class Parser {
 
 /** An MQTT topic filter: `#` only as the last whole level, `+` only as a whole level. */
 function validateFilter(filter: string, pos: number): void {
-  if (filter.length === 0) throw new SqlParseError('Empty topic filter', pos);
+  if (filter.length === 0) throw new SqlParseError(E.SqlEmptyTopicFilter.describe(), pos);
   const levels = filter.split('/');
   levels.forEach((level, idx) => {
     if (level.includes('#') && (level !== '#' || idx !== levels.length - 1))
-      throw new SqlParseError(`Invalid topic filter '${filter}': '#' must be the last level`, pos);
+      throw new SqlParseError(E.SqlTopicFilterHash.describe({ filter }), pos);
     if (level.includes('+') && level !== '+')
-      throw new SqlParseError(`Invalid topic filter '${filter}': '+' must occupy a whole level`, pos);
+      throw new SqlParseError(E.SqlTopicFilterPlus.describe({ filter }), pos);
   });
 }

@@ -1,3 +1,4 @@
+import { E } from '../../errors/index.js';
 import { SqlParseError } from './errors.js';
 
 export type TokenKind = 'ident' | 'number' | 'string' | 'op' | 'eof';
@@ -74,7 +75,7 @@ export function tokenize(sql: string): Token[] {
         while (i < n && isDigit(sql[i]!)) i++;
       }
       if (i < n && isIdentStart(sql[i]!))
-        throw new SqlParseError(`Invalid number '${sql.slice(start, i + 1)}'`, start);
+        throw new SqlParseError(E.SqlInvalidNumber.describe({ text: sql.slice(start, i + 1) }), start);
       tokens.push({ kind: 'number', text: sql.slice(start, i), pos: start, upper: '' });
       continue;
     }
@@ -82,7 +83,7 @@ export function tokenize(sql: string): Token[] {
       let out = '';
       i++;
       for (;;) {
-        if (i >= n) throw new SqlParseError('Unterminated string literal', start);
+        if (i >= n) throw new SqlParseError(E.SqlUnterminatedString.describe(), start);
         const d = sql[i]!;
         if (d === '\\' && i + 1 < n) {
           const e = sql[i + 1]!;
@@ -107,14 +108,14 @@ export function tokenize(sql: string): Token[] {
     }
     if (c === '`') {
       const end = sql.indexOf('`', i + 1);
-      if (end < 0) throw new SqlParseError('Unterminated quoted identifier', start);
+      if (end < 0) throw new SqlParseError(E.SqlUnterminatedIdentifier.describe(), start);
       const text = sql.slice(i + 1, end);
       i = end + 1;
       tokens.push({ kind: 'ident', text, pos: start, upper: text.toUpperCase(), quoted: true });
       continue;
     }
     const op = OPERATORS.find((o) => sql.startsWith(o, i));
-    if (!op) throw new SqlParseError(`Unexpected character '${c}'`, start);
+    if (!op) throw new SqlParseError(E.SqlUnexpectedCharacter.describe({ char: c }), start);
     i += op.length;
     tokens.push({ kind: 'op', text: op === '!=' ? '<>' : op, pos: start, upper: '' });
   }
