@@ -7,19 +7,20 @@
  * scenario are interleaved across brokers so background noise hits all of them alike; each figure is
  * the median of the runs.
  *
- * Options: --quick  --only=qos0,qos1,fanout,latency,idle  --brokers=thingstead,mosquitto,aedes,ceiling
- *          --runs=N  --idle-conns=N  --out=bench/results
+ * Options: --quick  --only=qos0,qos1,fanout,latency,idle,storm  --brokers=thingstead,mosquitto,aedes,ceiling
+ *          --runs=N  --idle-conns=N  --storm-clients=N  --storm-rate=msg/s  --out=bench/results
+ * (`storm`, the connection storm, runs by default but not with --quick; ask for it with --only=storm.)
  */
-import { execFileSync, fork } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BROKERS, MOSQUITTO_BIN, startBroker, type BrokerName, type RunningBroker } from './lib/brokers.js';
-import { runLoad, type LoadSpec } from './lib/load.js';
+import { runLoad, startLoad, type LoadSpec } from './lib/load.js';
 import { markdownTable, median, svgChart, type MetricResult } from './lib/report.js';
 
-const SCENARIOS = ['qos0', 'qos1', 'fanout', 'latency', 'idle'] as const;
+const SCENARIOS = ['qos0', 'qos1', 'fanout', 'latency', 'idle', 'storm'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 function parseArgs(argv: string[]) {
@@ -35,10 +36,13 @@ function parseArgs(argv: string[]) {
   const quick = argv.includes('--quick');
   return {
     quick,
-    only: list<Scenario>('only', SCENARIOS, SCENARIOS),
+    only: list<Scenario>('only', SCENARIOS, quick ? SCENARIOS.filter((s) => s !== 'storm') : SCENARIOS),
     brokers: list<BrokerName>('brokers', BROKERS, BROKERS),
     runs: Number(get('runs') ?? (quick ? 1 : 3)),
     idleConns: Number(get('idle-conns') ?? (quick ? 1000 : 15_000)),
+    stormClients: Number(get('storm-clients') ?? 10_000),
+    /** Offered msg/s of the storm's background publishers; 0 = as fast as the gate allows. */
+    stormRate: Number(get('storm-rate') ?? 0),
     warmupMs: quick ? 300 : 1000,
     measureMs: quick ? 700 : 3000,
     out: get('out') ?? fileURLToPath(new URL('./results', import.meta.url)),
@@ -161,6 +165,90 @@ async function idlePerConnKb(b: RunningBroker, conns: number): Promise<{ kb: num
     await Promise.all(
       holders.map((h) => new Promise((r) => (h.exitCode !== null ? r(0) : h.once('exit', r)))),
     );
+  }
+}
+
+export interface StormResult {
+  /** Publish throughput (messages delivered to the fan-in subscriber per second) in each phase. */
+  readonly before: number;
+  readonly during: number;
+  readonly after: number;
+  /** Clients connected and subscribed per second during the storm. */
+  readonly connectsPerSec: number;
+  readonly stormMs: number;
+  readonly subscribed: number;
+  readonly failed: number;
+}
+
+/**
+ * Connection storm: QoS 0 fan-in (10 publishers -> 1 subscriber on `bench/#`) runs throughout while
+ * `clients` new clients connect and each subscribes to a distinct filter (`storm/<id>/#`), opened by
+ * helper processes of at most 5,000 sockets (250 handshakes in flight each). Throughput is measured over
+ * a window before the storm, over the storm itself (first CONNECT to last SUBACK), and over a window
+ * after it, with the storm's clients still connected.
+ */
+async function storm(port: number, clients: number): Promise<StormResult> {
+  const windowMs = opts.quick ? 1000 : 2000;
+  const load = await startLoad({
+    ...base(port),
+    qos: 0,
+    publishers: 10,
+    subscribers: 1,
+    rate: opts.stormRate,
+    latency: false,
+  });
+  const perProc = 5000;
+  const holders: ChildProcess[] = [];
+  try {
+    await sleep(opts.warmupMs);
+    const rate = async (ms: number) => {
+      const c0 = load.counts().delivered;
+      const t = performance.now();
+      await sleep(ms);
+      load.check();
+      return (load.counts().delivered - c0) / ((performance.now() - t) / 1000);
+    };
+    const before = await rate(windowMs);
+    const id = `storm${process.pid}-${seq++}`;
+    const state = Array.from({ length: Math.ceil(clients / perProc) }, () => ({
+      subscribed: 0,
+      failed: 0,
+      done: false,
+    }));
+    const c0 = load.counts().delivered;
+    const t0 = performance.now();
+    state.forEach((_, i) => {
+      const h = fork(
+        fileURLToPath(new URL('./lib/storm-holder.ts', import.meta.url)),
+        [String(port), String(Math.min(perProc, clients - i * perProc)), `${id}-${i}`, '250'],
+        { execArgv: process.execArgv },
+      );
+      h.on('message', (m: (typeof state)[number]) => (state[i] = m));
+      holders.push(h);
+    });
+    const deadline = Date.now() + 180_000;
+    while (!state.every((s) => s.done) && Date.now() < deadline) await sleep(20);
+    const stormMs = performance.now() - t0;
+    const during = (load.counts().delivered - c0) / (stormMs / 1000);
+    load.check();
+    const subscribed = state.reduce((n, s) => n + s.subscribed, 0);
+    const failed = state.reduce((n, s) => n + s.failed, 0);
+    const after = await rate(windowMs);
+    return {
+      before,
+      during,
+      after,
+      connectsPerSec: subscribed / (stormMs / 1000),
+      stormMs,
+      subscribed,
+      failed,
+    };
+  } finally {
+    for (const h of holders) h.send('exit');
+    await Promise.all(
+      holders.map((h) => new Promise((r) => (h.exitCode !== null ? r(0) : h.once('exit', r)))),
+    );
+    await load.stop();
   }
 }
 
@@ -368,6 +456,40 @@ async function main() {
           );
         }
       });
+    }
+    if (opts.only.includes('storm')) {
+      const n = opts.stormClients;
+      const phases = (['before', 'during', 'after'] as const).map((phase) =>
+        metric({
+          key: `storm_${phase}`,
+          label: `QoS 0 fan-in 10->1 ${phase} a ${n / 1000}k-client storm`,
+          unit: 'msg/s',
+          better: 'higher',
+        }),
+      );
+      const rateM = metric({
+        key: 'storm_connects',
+        label: 'storm: clients connected and subscribed',
+        unit: 'clients/s',
+        better: 'higher',
+      });
+      // Last: the storm leaves thousands of sockets closing behind it.
+      await each(
+        'storm',
+        async (b) => {
+          const r = await storm(b.port, n);
+          const note = r.failed ? `${r.failed} failed` : undefined;
+          record(phases[0]!, b.name, r.before, undefined, r);
+          record(phases[1]!, b.name, r.during, note);
+          record(phases[2]!, b.name, r.after);
+          record(rateM, b.name, r.connectsPerSec, note);
+          log(
+            `    storm ${b.name}: ${Math.round(r.before)} msg/s before, ${Math.round(r.during)} during (${r.subscribed} clients in ${Math.round(r.stormMs)} ms, ${Math.round(r.connectsPerSec)}/s${r.failed ? `, ${r.failed} failed` : ''}), ${Math.round(r.after)} after`,
+          );
+          await sleep(2000);
+        },
+        live().filter((x) => x.name !== 'ceiling'),
+      );
     }
     for (const b of running)
       if (!b.alive()) errors[b.name] ??= `exited during the run: ${b.stderrTail().slice(-500)}`;

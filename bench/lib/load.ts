@@ -48,7 +48,45 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // Workers do not inherit the tsx loader on Node 20: a tiny bootstrap registers it, then loads worker.ts.
 const workerBoot = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(new URL('./worker.ts', import.meta.url).href)}); });`;
 
+/** A load that runs until stopped; `counts()` reads the shared counters at any time (for time slices). */
+export interface RunningLoad {
+  /** Messages sent by the publishers and delivered to the subscribers so far. */
+  counts(): { sent: number; delivered: number };
+  /** End the warm-up: latency samples are recorded from now on. */
+  record(): void;
+  /** Throws the first worker failure, if any. */
+  check(): void;
+  /** Stop the workers and collect their results (latency samples from the recording phase). */
+  stop(): Promise<{ stalls: number; latency?: LoadResult['latency'] }>;
+}
+
+/** One measured run: warm up, count deliveries over the window, stop. */
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
+  const load = await startLoad(spec);
+  try {
+    await sleep(spec.warmupMs);
+    load.check();
+    load.record();
+    const t0 = performance.now();
+    const c0 = load.counts();
+    await sleep(spec.measureMs);
+    const c1 = load.counts();
+    const seconds = (performance.now() - t0) / 1000;
+    load.check();
+    const r = await load.stop();
+    return {
+      deliveredPerSec: (c1.delivered - c0.delivered) / seconds,
+      sentPerSec: (c1.sent - c0.sent) / seconds,
+      stalls: r.stalls,
+      latency: r.latency,
+    };
+  } finally {
+    await load.stop();
+  }
+}
+
+/** Start publishers and subscribers and let them run; the caller slices time with `counts()`. */
+export async function startLoad(spec: LoadSpec): Promise<RunningLoad> {
   // Slot 0: phase; slot 1: publisher sent; slot 2: subscriber received.
   const shared = new SharedArrayBuffer(4 * 3);
   const counters = new Int32Array(shared);
@@ -106,35 +144,34 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
       });
     });
   const send = (w: Worker, m: ToWorker) => w.postMessage(m);
+  let stopping: Promise<{ stalls: number; latency?: LoadResult['latency'] }> | null = null;
+  const stop = () =>
+    (stopping ??= (async () => {
+      try {
+        for (const w of workers) send(w, { type: 'stop' });
+        const deadline = Date.now() + 10_000;
+        // One result from the subscriber and one from the publisher (a latency pair sends both).
+        while (results.length < 2 && Date.now() < deadline && !failure) await sleep(10);
+        const subResult = results.find((r) => r.role === 'sub');
+        const pubResult = results.find((r) => r.role === 'pub');
+        return { stalls: pubResult?.stalls ?? 0, latency: subResult?.latency };
+      } finally {
+        await Promise.all(workers.map((w) => w.terminate()));
+      }
+    })());
   try {
     // Latency runs keep publisher and subscriber on one thread; throughput runs give each its own.
-    const subW = spec.latency ? null : await start(sub);
+    if (!spec.latency) await start(sub);
     const pubW = await start(spec.latency ? { role: 'pair', pub, sub } : pub);
     send(pubW, { type: 'go' });
-    await sleep(spec.warmupMs);
-    check();
-    Atomics.store(counters, PHASE, PHASE_RECORD);
-    const t0 = performance.now();
-    const r0 = Atomics.load(counters, 2);
-    const s0 = Atomics.load(counters, 1);
-    await sleep(spec.measureMs);
-    const r1 = Atomics.load(counters, 2);
-    const s1 = Atomics.load(counters, 1);
-    const seconds = (performance.now() - t0) / 1000;
-    check();
-    send(pubW, { type: 'stop' });
-    if (subW) send(subW, { type: 'stop' });
-    const deadline = Date.now() + 10_000;
-    while (results.length < 2 && Date.now() < deadline && !failure) await sleep(10);
-    const subResult = results.find((r) => r.role === 'sub');
-    const pubResult = results.find((r) => r.role === 'pub');
-    return {
-      deliveredPerSec: (r1 - r0) / seconds,
-      sentPerSec: (s1 - s0) / seconds,
-      stalls: pubResult?.stalls ?? 0,
-      latency: subResult?.latency,
-    };
-  } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
+  } catch (err) {
+    await stop().catch(() => undefined);
+    throw err;
   }
+  return {
+    counts: () => ({ sent: Atomics.load(counters, 1), delivered: Atomics.load(counters, 2) }),
+    record: () => Atomics.store(counters, PHASE, PHASE_RECORD),
+    check,
+    stop,
+  };
 }

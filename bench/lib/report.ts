@@ -4,7 +4,7 @@ import type { BrokerName } from './brokers.js';
 export interface MetricResult {
   readonly key: string;
   readonly label: string;
-  readonly unit: 'msg/s' | 'deliveries/s' | 'ms' | 'KB';
+  readonly unit: 'msg/s' | 'deliveries/s' | 'clients/s' | 'ms' | 'KB';
   readonly better: 'higher' | 'lower';
   /** The target for Thingstead, if any, e.g. ">= 250k". */
   readonly target?: string;
