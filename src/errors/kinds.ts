@@ -174,6 +174,48 @@ export const E = defineKinds({
     'x-amz-content-sha256 is not the SHA-256 of the body received.',
   ],
 
+  // ---- mqtt: the broker's in-process API (devices get reason codes, not these)
+  PublishTopicName: [
+    'InvalidRequest',
+    'invalid topic name: {topic}',
+    'broker.publish from the platform (API, rules) with a topic that is not a valid topic name (shown as JSON).',
+  ],
+  PublishProperties: [
+    'InvalidRequest',
+    'invalid publish properties: {reason}',
+    'broker.publish with properties that would not encode, or with topicAlias/subscriptionIdentifier (set per delivery).',
+  ],
+  RetainedQuota: [
+    'LimitExceeded',
+    '{reason}',
+    'A platform publish with retain would pass limits.maxRetained* (the text names the limit: in total, bytes or per client).',
+  ],
+  PublishNotStored: [
+    'ServiceUnavailable',
+    'the message could not be stored ({reason}); retry later',
+    'broker.publishDurably: the store did not commit the message (the store failure code is shown).',
+  ],
+  SubscribeTopicFilter: [
+    'InvalidRequest',
+    'invalid topic filter: {filter}',
+    'broker.subscribeInternal with a filter that is not a valid topic filter (shown as JSON).',
+  ],
+  ServiceDuplicate: [
+    'InvalidRequest',
+    'a service named {service} is already registered',
+    'A reserved-topic service registers under a name already in use.',
+  ],
+  ServiceNoFilters: [
+    'InvalidRequest',
+    'service {service} has no filters',
+    'A reserved-topic service registers no filters.',
+  ],
+  ServiceFilter: [
+    'InvalidRequest',
+    'service {service}: filter {filter} {problem}',
+    'A reserved-topic service filter is invalid, outside a $ namespace, or inside a broker-owned one.',
+  ],
+
   // ---- json: bounded parsing of outside JSON
   JsonTooDeep: [
     'InvalidRequest',

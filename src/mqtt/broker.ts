@@ -5,7 +5,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Database } from '../store/index.js';
-import { ThingsteadError } from '../errors/index.js';
+import { E } from '../errors/index.js';
 import type { Broker, BrokerOptions, ClientSummary, Message, Publisher } from './types.js';
 import type { ConnectionInfo } from './hooks.js';
 import { Core } from './core.js';
@@ -85,7 +85,7 @@ export function createBroker(options: BrokerOptions): Broker {
     publish(message: Message, publisher: Publisher | null = null) {
       // Platform publishes are trusted (already authorized by the API) but must still be valid topics.
       if (checkTopicName(message.topic, { maxTopicBytes: 65535, maxTopicLevels: 1 << 30 }) !== null) {
-        throw new ThingsteadError('InvalidRequest', `invalid topic name: ${JSON.stringify(message.topic)}`);
+        throw E.PublishTopicName({ topic: JSON.stringify(message.topic) });
       }
       // Properties must encode for every receiver; topicAlias and subscriptionIdentifier are per hop, set by
       // the broker for each delivery, never by a publisher.
@@ -94,12 +94,12 @@ export function createBroker(options: BrokerOptions): Broker {
         props && (props.topicAlias !== undefined || props.subscriptionIdentifier !== undefined)
           ? 'topicAlias and subscriptionIdentifier are set per delivery, not by the publisher'
           : checkPublishProperties(message.properties);
-      if (why !== null) throw new ThingsteadError('InvalidRequest', `invalid publish properties: ${why}`);
+      if (why !== null) throw E.PublishProperties({ reason: why });
       // Retained: exempt from the per-client cap, not from the totals (limits.maxRetained*).
       const quota = message.retain ? core.retained.admit(null, message.topic, message.payload.length) : null;
       if (quota !== null) {
         metrics.dropped.retained_quota.inc();
-        throw new ThingsteadError('LimitExceeded', quota);
+        throw E.RetainedQuota({ reason: quota });
       }
       const expiry = message.properties?.messageExpiryInterval;
       core.route({
@@ -121,21 +121,14 @@ export function createBroker(options: BrokerOptions): Broker {
       if (core.opsCount === before) return Promise.resolve();
       return new Promise((resolve, reject) =>
         core.afterDurable((failure) =>
-          failure === null
-            ? resolve()
-            : reject(
-                new ThingsteadError(
-                  'ServiceUnavailable',
-                  `the message could not be stored (${failure.code}); retry later`,
-                ),
-              ),
+          failure === null ? resolve() : reject(E.PublishNotStored({ reason: failure.code })),
         ),
       );
     },
 
     subscribeInternal(filter, handler) {
       if (checkTopicFilter(filter, { maxTopicBytes: 65535, maxTopicLevels: 1 << 30 }) !== null) {
-        throw new ThingsteadError('InvalidRequest', `invalid topic filter: ${JSON.stringify(filter)}`);
+        throw E.SubscribeTopicFilter({ filter: JSON.stringify(filter) });
       }
       return core.subscribeInternal(filter, handler);
     },

@@ -23,7 +23,7 @@
  * Hot path: `match` and `dispatch` are synchronous and allocation-light; a topic that does not start with
  * `$` is answered at once (every entry lives in a `$` namespace: `register` refuses anything else).
  */
-import { ThingsteadError } from '../errors/index.js';
+import { E } from '../errors/index.js';
 import { Counter, type Logger, type Registry } from '../observability/index.js';
 import { WorkQueue, type WorkDropReason } from '../work/index.js';
 import { checkTopicFilter } from './topics.js';
@@ -227,10 +227,8 @@ export class ServiceTable {
    * invalid, outside a `$` namespace, or inside a broker-owned one.
    */
   register(service: ReservedTopicService): ServiceRegistration {
-    if (this.byName.has(service.name))
-      throw new ThingsteadError('InvalidRequest', `a service named ${service.name} is already registered`);
-    if (service.filters.length === 0)
-      throw new ThingsteadError('InvalidRequest', `service ${service.name} has no filters`);
+    if (this.byName.has(service.name)) throw E.ServiceDuplicate({ service: service.name });
+    if (service.filters.length === 0) throw E.ServiceNoFilters({ service: service.name });
     for (const filter of service.filters) this.checkFilter(service.name, filter);
     const q = { ...DEFAULT_QUEUE, ...service.queue };
     const queue = new WorkQueue<ServiceRequest>({
@@ -309,7 +307,7 @@ export class ServiceTable {
           : ownedOverlap(filter)
             ? 'is in a broker-owned namespace'
             : null;
-    if (why) throw new ThingsteadError('InvalidRequest', `service ${name}: filter ${filter} ${why}`);
+    if (why) throw E.ServiceFilter({ service: name, filter, problem: why });
   }
 
   private instrument(registry: Registry): void {
