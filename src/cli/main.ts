@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The CLI context: the `thingstead` binary (`up`, the registry commands, `keys`, `policy`, `onboard`,
+ * The CLI context: the `thingstead` binary (`up`, the registry commands, `keys`, `certs`, `policy`, `onboard`,
  * `rules`, `ts`). Thin commands: `up` loads the config and calls `createPlatform`; the others call the
  * HTTP API with a credentials profile, except `keys`, which writes access keys to the database directly
  * and announces the change on the change-event channel. An edge: no context imports it (so it has no
@@ -13,6 +13,7 @@ import { registerKeys } from './keys.js';
 import { registerRegistryCommands } from './registry.js';
 import { registerUp } from './up.js';
 import { registerPolicy } from './policy.js';
+import { registerCerts } from './certs.js';
 import { registerOnboard } from './onboard.js';
 import { registerRules } from './rules.js';
 import { registerTimeseries } from './ts.js';
@@ -24,6 +25,7 @@ const program = new Command('thingstead')
 registerUp(program);
 registerRegistryCommands(program);
 registerKeys(program);
+registerCerts(program);
 registerPolicy(program);
 registerOnboard(program);
 registerRules(program);

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { encodePath } from '../api/index.js';
+import { encodePath, type SignedFetchOptions } from '../api/index.js';
 import { certificateInfo } from '../identity/index.js';
 import {
   bindPolicies,
@@ -10,10 +10,22 @@ import {
   type CompiledPolicy,
   type PolicyProblem,
 } from '../policy/index.js';
-import { CliError, call, connectionOptions, resolveConnection, type ConnectionFlags } from './connection.js';
+import { resolveCertificateId } from './certs.js';
+import {
+  CliError,
+  call,
+  connectionOptions,
+  printTable,
+  resolveConnection,
+  withConnection,
+  type ConnectionFlags,
+} from './connection.js';
 
 /**
- * `thingstead policy test|validate|...`: the policy simulator. `test` fetches the principal's effective
+ * `thingstead policy list|attach|detach`: policies and their attachments over the API (ListPolicies,
+ * ListAttachedPolicies, ListTargetsForPolicy, AttachPolicy, DetachPolicy). A detach reaches connected
+ * devices as a change event: a device whose iot:Connect came from that policy is dropped.
+ * `thingstead policy test|validate`: the policy simulator. `test` fetches the principal's effective
  * policies (its certificate's and its thing groups') and its context (thing, attributes, certificate
  * fields) over the API, evaluates locally with the broker's engine, and names the deciding statement.
  */
@@ -113,8 +125,20 @@ export async function simulate(
 
 export function registerPolicy(program: Command): void {
   const policy = connectionOptions(
-    new Command('policy').description('Policy tools: simulate and validate AWS IoT policies.'),
+    new Command('policy').description(
+      'Policies: list, attach to and detach from certificates and thing groups; simulate and validate.',
+    ),
   );
+  policy.addHelpText(
+    'after',
+    `
+Examples:
+  thingstead policy list
+  thingstead policy attach sensor-policy --target 3f9c2a          # a certificate id (prefix)
+  thingstead policy detach sensor-policy --target arn:aws:iot:us-east-1:000000000000:thinggroup/floor-1
+  thingstead policy test --principal 3f9c2a --action iot:Publish --resource sensors/t1`,
+  );
+  registerAttachments(policy);
   policy
     .command('test')
     .description(
@@ -163,6 +187,153 @@ export function registerPolicy(program: Command): void {
       process.exitCode = report.ok ? 0 : 2;
     });
   program.addCommand(policy);
+}
+
+const TARGET_HELP =
+  'a certificate ARN (arn:aws:iot:<region>:<account>:cert/<id>), a certificate id or unique id prefix, ' +
+  'or a thing group ARN (…:thinggroup/<name>)';
+
+/** An ARN for --target: ARNs as given; a certificate id (or unique prefix) becomes its certificate ARN. */
+async function resolveTarget(conn: SignedFetchOptions, target: string | undefined): Promise<string> {
+  if (!target) throw new CliError(`--target is required: ${TARGET_HELP}.`);
+  if (target.startsWith('arn:')) return target;
+  if (/^[a-fA-F0-9]{6,64}$/.test(target)) {
+    const id = await resolveCertificateId(conn, target);
+    try {
+      const d = await call(conn, 'GET', `/certificates/${id}`);
+      return d.certificateDescription.certificateArn as string;
+    } catch (err) {
+      if (err instanceof CliError && err.message.startsWith('ResourceNotFoundException'))
+        throw new CliError(
+          `no certificate ${id} on this platform.\nList them with \`thingstead certs list\`.`,
+        );
+      throw err;
+    }
+  }
+  throw new CliError(
+    `--target ${target}: expected ${TARGET_HELP}.\n` +
+      'Find certificate ids with `thingstead certs list`, group names with `thingstead groups list`.',
+  );
+}
+
+/** The call, with a not-found error naming the policy and how to list them. */
+async function policyCall(
+  conn: SignedFetchOptions,
+  policyName: string,
+  method: string,
+  path: string,
+  request: Parameters<typeof call>[3] = {},
+): Promise<any> {
+  try {
+    return await call(conn, method, path, request);
+  } catch (err) {
+    if (
+      err instanceof CliError &&
+      err.message.startsWith('ResourceNotFoundException') &&
+      /polic/i.test(err.message)
+    )
+      throw new CliError(
+        `${err.message.split('\n')[0]}\nList the policies with \`thingstead policy list\`; ` +
+          'create one with `aws iot create-policy` (or CreatePolicy in an SDK).',
+      );
+    throw err;
+  }
+}
+
+async function pages(
+  conn: SignedFetchOptions,
+  method: string,
+  path: string,
+  key: string,
+  query: Record<string, string | boolean | undefined> = {},
+): Promise<any[]> {
+  const items: any[] = [];
+  let marker: string | undefined;
+  do {
+    const page = await call(conn, method, path, { query: { ...query, marker, pageSize: 250 } });
+    items.push(...((page[key] as any[]) ?? []));
+    marker = page.nextMarker;
+  } while (marker);
+  return items;
+}
+
+function registerAttachments(policy: Command): void {
+  policy
+    .command('list')
+    .description(
+      'List policies with their targets; with --target, only the policies attached to that target.',
+    )
+    .option('--target <arn|cert-id>', `only policies attached to this target: ${TARGET_HELP}`)
+    .option('--recursive', 'with --target: include policies inherited from parent groups')
+    .action(
+      withConnection(async (conn, flags) => {
+        if (flags.target) {
+          const target = await resolveTarget(conn, flags.target);
+          const items = await pages(conn, 'POST', `/attached-policies/${encodePath(target)}`, 'policies', {
+            recursive: flags.recursive ? true : undefined,
+          });
+          if (flags.json) console.log(JSON.stringify({ target, policies: items }, null, 2));
+          else printTable(items, ['policyName', 'policyArn']);
+          return;
+        }
+        const items = await pages(conn, 'GET', '/policies', 'policies');
+        const rows = await Promise.all(
+          items.map(async (p) => ({
+            ...p,
+            targets: await pages(conn, 'POST', `/policy-targets/${encodePath(p.policyName)}`, 'targets'),
+          })),
+        );
+        if (flags.json) console.log(JSON.stringify({ policies: rows }, null, 2));
+        else
+          printTable(
+            rows.map((p) => ({
+              name: p.policyName,
+              targets: p.targets.length,
+              attachedTo: p.targets.map(shortTarget).join(', '),
+            })),
+          );
+      }),
+    );
+  policy
+    .command('attach <policy>')
+    .description(
+      'Attach a policy to a certificate or a thing group (AttachPolicy). Connected devices gain the permissions at once.',
+    )
+    .requiredOption('--target <arn|cert-id>', TARGET_HELP)
+    .action(
+      withConnection(async (conn, flags, name) => {
+        const target = await resolveTarget(conn, flags.target);
+        await policyCall(conn, name, 'PUT', `/target-policies/${encodePath(name)}`, {
+          body: { target },
+        });
+        if (flags.json) console.log(JSON.stringify({ policyName: name, target }, null, 2));
+        else console.log(`attached policy ${name} to ${target}`);
+      }),
+    );
+  policy
+    .command('detach <policy>')
+    .description(
+      'Detach a policy from a certificate or a thing group (DetachPolicy). Connected devices lose its ' +
+        'permissions at once: one left without iot:Connect is disconnected.',
+    )
+    .requiredOption('--target <arn|cert-id>', TARGET_HELP)
+    .action(
+      withConnection(async (conn, flags, name) => {
+        const target = await resolveTarget(conn, flags.target);
+        await policyCall(conn, name, 'POST', `/target-policies/${encodePath(name)}`, {
+          body: { target },
+        });
+        if (flags.json) console.log(JSON.stringify({ policyName: name, target }, null, 2));
+        else console.log(`detached policy ${name} from ${target}`);
+      }),
+    );
+}
+
+/** A target ARN shortened for a table: cert/<first 12 of the id>, thinggroup/<name>. */
+function shortTarget(arn: string): string {
+  const resource = arn.split(':').slice(5).join(':');
+  const cert = /^cert\/([a-f0-9]{12})[a-f0-9]{52}$/.exec(resource);
+  return cert ? `cert/${cert[1]}…` : resource || arn;
 }
 
 /** `policy validate` output: a summary line, then one line per problem in statement order. */

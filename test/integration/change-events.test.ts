@@ -22,8 +22,10 @@ import { connectTls, createDevice, type Device } from './security-helpers.js';
  * Issue 9: changes reach live authorization as change events, not by polling. Platform A serves a device
  * over mutual TLS; the change is made three ways:
  * - through A's API (@aws-sdk/client-iot): felt in the same process, budget 100 ms;
- * - through the built CLI (`node dist/cli/main.js`), a child process: the registry command goes through
- *   A's API; `thingstead keys delete`, the CLI's one direct database path, publishes over LISTEN/NOTIFY;
+ * - through the built CLI (`node dist/cli/main.js`), a child process: `certs revoke`, `policy detach` and
+ *   `groups remove` go through A's API, and the device must already be gone (or within 100 ms) when the
+ *   child exits (the child's start-up, ~0.5 s, is not the platform's latency); `thingstead keys delete`,
+ *   the CLI's one direct database path, publishes over LISTEN/NOTIFY;
  * - through platform B, another platform on the same PostgreSQL schema: felt through LISTEN/NOTIFY,
  *   budget 1 s.
  * "Felt" is the device being disconnected (the change removes iot:Connect or the certificate itself).
@@ -152,18 +154,118 @@ describe.skipIf(!pg)('change events reach a connected device (issue 9)', () => {
     });
   }
 
-  it('thingstead groups remove (CLI, through the API): the device is dropped before the command returns', async () => {
+  const apiEnv = () => ({
+    AWS_ACCESS_KEY_ID: key.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: key.secretAccessKey,
+    AWS_REGION: a.config.region,
+  });
+
+  /** Run a CLI change against A's API; the disconnect, measured from the child's exit (<= 0: before it). */
+  async function cliChange(name: string, c: MqttClient, args: string[]): Promise<number> {
+    const closed = closedAt(c);
+    const spawned = performance.now();
+    const r = await cli([...args, '--endpoint-url', a.endpoints.http], apiEnv());
+    const exited = performance.now();
+    expect(r, r.out).toMatchObject({ code: 0 });
+    const at = await Promise.race([closed, new Promise<number>((res) => setTimeout(() => res(NaN), 1000))]);
+    const ms = at - exited;
+    figures.push(
+      `CLI through A's API (${args.slice(0, 2).join(' ')}): disconnected ${(at - spawned).toFixed(0)} ms after spawning the CLI, ${ms.toFixed(1)} ms after its exit (negative: before)`,
+    );
+    expect(ms, `${name}: disconnect after the CLI exited`).toBeLessThan(100);
+    return ms;
+  }
+
+  it('thingstead groups remove (CLI, through the API): the device is dropped by the time the command returns', async () => {
     const name = 'cli-ungroup';
     const { c } = await device(name, 'ungroup');
-    let closed = false;
-    c.once('close', () => (closed = true));
-    const r = await cli(['groups', 'remove', `${name}-g`, name, '--endpoint-url', a.endpoints.http], {
-      AWS_ACCESS_KEY_ID: key.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: key.secretAccessKey,
-      AWS_REGION: a.config.region,
+    await cliChange(name, c, ['groups', 'remove', `${name}-g`, name]);
+  });
+
+  it('thingstead certs revoke (CLI, through the API): the device is dropped by the time the command returns, and refused after', async () => {
+    const name = 'cli-revoke';
+    const { dev, c } = await device(name, 'revoke');
+    // The readable forms first: the certificate is listed and described by a unique id prefix.
+    const listed = await cli(['certs', 'list', '--endpoint-url', a.endpoints.http], apiEnv());
+    expect(listed.out).toMatch(/^ID\s+STATUS\s+MODE\s+CREATED$/m);
+    expect(listed.out).toContain(`${dev.certificateId}  ACTIVE`);
+    const described = await cli(
+      ['certs', 'describe', dev.certificateId.slice(0, 10), '--json', '--endpoint-url', a.endpoints.http],
+      apiEnv(),
+    );
+    expect(JSON.parse(described.out).certificateDescription).toMatchObject({
+      certificateId: dev.certificateId,
+      status: 'ACTIVE',
     });
-    expect(r).toMatchObject({ code: 0 });
-    await waitFor(() => closed, 100, 'the disconnect once the CLI returned');
+    await cliChange(name, c, ['certs', 'revoke', dev.certificateId]);
+    const d = await cli(
+      ['certs', 'describe', dev.certificateArn, '--endpoint-url', a.endpoints.http],
+      apiEnv(),
+    );
+    expect(d.out).toMatch(/status\s+REVOKED/);
+    await expect(connectTls(a, dev, name)).rejects.toThrow();
+  });
+
+  it('thingstead policy detach (CLI, through the API): the device is dropped by the time the command returns, and refused after', async () => {
+    const name = 'cli-detach';
+    const { dev, c } = await device(name, 'detach');
+    const attached = await cli(
+      ['policy', 'list', '--target', dev.certificateId, '--endpoint-url', a.endpoints.http],
+      apiEnv(),
+    );
+    expect(attached.out).toMatch(new RegExp(`^${name}-p\\s+arn:`, 'm'));
+    await cliChange(name, c, ['policy', 'detach', `${name}-p`, '--target', dev.certificateArn]);
+    const after = await cli(
+      ['policy', 'list', '--target', dev.certificateArn, '--json', '--endpoint-url', a.endpoints.http],
+      apiEnv(),
+    );
+    expect(JSON.parse(after.out).policies).toEqual([]);
+    await expect(connectTls(a, dev, name)).rejects.toThrow();
+    // Attach it back with the CLI: the device may connect again.
+    const r = await cli(
+      ['policy', 'attach', `${name}-p`, '--target', dev.certificateId, '--endpoint-url', a.endpoints.http],
+      apiEnv(),
+    );
+    expect(r, r.out).toMatchObject({ code: 0 });
+    const again = await connectTls(a, dev, name);
+    await again.endAsync();
+  });
+
+  it('thingstead certs and policy: --help lists the commands; mistakes say what to do next', async () => {
+    const help = await cli(['certs', '--help']);
+    expect(help.code).toBe(0);
+    for (const cmd of ['list', 'describe', 'revoke', 'deactivate', 'activate'])
+      expect(help.out).toContain(cmd);
+    const policyHelp = await cli(['policy', '--help']);
+    for (const cmd of ['list', 'attach', 'detach', 'test', 'validate']) expect(policyHelp.out).toContain(cmd);
+    const unknown = await cli(
+      ['certs', 'revoke', 'f'.repeat(64), '--endpoint-url', a.endpoints.http],
+      apiEnv(),
+    );
+    expect(unknown).toMatchObject({ code: 2 });
+    expect(unknown.out).toContain('thingstead certs list');
+    const bad = await cli(['certs', 'describe', 'not-an-id', '--endpoint-url', a.endpoints.http], apiEnv());
+    expect(bad).toMatchObject({ code: 2 });
+    expect(bad.out).toMatch(/not a certificate id.*\n.*thingstead certs list/);
+    const noPolicy = await cli(
+      [
+        'policy',
+        'detach',
+        'no-such-policy',
+        '--target',
+        `${A()}:cert/${'e'.repeat(64)}`,
+        '--endpoint-url',
+        a.endpoints.http,
+      ],
+      apiEnv(),
+    );
+    expect(noPolicy.code, noPolicy.out).not.toBe(0);
+    const noTarget = await cli(
+      ['policy', 'attach', 'p', '--target', 'floor-1', '--endpoint-url', a.endpoints.http],
+      apiEnv(),
+    );
+    expect(noTarget).toMatchObject({ code: 2 });
+    expect(noTarget.out).toContain('thingstead groups list');
   });
 
   it('thingstead keys delete (CLI, direct to PostgreSQL): MQTT connections with that key drop in under 1 s', async () => {
