@@ -716,6 +716,470 @@ export const E = defineKinds({
     "Invalid expression in {field} '{source}': {detail}",
     'An action template has a ${...} expression that does not parse as rule SQL.',
   ],
+
+  // ---- registry: things, thing types, thing groups, billing groups, fleet index (AWS's wording where AWS has one)
+  ThingNotFound: [
+    'ResourceNotFound',
+    'Thing {thingName} cannot be found.',
+    'The thing named in the request does not exist.',
+  ],
+  ThingTypeNotFound: [
+    'ResourceNotFound',
+    'Thing type {thingTypeName} cannot be found.',
+    'The thing type named in the request does not exist.',
+  ],
+  ThingGroupNotFound: [
+    'ResourceNotFound',
+    'Thing group {thingGroupName} cannot be found.',
+    'The thing group named in the request (or as a parent group) does not exist.',
+  ],
+  BillingGroupNotFound: [
+    'ResourceNotFound',
+    'Billing group {billingGroupName} cannot be found.',
+    'The billing group named in the request does not exist.',
+  ],
+  IndexNotFound: [
+    'ResourceNotFound',
+    'Index {indexName} cannot be found.',
+    'A fleet-indexing call names an index other than the one thing index.',
+  ],
+  SearchIndexNotFound: [
+    'ResourceNotFound',
+    'Index {indexName} cannot be found; the thing index is {thingIndex}.',
+    'SearchIndex names an index other than the one thing index (AWS_Things).',
+  ],
+  ArnWrongType: [
+    'InvalidRequest',
+    'ARN {arn} is not a {type} ARN.',
+    'A member that takes a name or an ARN got the ARN of another resource type.',
+  ],
+  NextTokenInvalid: [
+    'InvalidRequest',
+    "The nextToken '{token}' is invalid.",
+    'A registry listing got a nextToken it did not hand out (the first 64 characters are shown).',
+  ],
+  ThingTarget: [
+    'InvalidRequest',
+    'Specify thingName or thingArn.',
+    'A group or billing group membership call names no thing.',
+  ],
+  ThingAttributesLimit: [
+    'InvalidRequest',
+    'Thing {thingName} would have {count:number} attributes; the maximum is {max:number}.',
+    'CreateThing or UpdateThing would leave a thing with more attributes than the limit.',
+  ],
+  ThingConflict: [
+    'ResourceAlreadyExists',
+    'Thing {thingName} already exists with different tags or attributes.',
+    'CreateThing names an existing thing but with another type, attributes or billing group.',
+  ],
+  ThingVersionMismatch: [
+    'VersionConflict',
+    'The version for thing {thingName} does not match the expected version: expected {expected:number}, current {current:number}.',
+    'UpdateThing or DeleteThing carries an expectedVersion that is not the current one.',
+  ],
+  ThingChanged: [
+    'VersionConflict',
+    'Thing {thingName} was changed concurrently; read it again and retry.',
+    'UpdateThing or DeleteThing lost a race with another writer of the same thing.',
+  ],
+  ThingChangedRetry: [
+    'VersionConflict',
+    'Thing {thingName} was changed concurrently; retry.',
+    'AddThingToBillingGroup lost five races in a row with other writers of the thing.',
+  ],
+  ThingHasPrincipals: [
+    'InvalidRequest',
+    'Cannot delete thing {thingName} because it has principals attached; detach them first (DetachThingPrincipal).',
+    'DeleteThing on a thing that still has certificates or other principals attached.',
+  ],
+  ThingTypeOrRemove: [
+    'InvalidRequest',
+    'Specify either thingTypeName or removeThingType, not both.',
+    'UpdateThing sets a thing type and removes it in the same call.',
+  ],
+  ListThingsAttributeValue: [
+    'InvalidRequest',
+    'attributeValue requires attributeName.',
+    'ListThings filters on an attribute value without naming the attribute.',
+  ],
+  ListThingsPrefix: [
+    'InvalidRequest',
+    'usePrefixAttributeValue requires attributeName and attributeValue.',
+    'ListThings asks for a prefix match without an attribute value.',
+  ],
+  PrincipalAttachedElsewhere: [
+    'InvalidRequest',
+    'Principal {principal} is already attached to thing {thingName}; an EXCLUSIVE_THING principal can be attached to only one thing.',
+    'AttachThingPrincipal with EXCLUSIVE_THING for a principal already attached to another thing.',
+  ],
+  PrincipalAttachedExclusively: [
+    'InvalidRequest',
+    'Principal {principal} is already attached to thing {thingName} exclusively; an EXCLUSIVE_THING principal can be attached to only one thing.',
+    'AttachThingPrincipal for a principal that another thing holds as EXCLUSIVE_THING.',
+  ],
+  ThingTypeDeprecated: [
+    'InvalidRequest',
+    'Can not create or update a thing with deprecated thing type {thingTypeName}; undeprecate it with DeprecateThingType (undoDeprecate) or pick another type.',
+    'CreateThing or UpdateThing names a deprecated thing type.',
+  ],
+  ThingTypeConflict: [
+    'ResourceAlreadyExists',
+    'Thing type {thingTypeName} already exists with different properties.',
+    'CreateThingType names an existing thing type but with other properties.',
+  ],
+  ThingTypeAlreadyExists: [
+    'ResourceAlreadyExists',
+    'Thing type {thingTypeName} already exists.',
+    'CreateThingType lost a race with another creation of the same thing type.',
+  ],
+  ThingTypeNotDeprecated: [
+    'InvalidRequest',
+    'Thing type {thingTypeName} must be deprecated before it can be deleted (DeprecateThingType).',
+    'DeleteThingType on a thing type that is not deprecated.',
+  ],
+  ThingTypeInUse: [
+    'InvalidRequest',
+    'Thing type {thingTypeName} is still used by {count:number} thing(s); change or remove their type (UpdateThing removeThingType) first.',
+    'DeleteThingType on a thing type that things still have.',
+  ],
+  ThingGroupTarget: [
+    'InvalidRequest',
+    'Specify thingGroupName or thingGroupArn.',
+    'AddThingToThingGroup or RemoveThingFromThingGroup names no thing group.',
+  ],
+  ThingGroupAttributesLimit: [
+    'InvalidRequest',
+    'Thing group {thingGroupName} would have {count:number} attributes; the maximum is {max:number}.',
+    'CreateThingGroup or UpdateThingGroup would leave a group with more attributes than the limit.',
+  ],
+  ThingGroupConflict: [
+    'ResourceAlreadyExists',
+    'Thing group {thingGroupName} already exists with a different configuration.',
+    'CreateThingGroup names an existing group but with another parent, properties or query.',
+  ],
+  ThingGroupAlreadyExists: [
+    'ResourceAlreadyExists',
+    'Thing group {thingGroupName} already exists.',
+    'CreateThingGroup lost a race with another creation of the same group.',
+  ],
+  DynamicGroupAsParent: [
+    'InvalidRequest',
+    'Dynamic thing group {thingGroupName} cannot be a parent group.',
+    'CreateThingGroup names a dynamic thing group as the parent.',
+  ],
+  ThingGroupDepth: [
+    'InvalidRequest',
+    'Thing group {thingGroupName} would be at depth {depth:number}; a thing group hierarchy can be at most {max:number} levels deep.',
+    'CreateThingGroup under a parent at the deepest level the hierarchy allows.',
+  ],
+  ThingGroupChildLimit: [
+    'LimitExceeded',
+    'Thing group {thingGroupName} already has {max:number} child groups, the maximum.',
+    'CreateThingGroup under a parent that has the most child groups allowed.',
+  ],
+  StaticGroupUpdate: [
+    'InvalidRequest',
+    'Thing group {thingGroupName} is a static group; use UpdateThingGroup.',
+    'UpdateDynamicThingGroup names a static thing group.',
+  ],
+  StaticGroupDelete: [
+    'InvalidRequest',
+    'Thing group {thingGroupName} is a static group; use DeleteThingGroup.',
+    'DeleteDynamicThingGroup names a static thing group.',
+  ],
+  ThingGroupVersionMismatch: [
+    'VersionConflict',
+    'The version for thing group {thingGroupName} does not match the expected version: expected {expected:number}, current {current:number}.',
+    'UpdateThingGroup or DeleteThingGroup carries an expectedVersion that is not the current one.',
+  ],
+  ThingGroupChanged: [
+    'VersionConflict',
+    'Thing group {thingGroupName} was changed concurrently; read it again and retry.',
+    'UpdateThingGroup lost a race with another writer of the same group.',
+  ],
+  ThingGroupHasChildren: [
+    'InvalidRequest',
+    'Cannot delete thing group {thingGroupName} while it has child groups; delete or move them first.',
+    'DeleteThingGroup on a group that still has child groups.',
+  ],
+  DynamicGroupAdd: [
+    'InvalidRequest',
+    'Cannot add things to dynamic thing group {thingGroupName}: its query decides membership.',
+    'AddThingToThingGroup (or UpdateThingGroupsForThing) names a dynamic thing group.',
+  ],
+  DynamicGroupRemove: [
+    'InvalidRequest',
+    'Cannot remove things from dynamic thing group {thingGroupName}: its query decides membership.',
+    'RemoveThingFromThingGroup (or UpdateThingGroupsForThing) names a dynamic thing group.',
+  ],
+  ThingGroupsPerThingLimit: [
+    'LimitExceeded',
+    'Thing {thingName} is already in {count:number} thing groups, the maximum.',
+    'Adding a thing to one more static group than a thing may belong to.',
+  ],
+  ThingNameRequired: [
+    'InvalidRequest',
+    'thingName is required.',
+    'UpdateThingGroupsForThing names no thing.',
+  ],
+  BillingGroupConflict: [
+    'ResourceAlreadyExists',
+    'Billing group {billingGroupName} already exists with a different configuration.',
+    'CreateBillingGroup names an existing billing group but with another description.',
+  ],
+  BillingGroupAlreadyExists: [
+    'ResourceAlreadyExists',
+    'Billing group {billingGroupName} already exists.',
+    'CreateBillingGroup lost a race with another creation of the same billing group.',
+  ],
+  BillingGroupVersionMismatch: [
+    'VersionConflict',
+    'The version for billing group {billingGroupName} does not match the expected version: expected {expected:number}, current {current:number}.',
+    'UpdateBillingGroup or DeleteBillingGroup carries an expectedVersion that is not the current one.',
+  ],
+  BillingGroupChanged: [
+    'VersionConflict',
+    'Billing group {billingGroupName} was changed concurrently.',
+    'UpdateBillingGroup lost a race with another writer of the same billing group.',
+  ],
+  BillingGroupTarget: [
+    'InvalidRequest',
+    'Specify billingGroupName or billingGroupArn.',
+    'AddThingToBillingGroup or RemoveThingFromBillingGroup names no billing group.',
+  ],
+  EndpointType: [
+    'InvalidRequest',
+    'Endpoint type {endpointType} is not valid; use one of {endpointTypes:list}.',
+    'DescribeEndpoint asks for an endpoint type Thingstead does not serve.',
+  ],
+  QueryEmpty: [
+    'InvalidQuery',
+    'Syntax error in query string: the query string is empty',
+    'A fleet-indexing query string (SearchIndex, dynamic group) is empty or blank.',
+  ],
+  QueryUnterminatedQuote: [
+    'InvalidQuery',
+    'Syntax error in query string: unterminated quote at position {pos:number}',
+    'A fleet-indexing query string has a " with no closing quote.',
+  ],
+  QueryExpectedTerm: [
+    'InvalidQuery',
+    'Syntax error in query string: expected a term at position {pos:number}',
+    'A fleet-indexing query string has an operator or parenthesis where a term belongs.',
+  ],
+  QueryExpectedTo: [
+    'InvalidQuery',
+    'Syntax error in query string: expected TO in range at position {pos:number}',
+    'A fleet-indexing range ([a TO b]) lacks its TO.',
+  ],
+  QueryExpectedRangeEnd: [
+    'InvalidQuery',
+    'Syntax error in query string: expected ] or } at position {pos:number}',
+    'A fleet-indexing range is not closed.',
+  ],
+  QueryExpectedValue: [
+    'InvalidQuery',
+    'Syntax error in query string: expected a value for {field} at position {pos:number}',
+    'A fleet-indexing field:value term has no value.',
+  ],
+  QueryExpectedComparand: [
+    'InvalidQuery',
+    'Syntax error in query string: expected a value after the comparison at position {pos:number}',
+    'A fleet-indexing comparison (field>value, field<=value, ...) has no value.',
+  ],
+  QueryExpectedParen: [
+    'InvalidQuery',
+    'Syntax error in query string: expected ) at position {pos:number}',
+    'A fleet-indexing query string opens a parenthesis it does not close.',
+  ],
+  QueryUnexpected: [
+    'InvalidQuery',
+    "Syntax error in query string: unexpected '{char}' at position {pos:number}",
+    'A fleet-indexing query string has text left after a complete query.',
+  ],
+  QueryUnknownField: [
+    'InvalidQuery',
+    "Unknown field '{field}' in query string.",
+    'A fleet-indexing query names a field that is neither a thing field, an attribute nor a provider field.',
+  ],
+
+  // ---- identity: certificates, CA certificates, access keys
+  CertificateNotFound: [
+    'ResourceNotFound',
+    'Certificate {certificateId} not found',
+    'The certificate named in the request is not registered.',
+  ],
+  CertificateAlreadyExists: [
+    'ResourceAlreadyExists',
+    'Certificate {certificateId} is already registered',
+    'RegisterCertificate (or CreateCertificateFromCsr) for a certificate that is already registered.',
+  ],
+  CertificateIdFormat: [
+    'InvalidRequest',
+    '{what} must be 64 hexadecimal characters',
+    'A certificate id in the request is not 64 hex digits (an optional 0x allowed).',
+  ],
+  CertificateStatusValue: [
+    'InvalidRequest',
+    '{what} must be one of {allowed:list}; got {value}',
+    'A certificate status member (newStatus, status) is not one the operation accepts (the value is shown as JSON).',
+  ],
+  CertificateRevoked: [
+    'CertificateState',
+    'Certificate {certificateId} is revoked; its status cannot change',
+    'UpdateCertificate on a revoked certificate.',
+  ],
+  CertificateActive: [
+    'CertificateState',
+    'Certificate {certificateId} is ACTIVE; deactivate it (UpdateCertificate newStatus=INACTIVE) before deleting it',
+    'DeleteCertificate on an ACTIVE certificate.',
+  ],
+  CertificateAttachedThings: [
+    'DeleteConflict',
+    'Certificate {certificateId} is attached to thing(s) {things:list}; detach it first (DetachThingPrincipal)',
+    'DeleteCertificate on a certificate that things still have as a principal.',
+  ],
+  CertificateAttachedPolicies: [
+    'DeleteConflict',
+    'Certificate {certificateId} has policies attached ({policies:list}); detach them or use forceDelete',
+    'DeleteCertificate without forceDelete on a certificate with policies attached.',
+  ],
+  CertificateNotPem: [
+    'CertificateValidation',
+    '{what} is not a PEM certificate',
+    'A certificate member (certificatePem, caCertificate, ...) holds no PEM certificate.',
+  ],
+  CertificateUnparsable: [
+    'CertificateValidation',
+    '{what} cannot be parsed: {reason}',
+    'A certificate member holds a PEM certificate that does not parse as X.509 (the parser says why).',
+  ],
+  CertificateNotSignedByCa: [
+    'CertificateValidation',
+    'certificatePem is not signed by caCertificatePem',
+    'RegisterCertificate with a caCertificatePem that did not sign certificatePem.',
+  ],
+  CertificateNoRegisteredCa: [
+    'CertificateValidation',
+    'certificatePem is not signed by a registered CA; register its CA or use RegisterCertificateWithoutCA',
+    'RegisterCertificate without caCertificatePem for a certificate no registered CA signed.',
+  ],
+  CaRequiredNotRegistered: [
+    'ResourceNotFound',
+    'CA certificate {caCertificateId} is not registered (RegisterCACertificate first)',
+    'RegisterCertificate with a caCertificatePem that is not a registered CA certificate.',
+  ],
+  CsrRequired: [
+    'InvalidRequest',
+    'certificateSigningRequest is required (a PEM CSR, at most 4096 characters)',
+    'CreateCertificateFromCsr without a certificate signing request.',
+  ],
+  CsrNotPem: [
+    'InvalidRequest',
+    'certificateSigningRequest is not a PEM certificate request',
+    'CreateCertificateFromCsr with a signing request that is not PEM.',
+  ],
+  CsrUnparsable: [
+    'InvalidRequest',
+    'certificateSigningRequest cannot be parsed: {reason}',
+    'CreateCertificateFromCsr with a PEM signing request that does not parse (the parser says why).',
+  ],
+  CsrSignature: [
+    'InvalidRequest',
+    'certificateSigningRequest signature does not verify',
+    'CreateCertificateFromCsr with a signing request whose self-signature is wrong.',
+  ],
+  PlatformCaKeyMissing: [
+    'InvalidRequest',
+    'the platform CA key is not available (an operator-supplied CA file was configured without its key)',
+    'Issuing a certificate (CreateKeysAndCertificate, CreateCertificateFromCsr) when the platform CA has no key.',
+  ],
+  CaNotFound: [
+    'ResourceNotFound',
+    'CA certificate {caCertificateId} not found',
+    'The CA certificate named in the request is not registered.',
+  ],
+  CaAlreadyExists: [
+    'ResourceAlreadyExists',
+    'CA certificate {caCertificateId} is already registered',
+    'RegisterCACertificate for a CA certificate that is already registered.',
+  ],
+  CaNotCa: [
+    'CertificateValidation',
+    'caCertificate is not a CA certificate (basicConstraints cA is false)',
+    'RegisterCACertificate with a certificate that is not a CA.',
+  ],
+  CaCertificateMode: [
+    'InvalidRequest',
+    'certificateMode must be DEFAULT or SNI_ONLY',
+    'RegisterCACertificate with another certificateMode.',
+  ],
+  RegistrationCodeMissing: [
+    'RegistrationCodeValidation',
+    'no registration code exists: call GetRegistrationCode and sign a verification certificate with it',
+    'RegisterCACertificate (DEFAULT mode) before any registration code was made.',
+  ],
+  VerificationRequired: [
+    'InvalidRequest',
+    'verificationCertificate is required (its common name must be the registration code)',
+    'RegisterCACertificate in DEFAULT mode without a verification certificate.',
+  ],
+  VerificationNotSigned: [
+    'CertificateValidation',
+    'verificationCertificate is not signed by the CA certificate being registered',
+    'RegisterCACertificate with a verification certificate the CA did not sign.',
+  ],
+  VerificationCommonName: [
+    'CertificateValidation',
+    'the common name of verificationCertificate must be the registration code (see GetRegistrationCode)',
+    "RegisterCACertificate with a verification certificate whose CN is not the account's registration code.",
+  ],
+  PlatformCaImmutable: [
+    'InvalidRequest',
+    'the platform CA cannot be changed through the API',
+    'UpdateCACertificate names the platform CA.',
+  ],
+  PlatformCaUndeletable: [
+    'InvalidRequest',
+    'the platform CA cannot be deleted',
+    'DeleteCACertificate names the platform CA.',
+  ],
+  CaActive: [
+    'CertificateState',
+    'CA certificate {caCertificateId} is ACTIVE; deactivate it before deleting it',
+    'DeleteCACertificate on an ACTIVE CA certificate.',
+  ],
+  CaHasCertificates: [
+    'DeleteConflict',
+    'CA certificate {caCertificateId} still has {count:number} registered certificate(s)',
+    'DeleteCACertificate on a CA that registered certificates still name.',
+  ],
+  AccessKeyName: [
+    'InvalidRequest',
+    "Key name '{name}' is invalid: use 1-64 characters from a-z A-Z 0-9 _ . @ -.",
+    'Creating an access key with a name outside the allowed characters or length.',
+  ],
+  AccessKeyRole: [
+    'InvalidRequest',
+    "Role '{role}' is invalid: use admin or read-only.",
+    'Creating an access key with a role other than admin or read-only.',
+  ],
+  AccessKeyAlreadyExists: [
+    'ResourceAlreadyExists',
+    "An access key named '{name}' already exists.",
+    'Creating an access key with the name of an existing one.',
+  ],
+  MasterKeyInvalid: [
+    'InternalFailure',
+    '{file} is not a 32-byte hex key; restore it from backup.',
+    'The master key file (master.key in the data directory) exists but does not hold a 32-byte hex key.',
+  ],
+  AccessKeyUndecryptable: [
+    'InternalFailure',
+    'cannot decrypt access key {accessKeyId}: {keyFile} is not the key that encrypted it (copy master.key from the data directory of the first node).',
+    "A stored access key's secret does not decrypt with this node's master key (nodes with different master.key files).",
+  ],
 });
 
 /** The name of a message kind. */

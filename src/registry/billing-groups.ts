@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { ThingsteadError } from '../errors/index.js';
-import { arn, decodeToken, nameFromArnOrName, notFound, page, type RegistryContext } from './context.js';
+import { E } from '../errors/index.js';
+import { arn, decodeToken, nameFromArnOrName, page, type RegistryContext } from './context.js';
 import type { BillingGroupRecord } from './store.js';
 
 /**
@@ -24,9 +24,8 @@ export function billingGroupOps(ctx: RegistryContext) {
       const existing = await store.getBillingGroup(input.billingGroupName);
       if (existing) {
         if (existing.description === description) return out(existing);
-        throw new ThingsteadError(
-          'ResourceAlreadyExists',
-          `Billing group ${existing.name} already exists with a different configuration.`,
+        throw E.BillingGroupConflict(
+          { billingGroupName: existing.name },
           { resourceId: existing.id, resourceArn: arn(ctx, 'billinggroup', existing.name) },
         );
       }
@@ -38,13 +37,13 @@ export function billingGroupOps(ctx: RegistryContext) {
         createdAt: Date.now(),
       };
       if (!(await store.insertBillingGroup(b)))
-        throw new ThingsteadError('ResourceAlreadyExists', `Billing group ${b.name} already exists.`);
+        throw E.BillingGroupAlreadyExists({ billingGroupName: b.name });
       return out(b);
     },
 
     async describeBillingGroup(input: { billingGroupName: string }) {
       const b = await store.getBillingGroup(input.billingGroupName);
-      if (!b) throw notFound('Billing group', input.billingGroupName);
+      if (!b) throw E.BillingGroupNotFound({ billingGroupName: input.billingGroupName });
       return {
         billingGroupName: b.name,
         billingGroupId: b.id,
@@ -61,19 +60,20 @@ export function billingGroupOps(ctx: RegistryContext) {
       expectedVersion?: number;
     }) {
       const b = await store.getBillingGroup(input.billingGroupName);
-      if (!b) throw notFound('Billing group', input.billingGroupName);
+      if (!b) throw E.BillingGroupNotFound({ billingGroupName: input.billingGroupName });
       if (input.expectedVersion !== undefined && input.expectedVersion !== b.version)
-        throw new ThingsteadError(
-          'VersionConflict',
-          `The version for billing group ${b.name} does not match the expected version: expected ${input.expectedVersion}, current ${b.version}.`,
-        );
+        throw E.BillingGroupVersionMismatch({
+          billingGroupName: b.name,
+          expected: input.expectedVersion,
+          current: b.version,
+        });
       const next = {
         ...b,
         description: input.billingGroupProperties.billingGroupDescription ?? b.description,
         version: b.version + 1,
       };
       if (!(await store.updateBillingGroup(next, b.version)))
-        throw new ThingsteadError('VersionConflict', `Billing group ${b.name} was changed concurrently.`);
+        throw E.BillingGroupChanged({ billingGroupName: b.name });
       return { version: next.version };
     },
 
@@ -81,10 +81,11 @@ export function billingGroupOps(ctx: RegistryContext) {
       const b = await store.getBillingGroup(input.billingGroupName);
       if (!b) return {};
       if (input.expectedVersion !== undefined && input.expectedVersion !== b.version)
-        throw new ThingsteadError(
-          'VersionConflict',
-          `The version for billing group ${b.name} does not match the expected version: expected ${input.expectedVersion}, current ${b.version}.`,
-        );
+        throw E.BillingGroupVersionMismatch({
+          billingGroupName: b.name,
+          expected: input.expectedVersion,
+          current: b.version,
+        });
       await store.deleteBillingGroup(b.name);
       return {};
     },
@@ -112,17 +113,17 @@ export function billingGroupOps(ctx: RegistryContext) {
     ) {
       const group = nameFromArnOrName(input.billingGroupName ?? input.billingGroupArn, 'billinggroup');
       const thingName = nameFromArnOrName(input.thingName ?? input.thingArn, 'thing');
-      if (!group) throw new ThingsteadError('InvalidRequest', 'Specify billingGroupName or billingGroupArn.');
-      if (!thingName) throw new ThingsteadError('InvalidRequest', 'Specify thingName or thingArn.');
-      if (!(await store.getBillingGroup(group))) throw notFound('Billing group', group);
+      if (!group) throw E.BillingGroupTarget();
+      if (!thingName) throw E.ThingTarget();
+      if (!(await store.getBillingGroup(group))) throw E.BillingGroupNotFound({ billingGroupName: group });
       for (let attempt = 0; attempt < 5; attempt++) {
         const t = await store.getThing(thingName);
-        if (!t) throw notFound('Thing', thingName);
+        if (!t) throw E.ThingNotFound({ thingName: thingName });
         if (!add && t.billingGroup !== group) return {};
         const next = { ...t, billingGroup: add ? group : null, version: t.version + 1 };
         if (await store.updateThing(next, t.version)) return {};
       }
-      throw new ThingsteadError('VersionConflict', `Thing ${thingName} was changed concurrently; retry.`);
+      throw E.ThingChangedRetry({ thingName });
     },
 
     async listThingsInBillingGroup(input: {
@@ -131,7 +132,7 @@ export function billingGroupOps(ctx: RegistryContext) {
       maxResults?: number;
     }) {
       if (!(await store.getBillingGroup(input.billingGroupName)))
-        throw notFound('Billing group', input.billingGroupName);
+        throw E.BillingGroupNotFound({ billingGroupName: input.billingGroupName });
       const limit = input.maxResults ?? 25;
       const rows = await store.listThings({
         after: decodeToken(input.nextToken),

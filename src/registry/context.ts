@@ -1,4 +1,4 @@
-import { ThingsteadError } from '../errors/index.js';
+import { E } from '../errors/index.js';
 import type { RegistryEvents } from './events.js';
 import type { FleetIndex, Predicate, SearchContext } from './search.js';
 import type { Attributes, RegistryStore, ThingRecord } from './store.js';
@@ -18,10 +18,6 @@ export interface RegistryContext {
   readonly dynamic: Map<string, Predicate>;
 }
 
-/** AWS's wording for a missing registry resource (ResourceNotFoundException). */
-export const notFound = (what: string, name: string) =>
-  new ThingsteadError('ResourceNotFound', `${what} ${name} cannot be found.`);
-
 export const arn = (ctx: RegistryContext, type: string, name: string) =>
   `arn:aws:iot:${ctx.region}:${ctx.accountId}:${type}/${name}`;
 
@@ -30,7 +26,7 @@ export function nameFromArnOrName(value: string | undefined, type: string): stri
   if (value === undefined) return undefined;
   const m = /^arn:aws[a-z-]*:iot:[^:]*:[^:]*:([a-z]+)\/(.+)$/.exec(value);
   if (!m) return value;
-  if (m[1] !== type) throw new ThingsteadError('InvalidRequest', `ARN ${value} is not a ${type} ARN.`);
+  if (m[1] !== type) throw E.ArnWrongType({ arn: value, type });
   return m[2];
 }
 
@@ -47,7 +43,7 @@ export function decodeToken(token: string | undefined): string | undefined {
   } catch {
     /* fall through */
   }
-  throw new ThingsteadError('InvalidRequest', `The nextToken '${token.slice(0, 64)}' is invalid.`);
+  throw E.NextTokenInvalid({ token: token.slice(0, 64) });
 }
 
 /** One page of a keyset listing: `items` has at most `limit`; `nextToken` when there may be more. */
@@ -73,10 +69,7 @@ export function applyAttributes(
     // Attributes are a flat map of strings (reference §3.11): a nested value is refused here, without
     // walking it, whatever the caller validated before.
     if (typeof v !== 'string')
-      throw new ThingsteadError(
-        'InvalidRequest',
-        `1 validation error detected: Value at 'attributePayload.attributes.${k}' failed to satisfy constraint: Member must be a string`,
-      );
+      throw E.MemberType({ member: `attributePayload.attributes.${k}`, expected: 'a string' });
     if (v === '') delete next[k];
     else next[k] = v;
   }

@@ -1,4 +1,5 @@
-import { encodeToken, notFound, type RegistryContext } from './context.js';
+import { E } from '../errors/index.js';
+import { encodeToken, type RegistryContext } from './context.js';
 import type { GroupCore } from './groups.js';
 import { compileQuery, parseQuery, type IndexedThing, type Predicate } from './search.js';
 import type { DynamicQuery, ThingGroupRecord } from './store.js';
@@ -34,7 +35,7 @@ export function newDynamicQuery(input: {
 
 /** Refuse an unknown index or a query that does not compile, before anything is stored. */
 export function checkDynamicQuery(ctx: RegistryContext, q: DynamicQuery): void {
-  if (q.indexName !== DEFAULT_INDEX) throw notFound('Index', q.indexName);
+  if (q.indexName !== DEFAULT_INDEX) throw E.IndexNotFound({ indexName: q.indexName });
   compileDynamic(ctx, q.queryString);
 }
 
@@ -45,7 +46,7 @@ export function updatedDynamicQuery(
   input: { queryString?: string; indexName?: string; queryVersion?: string },
 ): DynamicQuery {
   if (input.indexName !== undefined && input.indexName !== DEFAULT_INDEX)
-    throw notFound('Index', input.indexName);
+    throw E.IndexNotFound({ indexName: input.indexName });
   if (input.queryString !== undefined) compileDynamic(ctx, input.queryString);
   return {
     queryString: input.queryString ?? current.queryString,

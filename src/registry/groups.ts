@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ThingsteadError } from '../errors/index.js';
+import { E } from '../errors/index.js';
 import {
   LIMITS,
   applyAttributes,
@@ -8,7 +8,6 @@ import {
   nameFromArnOrName,
   page,
   sameAttributes,
-  notFound,
   type RegistryContext,
 } from './context.js';
 import {
@@ -42,7 +41,7 @@ export function groupCore(ctx: RegistryContext) {
 
   async function mustGroup(name: string): Promise<ThingGroupRecord> {
     const g = await store.getGroup(name);
-    if (!g) throw notFound('Thing group', name);
+    if (!g) throw E.ThingGroupNotFound({ thingGroupName: name });
     return g;
   }
 
@@ -118,10 +117,7 @@ export function groupCore(ctx: RegistryContext) {
   function checkGroupAttributes(attrs: Record<string, string>, name: string) {
     const n = Object.keys(attrs).length;
     if (n > LIMITS.attributesPerGroup)
-      throw new ThingsteadError(
-        'InvalidRequest',
-        `Thing group ${name} would have ${n} attributes; the maximum is ${LIMITS.attributesPerGroup}.`,
-      );
+      throw E.ThingGroupAttributesLimit({ thingGroupName: name, count: n, max: LIMITS.attributesPerGroup });
   }
 
   async function createGroup(input: {
@@ -152,9 +148,8 @@ export function groupCore(ctx: RegistryContext) {
         sameAttributes(existing.attributes, attributes) &&
         JSON.stringify(existing.dynamic) === JSON.stringify(dynamic);
       if (same) return out(existing);
-      throw new ThingsteadError(
-        'ResourceAlreadyExists',
-        `Thing group ${input.thingGroupName} already exists with a different configuration.`,
+      throw E.ThingGroupConflict(
+        { thingGroupName: input.thingGroupName },
         { resourceId: existing.id, resourceArn: arn(ctx, 'thinggroup', existing.name) },
       );
     }
@@ -162,22 +157,12 @@ export function groupCore(ctx: RegistryContext) {
     let parent: ThingGroupRecord | undefined;
     if (input.parentGroupName !== undefined) {
       parent = await mustGroup(input.parentGroupName);
-      if (parent.dynamic)
-        throw new ThingsteadError(
-          'InvalidRequest',
-          `Dynamic thing group ${parent.name} cannot be a parent group.`,
-        );
+      if (parent.dynamic) throw E.DynamicGroupAsParent({ thingGroupName: parent.name });
       const depth = (await rootToParent(parent)).length + 2;
       if (depth > LIMITS.groupDepth)
-        throw new ThingsteadError(
-          'InvalidRequest',
-          `Thing group ${input.thingGroupName} would be at depth ${depth}; a thing group hierarchy can be at most ${LIMITS.groupDepth} levels deep.`,
-        );
+        throw E.ThingGroupDepth({ thingGroupName: input.thingGroupName, depth, max: LIMITS.groupDepth });
       if ((await store.countChildren(parent.name)) >= LIMITS.childGroups)
-        throw new ThingsteadError(
-          'LimitExceeded',
-          `Thing group ${parent.name} already has ${LIMITS.childGroups} child groups, the maximum.`,
-        );
+        throw E.ThingGroupChildLimit({ thingGroupName: parent.name, max: LIMITS.childGroups });
     }
     const g: ThingGroupRecord = {
       name: input.thingGroupName,
@@ -190,8 +175,7 @@ export function groupCore(ctx: RegistryContext) {
       dynamic,
       tags: input.tags ?? [],
     };
-    if (!(await store.insertGroup(g)))
-      throw new ThingsteadError('ResourceAlreadyExists', `Thing group ${g.name} already exists.`);
+    if (!(await store.insertGroup(g))) throw E.ThingGroupAlreadyExists({ thingGroupName: g.name });
     if (dynamic) ctx.dynamic.set(g.name, compileDynamic(ctx, dynamic.queryString));
     await groupEvent(g, 'CREATED');
     if (parent) hierarchyEvent(parent, g, 'ADDED');
@@ -210,16 +194,13 @@ export function groupCore(ctx: RegistryContext) {
     dynamicOp: boolean,
   ) {
     const g = await mustGroup(input.thingGroupName);
-    if (dynamicOp && !g.dynamic)
-      throw new ThingsteadError(
-        'InvalidRequest',
-        `Thing group ${g.name} is a static group; use UpdateThingGroup.`,
-      );
+    if (dynamicOp && !g.dynamic) throw E.StaticGroupUpdate({ thingGroupName: g.name });
     if (input.expectedVersion !== undefined && input.expectedVersion !== g.version)
-      throw new ThingsteadError(
-        'VersionConflict',
-        `The version for thing group ${g.name} does not match the expected version: expected ${input.expectedVersion}, current ${g.version}.`,
-      );
+      throw E.ThingGroupVersionMismatch({
+        thingGroupName: g.name,
+        expected: input.expectedVersion,
+        current: g.version,
+      });
     const attributes = applyAttributes(g.attributes, input.thingGroupProperties?.attributePayload);
     checkGroupAttributes(attributes, g.name);
     let dynamic = g.dynamic;
@@ -234,11 +215,7 @@ export function groupCore(ctx: RegistryContext) {
       dynamic,
       version: g.version + 1,
     };
-    if (!(await store.updateGroup(next, g.version)))
-      throw new ThingsteadError(
-        'VersionConflict',
-        `Thing group ${g.name} was changed concurrently; read it again and retry.`,
-      );
+    if (!(await store.updateGroup(next, g.version))) throw E.ThingGroupChanged({ thingGroupName: g.name });
     if (next.dynamic) ctx.dynamic.set(next.name, compileDynamic(ctx, next.dynamic.queryString));
     await groupEvent(next, 'UPDATED');
     return { version: next.version };
@@ -250,21 +227,14 @@ export function groupCore(ctx: RegistryContext) {
   ) {
     const g = await store.getGroup(input.thingGroupName);
     if (!g) return {};
-    if (dynamicOp && !g.dynamic)
-      throw new ThingsteadError(
-        'InvalidRequest',
-        `Thing group ${g.name} is a static group; use DeleteThingGroup.`,
-      );
+    if (dynamicOp && !g.dynamic) throw E.StaticGroupDelete({ thingGroupName: g.name });
     if (input.expectedVersion !== undefined && input.expectedVersion !== g.version)
-      throw new ThingsteadError(
-        'VersionConflict',
-        `The version for thing group ${g.name} does not match the expected version: expected ${input.expectedVersion}, current ${g.version}.`,
-      );
-    if ((await store.countChildren(g.name)) > 0)
-      throw new ThingsteadError(
-        'InvalidRequest',
-        `Cannot delete thing group ${g.name} while it has child groups; delete or move them first.`,
-      );
+      throw E.ThingGroupVersionMismatch({
+        thingGroupName: g.name,
+        expected: input.expectedVersion,
+        current: g.version,
+      });
+    if ((await store.countChildren(g.name)) > 0) throw E.ThingGroupHasChildren({ thingGroupName: g.name });
     const parent = g.parentName ? await store.getGroup(g.parentName) : undefined;
     await groupEvent(g, 'DELETED');
     await store.deleteGroup(g.name);
@@ -302,20 +272,12 @@ export function groupOps(ctx: RegistryContext, core: GroupCore) {
 
   async function addMember(groupName: string, thingName: string) {
     const g = await mustGroup(groupName);
-    if (g.dynamic)
-      throw new ThingsteadError(
-        'InvalidRequest',
-        `Cannot add things to dynamic thing group ${g.name}: its query decides membership.`,
-      );
-    if (!(await store.getThing(thingName)))
-      throw new ThingsteadError('ResourceNotFound', `Thing ${thingName} cannot be found.`);
+    if (g.dynamic) throw E.DynamicGroupAdd({ thingGroupName: g.name });
+    if (!(await store.getThing(thingName))) throw E.ThingNotFound({ thingName });
     const groups = await store.groupsOfThing(thingName);
     if (groups.includes(g.name)) return;
     if (groups.length >= LIMITS.groupsPerThing)
-      throw new ThingsteadError(
-        'LimitExceeded',
-        `Thing ${thingName} is already in ${groups.length} thing groups, the maximum.`,
-      );
+      throw E.ThingGroupsPerThingLimit({ thingName, count: groups.length });
     if (await store.addMember(g.name, thingName)) {
       index.setGroups(thingName, [...groups, g.name].sort());
       membershipEvent(g, thingName, 'ADDED');
@@ -324,13 +286,8 @@ export function groupOps(ctx: RegistryContext, core: GroupCore) {
 
   async function removeMember(groupName: string, thingName: string) {
     const g = await mustGroup(groupName);
-    if (g.dynamic)
-      throw new ThingsteadError(
-        'InvalidRequest',
-        `Cannot remove things from dynamic thing group ${g.name}: its query decides membership.`,
-      );
-    if (!(await store.getThing(thingName)))
-      throw new ThingsteadError('ResourceNotFound', `Thing ${thingName} cannot be found.`);
+    if (g.dynamic) throw E.DynamicGroupRemove({ thingGroupName: g.name });
+    if (!(await store.getThing(thingName))) throw E.ThingNotFound({ thingName });
     if (await store.removeMember(g.name, thingName)) {
       index.setGroups(thingName, await store.groupsOfThing(thingName));
       membershipEvent(g, thingName, 'REMOVED');
@@ -345,8 +302,8 @@ export function groupOps(ctx: RegistryContext, core: GroupCore) {
   }) => {
     const group = nameFromArnOrName(input.thingGroupName ?? input.thingGroupArn, 'thinggroup');
     const thing = nameFromArnOrName(input.thingName ?? input.thingArn, 'thing');
-    if (!group) throw new ThingsteadError('InvalidRequest', 'Specify thingGroupName or thingGroupArn.');
-    if (!thing) throw new ThingsteadError('InvalidRequest', 'Specify thingName or thingArn.');
+    if (!group) throw E.ThingGroupTarget();
+    if (!thing) throw E.ThingTarget();
     return { group, thing };
   };
 
@@ -437,7 +394,7 @@ export function groupOps(ctx: RegistryContext, core: GroupCore) {
       thingGroupsToAdd?: string[];
       thingGroupsToRemove?: string[];
     }) {
-      if (!input.thingName) throw new ThingsteadError('InvalidRequest', 'thingName is required.');
+      if (!input.thingName) throw E.ThingNameRequired();
       for (const g of input.thingGroupsToRemove ?? []) await removeMember(g, input.thingName);
       for (const g of input.thingGroupsToAdd ?? []) await addMember(g, input.thingName);
       return {};
@@ -461,7 +418,7 @@ export function groupOps(ctx: RegistryContext, core: GroupCore) {
 
     async listThingGroupsForThing(input: { thingName: string; nextToken?: string; maxResults?: number }) {
       const thing = index.get(input.thingName) ?? (await store.getThing(input.thingName));
-      if (!thing) throw new ThingsteadError('ResourceNotFound', `Thing ${input.thingName} cannot be found.`);
+      if (!thing) throw E.ThingNotFound({ thingName: input.thingName });
       const staticGroups = await store.groupsOfThing(input.thingName);
       const doc = index.get(input.thingName);
       const dynamicGroups = doc ? dynamicGroupsOf(ctx, doc) : [];

@@ -1,5 +1,5 @@
-import { ThingsteadError } from '../errors/index.js';
-import { decodeToken, notFound, page, type RegistryContext } from './context.js';
+import { E } from '../errors/index.js';
+import { decodeToken, page, type RegistryContext } from './context.js';
 
 /**
  * Principals attached to things (reference §3.2): a certificate ARN (or other principal) is attached as
@@ -11,24 +11,22 @@ export function principalOps(ctx: RegistryContext) {
   const { store } = ctx;
   return {
     async attachThingPrincipal(input: { thingName: string; principal: string; thingPrincipalType?: string }) {
-      if (!(await store.getThing(input.thingName))) throw notFound('Thing', input.thingName);
+      if (!(await store.getThing(input.thingName))) throw E.ThingNotFound({ thingName: input.thingName });
       const type = input.thingPrincipalType ?? 'NON_EXCLUSIVE_THING';
       const others = (await store.thingsOfPrincipal(input.principal, { limit: 1000 })).filter(
         (o) => o.thing !== input.thingName,
       );
       if (others.length && (type === 'EXCLUSIVE_THING' || others.some((o) => o.type === 'EXCLUSIVE_THING')))
-        throw new ThingsteadError(
-          'InvalidRequest',
-          `Principal ${input.principal} is already attached to thing ${others[0]!.thing}${
-            type === 'EXCLUSIVE_THING' ? '' : ' exclusively'
-          }; an EXCLUSIVE_THING principal can be attached to only one thing.`,
-        );
+        throw (type === 'EXCLUSIVE_THING' ? E.PrincipalAttachedElsewhere : E.PrincipalAttachedExclusively)({
+          principal: input.principal,
+          thingName: others[0]!.thing,
+        });
       await store.attachPrincipal(input.thingName, input.principal, type);
       return {};
     },
 
     async detachThingPrincipal(input: { thingName: string; principal: string }) {
-      if (!(await store.getThing(input.thingName))) throw notFound('Thing', input.thingName);
+      if (!(await store.getThing(input.thingName))) throw E.ThingNotFound({ thingName: input.thingName });
       await store.detachPrincipal(input.thingName, input.principal);
       return {};
     },
@@ -37,7 +35,7 @@ export function principalOps(ctx: RegistryContext) {
       input: { thingName: string; nextToken?: string; maxResults?: number },
       v2 = false,
     ) {
-      if (!(await store.getThing(input.thingName))) throw notFound('Thing', input.thingName);
+      if (!(await store.getThing(input.thingName))) throw E.ThingNotFound({ thingName: input.thingName });
       const limit = input.maxResults ?? 25;
       const rows = await store.principalsOfThing(input.thingName, {
         after: decodeToken(input.nextToken),

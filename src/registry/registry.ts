@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { ThingsteadError } from '../errors/index.js';
+import { E } from '../errors/index.js';
 import { createLocalChannel, type ChangeChannel } from '../events/index.js';
 import type { Database } from '../store/index.js';
 import { withChangeEvents } from './changes.js';
@@ -180,17 +180,12 @@ export async function createRegistry(options: RegistryOptions) {
 
     searchIndex(input: { queryString: string; indexName?: string; nextToken?: string; maxResults?: number }) {
       const indexName = input.indexName ?? DEFAULT_INDEX;
-      if (indexName !== DEFAULT_INDEX)
-        throw new ThingsteadError(
-          'ResourceNotFound',
-          `Index ${indexName} cannot be found; the thing index is ${DEFAULT_INDEX}.`,
-        );
+      if (indexName !== DEFAULT_INDEX) throw E.SearchIndexNotFound({ indexName, thingIndex: DEFAULT_INDEX });
       return things.searchThings(input);
     },
 
     describeIndex(input: { indexName: string }) {
-      if (input.indexName !== DEFAULT_INDEX)
-        throw new ThingsteadError('ResourceNotFound', `Index ${input.indexName} cannot be found.`);
+      if (input.indexName !== DEFAULT_INDEX) throw E.IndexNotFound({ indexName: input.indexName });
       return { indexName: DEFAULT_INDEX, indexStatus: 'ACTIVE', schema: 'REGISTRY_AND_CONNECTIVITY_STATUS' };
     },
 
@@ -211,10 +206,7 @@ export async function createRegistry(options: RegistryOptions) {
     describeEndpoint(input: { endpointType?: string }) {
       const type = input.endpointType ?? 'iot:Data';
       if (!ENDPOINT_TYPES.includes(type))
-        throw new ThingsteadError(
-          'InvalidRequest',
-          `Endpoint type ${type} is not valid; use one of ${ENDPOINT_TYPES.join(', ')}.`,
-        );
+        throw E.EndpointType({ endpointType: type, endpointTypes: ENDPOINT_TYPES });
       return { endpointAddress: options.endpointAddress?.(type) ?? 'localhost' };
     },
 

@@ -1,4 +1,4 @@
-import { ThingsteadError } from '../errors/index.js';
+import { E } from '../errors/index.js';
 
 /**
  * Fleet indexing: the AWS query syntax (AWS IoT Developer Guide, "Query syntax" of fleet indexing) and an
@@ -49,8 +49,6 @@ export type QueryNode =
       highInc: boolean;
     };
 
-const invalid = (msg: string) => new ThingsteadError('InvalidQuery', `Syntax error in query string: ${msg}`);
-
 /** Parse a fleet-indexing query string into an AST (throws InvalidQueryException). */
 export function parseQuery(text: string): QueryNode {
   let pos = 0;
@@ -75,7 +73,7 @@ export function parseQuery(text: string): QueryNode {
         if (s[pos] === '\\' && pos + 1 < s.length) pos++;
         out += s[pos++];
       }
-      if (s[pos] !== '"') throw invalid(`unterminated quote at position ${pos}`);
+      if (s[pos] !== '"') throw E.QueryUnterminatedQuote({ pos });
       pos++;
       return out;
     }
@@ -91,7 +89,7 @@ export function parseQuery(text: string): QueryNode {
     const start = pos;
     const quoted = s[pos] === '"';
     const first = word(/[\s():<>[\]{}]/);
-    if (!first && !quoted) throw invalid(`expected a term at position ${start}`);
+    if (!first && !quoted) throw E.QueryExpectedTerm({ pos: start });
     if (!quoted && s[pos] === ':') {
       pos++;
       ws();
@@ -99,11 +97,11 @@ export function parseQuery(text: string): QueryNode {
       if (open === '[' || open === '{') {
         pos++;
         const low = word(/[\s\]}]/);
-        if (!keyword('TO')) throw invalid(`expected TO in range at position ${pos}`);
+        if (!keyword('TO')) throw E.QueryExpectedTo({ pos });
         const high = word(/[\s\]}]/);
         ws();
         const close = s[pos];
-        if (close !== ']' && close !== '}') throw invalid(`expected ] or } at position ${pos}`);
+        if (close !== ']' && close !== '}') throw E.QueryExpectedRangeEnd({ pos });
         pos++;
         return {
           kind: 'range',
@@ -116,7 +114,7 @@ export function parseQuery(text: string): QueryNode {
       }
       const valueQuoted = s[pos] === '"';
       const value = word(/[\s()]/);
-      if (!value && !valueQuoted) throw invalid(`expected a value for ${first} at position ${pos}`);
+      if (!value && !valueQuoted) throw E.QueryExpectedValue({ field: first, pos });
       return { kind: 'cmp', field: first, op: 'eq', value, wildcard: !valueQuoted && /[*?]/.test(value) };
     }
     // Comparisons may have spaces around the operator: `attributes.temp > 25`.
@@ -130,7 +128,7 @@ export function parseQuery(text: string): QueryNode {
         pos++;
       }
       const value = word(/[\s()]/);
-      if (!value) throw invalid(`expected a value after the comparison at position ${pos}`);
+      if (!value) throw E.QueryExpectedComparand({ pos });
       return { kind: 'cmp', field: first, op, value, wildcard: false };
     }
     pos = beforeOp;
@@ -150,7 +148,7 @@ export function parseQuery(text: string): QueryNode {
       pos++;
       const node = or();
       ws();
-      if (s[pos] !== ')') throw invalid(`expected ) at position ${pos}`);
+      if (s[pos] !== ')') throw E.QueryExpectedParen({ pos });
       pos++;
       return node;
     }
@@ -177,10 +175,10 @@ export function parseQuery(text: string): QueryNode {
     while (keyword('OR')) nodes.push(and());
     return nodes.length === 1 ? nodes[0]! : { kind: 'or', nodes };
   };
-  if (!text.trim()) throw invalid('the query string is empty');
+  if (!text.trim()) throw E.QueryEmpty();
   const node = or();
   ws();
-  if (pos < s.length) throw invalid(`unexpected '${s[pos]}' at position ${pos}`);
+  if (pos < s.length) throw E.QueryUnexpected({ char: s[pos]!, pos });
   return node;
 }
 
@@ -233,7 +231,7 @@ function resolver(field: string, ctx: SearchContext): (t: IndexedThing) => Field
   }
   const provider = ctx.providers?.find((p) => p.handles(field));
   if (provider) return (t) => provider.value(t, field);
-  throw new ThingsteadError('InvalidQuery', `Unknown field '${field}' in query string.`);
+  throw E.QueryUnknownField({ field });
 }
 
 /** Compile an AST to a predicate (compile once per query or dynamic group, evaluate per thing). */

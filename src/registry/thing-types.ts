@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { ThingsteadError } from '../errors/index.js';
-import { arn, decodeToken, notFound, page, type RegistryContext } from './context.js';
+import { E } from '../errors/index.js';
+import { arn, decodeToken, page, type RegistryContext } from './context.js';
 import type { ThingTypeRecord } from './store.js';
 
 /**
@@ -12,12 +12,8 @@ import type { ThingTypeRecord } from './store.js';
 /** A type a thing may be given: it must exist and not be deprecated. */
 export async function usableType(ctx: RegistryContext, typeName: string): Promise<ThingTypeRecord> {
   const type = await ctx.store.getType(typeName);
-  if (!type) throw notFound('Thing type', typeName);
-  if (type.deprecated)
-    throw new ThingsteadError(
-      'InvalidRequest',
-      `Can not create or update a thing with deprecated thing type ${typeName}; undeprecate it with DeprecateThingType (undoDeprecate) or pick another type.`,
-    );
+  if (!type) throw E.ThingTypeNotFound({ thingTypeName: typeName });
+  if (type.deprecated) throw E.ThingTypeDeprecated({ thingTypeName: typeName });
   return type;
 }
 
@@ -50,9 +46,8 @@ export function thingTypeOps(ctx: RegistryContext) {
       });
       if (existing) {
         if (JSON.stringify(existing.properties) === JSON.stringify(properties)) return out(existing);
-        throw new ThingsteadError(
-          'ResourceAlreadyExists',
-          `Thing type ${input.thingTypeName} already exists with different properties.`,
+        throw E.ThingTypeConflict(
+          { thingTypeName: input.thingTypeName },
           { resourceId: existing.id, resourceArn: arn(ctx, 'thingtype', existing.name) },
         );
       }
@@ -66,17 +61,14 @@ export function thingTypeOps(ctx: RegistryContext) {
         tags: input.tags ?? [],
       };
       if (!(await store.insertType(type)))
-        throw new ThingsteadError(
-          'ResourceAlreadyExists',
-          `Thing type ${input.thingTypeName} already exists.`,
-        );
+        throw E.ThingTypeAlreadyExists({ thingTypeName: input.thingTypeName });
       typeEvent(type, 'CREATED');
       return out(type);
     },
 
     async describeThingType(input: { thingTypeName: string }) {
       const t = await store.getType(input.thingTypeName);
-      if (!t) throw notFound('Thing type', input.thingTypeName);
+      if (!t) throw E.ThingTypeNotFound({ thingTypeName: input.thingTypeName });
       return {
         thingTypeName: t.name,
         thingTypeId: t.id,
@@ -107,7 +99,7 @@ export function thingTypeOps(ctx: RegistryContext) {
 
     async updateThingType(input: { thingTypeName: string; thingTypeProperties?: Record<string, unknown> }) {
       const t = await store.getType(input.thingTypeName);
-      if (!t) throw notFound('Thing type', input.thingTypeName);
+      if (!t) throw E.ThingTypeNotFound({ thingTypeName: input.thingTypeName });
       const next = { ...t, properties: { ...t.properties, ...(input.thingTypeProperties ?? {}) } };
       await store.updateType(next);
       typeEvent(next, 'UPDATED');
@@ -116,7 +108,7 @@ export function thingTypeOps(ctx: RegistryContext) {
 
     async deprecateThingType(input: { thingTypeName: string; undoDeprecate?: boolean }) {
       const t = await store.getType(input.thingTypeName);
-      if (!t) throw notFound('Thing type', input.thingTypeName);
+      if (!t) throw E.ThingTypeNotFound({ thingTypeName: input.thingTypeName });
       const next: ThingTypeRecord = input.undoDeprecate
         ? { ...t, deprecated: false, deprecationDate: null }
         : { ...t, deprecated: true, deprecationDate: t.deprecationDate ?? Date.now() };
@@ -127,18 +119,10 @@ export function thingTypeOps(ctx: RegistryContext) {
 
     async deleteThingType(input: { thingTypeName: string }) {
       const t = await store.getType(input.thingTypeName);
-      if (!t) throw notFound('Thing type', input.thingTypeName);
-      if (!t.deprecated)
-        throw new ThingsteadError(
-          'InvalidRequest',
-          `Thing type ${t.name} must be deprecated before it can be deleted (DeprecateThingType).`,
-        );
+      if (!t) throw E.ThingTypeNotFound({ thingTypeName: input.thingTypeName });
+      if (!t.deprecated) throw E.ThingTypeNotDeprecated({ thingTypeName: t.name });
       const n = await store.countThingsOfType(t.name);
-      if (n > 0)
-        throw new ThingsteadError(
-          'InvalidRequest',
-          `Thing type ${t.name} is still used by ${n} thing(s); change or remove their type (UpdateThing removeThingType) first.`,
-        );
+      if (n > 0) throw E.ThingTypeInUse({ thingTypeName: t.name, count: n });
       await store.deleteType(t.name);
       typeEvent(t, 'DELETED');
       return {};

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ThingsteadError } from '../errors/index.js';
+import { E } from '../errors/index.js';
 import {
   LIMITS,
   applyAttributes,
@@ -9,7 +9,6 @@ import {
   indexed,
   page,
   sameAttributes,
-  notFound,
   type RegistryContext,
 } from './context.js';
 import { dynamicGroupsOf } from './dynamic-groups.js';
@@ -47,10 +46,7 @@ export function thingOps(ctx: RegistryContext) {
   function checkAttributeCount(attrs: Record<string, string>, thingName: string) {
     const n = Object.keys(attrs).length;
     if (n > LIMITS.attributesPerThing)
-      throw new ThingsteadError(
-        'InvalidRequest',
-        `Thing ${thingName} would have ${n} attributes; the maximum is ${LIMITS.attributesPerThing}.`,
-      );
+      throw E.ThingAttributesLimit({ thingName, count: n, max: LIMITS.attributesPerThing });
   }
 
   const describeThing = (t: ThingRecord) => ({
@@ -96,9 +92,8 @@ export function thingOps(ctx: RegistryContext) {
         sameAttributes(t.attributes, attributes) &&
         (input.billingGroupName === undefined || t.billingGroup === input.billingGroupName);
       const conflict = (t: ThingRecord) =>
-        new ThingsteadError(
-          'ResourceAlreadyExists',
-          `Thing ${t.name} already exists with different tags or attributes.`,
+        E.ThingConflict(
+          { thingName: t.name },
           {
             resourceId: t.id,
             resourceArn: arn(ctx, 'thing', t.name),
@@ -115,7 +110,7 @@ export function thingOps(ctx: RegistryContext) {
       }
       if (input.thingTypeName !== undefined) await usableType(ctx, input.thingTypeName);
       if (input.billingGroupName !== undefined && !(await store.getBillingGroup(input.billingGroupName)))
-        throw notFound('Billing group', input.billingGroupName);
+        throw E.BillingGroupNotFound({ billingGroupName: input.billingGroupName });
       const thing: ThingRecord = {
         name: input.thingName,
         id: randomUUID(),
@@ -140,7 +135,7 @@ export function thingOps(ctx: RegistryContext) {
 
     async describeThing(input: { thingName: string }) {
       const t = await store.getThing(input.thingName);
-      if (!t) throw notFound('Thing', input.thingName);
+      if (!t) throw E.ThingNotFound({ thingName: input.thingName });
       return describeThing(t);
     },
 
@@ -153,12 +148,8 @@ export function thingOps(ctx: RegistryContext) {
       usePrefixAttributeValue?: boolean;
     }) {
       if (input.attributeValue !== undefined && input.attributeName === undefined)
-        throw new ThingsteadError('InvalidRequest', 'attributeValue requires attributeName.');
-      if (input.usePrefixAttributeValue && input.attributeValue === undefined)
-        throw new ThingsteadError(
-          'InvalidRequest',
-          'usePrefixAttributeValue requires attributeName and attributeValue.',
-        );
+        throw E.ListThingsAttributeValue();
+      if (input.usePrefixAttributeValue && input.attributeValue === undefined) throw E.ListThingsPrefix();
       const limit = input.maxResults ?? 50;
       const rows = await store.listThings({
         after: decodeToken(input.nextToken),
@@ -188,21 +179,18 @@ export function thingOps(ctx: RegistryContext) {
       expectedVersion?: number;
       removeThingType?: boolean;
     }) {
-      if (input.removeThingType && input.thingTypeName !== undefined)
-        throw new ThingsteadError(
-          'InvalidRequest',
-          'Specify either thingTypeName or removeThingType, not both.',
-        );
+      if (input.removeThingType && input.thingTypeName !== undefined) throw E.ThingTypeOrRemove();
       if (input.thingTypeName !== undefined) await usableType(ctx, input.thingTypeName);
       // Optimistic concurrency: retry on a concurrent change unless the caller pinned expectedVersion.
       for (let attempt = 0; ; attempt++) {
         const current = await store.getThing(input.thingName);
-        if (!current) throw notFound('Thing', input.thingName);
+        if (!current) throw E.ThingNotFound({ thingName: input.thingName });
         if (input.expectedVersion !== undefined && input.expectedVersion !== current.version)
-          throw new ThingsteadError(
-            'VersionConflict',
-            `The version for thing ${input.thingName} does not match the expected version: expected ${input.expectedVersion}, current ${current.version}.`,
-          );
+          throw E.ThingVersionMismatch({
+            thingName: input.thingName,
+            expected: input.expectedVersion,
+            current: current.version,
+          });
         const attributes = applyAttributes(current.attributes, input.attributePayload);
         checkAttributeCount(attributes, input.thingName);
         const typeName = input.removeThingType ? null : (input.thingTypeName ?? current.typeName);
@@ -217,10 +205,7 @@ export function thingOps(ctx: RegistryContext) {
           return {};
         }
         if (input.expectedVersion !== undefined || attempt >= 5)
-          throw new ThingsteadError(
-            'VersionConflict',
-            `Thing ${input.thingName} was changed concurrently; read it again and retry.`,
-          );
+          throw E.ThingChanged({ thingName: input.thingName });
       }
     },
 
@@ -228,21 +213,15 @@ export function thingOps(ctx: RegistryContext) {
       const current = await store.getThing(input.thingName);
       if (!current) return {}; // reference §3.12: deleting a missing thing succeeds
       if (input.expectedVersion !== undefined && input.expectedVersion !== current.version)
-        throw new ThingsteadError(
-          'VersionConflict',
-          `The version for thing ${input.thingName} does not match the expected version: expected ${input.expectedVersion}, current ${current.version}.`,
-        );
+        throw E.ThingVersionMismatch({
+          thingName: input.thingName,
+          expected: input.expectedVersion,
+          current: current.version,
+        });
       const principals = await store.principalsOfThing(input.thingName, { limit: 1 });
-      if (principals.length)
-        throw new ThingsteadError(
-          'InvalidRequest',
-          `Cannot delete thing ${input.thingName} because it has principals attached; detach them first (DetachThingPrincipal).`,
-        );
+      if (principals.length) throw E.ThingHasPrincipals({ thingName: input.thingName });
       if (!(await store.deleteThing(input.thingName, current.version)))
-        throw new ThingsteadError(
-          'VersionConflict',
-          `Thing ${input.thingName} was changed concurrently; read it again and retry.`,
-        );
+        throw E.ThingChanged({ thingName: input.thingName });
       index.remove(input.thingName);
       thingEvent(current, 'DELETED');
       return {};
