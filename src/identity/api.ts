@@ -1,5 +1,5 @@
 import { iotOperation as op, type AwsOperation } from '../api/index.js';
-import { ThingsteadError } from '../errors/index.js';
+import { E } from '../errors/index.js';
 import { certificateInfo } from './certificates.js';
 import type { CaRecord, CertificateRecord } from './certificates-store.js';
 import type { CertificateService } from './certificates-service.js';
@@ -20,10 +20,11 @@ const PAGE_QUERY = {
 function pageSize(v: unknown): number | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== 'number' || v < 1 || v > 250) {
-    throw new ThingsteadError(
-      'InvalidRequest',
-      `1 validation error detected: Value '${JSON.stringify(v)}' at 'pageSize' failed to satisfy constraint: Member must have value between 1 and 250`,
-    );
+    throw E.MemberConstraint({
+      value: String(JSON.stringify(v)),
+      member: 'pageSize',
+      constraint: 'Member must have value between 1 and 250',
+    });
   }
   return v;
 }
@@ -99,10 +100,7 @@ export function certificateOperations(certs: CertificateService): AwsOperation[]
       '/certificates',
       async (i) => {
         if (typeof i.certificateSigningRequest !== 'string' || i.certificateSigningRequest.length > 4096) {
-          throw new ThingsteadError(
-            'InvalidRequest',
-            'certificateSigningRequest is required (a PEM CSR, at most 4096 characters)',
-          );
+          throw E.CsrRequired();
         }
         const c = await certs.createFromCsr(i.certificateSigningRequest, { setAsActive: setAsActive(i) });
         return { ...registered(c), certificatePem: c.certificatePem };

@@ -1,5 +1,5 @@
 import { randomUUID, type X509Certificate } from 'node:crypto';
-import { ThingsteadError } from '../errors/index.js';
+import { E } from '../errors/index.js';
 import type { ChangeOf } from '../events/index.js';
 import {
   certificateIdOf,
@@ -66,39 +66,31 @@ export function createCaService(options: {
 
     async registerCa(input) {
       const caCert = parseCertificatePem(input.caCertificate, 'caCertificate');
-      if (!caCert.ca)
-        throw new ThingsteadError(
-          'CertificateValidation',
-          'caCertificate is not a CA certificate (basicConstraints cA is false)',
-        );
+      if (!caCert.ca) throw E.CaNotCa();
       const mode = input.certificateMode ?? 'DEFAULT';
-      if (mode !== 'DEFAULT' && mode !== 'SNI_ONLY')
-        throw new ThingsteadError('InvalidRequest', 'certificateMode must be DEFAULT or SNI_ONLY');
+      if (mode !== 'DEFAULT' && mode !== 'SNI_ONLY') throw E.CaCertificateMode();
       if (mode === 'DEFAULT' || input.verificationCertificate !== undefined) {
         const code = options.registrationCode
           ? await options.registrationCode()
           : await store.getSetting(REGISTRATION_CODE_KEY);
         if (!code) {
-          throw new ThingsteadError(
-            'RegistrationCodeValidation',
-            'no registration code exists: call GetRegistrationCode and sign a verification certificate with it',
-          );
+          throw E.RegistrationCodeMissing();
         }
         if (input.verificationCertificate === undefined) {
-          throw new ThingsteadError(
-            'InvalidRequest',
-            'verificationCertificate is required (its common name must be the registration code)',
-          );
+          throw E.VerificationRequired();
         }
         checkVerificationCertificate(caCert, input.verificationCertificate, code);
       }
       const id = certificateIdOf(caCert.raw);
       const existing = id === platformCaId || (await store.getCa(id));
       if (existing) {
-        throw new ThingsteadError('ResourceAlreadyExists', `CA certificate ${id} is already registered`, {
-          resourceId: id,
-          resourceArn: caCertificateArn(id),
-        });
+        throw E.CaAlreadyExists(
+          { caCertificateId: id },
+          {
+            resourceId: id,
+            resourceArn: caCertificateArn(id),
+          },
+        );
       }
       const now = Date.now();
       const record: CaRecord = {
@@ -137,7 +129,7 @@ export function createCaService(options: {
         };
       }
       const record = await store.getCa(cid);
-      if (!record) throw new ThingsteadError('ResourceNotFound', `CA certificate ${id} not found`);
+      if (!record) throw E.CaNotFound({ caCertificateId: id });
       return record;
     },
 
@@ -146,7 +138,7 @@ export function createCaService(options: {
     async updateCa(id, change) {
       const record = await service.describeCa(id);
       if (record.certificateId === platformCaId) {
-        throw new ThingsteadError('InvalidRequest', 'the platform CA cannot be changed through the API');
+        throw E.PlatformCaImmutable();
       }
       const status =
         change.newStatus !== undefined
@@ -173,20 +165,13 @@ export function createCaService(options: {
 
     async deleteCa(id) {
       const record = await service.describeCa(id);
-      if (record.certificateId === platformCaId)
-        throw new ThingsteadError('InvalidRequest', 'the platform CA cannot be deleted');
+      if (record.certificateId === platformCaId) throw E.PlatformCaUndeletable();
       if (record.status === 'ACTIVE') {
-        throw new ThingsteadError(
-          'CertificateState',
-          `CA certificate ${record.certificateId} is ACTIVE; deactivate it before deleting it`,
-        );
+        throw E.CaActive({ caCertificateId: record.certificateId });
       }
       const n = await store.countByCa(record.certificateId);
       if (n > 0) {
-        throw new ThingsteadError(
-          'DeleteConflict',
-          `CA certificate ${record.certificateId} still has ${n} registered certificate(s)`,
-        );
+        throw E.CaHasCertificates({ caCertificateId: record.certificateId, count: n });
       }
       await store.deleteCa(record.certificateId);
       await emit({ kind: 'ca', certificateId: record.certificateId, status: 'DELETED' });

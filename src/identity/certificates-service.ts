@@ -1,5 +1,5 @@
 import { randomUUID, type X509Certificate } from 'node:crypto';
-import { ThingsteadError } from '../errors/index.js';
+import { E } from '../errors/index.js';
 import { createLocalChannel, type ChangeChannel, type ChangeOf } from '../events/index.js';
 import type { Database } from '../store/index.js';
 import { createCaService, type CaService } from './ca-service.js';
@@ -172,24 +172,15 @@ export async function openCertificateService(options: {
         const caCert = parseCertificatePem(input.caCertificatePem, 'caCertificatePem');
         caId = certificateIdOf(caCert.raw);
         if (caId !== platformCaId && !(await store.getCa(caId))) {
-          throw new ThingsteadError(
-            'ResourceNotFound',
-            `CA certificate ${caId} is not registered (RegisterCACertificate first)`,
-          );
+          throw E.CaRequiredNotRegistered({ caCertificateId: caId });
         }
         if (!isIssuedBy(cert, caCert)) {
-          throw new ThingsteadError(
-            'CertificateValidation',
-            'certificatePem is not signed by caCertificatePem',
-          );
+          throw E.CertificateNotSignedByCa();
         }
       } else {
         caId = await trust.issuerOf(cert);
         if (!caId) {
-          throw new ThingsteadError(
-            'CertificateValidation',
-            'certificatePem is not signed by a registered CA; register its CA or use RegisterCertificateWithoutCA',
-          );
+          throw E.CertificateNoRegisteredCa();
         }
       }
       const status =
@@ -220,7 +211,7 @@ export async function openCertificateService(options: {
 
     async describe(id) {
       const record = await store.get(checkId(id));
-      if (!record) throw new ThingsteadError('ResourceNotFound', `Certificate ${id} not found`);
+      if (!record) throw E.CertificateNotFound({ certificateId: id });
       return record;
     },
 
@@ -236,10 +227,7 @@ export async function openCertificateService(options: {
       if (record.status === status) return; // idempotent (reference §3.12)
       if (record.status === 'REVOKED') {
         // [U] AWS refuses to bring a revoked certificate back; a revocation is final here.
-        throw new ThingsteadError(
-          'CertificateState',
-          `Certificate ${record.certificateId} is revoked; its status cannot change`,
-        );
+        throw E.CertificateRevoked({ certificateId: record.certificateId });
       }
       await store.update(record.certificateId, {
         status,
@@ -252,26 +240,17 @@ export async function openCertificateService(options: {
     async delete(id, o = {}) {
       const record = await service.describe(id);
       if (record.status === 'ACTIVE') {
-        throw new ThingsteadError(
-          'CertificateState',
-          `Certificate ${record.certificateId} is ACTIVE; deactivate it (UpdateCertificate newStatus=INACTIVE) before deleting it`,
-        );
+        throw E.CertificateActive({ certificateId: record.certificateId });
       }
       const arn = service.certificateArn(record.certificateId);
       if (attachments) {
         const things = await attachments.thingsOf(arn);
         if (things.length) {
-          throw new ThingsteadError(
-            'DeleteConflict',
-            `Certificate ${record.certificateId} is attached to thing(s) ${things.join(', ')}; detach it first (DetachThingPrincipal)`,
-          );
+          throw E.CertificateAttachedThings({ certificateId: record.certificateId, things });
         }
         const policies = await attachments.policiesOf(arn);
         if (policies.length && !o.forceDelete) {
-          throw new ThingsteadError(
-            'DeleteConflict',
-            `Certificate ${record.certificateId} has policies attached (${policies.join(', ')}); detach them or use forceDelete`,
-          );
+          throw E.CertificateAttachedPolicies({ certificateId: record.certificateId, policies });
         }
         if (policies.length) await attachments.detachAllPolicies(arn);
       }
@@ -345,10 +324,13 @@ export async function openCertificateService(options: {
       notAfter: info.notAfter.getTime(),
     };
     if (!(await store.insert(record))) {
-      throw new ThingsteadError('ResourceAlreadyExists', `Certificate ${id} is already registered`, {
-        resourceId: id,
-        resourceArn: certArnPrefix + id,
-      });
+      throw E.CertificateAlreadyExists(
+        { certificateId: id },
+        {
+          resourceId: id,
+          resourceArn: certArnPrefix + id,
+        },
+      );
     }
     return record;
   }

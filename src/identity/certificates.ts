@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { createHash, generateKeyPair, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import { promisify } from 'node:util';
 import * as x509 from '@peculiar/x509';
-import { ThingsteadError } from '../errors/index.js';
+import { E } from '../errors/index.js';
 
 /**
  * Device certificates (reference §3.2): issue from the platform CA, sign CSRs, identify certificates by
@@ -46,12 +46,12 @@ export function certificateIdOf(pemOrDer: string | Buffer): string {
 /** Parse one PEM certificate, refusing anything else with CertificateValidationException. */
 export function parseCertificatePem(pem: unknown, what = 'certificatePem'): X509Certificate {
   if (typeof pem !== 'string' || !PEM_CERT.test(pem)) {
-    throw new ThingsteadError('CertificateValidation', `${what} is not a PEM certificate`);
+    throw E.CertificateNotPem({ what });
   }
   try {
     return new X509Certificate(PEM_CERT.exec(pem)![0]);
   } catch (err) {
-    throw new ThingsteadError('CertificateValidation', `${what} cannot be parsed: ${(err as Error).message}`);
+    throw E.CertificateUnparsable({ what, reason: (err as Error).message });
   }
 }
 
@@ -100,10 +100,7 @@ async function issue(
   extraDays?: number,
 ): Promise<IssuedCertificate> {
   if (!ca.keyPem) {
-    throw new ThingsteadError(
-      'InvalidRequest',
-      'the platform CA key is not available (an operator-supplied CA file was configured without its key)',
-    );
+    throw E.PlatformCaKeyMissing();
   }
   const caCert = new x509.X509Certificate(ca.certPem);
   const notBefore = new Date(Date.now() - 60_000);
@@ -168,16 +165,13 @@ function escapeDn(value: string): string {
  */
 export async function signCsr(ca: SigningCa, csrPem: unknown): Promise<IssuedCertificate> {
   if (typeof csrPem !== 'string' || !/-----BEGIN (NEW )?CERTIFICATE REQUEST-----/.test(csrPem)) {
-    throw new ThingsteadError('InvalidRequest', 'certificateSigningRequest is not a PEM certificate request');
+    throw E.CsrNotPem();
   }
   let csr: x509.Pkcs10CertificateRequest;
   try {
     csr = new x509.Pkcs10CertificateRequest(csrPem.replace('NEW CERTIFICATE REQUEST', 'CERTIFICATE REQUEST'));
   } catch (err) {
-    throw new ThingsteadError(
-      'InvalidRequest',
-      `certificateSigningRequest cannot be parsed: ${(err as Error).message}`,
-    );
+    throw E.CsrUnparsable({ reason: (err as Error).message });
   }
   let valid: boolean;
   try {
@@ -185,8 +179,7 @@ export async function signCsr(ca: SigningCa, csrPem: unknown): Promise<IssuedCer
   } catch {
     valid = false;
   }
-  if (!valid)
-    throw new ThingsteadError('InvalidRequest', 'certificateSigningRequest signature does not verify');
+  if (!valid) throw E.CsrSignature();
   const subject = csr.subject.trim() || 'CN=Thingstead Device Certificate';
   return issue(ca, csr.publicKey, subject);
 }
@@ -279,18 +272,14 @@ const CERT_ID = /^(0x)?[a-fA-F0-9]{64}$/;
 
 /** A certificate id from a request (64 hex digits, optional 0x), lower-cased; InvalidRequest otherwise. */
 export function checkId(id: string, what = 'certificateId'): string {
-  if (!CERT_ID.test(id))
-    throw new ThingsteadError('InvalidRequest', `${what} must be 64 hexadecimal characters`);
+  if (!CERT_ID.test(id)) throw E.CertificateIdFormat({ what });
   return id.replace(/^0x/, '').toLowerCase();
 }
 
 /** A status from a request, one of `allowed`; InvalidRequest otherwise. */
 export function parseStatus(value: unknown, allowed: readonly string[], what: string): string {
   if (typeof value !== 'string' || !allowed.includes(value)) {
-    throw new ThingsteadError(
-      'InvalidRequest',
-      `${what} must be one of ${allowed.join(', ')}; got ${JSON.stringify(value)}`,
-    );
+    throw E.CertificateStatusValue({ what, allowed, value: String(JSON.stringify(value)) });
   }
   return value;
 }
@@ -314,17 +303,11 @@ export function checkVerificationCertificate(
 ): void {
   const verification = parseCertificatePem(verificationPem, 'verificationCertificate');
   if (!isIssuedBy(verification, ca)) {
-    throw new ThingsteadError(
-      'CertificateValidation',
-      'verificationCertificate is not signed by the CA certificate being registered',
-    );
+    throw E.VerificationNotSigned();
   }
   const cn = new x509.X509Certificate(verification.raw).subjectName.getField('2.5.4.3');
   if (!cn.includes(registrationCode)) {
-    throw new ThingsteadError(
-      'CertificateValidation',
-      'the common name of verificationCertificate must be the registration code (see GetRegistrationCode)',
-    );
+    throw E.VerificationCommonName();
   }
 }
 

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { ThingsteadError } from '../errors/index.js';
+import { E } from '../errors/index.js';
 import type { ChangeChannel } from '../events/index.js';
 import { migrate, type Database, type Migration } from '../store/index.js';
 
@@ -74,11 +74,7 @@ export function loadMasterKey(dataDir: string): Buffer {
   const file = join(dataDir, 'master.key');
   if (existsSync(file)) {
     const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
-    if (key.length !== 32)
-      throw new ThingsteadError(
-        'InternalFailure',
-        `${file} is not a 32-byte hex key; restore it from backup.`,
-      );
+    if (key.length !== 32) throw E.MasterKeyInvalid({ file });
     return key;
   }
   const key = randomBytes(32);
@@ -150,32 +146,19 @@ export async function openCredentialStore(options: {
       secretAccessKey = decrypt(master, r.access_key_id, r.secret_enc);
     } catch {
       // Several nodes on one PostgreSQL must share the master key file.
-      throw new ThingsteadError(
-        'InternalFailure',
-        `cannot decrypt access key ${r.access_key_id}: ${join(dataDir, 'master.key')} is not the key that encrypted it ` +
-          '(copy master.key from the data directory of the first node).',
-      );
+      throw E.AccessKeyUndecryptable({ accessKeyId: r.access_key_id, keyFile: join(dataDir, 'master.key') });
     }
     return { ...toKey(r), secretAccessKey };
   };
 
   const store: CredentialStore = {
     async create(name, role) {
-      if (!KEY_NAME_PATTERN.test(name))
-        throw new ThingsteadError(
-          'InvalidRequest',
-          `Key name '${name}' is invalid: use 1-64 characters from a-z A-Z 0-9 _ . @ -.`,
-        );
-      if (role !== 'admin' && role !== 'read-only')
-        throw new ThingsteadError(
-          'InvalidRequest',
-          `Role '${role as string}' is invalid: use admin or read-only.`,
-        );
+      if (!KEY_NAME_PATTERN.test(name)) throw E.AccessKeyName({ name });
+      if (role !== 'admin' && role !== 'read-only') throw E.AccessKeyRole({ role });
       const existing = await db.query<KeyRow>('SELECT access_key_id FROM access_keys WHERE name = $1', [
         name,
       ]);
-      if (existing.length)
-        throw new ThingsteadError('ResourceAlreadyExists', `An access key named '${name}' already exists.`);
+      if (existing.length) throw E.AccessKeyAlreadyExists({ name });
       const key: AccessKeyWithSecret = {
         accessKeyId: newAccessKeyId(),
         secretAccessKey: newSecret(),
