@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import WebSocket from 'ws';
-import { signRequest, uriEncode } from '../identity/index.js';
+import { signRequest, uriEncode } from '../sigv4/index.js';
 import {
   CliError,
   call,

@@ -2,8 +2,8 @@
  * Identity: the platform CA and TLS material (pki.ts), device certificates (certificates-service.ts), CA
  * certificates and the registration code (ca-service.ts), the trust list of CAs devices may chain to
  * (trust-list.ts), access keys (credentials.ts), and device authentication and authorization on MQTT and
- * HTTPS with live enforcement of certificate, key and policy changes (auth-hooks*.ts). Re-exports SigV4
- * from sigv4. Public surface only; internals stay in this folder.
+ * HTTPS with live enforcement of certificate, key and policy changes (auth-hooks*.ts). (SigV4 itself is
+ * the sigv4 context.) Public surface only; internals stay in this folder.
  * Imports: api (its operation declarations), errors, events, mqtt (the broker's hook types and
  * `authorizeClientPublish`), observability, policy (compiled policies for decisions), sigv4, store.
  */
@@ -15,19 +15,6 @@ export {
   type ServerTls,
   type PemPair,
 } from './pki.js';
-export {
-  verifySigV4,
-  canonicalUri,
-  canonicalQuery,
-  uriEncode,
-  signingKey,
-  signRequest,
-  MAX_SKEW_MS,
-  type SigV4Request,
-  type SigV4Key,
-  type SigV4Verified,
-  type SigV4VerifyOptions,
-} from '../sigv4/index.js';
 export {
   openCredentialStore,
   loadMasterKey,

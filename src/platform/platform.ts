@@ -11,13 +11,13 @@ import {
   openCredentialStore,
   startDeviceHttps,
   startEnforcement,
-  verifySigV4,
   type CertificateService,
   type CredentialStore,
   type DeviceAuth,
   type DeviceHttps,
   type ServerTls,
 } from '../identity/index.js';
+import { verifySigV4 } from '../sigv4/index.js';
 import { createBroker, type AuthHooks, type Broker } from '../mqtt/index.js';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '../observability/index.js';
 import { openPolicyService, policyOperations, type PolicyService } from '../policy/index.js';

@@ -9,7 +9,7 @@ import {
   IoTServiceException,
   ListThingsCommand,
 } from '@aws-sdk/client-iot';
-import { canonicalUri, verifySigV4, type SigV4Request } from '../../src/identity/index.js';
+import { canonicalUri, verifySigV4, type SigV4Request } from '../../src/sigv4/index.js';
 import { startApi, type ApiHarness } from './harness.js';
 
 /**

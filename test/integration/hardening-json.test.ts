@@ -15,7 +15,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AwsApiError, signedFetch } from '../../src/api/index.js';
 import { parseCredentialsFile } from '../../src/cli/connection.js';
-import { signRequest, uriEncode } from '../../src/identity/index.js';
+import { signRequest, uriEncode } from '../../src/sigv4/index.js';
 import { startTestPlatform, waitFor, type TestPlatform } from '../helpers/platform.js';
 
 /**

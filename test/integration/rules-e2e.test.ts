@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { signedFetch } from '../../src/api/index.js';
 import { parseCredentialsFile } from '../../src/cli/connection.js';
-import { signRequest } from '../../src/identity/index.js';
+import { signRequest } from '../../src/sigv4/index.js';
 import { startTestPlatform, waitFor, type TestPlatform } from '../helpers/platform.js';
 
 // End to end over real clients: the AWS SDK for topic rules, MQTT.js for devices, SigV4-signed HTTP for the

@@ -3,7 +3,7 @@ import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { uriEncode } from '../../src/identity/index.js';
+import { uriEncode } from '../../src/sigv4/index.js';
 import { startTestPlatform, type TestPlatform } from '../helpers/platform.js';
 import { publishReason, subscribeCodes } from './security-helpers.js';
 
