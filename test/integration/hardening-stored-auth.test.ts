@@ -54,6 +54,24 @@ async function offlineWithQueue(device: Device, clientId: string, prefix: string
     });
 }
 
+/**
+ * A victim device, and an attacker whose certificate may connect with the victim's client id but only use
+ * its own topics.
+ */
+async function victimAndAttacker(vp: string, ap: string) {
+  const victim = uid(vp);
+  const attacker = uid(ap);
+  const v = await createDevice(iot, victim, { name: `${victim}-p`, statements: statements(victim, victim) });
+  const a = await createDevice(iot, attacker, {
+    name: `${attacker}-p`,
+    statements: [
+      { Effect: 'Allow', Action: 'iot:Connect', Resource: `${arn}:client/${victim}` },
+      ...statements(attacker, attacker),
+    ],
+  });
+  return { victim, attacker, v, a };
+}
+
 beforeAll(async () => {
   ({ platform, iot, account: arn } = await securePlatform());
 });
@@ -95,20 +113,7 @@ describe('stored messages are authorized at delivery', () => {
   });
 
   it('a certificate allowed to connect as another client id takes the session over but gets none of its messages', async () => {
-    const victim = uid('v');
-    const attacker = uid('a');
-    const v = await createDevice(iot, victim, {
-      name: `${victim}-p`,
-      statements: statements(victim, victim),
-    });
-    // The attacker may connect with the victim's client id, but only use its own topics.
-    const a = await createDevice(iot, attacker, {
-      name: `${attacker}-p`,
-      statements: [
-        { Effect: 'Allow', Action: 'iot:Connect', Resource: `${arn}:client/${victim}` },
-        ...statements(attacker, attacker),
-      ],
-    });
+    const { victim, attacker, v, a } = await victimAndAttacker('v', 'a');
     await offlineWithQueue(v, victim, victim, 3);
 
     const revokedBefore = await scrapeMetric(
@@ -131,19 +136,7 @@ describe('stored messages are authorized at delivery', () => {
   });
 
   it('in-flight messages are not resent to a certificate that takes the session over', async () => {
-    const victim = uid('i');
-    const attacker = uid('b');
-    const v = await createDevice(iot, victim, {
-      name: `${victim}-p`,
-      statements: statements(victim, victim),
-    });
-    const a = await createDevice(iot, attacker, {
-      name: `${attacker}-p`,
-      statements: [
-        { Effect: 'Allow', Action: 'iot:Connect', Resource: `${arn}:client/${victim}` },
-        ...statements(attacker, attacker),
-      ],
-    });
+    const { victim, attacker, v, a } = await victimAndAttacker('i', 'b');
     // The victim receives a QoS 1 message and never acknowledges it (its PUBACK is withheld).
     const vc: MqttClient = await connectTls(platform, v, victim, persistent);
     await vc.subscribeAsync(`${victim}/#`, { qos: 1 });
