@@ -3,7 +3,9 @@
  * certificates and the registration code (ca-service.ts), the trust list of CAs devices may chain to
  * (trust-list.ts), access keys (credentials.ts), and device authentication and authorization on MQTT and
  * HTTPS with live enforcement of certificate, key and policy changes (auth-hooks*.ts). (SigV4 itself is
- * the sigv4 context.) Public surface only; internals stay in this folder.
+ * the sigv4 context.) `startIdentity` (module.ts) starts
+ * certificates, access keys and device auth as a context module. Public surface only; internals stay in
+ * this folder.
  * Imports: api (its operation declarations), errors, events, mqtt (the broker's hook types and
  * `authorizeClientPublish`), observability, policy (compiled policies for decisions), sigv4, store.
  */
@@ -51,3 +53,4 @@ export {
 } from './certificates.js';
 export type { CertificateRecord, CaRecord, CertificateStatus } from './certificates-store.js';
 export { certificateOperations } from './api.js';
+export { startIdentity, type Identity } from './module.js';

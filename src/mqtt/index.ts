@@ -7,10 +7,10 @@
  * connect-limiter.ts (CONNECTs per client id), connection-log.ts (connect/disconnect log lines),
  * connection.ts (socket I/O, framing, batching, backpressure), handlers/*.ts (one per packet family), codec.ts (mqtt-packet plus measured PUBLISH/ack fast paths), router.ts (topic trie),
  * retained.ts, will.ts, lifecycle.ts (AWS lifecycle events), services.ts (reserved-topic service table),
- * topics.ts (name/filter rules), bus.ts (cluster seam), store.ts + sqlite-store.ts + pg-store.ts (persistence), metrics.ts.
+ * topics.ts (name/filter rules), module.ts (`startBroker`, the context module), bus.ts (cluster seam), store.ts + sqlite-store.ts + pg-store.ts (persistence), metrics.ts.
  *
  * Imports: errors, observability, store (sessions, queued messages, retained), work (the reserved-topic
- * services' queues); types only from config. Authentication, authorization and services come in as hooks.
+ * services' queues); types only from api (the context-module contract) and config. Authentication, authorization and services come in as hooks.
  */
 export type {
   Broker,
@@ -33,6 +33,7 @@ export {
   type EnhancedAuthResult,
 } from './hooks.js';
 export { createBroker, createMqttStore } from './broker.js';
+export { startBroker } from './module.js';
 export type { MqttStore, StoreOp, StoredSession, StoredRetained } from './store.js';
 export { topicMatches, checkTopicName, checkTopicFilter } from './topics.js';
 export { authorizeClientPublish } from './authorize.js';

@@ -57,33 +57,39 @@ export function certificateAttachments(
   };
 }
 
-/** AttachPolicy's target check: a registered certificate, an existing thing group. */
-export function policyTargetExists(registry: ThingRegistry, certificates: CertificateService) {
+/**
+ * AttachPolicy's target check: a registered certificate, an existing thing group. Policy starts before the
+ * registry and identity, so they are read per request (by then every context has started).
+ */
+export function policyTargetExists(registry: () => ThingRegistry, certificates: () => CertificateService) {
   const exists = (p: Promise<unknown>) =>
     p.then(
       () => true,
       () => false,
     );
   return async (_target: string, kind: TargetKind, name: string): Promise<boolean> => {
-    if (kind === 'cert') return exists(certificates.describe(name));
-    if (kind === 'thinggroup') return exists(registry.describeThingGroup({ thingGroupName: name }));
+    if (kind === 'cert') return exists(certificates().describe(name));
+    if (kind === 'thinggroup') return exists(registry().describeThingGroup({ thingGroupName: name }));
     return true;
   };
 }
 
-/** TestAuthorization / GetEffectivePolicies: resolve a principal as a connecting device would be. */
-export function principalResolver(registry: ThingRegistry, auth: DeviceAuth): PrincipalResolver {
+/**
+ * TestAuthorization / GetEffectivePolicies: resolve a principal as a connecting device would be. Read per
+ * request, like `policyTargetExists`.
+ */
+export function principalResolver(registry: () => ThingRegistry, auth: () => DeviceAuth): PrincipalResolver {
   return {
     async groupAncestors(thingGroupName: string) {
-      const d = await registry.describeThingGroup({ thingGroupName });
+      const d = await registry().describeThingGroup({ thingGroupName });
       return (d.thingGroupMetadata?.rootToParentThingGroups ?? [])
         .map((g) => g.groupName)
         .filter((n): n is string => !!n)
         .reverse();
     },
     async resolve(principal: string, clientId: string | undefined) {
-      const r = await auth.resolve(principal, clientId);
-      return { targets: r.targets, context: auth.contextFor(r, clientId ?? r.thing?.name) };
+      const r = await auth().resolve(principal, clientId);
+      return { targets: r.targets, context: auth().contextFor(r, clientId ?? r.thing?.name) };
     },
   };
 }

@@ -1,35 +1,28 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createAwsApi, createHttpServer, type AwsOperation } from '../api/index.js';
+import { startHttpApi, type ContextModule } from '../api/index.js';
 import type { Config } from '../config/index.js';
 import { openChangeChannel, type ChangeChannel } from '../events/index.js';
 import {
-  certificateOperations,
-  createDeviceAuth,
   ensureServerTls,
-  openCertificateService,
-  openCredentialStore,
   startDeviceHttps,
   startEnforcement,
+  startIdentity,
   type CertificateService,
   type CredentialStore,
   type DeviceAuth,
   type DeviceHttps,
+  type Identity,
   type ServerTls,
 } from '../identity/index.js';
 import { verifySigV4 } from '../sigv4/index.js';
-import { createBroker, type AuthHooks, type Broker } from '../mqtt/index.js';
+import { startBroker, type AuthHooks, type Broker } from '../mqtt/index.js';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '../observability/index.js';
-import { openPolicyService, policyOperations, type PolicyService } from '../policy/index.js';
-import { createRegistry, registryOperations, type ThingRegistry } from '../registry/index.js';
+import { startPolicy, type PolicyService } from '../policy/index.js';
+import { startRegistry, type ThingRegistry } from '../registry/index.js';
 import { openDatabase, type Database } from '../store/index.js';
-import { rulesOperations, RulesEngine, startSources } from '../rules/index.js';
-import {
-  attachTimeseriesTail,
-  createTimeseries,
-  timeseriesOperations,
-  type Timeseries,
-} from '../timeseries/index.js';
+import { startRules, type RulesEngine } from '../rules/index.js';
+import { attachTimeseriesTail, startTimeseries, type Timeseries } from '../timeseries/index.js';
 import { startListeners } from '../transport/index.js';
 import {
   certificateAttachments,
@@ -92,12 +85,15 @@ const urlHost = (host: string) =>
   host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
 
 /**
- * Start the platform: the one composition root. Contexts start in dependency order, each given only
- * what already exists, and close in the reverse order (a stack):
+ * Start the platform: the one composition root. Each context exports `start<Context>(deps)` returning a
+ * `ContextModule` (src/api): its service, AWS operations, HTTP routes, reserved MQTT topics and `close`.
+ * Contexts start here in dependency order, each given only what already exists, and close in the reverse
+ * order (the module list is a stack; the wiring between two contexts is closed as its own entry):
  *
- *   store -> change events -> policy -> registry -> certificates, access keys -> device auth
- *   -> broker (hooks: device auth; the registry's reserved topics and MQTT events) -> time-series, rules
- *   -> HTTP API (every context's operations) -> listeners, device HTTPS -> live enforcement
+ *   store -> change events -> policy -> registry -> identity (certificates, access keys, device auth)
+ *   -> broker (hooks: device auth; every module's reserved topics; the registry's MQTT events)
+ *   -> time-series, rules -> HTTP API (every module's operations and routes) -> listeners, device HTTPS
+ *   -> live enforcement
  *
  * Contexts learn of each other's writes through change events (src/events), never by polling.
  * Writes `<dataDir>/endpoints.json` with the ports actually bound.
@@ -112,17 +108,22 @@ export async function createPlatform(
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const metrics = createMetricsRegistry({ processMetrics: true });
   const db = await openDatabase({ dataDir, databaseUrl: config.databaseUrl });
-  /** Closed last-started first. */
-  const stack: Array<() => Promise<void> | void> = [() => db.close()];
+  /** Started so far; closed last-started first. */
+  const modules: ContextModule[] = [{ name: 'store', close: () => db.close() }];
+  const start = async <M extends ContextModule>(module: Promise<M> | M): Promise<M> => {
+    const started = await module;
+    modules.push(started);
+    return started;
+  };
   const closeAll = async (report: (err: unknown) => void) => {
-    while (stack.length) await Promise.resolve(stack.pop()!()).catch(report);
+    while (modules.length) await Promise.resolve(modules.pop()!.close()).catch(report);
   };
   try {
     const eventsLog = logger.child({ ctx: 'events' });
     const events = await openChangeChannel(db, {
       onError: (err, event) => eventsLog.warn({ err, event: event?.kind }, 'change event handling failed'),
     });
-    stack.push(() => events.close());
+    modules.push({ name: 'events', close: () => events.close() });
     const tls = await ensureServerTls({
       dataDir,
       hostname: config.hostname ?? 'localhost',
@@ -132,40 +133,66 @@ export async function createPlatform(
     });
     const scope = { region: config.region, accountId: config.accountId };
 
-    const policies = await openPolicyService({ db, scope, events });
-    stack.push(() => policies.close());
+    // Policy's operations ask the registry and identity about principals; both start after policy
+    // (identity needs it), so the adapters read them per request, once everything has started.
+    const later: { registry?: ThingRegistry; identity?: Identity } = {};
+    const ready = <T>(value: T | undefined): T => {
+      if (value === undefined) throw new Error('platform not started');
+      return value;
+    };
+    const policy = await start(
+      startPolicy({
+        db,
+        scope,
+        events,
+        resolver: principalResolver(
+          () => ready(later.registry),
+          () => ready(later.identity).auth,
+        ),
+        targetExists: policyTargetExists(
+          () => ready(later.registry),
+          () => ready(later.identity).certificates,
+        ),
+      }),
+    );
+    const policies = policy.service;
 
     const registryLog = logger.child({ ctx: 'registry' });
-    const registry = await createRegistry({
-      db,
-      events,
-      region: config.region,
-      accountId: config.accountId,
-      endpointAddress: () => config.hostname ?? 'localhost',
-      onError: (err) => registryLog.warn({ err }, 'registry event or index error'),
-    });
-    stack.push(() => registry.close());
+    const registry = (
+      await start(
+        startRegistry({
+          db,
+          events,
+          region: config.region,
+          accountId: config.accountId,
+          endpointAddress: () => config.hostname ?? 'localhost',
+          onError: (err) => registryLog.warn({ err }, 'registry event or index error'),
+        }),
+      )
+    ).service;
+    later.registry = registry;
 
-    const certificates = await openCertificateService({
-      db,
-      ca: { certPem: tls.caPem, keyPem: tls.caKeyPem ?? '' },
-      scope,
-      events,
-      registrationCode: async () => (await registry.getRegistrationCode()).registrationCode,
-      attachments: certificateAttachments(registry, policies),
-    });
-    const credentials = await openCredentialStore({ db, dataDir, events });
+    const identity = (
+      await start(
+        startIdentity({
+          db,
+          dataDir,
+          ca: { certPem: tls.caPem, keyPem: tls.caKeyPem ?? '' },
+          scope,
+          events,
+          registrationCode: async () => (await registry.getRegistrationCode()).registrationCode,
+          attachments: certificateAttachments(registry, policies),
+          policies,
+          directory: principalDirectory(registry),
+          logger,
+          metrics,
+          allowAnonymous: config.mqtt.allowAnonymous,
+        }),
+      )
+    ).service;
+    later.identity = identity;
+    const { certificates, credentials, auth } = identity;
     const admin = await credentials.ensureAdmin({ region: config.region });
-    const auth = createDeviceAuth({
-      certificates,
-      policies,
-      directory: principalDirectory(registry),
-      scope,
-      logger,
-      metrics,
-      allowAnonymous: config.mqtt.allowAnonymous,
-      accessKeys: credentials,
-    });
     if (auth.anonymousAllowsAll()) {
       logger
         .child({ ctx: 'security' })
@@ -174,64 +201,99 @@ export async function createPlatform(
         );
     }
 
-    const broker = createBroker({
-      config,
-      logger: logger.child({ ctx: 'mqtt' }),
-      metrics,
-      db,
-      hooks: options.hooks ?? auth,
+    const broker = (
+      await start(
+        startBroker({
+          config,
+          logger: logger.child({ ctx: 'mqtt' }),
+          metrics,
+          db,
+          hooks: options.hooks ?? auth,
+        }),
+      )
+    ).service;
+    // Contexts as broker services: the topics each module started so far serves (the registry:
+    // connectivity from lifecycle events), and the registry's $aws/events out.
+    for (const m of [...modules])
+      for (const topic of m.reservedTopics ?? [])
+        modules.push({
+          name: `${m.name} ${topic.filter}`,
+          close: broker.subscribeInternal(topic.filter, (msg) => topic.handler(msg)),
+        });
+    modules.push({
+      name: 'registry events',
+      close: registry.onPublish((topic, payload) =>
+        broker.publish({ topic, payload, qos: 0, retain: false }),
+      ),
     });
-    await broker.start();
-    stack.push(() => broker.close());
-    // The registry as a broker service: connectivity from lifecycle events, its $aws/events out.
-    for (const t of registry.reservedTopics)
-      stack.push(broker.subscribeInternal(t.filter, (m) => t.handler(m)));
-    stack.push(
-      registry.onPublish((topic, payload) => broker.publish({ topic, payload, qos: 0, retain: false })),
-    );
 
-    const { rules, timeseries } = await startDataPath(config, {
-      db,
-      events,
-      broker,
-      logger,
-      metrics,
-      registry,
-      stack,
-    });
-    const awsOperations: AwsOperation[] = [
-      ...registryOperations(registry),
-      ...certificateOperations(certificates),
-      ...policyOperations(policies, {
-        scope,
-        resolver: principalResolver(registry, auth),
-        targetExists: policyTargetExists(registry, certificates),
-      }),
-      ...rulesOperations(rules),
-      ...timeseriesOperations(timeseries),
-    ];
+    const t = config.timeseries;
+    const timeseries = (
+      await start(
+        startTimeseries({
+          db,
+          logger: logger.child({ ctx: 'timeseries' }),
+          metrics,
+          writer: { maxBatch: t.maxBatch, flushMs: t.flushMs, maxPending: t.maxPending },
+          retention:
+            t.rawRetentionMs > 0
+              ? {
+                  rawMaxAgeMs: t.rawRetentionMs,
+                  rollupStepMs: t.rollupStepMs,
+                  rollupMaxAgeMs: t.rollupRetentionMs,
+                  intervalMs: t.retentionIntervalMs,
+                }
+              : null,
+          resolveGroup: groupMembers(registry),
+        }),
+      )
+    ).service;
+    const r = config.rules;
+    const rules = (
+      await start(
+        startRules({
+          db,
+          events,
+          broker,
+          logger: logger.child({ ctx: 'rules' }),
+          metrics,
+          timeseries,
+          accountId: config.accountId,
+          region: config.region,
+          natsServers: r.natsServers,
+          postgresUrl: r.postgresUrl,
+          queueSize: r.queueSize,
+          maxInFlightPerAction: r.maxInFlightPerAction,
+          writeAhead: r.writeAhead,
+          outbox: r.outbox,
+          maxJsonDepth: config.limits.maxJsonDepth,
+          sources: r.sources,
+          sourcesLogger: logger.child({ ctx: 'sources' }),
+        }),
+      )
+    ).service;
 
-    const http = createHttpServer({
-      logger: logger.child({ ctx: 'api' }),
-      metrics,
-      health: () => broker.health(),
-    });
-    http.use(
-      createAwsApi({
-        operations: awsOperations,
-        credentials,
-        logger: logger.child({ ctx: 'api' }),
-        metrics,
-        region: config.region,
-        maxBodyBytes: config.limits.maxApiBodyBytes,
-        maxJsonDepth: config.limits.maxJsonDepth,
+    const api = await start(
+      startHttpApi({
+        host: config.http.host,
+        port: config.http.port,
+        health: () => broker.health(),
+        aws: {
+          operations: modules.flatMap((m) => m.operations ?? []),
+          credentials,
+          logger: logger.child({ ctx: 'api' }),
+          metrics,
+          region: config.region,
+          maxBodyBytes: config.limits.maxApiBodyBytes,
+          maxJsonDepth: config.limits.maxJsonDepth,
+        },
+        routes: modules.flatMap((m) => m.routes ?? []),
       }),
     );
-    const httpAddr = await http.listen(config.http.host, config.http.port);
-    stack.push(() => http.close());
+    const { http } = api.service;
 
     const listeners = await startListeners({ config, tls, broker, http: http.server, logger, metrics });
-    stack.push(() => listeners.close());
+    modules.push({ name: 'listeners', close: () => listeners.close() });
     let deviceHttps: DeviceHttps | null = null;
     if (config.deviceHttps.port !== null) {
       const started = await startDeviceHttps({
@@ -245,7 +307,7 @@ export async function createPlatform(
         events,
       });
       deviceHttps = started;
-      stack.push(() => started.close());
+      modules.push({ name: 'device https', close: () => started.close() });
     }
     const enforcement = startEnforcement({
       auth,
@@ -260,7 +322,7 @@ export async function createPlatform(
         deviceHttps?.setTrustedCas(pems);
       },
     });
-    stack.push(() => enforcement.close());
+    modules.push({ name: 'enforcement', close: () => enforcement.close() });
 
     const detachTail = attachTimeseriesTail(http.server, timeseries, async (req) => {
       const [path = '/', query = ''] = (req.url ?? '/').split('?');
@@ -274,13 +336,13 @@ export async function createPlatform(
         () => false,
       );
     });
-    stack.push(detachTail);
+    modules.push({ name: 'timeseries tail', close: detachTail });
 
     const deviceHttpsPort = deviceHttps?.port ?? null;
-    const httpBase = `http://${urlHost(config.http.host)}:${httpAddr.port}`;
+    const httpBase = `http://${urlHost(config.http.host)}:${api.service.port}`;
     const endpoints: PlatformEndpoints = {
       http: httpBase,
-      httpPort: httpAddr.port,
+      httpPort: api.service.port,
       mqtt: listeners.mqtt ? `mqtt://${urlHost(listeners.mqtt.host)}:${listeners.mqtt.port}` : null,
       mqttPort: listeners.mqtt?.port ?? null,
       mqtts: listeners.mqtts ? `mqtts://${urlHost(listeners.mqtts.host)}:${listeners.mqtts.port}` : null,
@@ -322,67 +384,4 @@ export async function createPlatform(
     await closeAll(() => undefined);
     throw err;
   }
-}
-
-/**
- * The data path: the time-series store, the rules engine on the broker and the configured stream sources.
- * Closing order (the stack): sources, then rules (drains into the outbox), then the time-series writer.
- */
-async function startDataPath(
-  config: Config,
-  o: {
-    db: Database;
-    events: ChangeChannel;
-    broker: Broker;
-    logger: Logger;
-    metrics: Registry;
-    registry: ThingRegistry;
-    stack: Array<() => Promise<void> | void>;
-  },
-): Promise<{ rules: RulesEngine; timeseries: Timeseries }> {
-  const t = config.timeseries;
-  const timeseries = await createTimeseries({
-    db: o.db,
-    logger: o.logger.child({ ctx: 'timeseries' }),
-    metrics: o.metrics,
-    writer: { maxBatch: t.maxBatch, flushMs: t.flushMs, maxPending: t.maxPending },
-    retention:
-      t.rawRetentionMs > 0
-        ? {
-            rawMaxAgeMs: t.rawRetentionMs,
-            rollupStepMs: t.rollupStepMs,
-            rollupMaxAgeMs: t.rollupRetentionMs,
-            intervalMs: t.retentionIntervalMs,
-          }
-        : null,
-    resolveGroup: groupMembers(o.registry),
-  });
-  o.stack.push(() => timeseries.close());
-  const r = config.rules;
-  const rules = await RulesEngine.start({
-    db: o.db,
-    events: o.events,
-    broker: o.broker,
-    logger: o.logger.child({ ctx: 'rules' }),
-    metrics: o.metrics,
-    timeseries,
-    accountId: config.accountId,
-    region: config.region,
-    natsServers: r.natsServers,
-    postgresUrl: r.postgresUrl,
-    queueSize: r.queueSize,
-    maxInFlightPerAction: r.maxInFlightPerAction,
-    writeAhead: r.writeAhead,
-    outbox: r.outbox,
-    maxJsonDepth: config.limits.maxJsonDepth,
-  });
-  o.stack.push(() => rules.close());
-  const sources = await startSources({
-    sources: r.sources,
-    broker: o.broker,
-    logger: o.logger.child({ ctx: 'sources' }),
-    natsServers: r.natsServers,
-  });
-  o.stack.push(async () => void (await Promise.all(sources.map((s) => s.close()))));
-  return { rules, timeseries };
 }

@@ -2,7 +2,7 @@
  * Policy: the AWS IoT policy language (reference §9). Parse and validate documents, compile them on
  * change, bind them to a connection's context (variables substituted as literals), and decide requests
  * with explicit deny over allow and default deny. Owns policies, their versions and attachments to
- * principals, and their AWS-compatible operations.
+ * principals, and their AWS-compatible operations; `startPolicy` starts it as a context module.
  * Imports: api (its operation declarations), errors, events, store.
  */
 export {
@@ -43,4 +43,5 @@ export {
   type TargetKind,
 } from './service.js';
 export { openPolicyStore, POLICY_MIGRATIONS, type PolicyStore } from './store.js';
+export { startPolicy } from './module.js';
 export { policyOperations, validatePolicyDocument, type PrincipalResolver } from './api.js';

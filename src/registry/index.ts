@@ -3,11 +3,13 @@
  * dynamic thing groups (dynamic-groups.ts), billing groups (billing-groups.ts), principals attached to
  * things (principals.ts), fleet search (search.ts, SearchIndex), registry events (events.ts),
  * DescribeEndpoint and GetRegistrationCode, composed in registry.ts. Storage is split alongside
- * (`*-store.ts`, composed in store.ts); its AWS-compatible operations are `registryOperations` (api.ts).
+ * (`*-store.ts`, composed in store.ts); its AWS-compatible operations are `registryOperations` (api.ts); `startRegistry`
+ * (module.ts) starts it as a context module.
  * Imports: api (its operation declarations), errors, events (change events after each write), store.
  */
 export { createRegistry, type RegistryOptions, type ThingRegistry } from './registry.js';
 export { registryOperations } from './api.js';
+export { startRegistry } from './module.js';
 export { createRegistryStore, REGISTRY_MIGRATIONS, type RegistryStore, type ThingRecord } from './store.js';
 export {
   parseQuery,

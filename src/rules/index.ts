@@ -2,6 +2,7 @@
  * The rules engine: AWS IoT SQL rules (reference §10) evaluated off the MQTT path on a bounded queue, with
  * actions (republish, http, kafka, and the Thingstead extensions nats, postgres, timeseries) delivered
  * at-least-once through a store-backed outbox, errorAction in AWS's shape, per-rule metrics and traces.
+ * `startRules` starts the engine and the configured stream sources as a context module.
  *
  * Imports: errors, json, observability, store, work (the evaluation queue); types only from api, config,
  * events, mqtt and timeseries (the platform hands in the broker, the change channel and the writer).
@@ -14,4 +15,5 @@ export { compileAction, AWS_ACTION_NAMES, type ActionRequest } from './actions.j
 export type { RuleStats, TraceEntry, DropReason } from './stats.js';
 export type { TopicRule, TopicRulePayload, ActionConfig } from './types.js';
 export { rulesOperations } from './api.js';
+export { startRules } from './module.js';
 export { startSources, sourcePayload, sourceTopic, type Source } from './sources.js';
