@@ -90,6 +90,20 @@ export class Delivery {
     const settle = () => this.errors.settle(name, group);
     const ledger = this.d.ledger;
     const c = ledger.counter(name);
+    /** A final failure of this action: to the rule's errorAction (AWS's error payload), then settle. */
+    const giveUp = (request: ActionRequest | null, message: string) => {
+      this.errors.giveUp(
+        name,
+        action.config,
+        request,
+        message,
+        'permanent_failure',
+        withPayload(origin, input),
+        loaded.errorAction?.config ?? null,
+        group,
+      );
+      settle();
+    };
     let request: ActionRequest;
     try {
       request = action.prepare(input);
@@ -101,17 +115,7 @@ export class Delivery {
         outcome: 'failed',
         error: message,
       });
-      this.errors.giveUp(
-        name,
-        action.config,
-        null,
-        message,
-        'permanent_failure',
-        withPayload(origin, input),
-        loaded.errorAction?.config ?? null,
-        group,
-      );
-      settle();
+      giveUp(null, message);
       return;
     }
     const t = trace
@@ -138,17 +142,7 @@ export class Delivery {
             const message = (err as Error).message;
             if (t) Object.assign(t, { outcome: 'failed', error: message });
             c.actionFailed++;
-            this.errors.giveUp(
-              name,
-              action.config,
-              request,
-              message,
-              'permanent_failure',
-              withPayload(origin, input),
-              loaded.errorAction?.config ?? null,
-              group,
-            );
-            settle();
+            giveUp(request, message);
           },
         )
         .catch((err: unknown) => ledger.backgroundFailed(name, 'republish delivery', err));
@@ -194,17 +188,7 @@ export class Delivery {
           c.actionFailed++;
           ledger.metrics.countAction(name, action.kind, 'failed');
           if (!e.retryable) {
-            this.errors.giveUp(
-              name,
-              action.config,
-              request,
-              e.message,
-              'permanent_failure',
-              withPayload(origin, input),
-              errorAction,
-              group,
-            );
-            settle();
+            giveUp(request, e.message);
             return;
           }
           const delay = this.outbox.backoff(state, 1);
