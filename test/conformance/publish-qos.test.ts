@@ -1,6 +1,6 @@
 /** PUBLISH and QoS 0/1/2 flows [MQTT-4.3], over TCP, TLS and WebSocket, MQTT 3.1.1 and 5.0. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestPlatform, type TestPlatform } from '../helpers/platform.js';
+import { allowAllDevice, startTestPlatform, type TestPlatform } from '../helpers/platform.js';
 import { RawClient, collect, connect, end, uniqueId, waitFor, type Transport } from './helpers.js';
 
 let platform: TestPlatform;
@@ -8,22 +8,7 @@ let platform: TestPlatform;
 let device: { cert: string; key: string };
 beforeAll(async () => {
   platform = await startTestPlatform();
-  const c = await platform.security.certificates.createKeysAndCertificate({
-    setAsActive: true,
-    keyType: 'ec-p256',
-  });
-  await platform.security.policies.createPolicy(
-    'qos-all',
-    JSON.stringify({
-      Version: '2012-10-17',
-      Statement: [{ Effect: 'Allow', Action: 'iot:*', Resource: '*' }],
-    }),
-  );
-  await platform.security.policies.attachPolicy(
-    'qos-all',
-    platform.security.certificates.certificateArn(c.certificateId),
-  );
-  device = { cert: c.certificatePem, key: c.privateKeyPem };
+  device = await allowAllDevice(platform, 'qos-all');
 });
 afterAll(async () => {
   await platform?.stop();

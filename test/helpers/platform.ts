@@ -68,3 +68,29 @@ export async function scrapeMetric(platform: Platform, name: string, labelRe?: R
   }
   return total;
 }
+
+/**
+ * A device certificate (EC P-256, ACTIVE) with a policy allowing everything attached: for tests that need a
+ * client certificate on the TLS port (which asks for one also in anonymous dev mode) and test nothing else.
+ */
+export async function allowAllDevice(
+  platform: Platform,
+  policyName: string,
+): Promise<{ cert: string; key: string; certificateId: string }> {
+  const c = await platform.security.certificates.createKeysAndCertificate({
+    setAsActive: true,
+    keyType: 'ec-p256',
+  });
+  await platform.security.policies.createPolicy(
+    policyName,
+    JSON.stringify({
+      Version: '2012-10-17',
+      Statement: [{ Effect: 'Allow', Action: 'iot:*', Resource: '*' }],
+    }),
+  );
+  await platform.security.policies.attachPolicy(
+    policyName,
+    platform.security.certificates.certificateArn(c.certificateId),
+  );
+  return { cert: c.certificatePem, key: c.privateKeyPem, certificateId: c.certificateId };
+}

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestPlatform, waitFor, type TestPlatform } from '../helpers/platform.js';
+import { allowAllDevice, startTestPlatform, waitFor, type TestPlatform } from '../helpers/platform.js';
 
 const hasMosquittoClients =
   spawnSync('mosquitto_pub', ['--help']).error === undefined &&
@@ -137,25 +137,11 @@ beforeAll(async () => {
   caFile = join(tmp, 'ca.pem');
   writeFileSync(caFile, platform.tls.caPem);
   // A device certificate allowed everything, for the TLS clients (the TLS port always asks for one).
-  const c = await platform.security.certificates.createKeysAndCertificate({
-    setAsActive: true,
-    keyType: 'ec-p256',
-  });
-  await platform.security.policies.createPolicy(
-    'mosquitto-clients-all',
-    JSON.stringify({
-      Version: '2012-10-17',
-      Statement: [{ Effect: 'Allow', Action: 'iot:*', Resource: '*' }],
-    }),
-  );
-  await platform.security.policies.attachPolicy(
-    'mosquitto-clients-all',
-    platform.security.certificates.certificateArn(c.certificateId),
-  );
+  const c = await allowAllDevice(platform, 'mosquitto-clients-all');
   certFile = join(tmp, 'device.cert.pem');
   keyFile = join(tmp, 'device.private.key');
-  writeFileSync(certFile, c.certificatePem);
-  writeFileSync(keyFile, c.privateKeyPem, { mode: 0o600 });
+  writeFileSync(certFile, c.cert);
+  writeFileSync(keyFile, c.key, { mode: 0o600 });
 });
 
 afterAll(async () => {
