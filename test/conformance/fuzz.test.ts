@@ -249,30 +249,6 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   ]).finally(() => clearTimeout(t));
 }
 
-/** Send one session on a fresh connection; finish when the broker closes it or after a short wait. */
-function play(s: Session, port: number): Promise<void> {
-  return new Promise((resolve) => {
-    const socket = netConnect({ port, host: '127.0.0.1' });
-    let done = false;
-    const finish = () => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve();
-    };
-    const timer = setTimeout(finish, 150);
-    socket.on('error', finish);
-    socket.on('close', finish);
-    socket.on('data', () => undefined);
-    socket.once('connect', () => {
-      for (let i = 0; i < s.bytes.length && !socket.destroyed; i += s.chunk) {
-        socket.write(s.bytes.subarray(i, i + s.chunk));
-      }
-    });
-  });
-}
-
 /** CONNECT on a fresh raw socket; resolves with the first byte the broker answers, or 'closed'/'timeout'. */
 function rawConnect(bytes: Buffer): Promise<number | 'closed' | 'timeout'> {
   return new Promise((resolve) => {
@@ -328,7 +304,7 @@ describe('fuzzing the broker with malformed and mutated packets', () => {
             const plans = fc.sample(session, { numRuns: 25, seed: SEED + lane * 1_000_003 + batch++ });
             for (const plan of plans) {
               if (Date.now() >= deadline) break;
-              await play(plan, port);
+              await playSession(plan, port);
               sessions++;
             }
           }

@@ -225,7 +225,11 @@ export const propertySession: fc.Arbitrary<FuzzSession> = fc
   }));
 
 /** Write one session on a fresh connection; resolve when the broker closes it or after `lingerMs`. */
-export function playSession(s: FuzzSession, port: number, lingerMs = 150): Promise<void> {
+export function playSession(
+  s: Pick<FuzzSession, 'bytes' | 'chunk'>,
+  port: number,
+  lingerMs = 150,
+): Promise<void> {
   return new Promise((resolve) => {
     const socket = netConnect({ port, host: '127.0.0.1' });
     let done = false;
