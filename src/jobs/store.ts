@@ -1,0 +1,524 @@
+/**
+ * The jobs store: jobs, their rollout targets, job executions and job templates, on the platform database
+ * (SQLite or PostgreSQL: one portable implementation over `Database`, one contract suite run on both,
+ * store.test.ts).
+ *
+ * Concurrency contract (optimistic, so several processes sharing PostgreSQL never lose or duplicate work):
+ * - `putJob` and `putExecution` write only when the stored `version` / `versionNumber` still equals the
+ *   expected one, and return false otherwise; the caller re-reads and decides again.
+ * - `launch` creates an execution only for a target still pending, in the transaction that marks it
+ *   launched: two processes launching the same target create one execution between them.
+ * - `retry` supersedes an attempt only if it is unchanged since it was read.
+ * - Only the latest attempt of a job on a thing (`latest`) is listed, counted and timed; older attempts
+ *   stay readable by execution number.
+ */
+import type { Database } from '../store/index.js';
+import { migrate } from '../store/index.js';
+import { JOBS_MIGRATIONS } from './migrations.js';
+import type {
+  ExecutionRecord,
+  ExecutionStatus,
+  JobRecord,
+  JobStatus,
+  TargetSelection,
+  TemplateRecord,
+} from './types.js';
+
+export interface JobsStore {
+  /** Insert a job and its first targets (in order). False when the job id exists. */
+  insertJob(job: JobRecord, targets: readonly string[]): Promise<boolean>;
+  getJob(jobId: string): Promise<JobRecord | null>;
+  /** Jobs in job id order after `after` (exclusive), at most `limit`. */
+  listJobs(filter: {
+    status?: JobStatus;
+    targetSelection?: TargetSelection;
+    after?: string;
+    limit: number;
+  }): Promise<JobRecord[]>;
+  /** Jobs the rollout runner looks after: IN_PROGRESS, SCHEDULED and DELETION_IN_PROGRESS. */
+  activeJobs(): Promise<JobRecord[]>;
+  /** Conditional write (see the contract). */
+  putJob(job: JobRecord, expectedVersion: number): Promise<boolean>;
+  /** Remove the job, its targets and every execution. */
+  deleteJob(jobId: string): Promise<void>;
+
+  /** Add targets not already known (continuous jobs: a thing joined a target group). Returns how many. */
+  addTargets(jobId: string, things: readonly string[]): Promise<number>;
+  /** Targets not launched yet, in the order they were added, at most `limit`. */
+  pendingTargets(jobId: string, limit: number): Promise<string[]>;
+  /** Forget every target not launched yet (cancel, abort, end of rollout). Returns how many. */
+  dropPendingTargets(jobId: string): Promise<number>;
+  /** Forget one target, launched or not (the thing left a continuous job's groups; it may rejoin). */
+  dropTarget(jobId: string, thingName: string): Promise<boolean>;
+  /** Launch pending targets: each still pending gets `make(thing)` inserted. Returns those created. */
+  launch(
+    jobId: string,
+    things: readonly string[],
+    make: (thingName: string) => ExecutionRecord,
+  ): Promise<ExecutionRecord[]>;
+
+  /** One attempt, or the latest when `executionNumber` is omitted. */
+  getExecution(jobId: string, thingName: string, executionNumber?: number): Promise<ExecutionRecord | null>;
+  /** Conditional write of an existing attempt (see the contract). */
+  putExecution(execution: ExecutionRecord, expectedVersion: number): Promise<boolean>;
+  /** Make `next` the latest attempt in place of `previous` (unchanged since read at `expectedVersion`). */
+  retry(previous: ExecutionRecord, expectedVersion: number, next: ExecutionRecord): Promise<boolean>;
+  deleteExecution(jobId: string, thingName: string, executionNumber: number): Promise<boolean>;
+  /** Latest attempts of a job in thing name order after `after`, at most `limit`. */
+  listForJob(
+    jobId: string,
+    filter: { status?: ExecutionStatus; after?: string; limit: number },
+  ): Promise<ExecutionRecord[]>;
+  /** Latest attempts on a thing in job id order after `after`, at most `limit`. */
+  listForThing(
+    thingName: string,
+    filter: { status?: ExecutionStatus; jobId?: string; after?: string; limit: number },
+  ): Promise<ExecutionRecord[]>;
+  /** The thing's QUEUED and IN_PROGRESS latest attempts, oldest queued first. */
+  pendingForThing(thingName: string): Promise<ExecutionRecord[]>;
+  /** A job's latest attempts in the given states, at most `limit`. */
+  executionsInState(
+    jobId: string,
+    statuses: readonly ExecutionStatus[],
+    limit: number,
+  ): Promise<ExecutionRecord[]>;
+  /** IN_PROGRESS latest attempts whose earliest deadline is at or before `now`, at most `limit`. */
+  due(now: number, limit: number): Promise<ExecutionRecord[]>;
+  /** Latest attempts of a job by status. */
+  counts(jobId: string): Promise<Partial<Record<ExecutionStatus, number>>>;
+  /** Targets of a job not launched yet. */
+  pendingCount(jobId: string): Promise<number>;
+
+  /** False when the template id exists. */
+  insertTemplate(template: TemplateRecord): Promise<boolean>;
+  getTemplate(jobTemplateId: string): Promise<TemplateRecord | null>;
+  listTemplates(filter: { after?: string; limit: number }): Promise<TemplateRecord[]>;
+  deleteTemplate(jobTemplateId: string): Promise<boolean>;
+}
+
+type Row = Record<string, unknown>;
+const num = (v: unknown): number => Number(v);
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+interface JobBody {
+  targets: string[];
+  document: string;
+  documentSource: string | null;
+  description: string | null;
+  config: JobRecord['config'];
+  forceCanceled: boolean;
+  reasonCode: string | null;
+  comment: string | null;
+}
+
+function jobFromRow(r: Row): JobRecord {
+  const body = JSON.parse(String(r.body)) as JobBody;
+  return {
+    jobId: String(r.job_id),
+    status: r.status as JobStatus,
+    targetSelection: r.target_selection as TargetSelection,
+    ...body,
+    createdAt: num(r.created_at),
+    updatedAt: num(r.updated_at),
+    completedAt: numOrNull(r.completed_at),
+    version: num(r.version),
+    rollout: JSON.parse(String(r.rollout)) as JobRecord['rollout'],
+  };
+}
+
+function jobBody(j: JobRecord): string {
+  const body: JobBody = {
+    targets: [...j.targets],
+    document: j.document,
+    documentSource: j.documentSource,
+    description: j.description,
+    config: j.config,
+    forceCanceled: j.forceCanceled,
+    reasonCode: j.reasonCode,
+    comment: j.comment,
+  };
+  return JSON.stringify(body);
+}
+
+function execFromRow(r: Row): ExecutionRecord {
+  return {
+    jobId: String(r.job_id),
+    thingName: String(r.thing_name),
+    executionNumber: num(r.execution_number),
+    status: r.status as ExecutionStatus,
+    statusDetails: JSON.parse(String(r.status_details)) as Record<string, string>,
+    versionNumber: num(r.version_number),
+    queuedAt: num(r.queued_at),
+    startedAt: numOrNull(r.started_at),
+    lastUpdatedAt: num(r.last_updated_at),
+    stepDeadline: numOrNull(r.step_deadline),
+    progressDeadline: numOrNull(r.progress_deadline),
+    watchdogDeadline: numOrNull(r.watchdog_deadline),
+    retryAttempt: num(r.retry_attempt),
+    forceCanceled: num(r.force_canceled) === 1,
+  };
+}
+
+/** The earliest deadline of an IN_PROGRESS attempt (null: nothing to time). */
+export function dueAt(e: ExecutionRecord): number | null {
+  if (e.status !== 'IN_PROGRESS') return null;
+  const ds = [e.stepDeadline, e.progressDeadline, e.watchdogDeadline].filter((d): d is number => d !== null);
+  return ds.length ? Math.min(...ds) : null;
+}
+
+const EXEC_COLUMNS =
+  'job_id, thing_name, execution_number, status, status_details, version_number, queued_at, started_at, ' +
+  'last_updated_at, step_deadline, progress_deadline, watchdog_deadline, due_at, retry_attempt, ' +
+  'force_canceled, latest';
+const EXEC_VALUES = '$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16';
+
+const execParams = (e: ExecutionRecord, latest: boolean): unknown[] => [
+  e.jobId,
+  e.thingName,
+  e.executionNumber,
+  e.status,
+  JSON.stringify(e.statusDetails),
+  e.versionNumber,
+  e.queuedAt,
+  e.startedAt,
+  e.lastUpdatedAt,
+  e.stepDeadline,
+  e.progressDeadline,
+  e.watchdogDeadline,
+  dueAt(e),
+  e.retryAttempt,
+  e.forceCanceled ? 1 : 0,
+  latest ? 1 : 0,
+];
+
+const templateBody = (t: TemplateRecord) =>
+  JSON.stringify({
+    description: t.description,
+    document: t.document,
+    documentSource: t.documentSource,
+    config: t.config,
+  });
+
+function templateFromRow(r: Row): TemplateRecord {
+  const body = JSON.parse(String(r.body)) as Omit<TemplateRecord, 'jobTemplateId' | 'createdAt'>;
+  return { jobTemplateId: String(r.job_template_id), ...body, createdAt: num(r.created_at) };
+}
+
+/**
+ * The jobs store on the platform database; runs the jobs migrations first.
+ * @example const store = await createJobsStore(db);
+ */
+export async function createJobsStore(db: Database): Promise<JobsStore> {
+  await migrate(db, 'jobs', JOBS_MIGRATIONS);
+  /** Insert-if-absent, portable: SQLite and PostgreSQL both know ON CONFLICT DO NOTHING. */
+  const insertTarget =
+    'INSERT INTO job_targets (job_id, thing_name, seq, state) VALUES ($1, $2, $3, 0) ' +
+    'ON CONFLICT (job_id, thing_name) DO NOTHING';
+
+  async function nextSeq(tx: Pick<Database, 'query'>, jobId: string): Promise<number> {
+    const [r] = await tx.query<Row>('SELECT MAX(seq) AS m FROM job_targets WHERE job_id = $1', [jobId]);
+    return r?.m === null || r?.m === undefined ? 0 : num(r.m) + 1;
+  }
+
+  return {
+    async insertJob(job, targets) {
+      return db.transaction(async (tx) => {
+        const existing = await tx.query('SELECT 1 FROM jobs WHERE job_id = $1', [job.jobId]);
+        if (existing.length) return false;
+        await tx.run(
+          'INSERT INTO jobs (job_id, status, target_selection, body, rollout, created_at, updated_at, ' +
+            'completed_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+          [
+            job.jobId,
+            job.status,
+            job.targetSelection,
+            jobBody(job),
+            JSON.stringify(job.rollout),
+            job.createdAt,
+            job.updatedAt,
+            job.completedAt,
+            job.version,
+          ],
+        );
+        let seq = 0;
+        for (const t of targets) await tx.run(insertTarget, [job.jobId, t, seq++]);
+        return true;
+      });
+    },
+
+    async getJob(jobId) {
+      const [r] = await db.query<Row>('SELECT * FROM jobs WHERE job_id = $1', [jobId]);
+      return r ? jobFromRow(r) : null;
+    },
+
+    async listJobs(f) {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      if (f.status) where.push(`status = $${params.push(f.status)}`);
+      if (f.targetSelection) where.push(`target_selection = $${params.push(f.targetSelection)}`);
+      if (f.after !== undefined) where.push(`job_id > $${params.push(f.after)}`);
+      const sql =
+        'SELECT * FROM jobs' +
+        (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
+        ` ORDER BY job_id LIMIT $${params.push(f.limit)}`;
+      return (await db.query<Row>(sql, params)).map(jobFromRow);
+    },
+
+    async activeJobs() {
+      const rows = await db.query<Row>(
+        "SELECT * FROM jobs WHERE status IN ('IN_PROGRESS', 'SCHEDULED', 'DELETION_IN_PROGRESS') ORDER BY created_at",
+      );
+      return rows.map(jobFromRow);
+    },
+
+    async putJob(job, expectedVersion) {
+      const n = await db.run(
+        'UPDATE jobs SET status = $1, target_selection = $2, body = $3, rollout = $4, updated_at = $5, ' +
+          'completed_at = $6, version = $7 WHERE job_id = $8 AND version = $9',
+        [
+          job.status,
+          job.targetSelection,
+          jobBody(job),
+          JSON.stringify(job.rollout),
+          job.updatedAt,
+          job.completedAt,
+          job.version,
+          job.jobId,
+          expectedVersion,
+        ],
+      );
+      return n === 1;
+    },
+
+    async deleteJob(jobId) {
+      await db.batch([
+        { sql: 'DELETE FROM job_executions WHERE job_id = $1', params: [jobId] },
+        { sql: 'DELETE FROM job_targets WHERE job_id = $1', params: [jobId] },
+        { sql: 'DELETE FROM jobs WHERE job_id = $1', params: [jobId] },
+      ]);
+    },
+
+    async addTargets(jobId, things) {
+      if (things.length === 0) return 0;
+      return db.transaction(async (tx) => {
+        let seq = await nextSeq(tx, jobId);
+        let added = 0;
+        for (const t of things) added += await tx.run(insertTarget, [jobId, t, seq++]);
+        return added;
+      });
+    },
+
+    async pendingTargets(jobId, limit) {
+      const rows = await db.query<Row>(
+        'SELECT thing_name FROM job_targets WHERE job_id = $1 AND state = 0 ORDER BY seq LIMIT $2',
+        [jobId, limit],
+      );
+      return rows.map((r) => String(r.thing_name));
+    },
+
+    dropPendingTargets: (jobId) => db.run('DELETE FROM job_targets WHERE job_id = $1 AND state = 0', [jobId]),
+
+    async dropTarget(jobId, thingName) {
+      const n = await db.run('DELETE FROM job_targets WHERE job_id = $1 AND thing_name = $2', [
+        jobId,
+        thingName,
+      ]);
+      return n === 1;
+    },
+
+    async launch(jobId, things, make) {
+      if (things.length === 0) return [];
+      return db.transaction(async (tx) => {
+        const created: ExecutionRecord[] = [];
+        for (const thing of things) {
+          const claimed = await tx.run(
+            'UPDATE job_targets SET state = 1 WHERE job_id = $1 AND thing_name = $2 AND state = 0',
+            [jobId, thing],
+          );
+          if (claimed !== 1) continue;
+          const e = make(thing);
+          const [prev] = await tx.query<Row>(
+            'SELECT MAX(execution_number) AS m FROM job_executions WHERE job_id = $1 AND thing_name = $2',
+            [jobId, thing],
+          );
+          const number = prev?.m === null || prev?.m === undefined ? e.executionNumber : num(prev.m) + 1;
+          const exec = { ...e, executionNumber: number };
+          await tx.run('UPDATE job_executions SET latest = 0 WHERE job_id = $1 AND thing_name = $2', [
+            jobId,
+            thing,
+          ]);
+          await tx.run(
+            `INSERT INTO job_executions (${EXEC_COLUMNS}) VALUES (${EXEC_VALUES})`,
+            execParams(exec, true),
+          );
+          created.push(exec);
+        }
+        return created;
+      });
+    },
+
+    async getExecution(jobId, thingName, executionNumber) {
+      const rows =
+        executionNumber === undefined
+          ? await db.query<Row>(
+              'SELECT * FROM job_executions WHERE job_id = $1 AND thing_name = $2 AND latest = 1',
+              [jobId, thingName],
+            )
+          : await db.query<Row>(
+              'SELECT * FROM job_executions WHERE job_id = $1 AND thing_name = $2 AND execution_number = $3',
+              [jobId, thingName, executionNumber],
+            );
+      return rows[0] ? execFromRow(rows[0]) : null;
+    },
+
+    async putExecution(e, expectedVersion) {
+      const n = await db.run(
+        'UPDATE job_executions SET status = $1, status_details = $2, version_number = $3, started_at = $4, ' +
+          'last_updated_at = $5, step_deadline = $6, progress_deadline = $7, watchdog_deadline = $8, ' +
+          'due_at = $9, retry_attempt = $10, force_canceled = $11 ' +
+          'WHERE job_id = $12 AND thing_name = $13 AND execution_number = $14 AND version_number = $15',
+        [
+          e.status,
+          JSON.stringify(e.statusDetails),
+          e.versionNumber,
+          e.startedAt,
+          e.lastUpdatedAt,
+          e.stepDeadline,
+          e.progressDeadline,
+          e.watchdogDeadline,
+          dueAt(e),
+          e.retryAttempt,
+          e.forceCanceled ? 1 : 0,
+          e.jobId,
+          e.thingName,
+          e.executionNumber,
+          expectedVersion,
+        ],
+      );
+      return n === 1;
+    },
+
+    async retry(previous, expectedVersion, next) {
+      const [superseded] = await db.batch(
+        [
+          {
+            sql:
+              'UPDATE job_executions SET latest = 0 WHERE job_id = $1 AND thing_name = $2 AND ' +
+              'execution_number = $3 AND version_number = $4 AND latest = 1',
+            params: [previous.jobId, previous.thingName, previous.executionNumber, expectedVersion],
+          },
+          {
+            sql: `INSERT INTO job_executions (${EXEC_COLUMNS}) VALUES (${EXEC_VALUES})`,
+            params: execParams(next, true),
+          },
+        ],
+        { guard: true },
+      );
+      return superseded === 1;
+    },
+
+    async deleteExecution(jobId, thingName, executionNumber) {
+      const n = await db.run(
+        'DELETE FROM job_executions WHERE job_id = $1 AND thing_name = $2 AND execution_number = $3',
+        [jobId, thingName, executionNumber],
+      );
+      return n === 1;
+    },
+
+    async listForJob(jobId, f) {
+      const params: unknown[] = [jobId];
+      let sql = 'SELECT * FROM job_executions WHERE job_id = $1 AND latest = 1';
+      if (f.status) sql += ` AND status = $${params.push(f.status)}`;
+      if (f.after !== undefined) sql += ` AND thing_name > $${params.push(f.after)}`;
+      sql += ` ORDER BY thing_name LIMIT $${params.push(f.limit)}`;
+      return (await db.query<Row>(sql, params)).map(execFromRow);
+    },
+
+    async listForThing(thingName, f) {
+      const params: unknown[] = [thingName];
+      let sql = 'SELECT * FROM job_executions WHERE thing_name = $1 AND latest = 1';
+      if (f.status) sql += ` AND status = $${params.push(f.status)}`;
+      if (f.jobId !== undefined) sql += ` AND job_id = $${params.push(f.jobId)}`;
+      if (f.after !== undefined) sql += ` AND job_id > $${params.push(f.after)}`;
+      sql += ` ORDER BY job_id LIMIT $${params.push(f.limit)}`;
+      return (await db.query<Row>(sql, params)).map(execFromRow);
+    },
+
+    async pendingForThing(thingName) {
+      const rows = await db.query<Row>(
+        'SELECT * FROM job_executions WHERE thing_name = $1 AND latest = 1 AND ' +
+          "status IN ('QUEUED', 'IN_PROGRESS') ORDER BY queued_at, job_id",
+        [thingName],
+      );
+      return rows.map(execFromRow);
+    },
+
+    async executionsInState(jobId, statuses, limit) {
+      if (statuses.length === 0) return [];
+      const params: unknown[] = [jobId];
+      const marks = statuses.map((s) => `$${params.push(s)}`).join(', ');
+      const rows = await db.query<Row>(
+        `SELECT * FROM job_executions WHERE job_id = $1 AND latest = 1 AND status IN (${marks}) ` +
+          `ORDER BY thing_name LIMIT $${params.push(limit)}`,
+        params,
+      );
+      return rows.map(execFromRow);
+    },
+
+    async due(now, limit) {
+      const rows = await db.query<Row>(
+        "SELECT * FROM job_executions WHERE status = 'IN_PROGRESS' AND latest = 1 AND due_at <= $1 " +
+          'ORDER BY due_at LIMIT $2',
+        [now, limit],
+      );
+      return rows.map(execFromRow);
+    },
+
+    async counts(jobId) {
+      const rows = await db.query<Row>(
+        'SELECT status, COUNT(*) AS n FROM job_executions WHERE job_id = $1 AND latest = 1 GROUP BY status',
+        [jobId],
+      );
+      const out: Partial<Record<ExecutionStatus, number>> = {};
+      for (const r of rows) out[r.status as ExecutionStatus] = num(r.n);
+      return out;
+    },
+
+    async pendingCount(jobId) {
+      const [r] = await db.query<Row>(
+        'SELECT COUNT(*) AS n FROM job_targets WHERE job_id = $1 AND state = 0',
+        [jobId],
+      );
+      return r ? num(r.n) : 0;
+    },
+
+    async insertTemplate(t) {
+      const n = await db.run(
+        'INSERT INTO job_templates (job_template_id, body, created_at) VALUES ($1, $2, $3) ' +
+          'ON CONFLICT (job_template_id) DO NOTHING',
+        [t.jobTemplateId, templateBody(t), t.createdAt],
+      );
+      return n === 1;
+    },
+
+    async getTemplate(id) {
+      const [r] = await db.query<Row>('SELECT * FROM job_templates WHERE job_template_id = $1', [id]);
+      return r ? templateFromRow(r) : null;
+    },
+
+    async listTemplates(f) {
+      const rows =
+        f.after === undefined
+          ? await db.query<Row>('SELECT * FROM job_templates ORDER BY job_template_id LIMIT $1', [f.limit])
+          : await db.query<Row>(
+              'SELECT * FROM job_templates WHERE job_template_id > $1 ORDER BY job_template_id LIMIT $2',
+              [f.after, f.limit],
+            );
+      return rows.map(templateFromRow);
+    },
+
+    async deleteTemplate(id) {
+      return (await db.run('DELETE FROM job_templates WHERE job_template_id = $1', [id])) === 1;
+    },
+  };
+}
