@@ -14,6 +14,7 @@ import {
 import type { ChangeChannel } from '../events/index.js';
 import { Counter, rateLimitedLog, type Logger, type Registry } from '../observability/index.js';
 import type { ServerTls } from './pki.js';
+import type { DeviceAuth } from './auth-hooks.js';
 
 /**
  * The HTTPS data plane for devices (reference §8.0: `POST /topics/{urlencoded topic}?qos=0|1`, X.509
@@ -23,26 +24,60 @@ import type { ServerTls } from './pki.js';
  * ACTIVE closes its sockets at once.
  */
 
+/** What a device route is given once the request is authenticated and its body read (within the limit). */
+export interface DeviceRouteContext {
+  /** The authenticated device (its certificate principal; clientId is the attached thing's name). */
+  readonly subject: AuthzSubject;
+  /** The whole request body (at most the device HTTPS body limit; beyond it the request got 413). */
+  readonly body: Buffer;
+  /** The request URL, parsed (pathname still percent-encoded, searchParams decoded). */
+  readonly url: URL;
+  /**
+   * An IoT policy decision for this device, through the same hooks and policies as publish; a denial is
+   * counted. @example ctx.authorize('iot:GetThingShadow', `arn:aws:iot:${region}:${account}:thing/${name}`)
+   */
+  authorize(action: string, resourceArn: string): boolean;
+  /** Answer with a request id header; an object body is sent as JSON, a Buffer or string as it is. */
+  send(status: number, body: Buffer | string | object, headers?: Record<string, string>): void;
+}
+
+/**
+ * An extra route on the device HTTPS plane (e.g. the shadow's GET/POST/DELETE /things/{thing}/shadow).
+ * Routes are tried in order after the built-in `POST /topics/{topic}`; a route returns true when it
+ * answered the request, false to pass it on (no route: 405 MethodNotAllowedException). A route that
+ * throws a ThingsteadError is answered in AWS's error shape (status, x-amzn-ErrorType, {"message"}); any
+ * other throw is a 500 InternalFailureException (logged).
+ */
+export type DeviceRoute = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  ctx: DeviceRouteContext,
+) => boolean | Promise<boolean>;
+
 export interface DeviceHttps {
   readonly port: number;
   setTrustedCas(pems: readonly string[]): void;
   close(): Promise<void>;
 }
 
-const MAX_BODY = 128 * 1024; // AWS message payload limit (reference §11)
-
 export async function startDeviceHttps(options: {
   host: string;
   port: number;
   tls: ServerTls;
-  hooks: AuthHooks;
+  hooks: AuthHooks & Pick<DeviceAuth, 'authorizeAction'>;
   broker: Broker;
   logger: Logger;
   metrics: Registry;
   /** Change events: a certificate leaving ACTIVE (in any process) closes its keep-alive sockets. */
   events: ChangeChannel;
+  /** Request body cap (default 128 KB, AWS's payload limit, reference §11); beyond it: 413. */
+  maxBodyBytes?: number;
+  /** Extra routes (see DeviceRoute), tried in order after POST /topics/{topic}. */
+  routes?: readonly DeviceRoute[];
 }): Promise<DeviceHttps> {
   const { hooks, broker } = options;
+  const routes = options.routes ?? [];
+  const maxBody = options.maxBodyBytes ?? 128 * 1024;
   const log = options.logger.child({ ctx: 'device-https' });
   const warn = rateLimitedLog(log);
   const requests = new Counter({
@@ -107,15 +142,11 @@ export async function startDeviceHttps(options: {
     return { clientId: decision.principal.thingName ?? '', principal: decision.principal, info };
   }
 
-  const handler = (req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'https://device');
-    const m = /^\/topics\/([^/]+)$/.exec(url.pathname);
-    if (req.method !== 'POST' || !m) {
-      return fail(res, 'MethodNotAllowed', 'devices may only POST /topics/{topic} on this port', 'not_found');
-    }
+  /** Publish a device's POST /topics/{topic}: the same checks as an MQTT PUBLISH, then the broker. */
+  async function publish(res: ServerResponse, url: URL, encodedTopic: string, ctx: DeviceRouteContext) {
     let topic: string;
     try {
-      topic = decodeURIComponent(m[1]!);
+      topic = decodeURIComponent(encodedTopic);
     } catch {
       return fail(res, 'InvalidRequest', 'malformed percent-encoding in the topic', 'invalid');
     }
@@ -126,37 +157,77 @@ export async function startDeviceHttps(options: {
     if (!topic || topic.includes('+') || topic.includes('#')) {
       return fail(res, 'InvalidRequest', `not a topic name: ${topic}`, 'invalid');
     }
+    const { subject } = ctx;
+    // The same checks as an MQTT PUBLISH (no broker event topics, iot:Publish, iot:RetainPublish).
+    if (!authorizeClientPublish(hooks, subject, topic, retain))
+      return fail(res, 'Forbidden', `not authorized to publish to ${topic}`, 'forbidden');
+    const message = { topic, payload: ctx.body, qos: level, retain };
+    const publisher = { clientId: subject.clientId, principal: subject.principal };
+    // QoS 1 and retained: answer 200 only once what the publish stored is written.
+    if (qos > 0 || retain) await broker.publishDurably(message, publisher);
+    else broker.publish(message, publisher);
+    requests.inc({ outcome: 'ok' });
+    send(res, 200, { message: 'OK', traceId: randomUUID() });
+  }
+
+  async function serve(req: IncomingMessage, res: ServerResponse, body: Buffer) {
+    const url = new URL(req.url ?? '/', 'https://device');
+    const socket = req.socket as TLSSocket;
+    let pending = subjects.get(socket);
+    if (!pending) subjects.set(socket, (pending = authenticate(socket)));
+    const subject = await pending.catch((err: unknown) => `authentication failed: ${(err as Error).message}`);
+    if (typeof subject === 'string') {
+      warn({ remote: socket.remoteAddress, reason: subject }, 'device HTTPS request refused');
+      return fail(res, 'Unauthorized', subject, 'unauthenticated');
+    }
+    const ctx: DeviceRouteContext = {
+      subject,
+      body,
+      url,
+      authorize: (action, resourceArn) => {
+        try {
+          return hooks.authorizeAction(subject, action, resourceArn);
+        } catch {
+          return false;
+        }
+      },
+      send: (status, payload, headers = {}) => {
+        const json = !Buffer.isBuffer(payload) && typeof payload === 'object';
+        res.writeHead(status, {
+          ...(json ? { 'content-type': 'application/json' } : {}),
+          'x-amzn-RequestId': randomUUID(),
+          ...headers,
+        });
+        res.end(json ? JSON.stringify(payload) : payload);
+      },
+    };
+    const m = /^\/topics\/([^/]+)$/.exec(url.pathname);
+    if (req.method === 'POST' && m) return publish(res, url, m[1]!, ctx);
+    for (const route of routes) {
+      if (await route(req, res, ctx)) {
+        requests.inc({ outcome: res.statusCode < 400 ? 'ok' : 'error' });
+        return;
+      }
+    }
+    return fail(
+      res,
+      'MethodNotAllowed',
+      `${req.method} ${url.pathname} is not served on this port`,
+      'not_found',
+    );
+  }
+
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size <= MAX_BODY) chunks.push(c);
+      if (size <= maxBody) chunks.push(c);
     });
     req.on('end', () => {
-      void (async () => {
-        if (size > MAX_BODY)
-          return fail(res, 'EntityTooLarge', `payload exceeds ${MAX_BODY} bytes`, 'too_large');
-        const socket = req.socket as TLSSocket;
-        let pending = subjects.get(socket);
-        if (!pending) subjects.set(socket, (pending = authenticate(socket)));
-        const subject = await pending.catch(
-          (err: unknown) => `authentication failed: ${(err as Error).message}`,
-        );
-        if (typeof subject === 'string') {
-          warn({ remote: socket.remoteAddress, reason: subject }, 'device HTTPS request refused');
-          return fail(res, 'Unauthorized', subject, 'unauthenticated');
-        }
-        // The same checks as an MQTT PUBLISH (no broker event topics, iot:Publish, iot:RetainPublish).
-        if (!authorizeClientPublish(hooks, subject, topic, retain))
-          return fail(res, 'Forbidden', `not authorized to publish to ${topic}`, 'forbidden');
-        const message = { topic, payload: Buffer.concat(chunks), qos: level, retain };
-        const publisher = { clientId: subject.clientId, principal: subject.principal };
-        // QoS 1 and retained: answer 200 only once what the publish stored is written.
-        if (qos > 0 || retain) await broker.publishDurably(message, publisher);
-        else broker.publish(message, publisher);
-        requests.inc({ outcome: 'ok' });
-        send(res, 200, { message: 'OK', traceId: randomUUID() });
-      })().catch((err: unknown) => {
+      if (size > maxBody) return fail(res, 'EntityTooLarge', `payload exceeds ${maxBody} bytes`, 'too_large');
+      serve(req, res, Buffer.concat(chunks)).catch((err: unknown) => {
+        if (res.headersSent) return void res.destroy();
         // A refusal the platform names (store unavailable, retained quota) goes to the device as it is.
         if (err instanceof ThingsteadError) return fail(res, err.code, err.message, 'error');
         log.error({ err }, 'device HTTPS handler failed');

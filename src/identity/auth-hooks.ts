@@ -97,6 +97,12 @@ export interface DeviceAuth extends AuthHooks {
   caIdOf(principal: Principal): string | null | undefined;
   /** True while dev mode allows anonymous clients everything (no policy attached to `anonymous`). */
   anonymousAllowsAll(): boolean;
+  /**
+   * Any IoT policy action on a full resource ARN for an authenticated subject, through the same policies
+   * and per-generation binding as publish (not cached per resource: for HTTP requests, not the MQTT hot path).
+   * @example auth.authorizeAction(subject, 'iot:GetThingShadow', 'arn:aws:iot:us-east-1:000000000000:thing/t1')
+   */
+  authorizeAction(subject: AuthzSubject, action: string, resourceArn: string): boolean;
 }
 
 const isLoopback = (addr: string) =>
@@ -424,6 +430,16 @@ export function createDeviceAuth(options: DeviceAuthOptions): DeviceAuth {
     caIdOf: (principal) => resolvedBy.get(principal)?.caId,
 
     anonymousAllowsAll,
+
+    authorizeAction(s, action, resourceArn) {
+      let st = (s as unknown as Record<symbol, SubjectState | undefined>)[STATE];
+      if (st === undefined || st.generation !== generation) st = rebuild(s);
+      const ok =
+        st.fixed !== 0
+          ? st.fixed === 1 || (st.fixed === 3 && READ_ONLY_ACTIONS.has(action))
+          : st.bound!.allowed(action, resourceArn);
+      return ok || deny(action);
+    },
   };
   return hooks;
 }

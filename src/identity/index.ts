@@ -35,7 +35,12 @@ export {
   type ResolvedPrincipal,
 } from './auth-hooks.js';
 export { startEnforcement } from './auth-hooks-enforce.js';
-export { startDeviceHttps, type DeviceHttps } from './auth-hooks-https.js';
+export {
+  startDeviceHttps,
+  type DeviceHttps,
+  type DeviceRoute,
+  type DeviceRouteContext,
+} from './auth-hooks-https.js';
 export {
   openCertificateService,
   type CertificateService,
