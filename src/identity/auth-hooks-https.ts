@@ -3,10 +3,12 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { ERRORS, ThingsteadError, type ErrorCode } from '../errors/index.js';
+import { E, ERRORS, ThingsteadError, type ErrorCode } from '../errors/index.js';
 import {
   authorizeClientPublish,
+  parseHttpPublish,
   type AuthHooks,
+  type HttpPublishLimits,
   type AuthzSubject,
   type Broker,
   type ConnectionInfo,
@@ -70,14 +72,17 @@ export async function startDeviceHttps(options: {
   metrics: Registry;
   /** Change events: a certificate leaving ACTIVE (in any process) closes its keep-alive sockets. */
   events: ChangeChannel;
-  /** Request body cap (default 128 KB, AWS's payload limit, reference §11); beyond it: 413. */
+  /** A publish's limits (config.limits; default AWS's: 128 KB payloads, 256-byte topics, 8 levels). */
+  limits?: HttpPublishLimits;
+  /** Request body cap for every route (default limits.maxPayloadBytes); beyond it: 413. */
   maxBodyBytes?: number;
   /** Extra routes (see DeviceRoute), tried in order after POST /topics/{topic}. */
   routes?: readonly DeviceRoute[];
 }): Promise<DeviceHttps> {
   const { hooks, broker } = options;
   const routes = options.routes ?? [];
-  const maxBody = options.maxBodyBytes ?? 128 * 1024;
+  const limits = options.limits ?? { maxPayloadBytes: 128 * 1024, maxTopicBytes: 256, maxTopicLevels: 8 };
+  const maxBody = options.maxBodyBytes ?? limits.maxPayloadBytes;
   const log = options.logger.child({ ctx: 'device-https' });
   const warn = rateLimitedLog(log);
   const requests = new Counter({
@@ -143,28 +148,30 @@ export async function startDeviceHttps(options: {
   }
 
   /** Publish a device's POST /topics/{topic}: the same checks as an MQTT PUBLISH, then the broker. */
-  async function publish(res: ServerResponse, url: URL, encodedTopic: string, ctx: DeviceRouteContext) {
+  async function publish(
+    req: IncomingMessage,
+    res: ServerResponse,
+    encodedTopic: string,
+    ctx: DeviceRouteContext,
+  ) {
     let topic: string;
     try {
       topic = decodeURIComponent(encodedTopic);
     } catch {
-      return fail(res, 'InvalidRequest', 'malformed percent-encoding in the topic', 'invalid');
+      throw E.MalformedPathSegment({ segment: encodedTopic });
     }
-    const qos = Number(url.searchParams.get('qos') ?? '0');
-    const retain = url.searchParams.get('retain') === 'true';
-    if (qos !== 0 && qos !== 1) return fail(res, 'InvalidRequest', 'qos must be 0 or 1', 'invalid');
-    const level: 0 | 1 = qos === 1 ? 1 : 0;
-    if (!topic || topic.includes('+') || topic.includes('#')) {
-      return fail(res, 'InvalidRequest', `not a topic name: ${topic}`, 'invalid');
-    }
+    // The query parameters and headers of the SigV4 data plane's Publish (reference §4), parsed the same way.
+    const message = parseHttpPublish(
+      { topic, query: Object.fromEntries(ctx.url.searchParams), headers: req.headers, payload: ctx.body },
+      limits,
+    );
     const { subject } = ctx;
     // The same checks as an MQTT PUBLISH (no broker event topics, iot:Publish, iot:RetainPublish).
-    if (!authorizeClientPublish(hooks, subject, topic, retain))
-      return fail(res, 'Forbidden', `not authorized to publish to ${topic}`, 'forbidden');
-    const message = { topic, payload: ctx.body, qos: level, retain };
+    if (!authorizeClientPublish(hooks, subject, topic, message.retain))
+      throw E.DeviceHttpsForbidden({ topic });
     const publisher = { clientId: subject.clientId, principal: subject.principal };
     // QoS 1 and retained: answer 200 only once what the publish stored is written.
-    if (qos > 0 || retain) await broker.publishDurably(message, publisher);
+    if (message.qos > 0 || message.retain) await broker.publishDurably(message, publisher);
     else broker.publish(message, publisher);
     requests.inc({ outcome: 'ok' });
     send(res, 200, { message: 'OK', traceId: randomUUID() });
@@ -178,7 +185,8 @@ export async function startDeviceHttps(options: {
     const subject = await pending.catch((err: unknown) => `authentication failed: ${(err as Error).message}`);
     if (typeof subject === 'string') {
       warn({ remote: socket.remoteAddress, reason: subject }, 'device HTTPS request refused');
-      return fail(res, 'Unauthorized', subject, 'unauthenticated');
+      const e = E.DeviceHttpsUnauthenticated({ reason: subject });
+      return fail(res, e.code, e.message, 'unauthenticated');
     }
     const ctx: DeviceRouteContext = {
       subject,
@@ -202,7 +210,7 @@ export async function startDeviceHttps(options: {
       },
     };
     const m = /^\/topics\/([^/]+)$/.exec(url.pathname);
-    if (req.method === 'POST' && m) return publish(res, url, m[1]!, ctx);
+    if (req.method === 'POST' && m) return publish(req, res, m[1]!, ctx);
     for (const route of routes) {
       if (await route(req, res, ctx)) {
         requests.inc({ outcome: res.statusCode < 400 ? 'ok' : 'error' });
@@ -225,11 +233,15 @@ export async function startDeviceHttps(options: {
       if (size <= maxBody) chunks.push(c);
     });
     req.on('end', () => {
-      if (size > maxBody) return fail(res, 'EntityTooLarge', `payload exceeds ${maxBody} bytes`, 'too_large');
+      if (size > maxBody) {
+        const e = E.DataPlanePayloadTooLarge({ limit: maxBody });
+        return fail(res, e.code, e.message, 'too_large');
+      }
       serve(req, res, Buffer.concat(chunks)).catch((err: unknown) => {
         if (res.headersSent) return void res.destroy();
         // A refusal the platform names (store unavailable, retained quota) goes to the device as it is.
-        if (err instanceof ThingsteadError) return fail(res, err.code, err.message, 'error');
+        if (err instanceof ThingsteadError)
+          return fail(res, err.code, err.message, err.code === 'Forbidden' ? 'forbidden' : 'error');
         log.error({ err }, 'device HTTPS handler failed');
         fail(res, 'InternalFailure', 'internal failure', 'error');
       });

@@ -7,7 +7,9 @@
  * connect-limiter.ts (CONNECTs per client id), connection-log.ts (connect/disconnect log lines),
  * connection.ts (socket I/O, framing, batching, backpressure), handlers/*.ts (one per packet family), codec.ts (mqtt-packet plus measured PUBLISH/ack fast paths), router.ts (topic trie),
  * retained.ts, will.ts, lifecycle.ts (AWS lifecycle events), services.ts (reserved-topic service table),
- * topics.ts (name/filter rules), module.ts (`startBroker`, the context module), bus.ts (cluster seam), store.ts + sqlite-store.ts + pg-store.ts (persistence), metrics.ts.
+ * topics.ts (name/filter rules), module.ts (`startBroker`, the context module), bus.ts (cluster seam), store.ts + sqlite-store.ts + pg-store.ts (persistence), metrics.ts,
+ * data-plane.ts (the HTTP data plane's Publish and retained-message operations) + data-plane-publish.ts (the HTTP
+ * Publish parser, shared with device HTTPS).
  *
  * Imports: errors, observability, store (sessions, queued messages, retained), work (the reserved-topic
  * services' queues); types only from api (the context-module contract) and config. Authentication, authorization and services come in as hooks.
@@ -37,6 +39,7 @@ export { startBroker } from './module.js';
 export type { MqttStore, StoreOp, StoredSession, StoredRetained } from './store.js';
 export { topicMatches, checkTopicName, checkTopicFilter } from './topics.js';
 export { authorizeClientPublish } from './authorize.js';
+export { parseHttpPublish, type HttpPublishLimits, type HttpPublishRequest } from './data-plane-publish.js';
 export {
   isBrokerOwned,
   BROKER_OWNED_NAMESPACES,

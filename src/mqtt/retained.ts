@@ -25,7 +25,21 @@ export interface RetainedEntry {
   readonly owner: string | null;
   /** Bytes counted against `limits.maxRetainedBytes`: payload + UTF-8 topic. */
   readonly bytes: number;
+  /**
+   * Position in the store's listing order (`page()`): given when the topic is first retained, kept when it
+   * is replaced, new (larger) when it is retained again after a clear. In-memory only, never persisted.
+   */
+  readonly seq: number;
 }
+
+/** One page of `RetainedStore.page()`: the entries and the position to continue from (null: the last page). */
+export interface RetainedPage {
+  readonly entries: RetainedEntry[];
+  readonly next: number | null;
+}
+
+/** Listing positions whose live iterator is kept for the next page (continuations beyond: a scan). */
+const PAGE_CURSORS = 64;
 
 /** The retained caps (a subset of config.limits). */
 export interface RetainedLimits {
@@ -47,7 +61,7 @@ export interface RetainedOptions {
 }
 
 /** Input of `set()`: an entry without the fields the store derives. */
-export type RetainedInput = Omit<RetainedEntry, 'modifiedAt' | 'owner' | 'bytes'> & {
+export type RetainedInput = Omit<RetainedEntry, 'modifiedAt' | 'owner' | 'bytes' | 'seq'> & {
   readonly owner?: string | null;
 };
 
@@ -56,6 +70,9 @@ export class RetainedStore {
   private readonly index = new TopicIndex<RetainedEntry>();
   private readonly owners = new Map<string, number>();
   private totalBytes = 0;
+  private lastSeq = 0;
+  /** Live map iterators of recent pages, by the position they stopped at (oldest first). */
+  private readonly cursors = new Map<number, Iterator<RetainedEntry>>();
   private readonly limits: RetainedLimits;
   private readonly onRefused: (reason: string) => void;
 
@@ -92,6 +109,7 @@ export class RetainedStore {
         modifiedAt: r.modifiedAt,
         owner: r.owner ?? null,
         bytes: entryBytes(r.topic, r.payload.length),
+        seq: this.map.get(r.topic)?.seq ?? ++this.lastSeq,
       });
     }
   }
@@ -139,6 +157,7 @@ export class RetainedStore {
       modifiedAt: Date.now(),
       owner: input.owner ?? null,
       bytes: entryBytes(input.topic, input.payload.length),
+      seq: this.map.get(input.topic)?.seq ?? ++this.lastSeq,
     };
     this.put(stored);
     this.persist({ op: 'retain', message: { ...stored, retain: true } });
@@ -176,6 +195,37 @@ export class RetainedStore {
       else out.push(e);
     }
     return out;
+  }
+
+  /**
+   * Up to `limit` live entries after listing position `after` (0: from the start), in listing order (first
+   * retained first; see RetainedEntry.seq), and where to continue. Nothing is copied: continuing from the
+   * position the previous page returned resumes that page's live iterator (O(limit)); any other position is
+   * found by walking the entries before it. An entry retained while a listing is under way is listed once,
+   * at the end; one cleared before the listing reaches it is not listed. Expired entries are removed.
+   * @example let p = store.page(0, 100); while (p.next !== null) p = store.page(p.next, 100);
+   */
+  page(after: number, limit: number, now = Date.now()): RetainedPage {
+    let it = this.cursors.get(after);
+    this.cursors.delete(after);
+    it ??= this.map.values();
+    const entries: RetainedEntry[] = [];
+    let last = after;
+    while (entries.length < limit) {
+      const r = it.next();
+      if (r.done) return { entries, next: null };
+      const e = r.value;
+      if (e.seq <= after) continue;
+      if (e.expiresAt !== null && e.expiresAt <= now) {
+        this.get(e.topic, now);
+        continue;
+      }
+      entries.push(e);
+      last = e.seq;
+    }
+    if (this.cursors.size >= PAGE_CURSORS) this.cursors.delete(this.cursors.keys().next().value!);
+    this.cursors.set(last, it);
+    return { entries, next: last };
   }
 
   private put(e: RetainedEntry): void {

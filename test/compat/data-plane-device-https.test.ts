@@ -6,7 +6,10 @@ import { securePlatform, createDevice, type Device } from '../integration/securi
 import type { TestPlatform } from '../helpers/platform.js';
 
 /**
- * Extra routes on the device HTTPS plane (startDeviceHttps `routes`): a route is handed the authenticated
+ * The device HTTPS plane (mutual TLS, reference §8.0): POST /topics/{topic} takes the data plane's query
+ * parameters and headers (one parser, data-plane-publish.ts), and extra routes on it
+ * (startDeviceHttps `routes`): a route is handed the authenticated
+ * device (startDeviceHttps `routes`): a route is handed the authenticated
  * device, the body (within the limit) and `authorize(action, resourceArn)` through the device's policies;
  * errors it throws are answered in AWS's shape (reference §6.1).
  */
@@ -39,6 +42,7 @@ beforeAll(async () => {
         Action: ['iot:GetThingShadow', 'iot:UpdateThingShadow'],
         Resource: `${A}:thing/\${iot:Connection.Thing.ThingName}`,
       },
+      { Effect: 'Allow', Action: ['iot:Publish', 'iot:RetainPublish'], Resource: `${A}:topic/dev/*` },
     ],
   });
   https = await startDeviceHttps({
@@ -59,7 +63,7 @@ afterAll(async () => {
   await platform?.stop();
 });
 
-function call(method: string, path: string, body = '') {
+function call(method: string, path: string, body = '', headers: Record<string, string> = {}) {
   return new Promise<{ status: number; headers: Record<string, unknown>; body: string }>(
     (resolve, reject) => {
       const req = request(
@@ -72,6 +76,7 @@ function call(method: string, path: string, body = '') {
           cert: dev.certPem,
           key: dev.keyPem,
           agent: false,
+          headers,
         },
         (res) => {
           let text = '';
@@ -116,5 +121,56 @@ describe('device HTTPS extra routes', () => {
     const r = await call('GET', '/nothing/here');
     expect(r.status).toBe(405);
     expect(r.headers['x-amzn-errortype']).toBe('MethodNotAllowedException');
+  });
+});
+
+describe('device HTTPS publish', () => {
+  it('takes retain, qos and the MQTT 5 properties as the data plane does', async () => {
+    const r = await call(
+      'POST',
+      `/topics/${encodeURIComponent('dev/state')}?qos=1&retain=true&contentType=text%2Fplain&responseTopic=dev%2Freply&messageExpiry=60`,
+      'on',
+      {
+        'x-amz-mqtt5-user-properties': Buffer.from('[{"fw":"1.2"}]').toString('base64'),
+        'x-amz-mqtt5-payload-format-indicator': 'UTF8_DATA',
+        'x-amz-mqtt5-correlation-data': Buffer.from('c1').toString('base64'),
+      },
+    );
+    expect(r.status).toBe(200);
+    // Answered after the durable write: the retained message is there.
+    const m = platform.broker.retained('dev/state')!;
+    expect(m.payload.toString()).toBe('on');
+    expect(m.qos).toBe(1);
+    expect(m.properties).toMatchObject({
+      contentType: 'text/plain',
+      responseTopic: 'dev/reply',
+      messageExpiryInterval: 60,
+      payloadFormatIndicator: true,
+      userProperties: { fw: '1.2' },
+    });
+    expect(m.properties?.correlationData?.toString()).toBe('c1');
+    // An empty retained payload clears it.
+    expect((await call('POST', `/topics/${encodeURIComponent('dev/state')}?retain=true`)).status).toBe(200);
+    expect(platform.broker.retained('dev/state')).toBeUndefined();
+  });
+
+  it('refuses bad parameters and broker-owned topics in AWS error shape', async () => {
+    const q = await call('POST', '/topics/dev%2Fq?qos=2', 'x');
+    expect(q.status).toBe(400);
+    expect(q.headers['x-amzn-errortype']).toBe('InvalidRequestException');
+    expect(JSON.parse(q.body)).toEqual({
+      message:
+        "1 validation error detected: Value '2' at 'qos' failed to satisfy constraint: Member must have value less than or equal to 1",
+    });
+    const u = await call('POST', '/topics/dev%2Fu', 'x', { 'x-amz-mqtt5-user-properties': 'not base64!' });
+    expect(JSON.parse(u.body)).toEqual({
+      message: 'The x-amz-mqtt5-user-properties header is not valid: not base64',
+    });
+    const ev = await call('POST', `/topics/${encodeURIComponent('$aws/events/presence/connected/x')}`, '{}');
+    expect(ev.status).toBe(401);
+    expect(ev.headers['x-amzn-errortype']).toBe('UnauthorizedException');
+    const denied = await call('POST', '/topics/other%2Ftopic', 'x');
+    expect(denied.status).toBe(403);
+    expect(JSON.parse(denied.body)).toEqual({ message: 'Not authorized to publish to other/topic' });
   });
 });
