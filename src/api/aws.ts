@@ -52,8 +52,8 @@ export interface AwsApiOptions {
 
 interface CompiledRoute {
   readonly op: AwsOperation;
-  /** Literal segment, or null for a `{label}`. */
-  readonly segments: ReadonlyArray<{ literal: string | null; label: string | null }>;
+  /** Literal segment, or null for a `{label}` (`greedy`: a last `{label+}`, which takes the rest). */
+  readonly segments: ReadonlyArray<{ literal: string | null; label: string | null; greedy?: boolean }>;
   readonly literals: number;
 }
 
@@ -74,8 +74,8 @@ function compile(op: AwsOperation): CompiledRoute {
     .split('/')
     .filter(Boolean)
     .map((s) => {
-      const m = /^\{(\w+)\}$/.exec(s);
-      return m ? { literal: null, label: m[1]! } : { literal: s, label: null };
+      const m = /^\{(\w+)(\+?)\}$/.exec(s);
+      return m ? { literal: null, label: m[1]!, greedy: m[2] === '+' } : { literal: s, label: null };
     });
   return { op, segments, literals: segments.filter((s) => s.literal !== null).length };
 }
@@ -90,10 +90,15 @@ function decodeSegment(s: string): string {
 
 /** Match raw (still-encoded) path segments against a route; labels are decoded per segment (§2). */
 function match(route: CompiledRoute, raw: readonly string[]): Record<string, string> | null {
-  if (route.segments.length !== raw.length) return null;
+  const greedy = route.segments[route.segments.length - 1]?.greedy === true;
+  if (greedy ? raw.length < route.segments.length : route.segments.length !== raw.length) return null;
   const params: Record<string, string> = {};
-  for (let i = 0; i < raw.length; i++) {
+  for (let i = 0; i < route.segments.length; i++) {
     const seg = route.segments[i]!;
+    if (seg.greedy) {
+      params[seg.label!] = raw.slice(i).map(decodeSegment).join('/');
+      break;
+    }
     const value = decodeSegment(raw[i]!);
     if (seg.literal !== null) {
       if (seg.literal !== value) return null;
@@ -279,18 +284,23 @@ export function createAwsApi(options: AwsApiOptions): HttpHandler {
     let outcome = 'OK';
     try {
       const body = await readBody(req, maxBody);
-      const verified = await verifySigV4(
-        { method, path: rawPath, query: rawQuery, headers: req.headers, body },
-        (id) => options.credentials.lookup(id),
-        { now: now(), ...(options.region ? { region: options.region } : {}) },
-      );
+      // An operation served unsigned (its path holds the secret) when the request carries no signature.
+      const signed = req.headers.authorization !== undefined || /(^|&)X-Amz-Signature=/i.test(rawQuery);
+      const open = signed ? undefined : find('iot', method, raw);
+      const verified = open?.route.op.unsigned
+        ? { service: 'iot', accessKeyId: '', key: { role: 'read-only' as const }, unsigned: true }
+        : await verifySigV4(
+            { method, path: rawPath, query: rawQuery, headers: req.headers, body },
+            (id) => options.credentials.lookup(id),
+            { now: now(), ...(options.region ? { region: options.region } : {}) },
+          );
       const service = SERVICE_ALIASES[verified.service];
       const found = service ? find(service, method, raw) : undefined;
       if (!found) throw E.NoSuchOperation({ service: verified.service, method, path: rawPath });
       const { route, params } = found;
       const op = route.op;
       opName = op.name;
-      if (!op.readOnly && verified.key.role !== 'admin')
+      if (!op.readOnly && verified.key.role !== 'admin' && !('unsigned' in verified))
         throw E.OperationNotPermitted({
           accessKeyId: verified.accessKeyId,
           service: op.service,

@@ -49,7 +49,10 @@ export interface AwsOperation {
   readonly name: string;
   readonly service: AwsService;
   readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
-  /** Path template with `{label}` segments, e.g. `/things/{thingName}/principals`. */
+  /**
+   * Path template with `{label}` segments, e.g. `/things/{thingName}/principals`; a last `{label+}` is greedy
+   * (restJson1: it takes the rest of the path, `/` included, e.g. `/destinations/{arn+}`).
+   */
   readonly path: string;
   /**
    * True for operations that change nothing (Describe, List, Get, Search): read-only callers may call only
@@ -67,6 +70,11 @@ export interface AwsOperation {
   readonly input?: z.ZodType;
   /** Raw-body operations (Publish, UpdateThingShadow): the body is not parsed as JSON. */
   readonly rawBody?: boolean;
+  /**
+   * Also answered without a signature (the path carries the secret: ConfirmTopicRuleDestination's enableUrl).
+   * A signed request to it is verified as usual.
+   */
+  readonly unsigned?: boolean;
   handler(request: AwsRequest): Promise<Record<string, unknown> | RawResponse | void>;
 }
 

@@ -6,6 +6,8 @@ import type {
 } from '../identity/index.js';
 import type { PolicyService, PrincipalResolver, TargetKind } from '../policy/index.js';
 import type { ThingRegistry } from '../registry/index.js';
+import type { RulesEngine } from '../rules/index.js';
+import type { ResourceExists } from '../tags/index.js';
 
 /**
  * What one context asks of another, adapted in the composition root so that neither imports the other:
@@ -110,5 +112,31 @@ export function groupMembers(registry: ThingRegistry) {
       nextToken = page.nextToken;
     } while (nextToken);
     return things;
+  };
+}
+
+/**
+ * What TagResource asks before tagging: does the resource exist, per ARN type (the contexts that own
+ * taggable resources start after tags, so each is read per request). A type missing here cannot be tagged.
+ */
+export function taggableResources(
+  registry: () => ThingRegistry,
+  policies: () => PolicyService,
+  rules: () => RulesEngine,
+): ResourceExists {
+  return {
+    thinggroup: async (name) => (await registry().store.getGroup(name)) !== undefined,
+    thingtype: async (name) => (await registry().store.getType(name)) !== undefined,
+    billinggroup: async (name) => (await registry().store.getBillingGroup(name)) !== undefined,
+    policy: async (name) => {
+      try {
+        policies().getPolicy(name);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    rule: async (name) => (await rules().store.get(name)) !== undefined,
+    ruledestination: async (_name, arn) => (await rules().destinations?.exists(arn)) ?? false,
   };
 }

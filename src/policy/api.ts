@@ -1,5 +1,7 @@
-import { iotOperation as op, type AwsOperation } from '../api/index.js';
+import { z } from 'zod';
+import { iotOperation as op, validateInput, type AwsOperation } from '../api/index.js';
 import { E } from '../errors/index.js';
+import { tagList, type ResourceTags } from '../tags/index.js';
 import type { AuthContext } from './context.js';
 import { bindPolicies, compilePolicy, type ArnScope, type CompiledPolicy } from './evaluate.js';
 import { parseTarget, type PolicyService, type TargetKind } from './service.js';
@@ -56,6 +58,8 @@ export function policyOperations(
     resolver?: PrincipalResolver;
     /** Does an AttachPolicy target exist (certificate registered, thing group created)? Default: yes. */
     targetExists?: (target: string, kind: TargetKind, name: string) => Promise<boolean>;
+    /** Keeps CreatePolicy's `tags` (src/tags); DeletePolicy forgets them. */
+    tags?: ResourceTags;
   },
 ): AwsOperation[] {
   /** AttachPolicy: the policy must exist, then the target must be valid and exist (AWS's order of errors). */
@@ -77,7 +81,10 @@ export function policyOperations(
 
   return [
     op('CreatePolicy', 'POST', '/policies/{policyName}', async (i) => {
+      const tags = i.tags === undefined ? undefined : validateInput(z.object({ tags: tagList }), i).tags;
+      options.tags?.check(tags);
       const p = await policies.createPolicy(String(i.policyName), i.policyDocument);
+      await options.tags?.add(p.arn, tags);
       return {
         policyName: p.name,
         policyArn: p.arn,
@@ -113,6 +120,7 @@ export function policyOperations(
     ),
     op('DeletePolicy', 'DELETE', '/policies/{policyName}', async (i) => {
       await policies.deletePolicy(String(i.policyName));
+      await options.tags?.removeAll(policies.policyArn(String(i.policyName)));
     }),
     op(
       'CreatePolicyVersion',

@@ -3,7 +3,7 @@
  * change, bind them to a connection's context (variables substituted as literals), and decide requests
  * with explicit deny over allow and default deny. Owns policies, their versions and attachments to
  * principals, and their AWS-compatible operations; `startPolicy` starts it as a context module.
- * Imports: api (its operation declarations), errors, events, store.
+ * Imports: api (its operation declarations), errors, events, store, tags (CreatePolicy's tags).
  */
 export {
   parsePolicyDocument,

@@ -4,6 +4,7 @@ import { policyOperations, type PrincipalResolver } from './api.js';
 import type { ChangeChannel } from '../events/index.js';
 import { openPolicyService, type PolicyService, type TargetKind } from './service.js';
 import type { Database } from '../store/index.js';
+import type { ResourceTags } from '../tags/index.js';
 
 /**
  * Start the policy context: the policy service and its AWS-compatible operations.
@@ -15,6 +16,8 @@ export async function startPolicy(deps: {
   readonly events: ChangeChannel;
   readonly resolver?: PrincipalResolver;
   readonly targetExists?: (target: string, kind: TargetKind, name: string) => Promise<boolean>;
+  /** Keeps the tags CreatePolicy is given (src/tags). */
+  readonly tags?: ResourceTags;
 }): Promise<StartedContext<PolicyService>> {
   const policies = await openPolicyService({ db: deps.db, scope: deps.scope, events: deps.events });
   return {
@@ -24,6 +27,7 @@ export async function startPolicy(deps: {
       scope: deps.scope,
       resolver: deps.resolver,
       targetExists: deps.targetExists,
+      tags: deps.tags,
     }),
     close: () => policies.close(),
   };

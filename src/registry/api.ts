@@ -9,7 +9,9 @@ import {
   type AwsRequest,
   type IotOperationOptions,
 } from '../api/index.js';
+import { tagList } from '../tags/index.js';
 import { EVENT_TYPES } from './events.js';
+import { indexingInput } from './indexing.js';
 import type { ThingRegistry } from './registry.js';
 
 /**
@@ -36,9 +38,8 @@ const attributes = z.record(attributeName, attributeValue, { error: 'Member must
 const attributePayload = z
   .object({ attributes: attributes.optional(), merge: awsBool().optional() })
   .optional();
-const tags = z
-  .array(z.object({ Key: awsString({ min: 1, max: 128 }), Value: awsString({ max: 256 }).optional() }))
-  .optional();
+/** Tags given at create time (reference §3.11: key 1..128, value 0..256), kept by src/tags. */
+const tags = tagList.optional();
 const description = awsString({
   max: 2028,
   pattern: /^[\p{L}\p{N}\p{P}\p{S}\x20]*$/u,
@@ -454,6 +455,9 @@ function operations(r: ThingRegistry): AwsOperation[] {
       query: LIST_QUERY,
     }),
     op('GetIndexingConfiguration', 'GET', '/indexing/config', () => r.getIndexingConfiguration()),
+    op('UpdateIndexingConfiguration', 'POST', '/indexing/config', (i) => r.updateIndexingConfiguration(i), {
+      input: indexingInput,
+    }),
 
     // --- account (§3.6) and registry events (§8.6) ---------------------------------------------------
     op('DescribeEndpoint', 'GET', '/endpoint', (i) => r.describeEndpoint(i), {

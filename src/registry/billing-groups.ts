@@ -14,6 +14,7 @@ export function billingGroupOps(ctx: RegistryContext) {
     async createBillingGroup(input: {
       billingGroupName: string;
       billingGroupProperties?: { billingGroupDescription?: string };
+      tags?: Array<{ Key: string; Value?: string }>;
     }) {
       const description = input.billingGroupProperties?.billingGroupDescription ?? null;
       const out = (b: BillingGroupRecord) => ({
@@ -29,6 +30,7 @@ export function billingGroupOps(ctx: RegistryContext) {
           { resourceId: existing.id, resourceArn: arn(ctx, 'billinggroup', existing.name) },
         );
       }
+      ctx.tags?.check(input.tags);
       const b: BillingGroupRecord = {
         name: input.billingGroupName,
         id: randomUUID(),
@@ -38,6 +40,7 @@ export function billingGroupOps(ctx: RegistryContext) {
       };
       if (!(await store.insertBillingGroup(b)))
         throw E.BillingGroupAlreadyExists({ billingGroupName: b.name });
+      await ctx.tags?.add(arn(ctx, 'billinggroup', b.name), input.tags);
       return out(b);
     },
 
@@ -87,6 +90,7 @@ export function billingGroupOps(ctx: RegistryContext) {
           current: b.version,
         });
       await store.deleteBillingGroup(b.name);
+      await ctx.tags?.removeAll(arn(ctx, 'billinggroup', b.name));
       return {};
     },
 

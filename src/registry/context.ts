@@ -1,4 +1,5 @@
 import { E } from '../errors/index.js';
+import type { ResourceTags } from '../tags/index.js';
 import type { RegistryEvents } from './events.js';
 import type { FleetIndex, Predicate, SearchContext } from './search.js';
 import type { Attributes, RegistryStore, ThingRecord } from './store.js';
@@ -16,6 +17,8 @@ export interface RegistryContext {
   readonly accountId: string;
   /** Compiled queries of dynamic groups by group name (recompiled when a group changes). */
   readonly dynamic: Map<string, Predicate>;
+  /** Tags of thing types, thing groups and billing groups (src/tags): added on create, removed on delete. */
+  readonly tags: ResourceTags | undefined;
 }
 
 export const arn = (ctx: RegistryContext, type: string, name: string) =>

@@ -154,6 +154,7 @@ export function groupCore(ctx: RegistryContext) {
       );
     }
     if (dynamic) checkDynamicQuery(ctx, dynamic); // InvalidQueryException before anything is stored
+    ctx.tags?.check(input.tags);
     let parent: ThingGroupRecord | undefined;
     if (input.parentGroupName !== undefined) {
       parent = await mustGroup(input.parentGroupName);
@@ -176,6 +177,7 @@ export function groupCore(ctx: RegistryContext) {
       tags: input.tags ?? [],
     };
     if (!(await store.insertGroup(g))) throw E.ThingGroupAlreadyExists({ thingGroupName: g.name });
+    await ctx.tags?.add(arn(ctx, 'thinggroup', g.name), input.tags);
     if (dynamic) ctx.dynamic.set(g.name, compileDynamic(ctx, dynamic.queryString));
     await groupEvent(g, 'CREATED');
     if (parent) hierarchyEvent(parent, g, 'ADDED');
@@ -238,6 +240,7 @@ export function groupCore(ctx: RegistryContext) {
     const parent = g.parentName ? await store.getGroup(g.parentName) : undefined;
     await groupEvent(g, 'DELETED');
     await store.deleteGroup(g.name);
+    await ctx.tags?.removeAll(arn(ctx, 'thinggroup', g.name));
     ctx.dynamic.delete(g.name);
     index.dropGroup(g.name);
     if (parent) hierarchyEvent(parent, g, 'REMOVED');

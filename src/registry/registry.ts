@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { E } from '../errors/index.js';
 import { createLocalChannel, type ChangeChannel } from '../events/index.js';
 import type { Database } from '../store/index.js';
+import type { ResourceTags } from '../tags/index.js';
 import { withChangeEvents } from './changes.js';
 import { arn, indexed, type RegistryContext } from './context.js';
 import { createRegistryEvents, type PublishFn } from './events.js';
@@ -13,6 +14,7 @@ import { createRegistryStore, type RegistryStore } from './store.js';
 import { thingOps } from './things.js';
 import { thingTypeOps } from './thing-types.js';
 import { principalOps } from './principals.js';
+import { createIndexing, indexSchema, type IndexingConfiguration } from './indexing.js';
 
 export interface RegistryOptions {
   /** The platform database (SQLite or PostgreSQL); or pass `store` directly. */
@@ -36,6 +38,8 @@ export interface RegistryOptions {
   readonly endpointAddress?: (endpointType: string) => string;
   /** Extra search fields (e.g. `shadow.reported.*` from the shadow context). */
   readonly fieldProviders?: readonly FieldProvider[];
+  /** Where the tags given at create time are kept (src/tags); without it they are not readable back. */
+  readonly tags?: ResourceTags;
   readonly onError?: (err: unknown) => void;
 }
 
@@ -71,6 +75,7 @@ export async function createRegistry(options: RegistryOptions) {
     },
     onError: options.onError,
   });
+  const indexing = await createIndexing(store);
   const connected = new Set<string>();
   const search = {
     isConnected: options.isConnected ?? ((name: string) => connected.has(name)),
@@ -84,6 +89,7 @@ export async function createRegistry(options: RegistryOptions) {
     region: options.region,
     accountId: options.accountId,
     dynamic: new Map(),
+    tags: options.tags,
   };
 
   /** Rebuild the fleet index and dynamic-group predicates from the store. */
@@ -131,10 +137,10 @@ export async function createRegistry(options: RegistryOptions) {
       if (e.kind === 'thing') await applyThing(e.name);
       else if (e.kind === 'membership') await applyThing(e.thing);
       else if (e.kind === 'thingGroup') await applyGroup(e.name);
-      else if (e.kind === 'registrySetting') await events.reload();
+      else if (e.kind === 'registrySetting') await Promise.all([events.reload(), indexing.reload()]);
       else if (e.kind === 'resync') {
         await reload();
-        await events.reload();
+        await Promise.all([events.reload(), indexing.reload()]);
       }
     },
   );
@@ -186,21 +192,30 @@ export async function createRegistry(options: RegistryOptions) {
 
     describeIndex(input: { indexName: string }) {
       if (input.indexName !== DEFAULT_INDEX) throw E.IndexNotFound({ indexName: input.indexName });
-      return { indexName: DEFAULT_INDEX, indexStatus: 'ACTIVE', schema: 'REGISTRY_AND_CONNECTIVITY_STATUS' };
+      return { indexName: DEFAULT_INDEX, indexStatus: 'ACTIVE', schema: indexSchema(indexing.current()) };
     },
 
     listIndices() {
       return { indexNames: [DEFAULT_INDEX] };
     },
 
-    getIndexingConfiguration() {
-      return {
-        thingIndexingConfiguration: {
-          thingIndexingMode: 'REGISTRY',
-          thingConnectivityIndexingMode: 'STATUS',
-        },
-        thingGroupIndexingConfiguration: { thingGroupIndexingMode: 'OFF' },
-      };
+    /**
+     * The fleet-indexing configuration (indexing.ts): sync, from memory, kept current by change events. The
+     * shadow context reads it to decide which shadow fields are indexed (`isShadowIndexed`).
+     * @example if (isShadowIndexed(registry.indexingConfiguration(), shadowName)) ...
+     */
+    indexingConfiguration(): IndexingConfiguration {
+      return indexing.current();
+    },
+
+    getIndexingConfiguration(): IndexingConfiguration {
+      return indexing.current();
+    },
+
+    /** Replaces the parts given; publishes a `registrySetting` event (key `indexingConfiguration`). */
+    async updateIndexingConfiguration(input: Parameters<typeof indexing.update>[0]) {
+      await indexing.update(input);
+      return {};
     },
 
     describeEndpoint(input: { endpointType?: string }) {

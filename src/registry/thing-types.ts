@@ -51,6 +51,7 @@ export function thingTypeOps(ctx: RegistryContext) {
           { resourceId: existing.id, resourceArn: arn(ctx, 'thingtype', existing.name) },
         );
       }
+      ctx.tags?.check(input.tags);
       const type: ThingTypeRecord = {
         name: input.thingTypeName,
         id: randomUUID(),
@@ -62,6 +63,7 @@ export function thingTypeOps(ctx: RegistryContext) {
       };
       if (!(await store.insertType(type)))
         throw E.ThingTypeAlreadyExists({ thingTypeName: input.thingTypeName });
+      await ctx.tags?.add(arn(ctx, 'thingtype', type.name), input.tags);
       typeEvent(type, 'CREATED');
       return out(type);
     },
@@ -124,6 +126,7 @@ export function thingTypeOps(ctx: RegistryContext) {
       const n = await store.countThingsOfType(t.name);
       if (n > 0) throw E.ThingTypeInUse({ thingTypeName: t.name, count: n });
       await store.deleteType(t.name);
+      await ctx.tags?.removeAll(arn(ctx, 'thingtype', t.name));
       typeEvent(t, 'DELETED');
       return {};
     },

@@ -1,5 +1,6 @@
 import type { AwsOperation, AwsRequest } from '../api/index.js';
 import { E } from '../errors/index.js';
+import { parseTagging, type ResourceTags } from '../tags/index.js';
 import type { RulesEngine } from './engine.js';
 import { RULE_NAME_CONSTRAINT, type TopicRule, type TopicRulePayload } from './types.js';
 
@@ -66,7 +67,7 @@ function ruleBody(rule: TopicRule) {
  * Topic rule operations (reference §3.4) plus Thingstead extensions under the same signing name:
  * POST /rules/{ruleName}/test, GET /rules/{ruleName}/metrics, GET /rules/{ruleName}/trace.
  */
-export function rulesOperations(engine: RulesEngine): AwsOperation[] {
+export function rulesOperations(engine: RulesEngine, options: { tags?: ResourceTags } = {}): AwsOperation[] {
   return [
     {
       name: 'CreateTopicRule',
@@ -74,7 +75,13 @@ export function rulesOperations(engine: RulesEngine): AwsOperation[] {
       method: 'POST',
       path: '/rules/{ruleName}',
       async handler(req) {
-        await engine.createRule(ruleName(req), payloadOf(req));
+        const name = ruleName(req);
+        // Tags travel in the x-amz-tagging header, URL query format (reference §2).
+        const header = req.headers['x-amz-tagging'];
+        const tags = parseTagging(Array.isArray(header) ? header.join('&') : header);
+        options.tags?.check(tags);
+        await engine.createRule(name, payloadOf(req));
+        await options.tags?.add(engine.ruleArn(name), tags);
         return {};
       },
     },
@@ -146,7 +153,9 @@ export function rulesOperations(engine: RulesEngine): AwsOperation[] {
       method: 'DELETE',
       path: '/rules/{ruleName}',
       async handler(req) {
-        await engine.deleteRule(ruleName(req));
+        const name = ruleName(req);
+        await engine.deleteRule(name);
+        await options.tags?.removeAll(engine.ruleArn(name));
         return {};
       },
     },

@@ -15,6 +15,7 @@ import type { Logger, Registry } from '../observability/index.js';
 import type { Database } from '../store/index.js';
 import { compileRule, RuleCatalog, type CompiledRule } from './catalog.js';
 import { Delivery } from './delivery.js';
+import type { TopicRuleDestinations } from './destinations.js';
 import { RuleRuntime, type RuleTestResult } from './runtime.js';
 import { DEFAULT_SQL_VERSION } from './sql/index.js';
 import { Sinks } from './sinks/index.js';
@@ -51,6 +52,10 @@ export interface RulesEngineOptions {
   };
   /** At most one sampled trace per rule per this many ms (errors are always traced). */
   readonly traceIntervalMs?: number;
+  /** Why an http action may not send to a URL (topic rule destinations, destinations.ts), or null. */
+  readonly httpRefusal?: (url: string) => string | null;
+  /** The topic rule destinations (started by startRules), exposed as `engine.destinations`. */
+  readonly destinations?: TopicRuleDestinations;
   /**
    * Change events: a `rule` event is published after each committed rule write, and other processes'
    * events reload the rule they name (scale-out). Without it, only this engine's own writes apply.
@@ -81,6 +86,8 @@ export interface RulesEngineOptions {
 export class RulesEngine {
   readonly store: RuleStore;
   readonly sinks: Sinks;
+  /** Topic rule destinations, when started by startRules (module.ts). */
+  readonly destinations: TopicRuleDestinations | null;
   private readonly ledger: RuleLedger;
   private readonly catalog: RuleCatalog;
   private readonly runtime: RuleRuntime;
@@ -89,11 +96,13 @@ export class RulesEngine {
 
   private constructor(options: RulesEngineOptions, store: RuleStore) {
     this.store = store;
+    this.destinations = options.destinations ?? null;
     this.sinks = new Sinks({
       broker: options.broker,
       timeseries: options.timeseries ?? null,
       natsServers: options.natsServers ?? null,
       postgresUrl: options.postgresUrl ?? null,
+      httpRefusal: options.httpRefusal,
     });
     this.ledger = new RuleLedger(
       new RulesMetrics(options.metrics, () => ({

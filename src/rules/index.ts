@@ -4,8 +4,12 @@
  * at-least-once through a store-backed outbox, errorAction in AWS's shape, per-rule metrics and traces.
  * `startRules` starts the engine and the configured stream sources as a context module.
  *
- * Imports: errors, json, observability, store, work (the evaluation queue); types only from api, config,
- * events, mqtt and timeseries (the platform hands in the broker, the change channel and the writer).
+ * Topic rule destinations (destinations.ts) gate the http action: a URL a destination covers is sent to only
+ * while it is ENABLED.
+ *
+ * Imports: api (destination operation helpers), errors, json, observability, store, tags (the x-amz-tagging
+ * parser), work (the evaluation queue); types only from config, events, mqtt and timeseries (the platform
+ * hands in the broker, the change channel and the writer).
  */
 export { RulesEngine, type RulesEngineOptions, type RuleTestResult } from './engine.js';
 export { compileSql, parsePayload, SqlParseError, type CompiledSql, type SqlContext } from './sql/index.js';
@@ -16,4 +20,9 @@ export type { RuleStats, TraceEntry, DropReason } from './stats.js';
 export type { TopicRule, TopicRulePayload, ActionConfig } from './types.js';
 export { rulesOperations } from './api.js';
 export { startRules } from './module.js';
+export {
+  TopicRuleDestinations,
+  type DestinationStatus,
+  type TopicRuleDestinationView,
+} from './destinations.js';
 export { startSources, sourcePayload, sourceTopic, type Source } from './sources.js';

@@ -4,7 +4,7 @@
  * destination and opened on first use.
  */
 import type { Broker } from '../../mqtt/index.js';
-import type { ActionRequest } from '../actions.js';
+import { ActionError, type ActionRequest } from '../actions.js';
 import type { ActionConfig } from '../types.js';
 import { httpPost } from './http.js';
 import { KafkaSink } from './kafka.js';
@@ -23,6 +23,8 @@ export interface SinkDeps {
   readonly natsServers: string | null;
   /** Default PostgreSQL URL for postgres actions without `connectionString`. */
   readonly postgresUrl: string | null;
+  /** Why an http action may not send to a URL (topic rule destinations), or null; sync, from memory. */
+  readonly httpRefusal?: (url: string) => string | null;
 }
 
 /** Executes prepared action requests. Throws ActionError with `retryable` set by the failure's nature. */
@@ -41,8 +43,12 @@ export class Sinks {
     switch (request.kind) {
       case 'republish':
         return republish(this.deps.broker, request, depth);
-      case 'http':
+      case 'http': {
+        const refused = this.deps.httpRefusal?.(request.url);
+        // A destination that is not ENABLED refuses traffic: final, to the errorAction (not retried).
+        if (refused) throw new ActionError(refused, false);
         return httpPost(request);
+      }
       case 'nats':
         return this.nats.publish(config, request);
       case 'kafka':
