@@ -68,7 +68,7 @@ async function freshPostgres(): Promise<{ url: string; drop(): Promise<void> }> 
   await admin.query(`CREATE SCHEMA ${schema}`);
   await admin.end();
   return {
-    url: `${base}${base.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}${process.env.PGX ?? ''}`)}`,
+    url: `${base}${base.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`,
     async drop() {
       const c = new pg.Client({ connectionString: base });
       await c.connect();
