@@ -1,0 +1,67 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../observability/index.js';
+import type { Timing } from './executions.js';
+import type { JobsStore } from './store.js';
+import type { TargetResolver } from './targets.js';
+import type { JobRecord } from './types.js';
+
+/** What the parts of the jobs context share (service, device side, reactions, rollout, MQTT). */
+export interface JobsContext {
+  readonly store: JobsStore;
+  readonly targets: TargetResolver;
+  readonly logger: Logger;
+  readonly now: () => number;
+  /** One job minute in ms (jobs.minuteMs). */
+  readonly minuteMs: number;
+  /** Watchdog period in ms (jobs.watchdogMinutes × minuteMs); 0: off. */
+  readonly watchdogMs: number;
+  readonly documentFetchTimeoutMs: number;
+  /** `arn:aws:iot:{region}:{account}:{type}/{name}`. */
+  arn(type: string, name: string): string;
+  /** Publish as the platform (notify, notify-next, events), QoS 1, not retained. */
+  publish(topic: string, payload: unknown): void;
+  /** Whether UpdateEventConfigurations switched the event type on (the registry owns the setting). */
+  eventsEnabled(type: 'JOB' | 'JOB_EXECUTION'): boolean;
+}
+
+/** The timing a state-machine step needs, for a job. */
+export const timing = (ctx: JobsContext, job: JobRecord | null): Timing => ({
+  now: ctx.now(),
+  minuteMs: ctx.minuteMs,
+  watchdogMs: ctx.watchdogMs,
+  inProgressTimeoutMinutes: job?.config.timeoutConfig?.inProgressTimeoutInMinutes,
+});
+
+/** Publish a `$aws/events/job...` event when its type is enabled (reference §8.3). Never throws. */
+export function emitEvent(
+  ctx: JobsContext,
+  type: 'JOB' | 'JOB_EXECUTION',
+  topic: string,
+  payload: Record<string, unknown>,
+): void {
+  if (!ctx.eventsEnabled(type)) return;
+  try {
+    ctx.publish(topic, {
+      eventType: type,
+      eventId: randomUUID().replace(/-/g, ''),
+      timestamp: Math.floor(ctx.now() / 1000),
+      ...payload,
+    });
+  } catch (err) {
+    ctx.logger.warn({ err, topic }, 'job event not published');
+  }
+}
+
+/** Opaque pagination tokens over a string key. */
+export const encodeToken = (key: string) => Buffer.from(key, 'utf8').toString('base64url');
+export function decodeToken(token: string | undefined): string | undefined {
+  if (token === undefined || token === '') return undefined;
+  return Buffer.from(token, 'base64url').toString('utf8');
+}
+
+/** One page of `rows` (fetched with limit + 1) and the token of the next. */
+export function page<T>(rows: readonly T[], limit: number, key: (t: T) => string) {
+  const items = rows.slice(0, limit);
+  const last = items[items.length - 1];
+  return { items, nextToken: rows.length > limit && last !== undefined ? encodeToken(key(last)) : undefined };
+}
