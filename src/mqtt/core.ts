@@ -51,6 +51,11 @@ import { checkPublishProperties } from './codec.js';
 import { deliver, keep, persistUndelivered } from './delivery.js';
 import { ServiceTable } from './services.js';
 
+/** `$aws/rules/{rule}/...` (Basic Ingest). Hot path: one char test for every other topic. */
+export function isBasicIngest(topic: string): boolean {
+  return topic.charCodeAt(0) === 36 && topic.startsWith('$aws/rules/');
+}
+
 export class InternalSub implements SubOwner {
   readonly kind = 'internal' as const;
   constructor(readonly handler: InternalHandler) {}
@@ -300,7 +305,8 @@ export class Core {
    * queue (it is routed to subscribers as well), then hand it to the bus. Hot path: synchronous.
    */
   route(msg: Routed): void {
-    if (msg.retain) {
+    // Basic Ingest is never retained: nobody but the rules engine may ever receive it (deliverLocal).
+    if (msg.retain && !isBasicIngest(msg.topic)) {
       keep(msg);
       this.retained.set({
         topic: msg.topic,
@@ -323,6 +329,12 @@ export class Core {
   deliverLocal(msg: Routed): void {
     const match = this.router.match(msg.topic);
     if (match.entries.length === 0 && match.groups.length === 0) return;
+    if (isBasicIngest(msg.topic)) {
+      // AWS Basic Ingest: `$aws/rules/{rule}/...` goes to the rules engine only, never to subscribers
+      // (AWS IoT Developer Guide, "Reducing messaging costs with Basic Ingest"); internal subscribers only.
+      for (const e of match.entries) if (e.owner.kind === 'internal') this.callInternal(e.owner, msg);
+      return;
+    }
     const stamp = ++this.stamp;
     let targets: Session[] | null = null;
     let single: Session | null = null;

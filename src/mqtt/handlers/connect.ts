@@ -99,6 +99,19 @@ export function handleConnect(conn: Connection, p: IConnectPacket): void {
   }
   conn.assignedClientId = assigned;
   conn.clientId = clientId;
+  // AWS §11: client ids are at most 128 bytes (limits.maxClientIdBytes). Only the client's own id is held
+  // to it, not one the server assigns (v5 Assigned Client Identifier, or 3.1.1's empty id + clean session).
+  const maxId = core.config.limits.maxClientIdBytes;
+  const given = p.clientId ?? '';
+  if (given.length * 3 > maxId && Buffer.byteLength(given) > maxId) {
+    // [MQTT-3.1.3-9] / MQTT 5 §3.1.3.1: a server may refuse a client id; 0x85 (3.1.1: return code 2).
+    return refuse(
+      conn,
+      RC.CLIENT_IDENTIFIER_NOT_VALID,
+      `client id longer than ${maxId} bytes (limits.maxClientIdBytes)`,
+      'protocol_error',
+    );
+  }
   // AWS §11: CONNECTs per client id are rate limited (checked before authentication, so a client in a
   // reconnect loop costs no hook calls). A server-assigned id is new by construction.
   if (assigned === undefined && p.clientId && !core.connectLimiter.admit(clientId)) {
