@@ -95,18 +95,28 @@ export function startRollout(
     return { rate, state: { ...r, rate, lastIncrease } };
   }
 
+  /** The per-minute rate in force (no change within a job minute). */
+  function currentRate(job: JobRecord, r: RolloutState): number {
+    const config = job.config.jobExecutionsRolloutConfig;
+    const max = config?.maximumPerMinute ?? Infinity;
+    return config?.exponentialRate ? Math.min(max, r.rate ?? config.exponentialRate.baseRatePerMinute) : max;
+  }
+
   /** Launch what the job's rate allows now; record the rollout state. */
   async function step(jobId: string): Promise<void> {
     const job = await store.getJob(jobId);
     if (!job || job.status !== 'IN_PROGRESS' || job.rollout.stopped) return;
     const now = ctx.now();
     let r = job.rollout;
-    if (now - r.windowStart >= ctx.minuteMs) r = { ...r, windowStart: now, windowCount: 0 };
-    const succeeded = job.config.jobExecutionsRolloutConfig?.exponentialRate
-      ? ((await store.counts(jobId)).SUCCEEDED ?? 0)
-      : 0;
-    const { rate, state } = rateOf(job, r, succeeded);
-    r = state;
+    let rate: number;
+    if (now - r.windowStart >= ctx.minuteMs) {
+      // A new job minute: the rate may rise (exponentialRate), and takes effect for the whole minute.
+      r = { ...r, windowStart: now, windowCount: 0 };
+      const succeeded = job.config.jobExecutionsRolloutConfig?.exponentialRate
+        ? ((await store.counts(jobId)).SUCCEEDED ?? 0)
+        : 0;
+      ({ rate, state: r } = rateOf(job, r, succeeded));
+    } else rate = currentRate(job, r);
     const allowance = Math.min(BATCH, rate === Infinity ? BATCH : Math.max(0, rate - r.windowCount));
     const things = allowance > 0 ? await store.pendingTargets(jobId, allowance) : [];
     const created = await store.launch(jobId, things, (t) => newExecution(jobId, t, now));

@@ -66,7 +66,7 @@ test('Device SDK v2 iotjobs over mutual TLS: notify-next, start-next, update to 
     const stream = jobs.createNextJobExecutionChangedStream({ thingName: 'sdk-dev' });
     let subscribed = false;
     stream.on('subscriptionStatus', (e) => {
-      if (e.type === 0 /* SubscriptionEstablished */) subscribed = true;
+      if (Number(e.type) === 0 /* SubscriptionStatusEventType.SubscriptionEstablished */) subscribed = true;
     });
     stream.on('incomingPublish', (e) => next.push(e.message));
     stream.open();
