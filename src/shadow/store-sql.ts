@@ -179,7 +179,8 @@ function sqliteHotPath(raw: BetterSqlite3.Database, db: Database): HotPath {
     } catch {
       for (const c of calls) {
         try {
-          c.settle(raw.inTransaction ? (await db.run(statement(c).sql, statement(c).params)) > 0 : write(c));
+          const st = statement(c);
+          c.settle(raw.inTransaction ? (await db.run(st.sql, st.params)) > 0 : write(c));
         } catch (err) {
           c.settle(asError(err));
         }
