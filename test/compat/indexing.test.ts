@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parseCredentialsFile } from '../../src/cli/connection.js';
-import { createPostgresChannel } from '../../src/events/index.js';
+import { openChangeChannel } from '../../src/events/index.js';
 import { createRegistry, isShadowIndexed, type ThingRegistry } from '../../src/registry/index.js';
 import { openDatabase, type Database } from '../../src/store/index.js';
 import { startTestPlatform, waitFor, type TestPlatform } from '../helpers/platform.js';
@@ -254,7 +254,7 @@ describe.skipIf(!pg)('two processes sharing PostgreSQL', () => {
     schema = await freshPgSchema(pg!);
     for (let i = 0; i < 2; i++) {
       const db = await openDatabase({ dataDir: tmpdir(), databaseUrl: schema.url });
-      const events = await createPostgresChannel({ db });
+      const events = await openChangeChannel(db);
       dbs.push(db);
       channels.push(events);
       registries.push(await createRegistry({ db, events, region: 'us-east-1', accountId: '000000000000' }));
