@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The CLI context: the `thingstead` binary (`up`, the registry commands, `keys`, `certs`, `policy`, `onboard`,
- * `rules`, `ts`). Thin commands: `up` loads the config and calls `createPlatform`; the others call the
+ * `rules`, `ts`, `jobs`). Thin commands: `up` loads the config and calls `createPlatform`; the others call the
  * HTTP API with a credentials profile, except `keys`, which writes access keys to the database directly
  * and announces the change on the change-event channel. An edge: no context imports it (so it has no
  * index.ts; this file is its entry).
@@ -17,6 +17,7 @@ import { registerCerts } from './certs.js';
 import { registerOnboard } from './onboard.js';
 import { registerRules } from './rules.js';
 import { registerTimeseries } from './ts.js';
+import { registerJobs } from './jobs.js';
 
 /** The `thingstead` binary: thin commands over the platform library and the HTTP API. */
 const program = new Command('thingstead')
@@ -30,6 +31,7 @@ registerPolicy(program);
 registerOnboard(program);
 registerRules(program);
 registerTimeseries(program);
+registerJobs(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`thingstead: ${(err as Error).message}`);
