@@ -27,12 +27,28 @@ export function createReactions(ctx: JobsContext) {
   const { store } = ctx;
   const log = ctx.logger;
 
+  /**
+   * Substituted documents by job id. A job's document never changes after CreateJob, so entries live
+   * DOCUMENT_TTL_MS (bounding staleness when another process deletes and re-creates the same id) and go at
+   * once when this process deletes the job. Without it, notifying N things re-read the job row N times.
+   */
+  const documents = new Map<string, { text: string; at: number }>();
+  const DOCUMENT_TTL_MS = 10_000;
+
   /** The job document as a device gets it (parameters substituted); null when the job is gone. */
   async function documentOf(jobId: string, job?: JobRecord | null): Promise<string | null> {
+    const cached = documents.get(jobId);
+    if (cached && ctx.now() - cached.at < DOCUMENT_TTL_MS) return cached.text;
     const j = job !== undefined && job !== null && job.jobId === jobId ? job : await store.getJob(jobId);
     if (!j) return null;
-    return substitute(j.document, j.config.documentParameters);
+    const text = substitute(j.document, j.config.documentParameters);
+    if (documents.size >= 1000) documents.delete(documents.keys().next().value!);
+    documents.set(jobId, { text, at: ctx.now() });
+    return text;
   }
+
+  /** Forget a deleted job's cached document. */
+  const forget = (jobId: string) => documents.delete(jobId);
 
   /**
    * Tell the thing what changed for one job: `before` and `after` are that job's latest attempt on the
@@ -232,5 +248,5 @@ export function createReactions(ctx: JobsContext) {
     }
   }
 
-  return { announce, executionChanged, checkJob, cancelJob, jobEvent, documentOf };
+  return { announce, executionChanged, checkJob, cancelJob, jobEvent, documentOf, forget };
 }

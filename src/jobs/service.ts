@@ -274,6 +274,7 @@ export function createJobsService(
       // Pending executions leave their things' lists before the rows go.
       const pending = await store.executionsInState(job.jobId, ['QUEUED', 'IN_PROGRESS'], 1_000_000);
       await store.deleteJob(job.jobId);
+      reactions.forget(job.jobId);
       for (const e of pending) await reactions.executionChanged(e, null, { checkJob: false });
       reactions.jobEvent(deleting, 'deleted');
       return {};
