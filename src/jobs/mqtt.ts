@@ -166,7 +166,7 @@ export function jobsMqttService(
       }
       reply(req, 'rejected', {
         code,
-        message: isThingsteadError(err) ? (err).message : 'Internal error',
+        message: isThingsteadError(err) ? err.message : 'Internal error',
         ...(clientToken !== undefined ? { clientToken } : {}),
         timestamp: seconds(ctx.now()),
         ...(executionState ? { executionState } : {}),
