@@ -1,0 +1,125 @@
+import type { AwsOperation } from '../api/index.js';
+import { E, type ThingsteadError } from '../errors/index.js';
+import { parseSimple, parseUpdate, SHADOW_MESSAGES, ShadowError } from './document.js';
+import { checkNames } from './mqtt.js';
+import type { ShadowService } from './service.js';
+
+/**
+ * The shadow operations of the HTTP data plane (signing name `iotdata`, reference §4): GetThingShadow,
+ * UpdateThingShadow, DeleteThingShadow (`?name=` for a named shadow) and ListNamedShadowsForThing. Bodies
+ * are the raw shadow documents of §8.2. Errors carry `x-amzn-ErrorType` (how the SDKs name them) and AWS's
+ * shadow body `{"code": <int>, "message": ...}`.
+ *
+ * `shadowHttp` is the transport-free core, shared with the device HTTPS plane (mutual TLS).
+ */
+
+const KIND_BY_CODE = {
+  400: E.ShadowInvalid,
+  401: E.ShadowUnauthorized,
+  403: E.ShadowForbidden,
+  404: E.ShadowNotFound,
+  409: E.ShadowConflict,
+  413: E.ShadowTooLarge,
+  415: E.ShadowEncoding,
+  429: E.ShadowThrottled,
+  500: E.ShadowInternal,
+  503: E.ShadowInternal,
+} as const;
+
+/** A ShadowError as the API error (AWS exception name in the header, numeric code in the body). */
+export function toApiError(err: unknown): ThingsteadError {
+  const e = err instanceof ShadowError ? err : new ShadowError(500, SHADOW_MESSAGES.internal);
+  return KIND_BY_CODE[e.code](
+    { message: e.message },
+    { code: e.code, timestamp: Math.floor(Date.now() / 1000) },
+  );
+}
+
+export type ShadowHttpOp = 'get' | 'update' | 'delete';
+
+/** One HTTP shadow request, transport-free: the JSON document answered, or a ShadowError thrown. */
+export async function shadowHttp(
+  shadows: ShadowService,
+  op: ShadowHttpOp,
+  thing: string,
+  name: string,
+  body: Buffer,
+): Promise<Record<string, unknown>> {
+  checkNames(thing, name);
+  if (op === 'update') return shadows.update(thing, name, parseUpdate(body, shadows.limits));
+  if (op === 'delete') return shadows.delete(thing, name, {});
+  // GET has no body; `?sinceVersion=` is not in AWS's model: MQTT `get` carries the extension.
+  return shadows.get(thing, name, body.length ? parseSimple(body) : {});
+}
+
+const json = (body: Record<string, unknown>) => ({
+  raw: Buffer.from(JSON.stringify(body)),
+  contentType: 'application/json',
+});
+
+export function shadowOperations(shadows: ShadowService): AwsOperation[] {
+  const serve =
+    (op: ShadowHttpOp): AwsOperation['handler'] =>
+    async (request) => {
+      const thing = request.params['thingName'] ?? '';
+      const name = request.query['name'] ?? '';
+      try {
+        return json(
+          await shadowHttp(shadows, op, thing, name, op === 'update' ? request.rawBody : Buffer.alloc(0)),
+        );
+      } catch (err) {
+        throw toApiError(err);
+      }
+    };
+  return [
+    {
+      name: 'GetThingShadow',
+      service: 'iotdata',
+      method: 'GET',
+      path: '/things/{thingName}/shadow',
+      readOnly: true,
+      handler: serve('get'),
+    },
+    {
+      name: 'UpdateThingShadow',
+      service: 'iotdata',
+      method: 'POST',
+      path: '/things/{thingName}/shadow',
+      rawBody: true,
+      handler: serve('update'),
+    },
+    {
+      name: 'DeleteThingShadow',
+      service: 'iotdata',
+      method: 'DELETE',
+      path: '/things/{thingName}/shadow',
+      handler: serve('delete'),
+    },
+    {
+      name: 'ListNamedShadowsForThing',
+      service: 'iotdata',
+      method: 'GET',
+      path: '/api/things/shadow/ListNamedShadowsForThing/{thingName}',
+      readOnly: true,
+      handler: async (request) => {
+        const thing = request.params['thingName'] ?? '';
+        const pageSize =
+          request.query['pageSize'] === undefined ? undefined : Number(request.query['pageSize']);
+        if (pageSize !== undefined && (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 100))
+          throw E.ValidationError({
+            violation: `Value '${request.query['pageSize']}' at 'pageSize' failed to satisfy constraint: Member must have value between 1 and 100`,
+          });
+        try {
+          checkNames(thing, '');
+          const page = await shadows.listNamed(thing, {
+            ...(request.query['nextToken'] ? { nextToken: request.query['nextToken'] } : {}),
+            ...(pageSize !== undefined ? { pageSize } : {}),
+          });
+          return { ...page, timestamp: Math.floor(Date.now() / 1000) };
+        } catch (err) {
+          throw toApiError(err);
+        }
+      },
+    },
+  ];
+}
