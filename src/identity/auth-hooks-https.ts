@@ -1,6 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server as HttpServer,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { E, ERRORS, ThingsteadError, type ErrorCode } from '../errors/index.js';
@@ -57,14 +62,21 @@ export type DeviceRoute = (
 ) => boolean | Promise<boolean>;
 
 export interface DeviceHttps {
-  readonly port: number;
+  /** The port listened on; null when `port` was null (served only through `serveTlsSocket`). */
+  readonly port: number | null;
+  /**
+   * Serve requests on a TLS socket whose handshake happened elsewhere (the ALPN port, `x-amzn-http-ca`):
+   * the same authentication, routes and limits as the own port. Takes ownership of the socket.
+   */
+  serveTlsSocket(socket: TLSSocket): void;
   setTrustedCas(pems: readonly string[]): void;
   close(): Promise<void>;
 }
 
 export async function startDeviceHttps(options: {
   host: string;
-  port: number;
+  /** Port to listen on (0: any free one), or null for none (sockets come only through serveTlsSocket). */
+  port: number | null;
   tls: ServerTls;
   hooks: AuthHooks & Pick<DeviceAuth, 'authorizeAction'>;
   broker: Broker;
@@ -248,29 +260,43 @@ export async function startDeviceHttps(options: {
     });
   };
 
-  const server: Server = createServer(secure(), handler);
-  server.on('tlsClientError', (err) => warn({ error: err.message }, 'device HTTPS handshake failed'));
   const unsubscribe = options.events.subscribe(['certificate'], (change) => {
     if (change.kind !== 'certificate' || change.status === 'ACTIVE') return;
     for (const s of byCert.get(change.certificateId) ?? []) s.destroy();
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
+  // TLS sockets negotiated elsewhere (the ALPN port's `x-amzn-http-ca`) are served by a plain HTTP server
+  // that never listens: the same handler, over the already-decrypted socket.
+  const handedOn: HttpServer = createHttpServer(handler);
+  let server: Server | null = null;
+  const port = options.port;
+  if (port !== null) {
+    const https = createServer(secure(), handler);
+    https.on('tlsClientError', (err) => warn({ error: err.message }, 'device HTTPS handshake failed'));
+    await new Promise<void>((resolve, reject) => {
+      https.once('error', reject);
+      https.listen(port, options.host, () => {
+        https.off('error', reject);
+        resolve();
+      });
     });
-  });
+    server = https;
+  }
   return {
-    port: (server.address() as AddressInfo).port,
+    port: server ? (server.address() as AddressInfo).port : null,
+    serveTlsSocket(socket) {
+      handedOn.emit('connection', socket);
+    },
     setTrustedCas(pems) {
       trusted = pems;
-      server.setSecureContext(secure());
+      server?.setSecureContext(secure());
     },
-    close() {
+    async close() {
       unsubscribe();
-      server.closeAllConnections();
-      return new Promise((resolve) => server.close(() => resolve()));
+      handedOn.closeAllConnections();
+      if (!server) return;
+      const s = server;
+      s.closeAllConnections();
+      await new Promise<void>((resolve) => s.close(() => resolve()));
     },
   };
 }
