@@ -43,6 +43,8 @@ export function banner(platform: Platform): string {
     // The TLS port requires a client certificate, also in anonymous dev mode (src/identity/auth-hooks.ts).
     `  MQTT over TLS     ${e.mqtts ?? 'off'}${e.mqtts ? '   (mutual TLS: client certificate required)' : ''}`,
     `  MQTT over WS      ${e.ws}`,
+    `  MQTT over WSS     ${e.wss ?? 'off (set THINGSTEAD_MQTT_WSS_PORT to enable; the AWS IoT Device SDK v2 uses it)'}`,
+    `  ALPN (AWS 443)    ${e.alpnPort ? `port ${e.alpnPort}   (x-amzn-mqtt-ca MQTT, x-amzn-http-ca HTTPS, http/1.1 WSS)` : 'off (set THINGSTEAD_MQTT_ALPN_PORT to enable)'}`,
     `  MQTT (plain)      ${e.mqtt ?? 'off (set THINGSTEAD_MQTT_PORT to enable)'}`,
     `  HTTPS (devices)   ${e.deviceHttps ?? 'off (set THINGSTEAD_DEVICE_HTTPS_PORT to enable)'}`,
     `  CA certificate    ${e.caFile}`,

@@ -52,6 +52,19 @@ export const configSchema = z
         /** MQTT over mutual TLS. */
         tlsPort: switchablePort.default(8883),
         tlsHost: z.string().default('0.0.0.0'),
+        /**
+         * MQTT over WebSocket with TLS (`wss://host:port/mqtt`, server certificate only; SigV4 presigned URLs
+         * as AWS, reference §7.3), which the AWS IoT Device SDK v2 uses. Off unless a port is set.
+         */
+        wssPort: optionalPort,
+        wssHost: z.string().default('0.0.0.0'),
+        /**
+         * One TLS port for everything, as AWS's 443 (reference §8.0): ALPN `x-amzn-mqtt-ca` is MQTT over
+         * mutual TLS, `x-amzn-http-ca` the device HTTPS plane, `http/1.1` or no ALPN MQTT over WebSocket at
+         * /mqtt. Off unless a port is set (443 needs privileges; AWS's 8443 is the device HTTPS port).
+         */
+        alpnPort: optionalPort,
+        alpnHost: z.string().default('0.0.0.0'),
         /** Dev only: loopback clients may connect without credentials. */
         allowAnonymous: bool.default(false),
       })
@@ -99,6 +112,11 @@ export const configSchema = z
         maxTopicLevels: z.coerce.number().int().min(1).default(8),
         maxTopicBytes: z.coerce.number().int().min(1).max(65_535).default(256),
         maxFiltersPerSubscribe: z.coerce.number().int().min(1).default(8),
+        /**
+         * Longest client id in bytes (AWS: 128); beyond it CONNACK 0x85 Client Identifier not valid (3.1.1:
+         * return code 2). At least 23, the length MQTT guarantees to every client [MQTT-3.1.3-5].
+         */
+        maxClientIdBytes: z.coerce.number().int().min(23).max(65_535).default(128),
         maxConnections: z.coerce.number().int().min(1).default(100_000),
         /**
          * CONNECTs one client id may make per second (AWS IoT Core: 1), as a token bucket holding up to
@@ -159,6 +177,11 @@ export const configSchema = z
         postgresUrl: z.string().nullable().default(null),
         /** Write each durable delivery to the outbox before its first attempt (crash-safe, slower). */
         writeAhead: bool.default(false),
+        /**
+         * http actions send only to URLs an ENABLED topic rule destination covers. Off (default): a URL no
+         * destination covers is sent to; one a destination covers only while it is ENABLED.
+         */
+        requireHttpDestinations: bool.default(false),
         outbox: z
           .object({
             maxRows: z.coerce.number().int().min(1).default(1_000_000),
@@ -203,6 +226,59 @@ export const configSchema = z
             ]),
           )
           .default([]),
+      })
+      .strict()
+      .prefault({}),
+    /** Device shadows (src/shadow): AWS IoT's limits as defaults (reference §11). */
+    shadow: z
+      .object({
+        /** Bytes of a shadow's state (desired + reported, metadata not counted). AWS: 8 KB; up to 1 MiB. */
+        maxStateBytes: z.coerce
+          .number()
+          .int()
+          .min(1024)
+          .max(1024 * 1024)
+          .default(8192),
+        /** Levels of nesting inside desired/reported. AWS: 6. */
+        maxDepth: z.coerce.number().int().min(1).max(32).default(6),
+        /** Updates per second per thing before 429. AWS: 20. 0 disables the limit. */
+        maxUpdatesPerSecondPerThing: z.coerce.number().int().min(0).default(20),
+        /** Shadow requests in flight per MQTT connection before 429. AWS: 10. 0 disables the limit. */
+        maxInFlightPerConnection: z.coerce.number().int().min(0).default(10),
+        /** How long a deleted shadow keeps its version. AWS: 48 h. */
+        tombstoneMs: z.coerce
+          .number()
+          .int()
+          .min(0)
+          .default(48 * 3_600_000),
+        /** Parsed shadow documents kept in memory. */
+        cacheEntries: z.coerce.number().int().min(0).default(50_000),
+        /** Keep every accepted version in the time-series store (metric `$shadow` or `$shadow/<name>`). */
+        history: bool.default(false),
+        /** Requests waiting for the shadow service before 429 on /rejected. */
+        queueSize: z.coerce.number().int().min(1).default(10_000),
+        /** Shadows served at once (one at a time per shadow); higher hides PostgreSQL round trips. */
+        concurrency: z.coerce.number().int().min(1).max(1024).default(64),
+      })
+      .strict()
+      .prefault({}),
+    /** Jobs (src/jobs): rollouts, timers, the watchdog, document sources. */
+    jobs: z
+      .object({
+        /**
+         * Milliseconds in one job "minute": AWS expresses rollout rates and timeouts in minutes; tests and
+         * demos shrink it (e.g. 100) to run minutes-long rollouts and timeouts in seconds.
+         */
+        minuteMs: z.coerce.number().int().min(1).default(60_000),
+        /** How often the rollout runner launches executions and fires timers (ms). */
+        tickMs: z.coerce.number().int().min(5).default(1000),
+        /**
+         * Watchdog: an IN_PROGRESS execution with no update for this many job minutes goes TIMED_OUT (with
+         * the reason in statusDetails), even when its job set no timeout. 0 turns the watchdog off.
+         */
+        watchdogMinutes: z.coerce.number().int().min(0).default(1440),
+        /** Timeout for fetching a CreateJob documentSource URL (ms). */
+        documentFetchTimeoutMs: z.coerce.number().int().min(1).default(10_000),
       })
       .strict()
       .prefault({}),

@@ -31,6 +31,8 @@ export const ERRORS = {
   VersionsLimitExceeded: { status: 409, awsName: 'VersionsLimitExceededException' },
   ConflictingResourceUpdate: { status: 409, awsName: 'ConflictingResourceUpdateException' },
   LimitExceeded: { status: 410, awsName: 'LimitExceededException' },
+  /** Jobs: a job or job execution cannot move from its state to the one asked for (both job APIs: 409). */
+  InvalidStateTransition: { status: 409, awsName: 'InvalidStateTransitionException' },
   EntityTooLarge: { status: 413, awsName: 'RequestEntityTooLargeException', mqttReason: 0x95 },
   MalformedPolicy: { status: 400, awsName: 'MalformedPolicyException' },
   SqlParse: { status: 400, awsName: 'SqlParseException' },
@@ -38,6 +40,10 @@ export const ERRORS = {
   CertificateValidation: { status: 400, awsName: 'CertificateValidationException' },
   CertificateConflict: { status: 409, awsName: 'CertificateConflictException' },
   RegistrationCodeValidation: { status: 400, awsName: 'RegistrationCodeValidationException' },
+  /** Data plane (shadows): AWS answers 415 for a document that is not UTF-8. */
+  UnsupportedDocumentEncoding: { status: 415, awsName: 'UnsupportedDocumentEncodingException' },
+  /** Data plane throttling is HTTP 429 (the control plane's ThrottlingException is 400). */
+  DataPlaneThrottling: { status: 429, awsName: 'ThrottlingException', mqttReason: 0x97 },
   InternalFailure: { status: 500, awsName: 'InternalFailureException', mqttReason: 0x80 },
   ServiceUnavailable: { status: 503, awsName: 'ServiceUnavailableException', mqttReason: 0x88 },
 } as const satisfies Record<string, ErrorSpec>;

@@ -216,6 +216,58 @@ export const E = defineKinds({
     'A reserved-topic service filter is invalid, outside a $ namespace, or inside a broker-owned one.',
   ],
 
+  // ---- mqtt: the HTTP data plane (Publish, GetRetainedMessage, ListRetainedMessages) and device HTTPS
+  DataPlaneTopic: [
+    'InvalidRequest',
+    'Invalid topic {topic}: {problem}',
+    'Publish over HTTP (SigV4 data plane or device HTTPS) to a topic that is not a valid topic name or passes limits.maxTopicBytes / maxTopicLevels.',
+  ],
+  DataPlaneTopicReserved: [
+    'Unauthorized',
+    'Publishing to {topic} is not allowed: $aws/events/ topics are published by the broker only',
+    'Publish over HTTP to a broker-owned topic (lifecycle and subscription events).',
+  ],
+  DataPlanePayloadTooLarge: [
+    'EntityTooLarge',
+    'The payload exceeds the maximum size of {limit:number} bytes (limits.maxPayloadBytes).',
+    'Publish over HTTP with a body larger than limits.maxPayloadBytes (AWS: 128 KB).',
+  ],
+  DataPlaneHeader: [
+    'InvalidRequest',
+    'The {header} header is not valid: {reason}',
+    'Publish over HTTP with an x-amz-mqtt5-user-properties (base64 of a JSON array of single-pair objects) or x-amz-mqtt5-correlation-data (base64) header that does not decode.',
+  ],
+  DataPlanePayloadNotUtf8: [
+    'InvalidRequest',
+    'The payload is not valid UTF-8, but the payload format indicator is UTF8_DATA.',
+    'Publish over HTTP with x-amz-mqtt5-payload-format-indicator UTF8_DATA and a body that is not UTF-8.',
+  ],
+  RetainedMessageNotFound: [
+    'ResourceNotFound',
+    'No retained message exists for topic {topic}',
+    'GetRetainedMessage for a topic without a retained message.',
+  ],
+  DataPlaneNextToken: [
+    'InvalidRequest',
+    'The nextToken is not valid: {token}',
+    'ListRetainedMessages with a nextToken it did not hand out.',
+  ],
+  DeviceHttpsNoRoute: [
+    'MethodNotAllowed',
+    '{method} {path} is not served on this port: devices may POST /topics/<topic> (and the routes other contexts add)',
+    'A device HTTPS request that no route serves.',
+  ],
+  DeviceHttpsUnauthenticated: [
+    'Unauthorized',
+    '{reason}',
+    'A device HTTPS request without a registered, ACTIVE client certificate (the reason names what is wrong).',
+  ],
+  DeviceHttpsForbidden: [
+    'Forbidden',
+    'Not authorized to publish to {topic}',
+    "A device HTTPS publish its certificate's policies do not allow (iot:Publish, and iot:RetainPublish with retain).",
+  ],
+
   // ---- json: bounded parsing of outside JSON
   JsonTooDeep: [
     'InvalidRequest',
@@ -717,6 +769,133 @@ export const E = defineKinds({
     'An action template has a ${...} expression that does not parse as rule SQL.',
   ],
 
+  // ---- jobs: jobs, job executions, job templates (control plane, jobs data plane and MQTT rejections)
+  JobNotFound: [
+    'ResourceNotFound',
+    'Job {jobId} does not exist',
+    'A job operation names a job that does not exist.',
+  ],
+  JobAlreadyExists: [
+    'ResourceAlreadyExists',
+    'Job {jobId} already exists',
+    'CreateJob with the id of an existing job (deleted jobs free their id).',
+  ],
+  JobExecutionNotFound: [
+    'ResourceNotFound',
+    'Job execution of job {jobId} on thing {thingName} does not exist',
+    'An execution operation names a job and thing (and execution number) with no execution.',
+  ],
+  JobTemplateNotFound: [
+    'ResourceNotFound',
+    'Job template {jobTemplateId} does not exist',
+    'A template operation, or CreateJob with jobTemplateArn, names a template that does not exist.',
+  ],
+  JobTemplateAlreadyExists: [
+    'ResourceAlreadyExists',
+    'Job template {jobTemplateId} already exists',
+    'CreateJobTemplate with the id of an existing template.',
+  ],
+  JobTargetInvalid: [
+    'InvalidRequest',
+    "Target '{target}' is not a thing or thing group ARN of this account",
+    'CreateJob targets must be arn:aws:iot:{region}:{account}:thing/{name} or thinggroup/{name}.',
+  ],
+  JobTargetNotFound: [
+    'ResourceNotFound',
+    'Target {target} does not exist',
+    'CreateJob names a thing or thing group that does not exist.',
+  ],
+  JobDocumentMissing: [
+    'InvalidRequest',
+    'One of document, documentSource or jobTemplateArn is required',
+    'CreateJob (or CreateJobTemplate) without a document, a document source or a template to take it from.',
+  ],
+  JobDocumentBoth: [
+    'InvalidRequest',
+    'document and documentSource cannot both be given',
+    'CreateJob or CreateJobTemplate with an inline document and a document source.',
+  ],
+  JobDocumentTooLarge: [
+    'InvalidRequest',
+    'The job document is {size:number} characters; the limit is {limit:number}',
+    'A job document (inline or fetched) over 32768 characters (reference §11).',
+  ],
+  JobDocumentNotJson: [
+    'InvalidRequest',
+    'The job document is not a JSON object',
+    'A job document (inline or fetched) that does not parse as a JSON object.',
+  ],
+  JobDocumentSource: [
+    'InvalidRequest',
+    'documentSource {url} could not be read: {reason}',
+    'The documentSource URL is not http(s), or fetching it failed, timed out or answered non-2xx.',
+  ],
+  JobDocumentParameter: [
+    'InvalidRequest',
+    'The job document uses ${aws:iot:parameter:{name}}, which documentParameters does not give',
+    'A placeholder in the job document has no value in documentParameters.',
+  ],
+  JobTerminal: [
+    'InvalidRequest',
+    'Job {jobId} is {status}; it can no longer be {what}',
+    'UpdateJob or CancelJob on a job that is COMPLETED, CANCELED or being deleted.',
+  ],
+  JobNotTerminal: [
+    'InvalidStateTransition',
+    'Job {jobId} is {status}; cancel it first or delete it with force=true',
+    'DeleteJob without force on a job that is not COMPLETED or CANCELED.',
+  ],
+  JobWriteConflict: [
+    'ConflictingResourceUpdate',
+    'Job {jobId} was changed by another request; retry',
+    'A job write lost the race with another writer too many times in a row.',
+  ],
+  JobScheduling: [
+    'InvalidRequest',
+    "schedulingConfig.{member} '{value}' is not a date-time (yyyy-MM-ddTHH:mm, UTC) or is out of order",
+    'schedulingConfig times that do not parse, or an endTime not after the startTime.',
+  ],
+  JobTemplateSource: [
+    'InvalidRequest',
+    'Give either jobArn or document/documentSource',
+    'CreateJobTemplate with both a job to copy and a document, or with neither.',
+  ],
+  JobExecutionTransition: [
+    'InvalidStateTransition',
+    'Job execution of job {jobId} on thing {thingName} cannot go from {from} to {to}',
+    'An update or cancel asks for a state the execution cannot move to (e.g. from a terminal state).',
+  ],
+  JobExecutionForceNeeded: [
+    'InvalidStateTransition',
+    'Job execution of job {jobId} on thing {thingName} is {status}; use force=true',
+    'CancelJobExecution or DeleteJobExecution on an IN_PROGRESS execution (or a live one) without force.',
+  ],
+  JobExecutionVersion: [
+    'Conflict',
+    'expectedVersion {expected:number} does not match the current versionNumber {actual:number}',
+    'An execution update whose expectedVersion is not the current versionNumber (MQTT: VersionMismatch).',
+  ],
+  JobExecutionVersionConflict: [
+    'VersionConflict',
+    "expectedVersion {expected:number} is not the execution's versionNumber {actual:number}",
+    "CancelJobExecution whose expectedVersion is not the execution's current versionNumber.",
+  ],
+  JobStatusDetails: [
+    'InvalidRequest',
+    'statusDetails {problem}: keys 1-128 characters [a-zA-Z0-9:_-], values 1-1024 characters',
+    'statusDetails with a bad key or value (reference §5), or more than 10 entries.',
+  ],
+  JobsRequestJson: [
+    'InvalidRequest',
+    'The request payload is not a JSON object',
+    'A jobs MQTT request whose payload does not parse as a JSON object (MQTT: InvalidJson).',
+  ],
+  JobsRequestInvalid: [
+    'InvalidRequest',
+    '{problem}',
+    'A jobs MQTT request with a member of the wrong type or out of range (MQTT: InvalidRequest).',
+  ],
+
   // ---- registry: things, thing types, thing groups, billing groups, fleet index (AWS's wording where AWS has one)
   ThingNotFound: [
     'ResourceNotFound',
@@ -1004,6 +1183,41 @@ export const E = defineKinds({
     'A fleet-indexing query names a field that is neither a thing field, an attribute nor a provider field.',
   ],
 
+  // ---- shadow: device shadows over HTTP (bodies carry AWS's numeric `code` too; texts from reference §8.2)
+  ShadowInvalid: [
+    'InvalidRequest',
+    '{invalid}',
+    'A shadow request AWS answers with 400 (invalid JSON, node, version, clientToken, nesting).',
+  ],
+  ShadowUnauthorized: ['Unauthorized', 'Unauthorized', 'A shadow request without valid credentials (401).'],
+  ShadowForbidden: ['Forbidden', 'Forbidden', 'The caller may not read or change this shadow (403).'],
+  ShadowNotFound: ['ResourceNotFound', '{notFound}', 'No shadow with that name exists for the thing (404).'],
+  ShadowConflict: [
+    'Conflict',
+    'Version conflict',
+    'The update named a version that is not the current one (409 Version conflict).',
+  ],
+  ShadowTooLarge: [
+    'EntityTooLarge',
+    'The payload exceeds the maximum size allowed',
+    "The shadow's state would exceed `shadow.maxStateBytes` (413).",
+  ],
+  ShadowEncoding: [
+    'UnsupportedDocumentEncoding',
+    'Unsupported documented encoding; supported encoding is UTF-8',
+    'The document is not UTF-8 (415).',
+  ],
+  ShadowThrottled: [
+    'DataPlaneThrottling',
+    'Too Many Requests',
+    'Too many shadow requests for the thing or connection (429).',
+  ],
+  ShadowInternal: [
+    'InternalFailure',
+    'Internal service failure',
+    'The shadow store failed (500); the request changed nothing.',
+  ],
+
   // ---- identity: certificates, CA certificates, access keys
   CertificateNotFound: [
     'ResourceNotFound',
@@ -1179,6 +1393,97 @@ export const E = defineKinds({
     'InternalFailure',
     'cannot decrypt access key {accessKeyId}: {keyFile} is not the key that encrypted it (copy master.key from the data directory of the first node).',
     "A stored access key's secret does not decrypt with this node's master key (nodes with different master.key files).",
+  ],
+
+  // ---- tags: resource tags (TagResource, UntagResource, ListTagsForResource, tags given at create time)
+  TagKeyReserved: [
+    'InvalidRequest',
+    "Tag keys beginning with 'aws:' are reserved for AWS use: {key}",
+    'A tag key (or a key to remove) starts with the reserved aws: prefix, in any case.',
+  ],
+  TagKeyDuplicate: [
+    'InvalidRequest',
+    'Tag key {key} appears more than once in the request.',
+    'One request lists the same tag key twice.',
+  ],
+  TagLimit: [
+    'InvalidRequest',
+    'A resource can have at most {max:number} tags.',
+    'The tags given, added to those the resource has, would exceed the per-resource limit (50).',
+  ],
+  TagArnInvalid: [
+    'InvalidRequest',
+    '{resourceArn} is not a valid AWS IoT resource ARN (arn:aws:iot:region:account:type/name).',
+    'A tagging operation names something that is not an AWS IoT resource ARN.',
+  ],
+  TagResourceType: [
+    'InvalidRequest',
+    'Resources of type {type} cannot be tagged here; taggable types: {types:list}.',
+    'A tagging operation names an ARN of a resource type Thingstead does not tag (things use attributes).',
+  ],
+  TagResourceNotFound: [
+    'ResourceNotFound',
+    'The resource {resourceArn} does not exist.',
+    "A tagging operation names a resource that does not exist (or another region's or account's ARN).",
+  ],
+  TaggingHeaderInvalid: [
+    'InvalidRequest',
+    "The x-amz-tagging header '{header}' does not hold valid tags: key=value pairs joined with &, keys of 1 to 128 characters, values of at most 256.",
+    "CreateTopicRule's tags (the x-amz-tagging header, URL query format) break the tag constraints.",
+  ],
+
+  // ---- registry: fleet indexing configuration (UpdateIndexingConfiguration)
+  IndexingModeConflict: [
+    'InvalidRequest',
+    '{member} {value} cannot be used with thingIndexingMode {mode}.',
+    'UpdateIndexingConfiguration asks for connectivity, named-shadow or Device Defender indexing that the thing indexing mode does not allow.',
+  ],
+
+  // ---- rules: topic rule destinations (HTTP URL destinations and their confirmation)
+  DestinationNotFound: [
+    'InvalidRequest',
+    'Topic rule destination {arn} does not exist.',
+    'A destination operation names an ARN with no destination (the model lists no ResourceNotFoundException here).',
+  ],
+  DestinationAlreadyExists: [
+    'ResourceAlreadyExists',
+    'A topic rule destination for {confirmationUrl} already exists.',
+    'CreateTopicRuleDestination with the confirmationUrl of an existing destination.',
+  ],
+  DestinationKind: [
+    'InvalidRequest',
+    'destinationConfiguration must hold httpUrlConfiguration: Thingstead has HTTP URL destinations only.',
+    'CreateTopicRuleDestination without httpUrlConfiguration (VPC and InfluxDB destinations are AWS-only).',
+  ],
+  DestinationUrl: [
+    'InvalidRequest',
+    "confirmationUrl '{url}' must be an absolute http:// or https:// URL.",
+    'CreateTopicRuleDestination with a confirmation URL that is not an absolute HTTP(S) URL.',
+  ],
+  DestinationStatusChange: [
+    'InvalidRequest',
+    'A topic rule destination in status {from} cannot be set to {to}.',
+    'UpdateTopicRuleDestination asks for a transition AWS does not allow (ENABLED only from DISABLED, DISABLED only from ENABLED, ERROR and DELETING never).',
+  ],
+  DestinationConflict: [
+    'ConflictingResourceUpdate',
+    'Topic rule destination {arn} was changed by another request; retry.',
+    'Two requests changed the same destination at once; the later one lost (ConflictingResourceUpdateException).',
+  ],
+  DestinationTokenInvalid: [
+    'InvalidRequest',
+    'The confirmation token is not valid: it is unknown, or a newer confirmation replaced it.',
+    'ConfirmTopicRuleDestination with a token no destination is waiting for.',
+  ],
+  HttpDestinationNotEnabled: [
+    'InvalidRequest',
+    'POST {url} refused: topic rule destination {arn} ({confirmationUrl}) is {status}, not ENABLED.',
+    'An http action would send to a URL covered by a destination that is not ENABLED (confirm or enable it).',
+  ],
+  HttpDestinationRequired: [
+    'InvalidRequest',
+    'POST {url} refused: no ENABLED topic rule destination covers it and rules.requireHttpDestinations is on.',
+    'With rules.requireHttpDestinations on, an http action sends only to URLs an ENABLED destination covers.',
   ],
 });
 

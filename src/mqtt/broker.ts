@@ -19,6 +19,7 @@ import { checkTopicFilter, checkTopicName } from './topics.js';
 import { checkPublishProperties } from './codec.js';
 import { RC } from './reason-codes.js';
 import { ServiceTable } from './services.js';
+import { deliver } from './delivery.js';
 
 /** The MQTT store for a database handle: SQLite or PostgreSQL by the handle's kind. */
 export function createMqttStore(db: Database): MqttStore {
@@ -126,6 +127,28 @@ export function createBroker(options: BrokerOptions): Broker {
       );
     },
 
+    deliverTo(clientId, message) {
+      if (checkTopicName(message.topic, { maxTopicBytes: 65535, maxTopicLevels: 1 << 30 }) !== null) {
+        throw E.PublishTopicName({ topic: JSON.stringify(message.topic) });
+      }
+      const session = core.sessions.get(clientId);
+      if (!session) return false;
+      const expiry = message.properties?.messageExpiryInterval;
+      const routed = {
+        topic: message.topic,
+        payload: message.payload,
+        qos: message.qos,
+        retain: false,
+        properties: message.properties,
+        expiresAt: expiry !== undefined ? Date.now() + expiry * 1000 : null,
+        origin: null,
+        publisher: null,
+        ingress: performance.now(),
+      };
+      deliver(core, session, routed, message.qos, false, null);
+      return true;
+    },
+
     subscribeInternal(filter, handler) {
       if (checkTopicFilter(filter, { maxTopicBytes: 65535, maxTopicLevels: 1 << 30 }) !== null) {
         throw E.SubscribeTopicFilter({ filter: JSON.stringify(filter) });
@@ -171,6 +194,11 @@ export function createBroker(options: BrokerOptions): Broker {
 
     listRetained() {
       return core.retained.all().map(toMessage);
+    },
+
+    retainedPage(after, limit) {
+      const page = core.retained.page(after, limit);
+      return { messages: page.entries.map(toMessage), next: page.next };
     },
 
     health() {

@@ -57,6 +57,12 @@ export interface ReservedTopicService {
   handle(request: ServiceRequest): void | Promise<void>;
   /** Queue bounds (defaults: 10 000 requests, 16 MiB of payload, concurrency 1). */
   readonly queue?: { readonly maxItems?: number; readonly maxBytes?: number; readonly concurrency?: number };
+  /**
+   * Called for a request the queue refused (full, or shutting down), after it was counted: the service may
+   * answer it (the shadow service publishes 429 on `/rejected`). Synchronous, on the routing path: it must be
+   * cheap and must not throw.
+   */
+  onDrop?(request: ServiceRequest, reason: WorkDropReason): void;
 }
 
 export interface ServiceStats {
@@ -240,6 +246,9 @@ export class ServiceTable {
       logger: this.options.logger.child({ service: service.name }),
       metrics: this.options.metrics,
       handle: (r) => service.handle(r),
+      ...(service.onDrop
+        ? { onDrop: (r: ServiceRequest, reason: WorkDropReason) => service.onDrop!(r, reason) }
+        : {}),
     });
     const entry = new Registered(service, queue);
     this.byName.set(service.name, entry);

@@ -84,6 +84,16 @@ export interface Broker {
    */
   subscribeInternal(filter: string, handler: InternalHandler): () => void;
   /**
+   * Deliver a message to one client's session only, as the platform (reference §8.1: jobs replies go only
+   * to the requesting client, even if it never subscribed, and never pass through routing: no other
+   * subscriber, internal subscriber, rule, retained store or bus sees them). The receiver's iot:Receive is
+   * still checked (delivery.ts); QoS 1 is queued like any delivery when the window is full or the
+   * persistent session is offline. Returns false when no session exists for `clientId`. Throws
+   * InvalidRequest for an invalid topic name. Takes ownership of the payload.
+   * @example broker.deliverTo(request.publisher.clientId, { topic: `${request.topic}/accepted`, payload, qos: 1, retain: false })
+   */
+  deliverTo(clientId: string, message: Message): boolean;
+  /**
    * Serve reserved topics (shadow, jobs, ...): a client's PUBLISH matching one of `service.filters` is
    * routed as usual and also handed to `service.handle` on the service's bounded queue, off the routing
    * path; the service answers as the platform with `publish`. Throws InvalidRequest for a duplicate name or
@@ -100,6 +110,14 @@ export interface Broker {
   /** Retained message lookup for the data plane's GetRetainedMessage/ListRetainedMessages. */
   retained(topic: string): (Message & { lastModifiedTime: number }) | undefined;
   listRetained(): Array<Message & { lastModifiedTime: number }>;
+  /**
+   * One page of retained messages after listing position `after` (0: the first page) and the position of
+   * the next page (null: none), without copying the store (RetainedStore.page). For ListRetainedMessages.
+   */
+  retainedPage(
+    after: number,
+    limit: number,
+  ): { messages: Array<Message & { lastModifiedTime: number }>; next: number | null };
   /** Problems for /healthz (e.g. the store failing to write); empty when healthy. */
   health(): string[];
   /** Stop accepting, disconnect clients (sending will messages only where the spec says so), flush stores. */

@@ -19,9 +19,12 @@ import { verifySigV4 } from '../sigv4/index.js';
 import { startBroker, type AuthHooks, type Broker } from '../mqtt/index.js';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '../observability/index.js';
 import { startPolicy, type PolicyService } from '../policy/index.js';
-import { startRegistry, type ThingRegistry } from '../registry/index.js';
+import { isShadowIndexed, startRegistry, type FieldProvider, type ThingRegistry } from '../registry/index.js';
 import { openDatabase, type Database } from '../store/index.js';
 import { startRules, type RulesEngine } from '../rules/index.js';
+import { startJobs, type Jobs } from '../jobs/index.js';
+import { startTags } from '../tags/index.js';
+import { startShadows, type Shadows } from '../shadow/index.js';
 import { attachTimeseriesTail, startTimeseries, type Timeseries } from '../timeseries/index.js';
 import { startListeners } from '../transport/index.js';
 import {
@@ -30,6 +33,7 @@ import {
   policyTargetExists,
   principalDirectory,
   principalResolver,
+  taggableResources,
 } from './adapters.js';
 
 export interface PlatformEndpoints {
@@ -43,6 +47,11 @@ export interface PlatformEndpoints {
   readonly mqttsPort: number | null;
   /** ws://host:port/mqtt */
   readonly ws: string;
+  /** wss://host:port/mqtt when `mqtt.wssPort` is set (server certificate only, SigV4 presigned URLs). */
+  readonly wss?: string | null;
+  readonly wssPort?: number | null;
+  /** The ALPN port (x-amzn-mqtt-ca, x-amzn-http-ca, http/1.1 WSS) when `mqtt.alpnPort` is set. */
+  readonly alpnPort?: number | null;
   readonly caFile: string;
   readonly dataDir: string;
   /** HTTPS for devices (mutual TLS, POST /topics/{topic}), when `deviceHttps.port` is set. */
@@ -75,9 +84,13 @@ export interface Platform {
   readonly registry: ThingRegistry;
   /** The rules engine (topic rules, actions, outbox). */
   readonly rules: RulesEngine;
+  /** Jobs: control plane, device side (MQTT, jobs data plane), rollouts and timers. */
+  readonly jobs: Jobs;
   /** The built-in time-series store. */
   readonly timeseries: Timeseries;
   readonly security: PlatformSecurity;
+  /** Device shadows (MQTT and HTTP data plane, fleet-index fields). */
+  readonly shadows: Shadows;
   close(): Promise<void>;
 }
 
@@ -90,7 +103,7 @@ const urlHost = (host: string) =>
  * Contexts start here in dependency order, each given only what already exists, and close in the reverse
  * order (the module list is a stack; the wiring between two contexts is closed as its own entry):
  *
- *   store -> change events -> policy -> registry -> identity (certificates, access keys, device auth)
+ *   store -> change events -> tags -> policy -> registry -> identity (certificates, access keys, device auth)
  *   -> broker (hooks: device auth; every module's reserved topics; the registry's MQTT events)
  *   -> time-series, rules -> HTTP API (every module's operations and routes) -> listeners, device HTTPS
  *   -> live enforcement
@@ -135,11 +148,26 @@ export async function createPlatform(
 
     // Policy's operations ask the registry and identity about principals; both start after policy
     // (identity needs it), so the adapters read them per request, once everything has started.
-    const later: { registry?: ThingRegistry; identity?: Identity } = {};
+    const later: { registry?: ThingRegistry; identity?: Identity; policies?: PolicyService; rules?: RulesEngine } =
+      {};
     const ready = <T>(value: T | undefined): T => {
       if (value === undefined) throw new Error('platform not started');
       return value;
     };
+    // Tags of the resources policy, registry and rules own: stored here, asked about existence per request.
+    const tags = (
+      await start(
+        startTags({
+          db,
+          scope,
+          exists: taggableResources(
+            () => ready(later.registry),
+            () => ready(later.policies),
+            () => ready(later.rules),
+          ),
+        }),
+      )
+    ).service;
     const policy = await start(
       startPolicy({
         db,
@@ -153,10 +181,14 @@ export async function createPlatform(
           () => ready(later.registry),
           () => ready(later.identity).certificates,
         ),
+        tags,
       }),
     );
     const policies = policy.service;
+    later.policies = policies;
 
+    // Search fields other contexts add once they start (the shadow context's shadow.* fields).
+    const fieldProviders: FieldProvider[] = [];
     const registryLog = logger.child({ ctx: 'registry' });
     const registry = (
       await start(
@@ -166,6 +198,8 @@ export async function createPlatform(
           region: config.region,
           accountId: config.accountId,
           endpointAddress: () => config.hostname ?? 'localhost',
+          fieldProviders,
+          tags,
           onError: (err) => registryLog.warn({ err }, 'registry event or index error'),
         }),
       )
@@ -226,6 +260,20 @@ export async function createPlatform(
         broker.publish({ topic, payload, qos: 0, retain: false }),
       ),
     });
+    const jobs = (
+      await start(
+        startJobs({
+          db,
+          events,
+          broker,
+          registry,
+          logger: logger.child({ ctx: 'jobs' }),
+          region: config.region,
+          accountId: config.accountId,
+          config: config.jobs,
+        }),
+      )
+    ).service;
 
     const t = config.timeseries;
     const timeseries = (
@@ -269,9 +317,46 @@ export async function createPlatform(
           maxJsonDepth: config.limits.maxJsonDepth,
           sources: r.sources,
           sourcesLogger: logger.child({ ctx: 'sources' }),
+          tags,
+          requireHttpDestinations: r.requireHttpDestinations,
         }),
       )
     ).service;
+    later.rules = rules;
+
+    const shadows = (
+      await start(
+        startShadows({
+          db,
+          config,
+          broker,
+          events,
+          logger: logger.child({ ctx: 'shadow' }),
+          metrics,
+          indexing: {
+            enabled: () => isShadowIndexed(registry.indexingConfiguration()),
+            indexNamed: (name) => isShadowIndexed(registry.indexingConfiguration(), name),
+          },
+          history: (r) => {
+            timeseries
+              .write([
+                {
+                  thing: r.thing,
+                  metric: r.name === '' ? '$shadow' : `$shadow/${r.name}`,
+                  ts: r.at,
+                  value: JSON.stringify({
+                    version: r.version,
+                    state: r.state,
+                    ...(r.deleted ? { deleted: true } : {}),
+                  }),
+                },
+              ])
+              .catch((err: unknown) => logger.warn({ err }, 'shadow history write failed'));
+          },
+        }),
+      )
+    ).service;
+    fieldProviders.push(shadows.fleetIndex);
 
     const api = await start(
       startHttpApi({
@@ -292,10 +377,10 @@ export async function createPlatform(
     );
     const { http } = api.service;
 
-    const listeners = await startListeners({ config, tls, broker, http: http.server, logger, metrics });
-    modules.push({ name: 'listeners', close: () => listeners.close() });
+    // Device HTTPS serves its own port and the ALPN port's `x-amzn-http-ca` sockets (the listeners hand
+    // them on), so it starts first when either is on.
     let deviceHttps: DeviceHttps | null = null;
-    if (config.deviceHttps.port !== null) {
+    if (config.deviceHttps.port !== null || config.mqtt.alpnPort !== null) {
       const started = await startDeviceHttps({
         host: config.deviceHttps.host,
         port: config.deviceHttps.port,
@@ -305,10 +390,21 @@ export async function createPlatform(
         logger,
         metrics,
         events,
+        limits: config.limits,
       });
       deviceHttps = started;
       modules.push({ name: 'device https', close: () => started.close() });
     }
+    const listeners = await startListeners({
+      config,
+      tls,
+      broker,
+      http: http.server,
+      logger,
+      metrics,
+      deviceHttps: deviceHttps ? (socket) => deviceHttps.serveTlsSocket(socket) : undefined,
+    });
+    modules.push({ name: 'listeners', close: () => listeners.close() });
     const enforcement = startEnforcement({
       auth,
       broker,
@@ -348,6 +444,11 @@ export async function createPlatform(
       mqtts: listeners.mqtts ? `mqtts://${urlHost(listeners.mqtts.host)}:${listeners.mqtts.port}` : null,
       mqttsPort: listeners.mqtts?.port ?? null,
       ws: `${httpBase.replace(/^http/, 'ws')}${listeners.wsPath}`,
+      wss: listeners.wss
+        ? `wss://${urlHost(listeners.wss.host)}:${listeners.wss.port}${listeners.wsPath}`
+        : null,
+      wssPort: listeners.wss?.port ?? null,
+      alpnPort: listeners.alpn?.port ?? null,
       caFile: tls.caFile,
       dataDir,
       deviceHttps:
@@ -374,7 +475,9 @@ export async function createPlatform(
       registry,
       security: { certificates, policies, auth },
       rules,
+      jobs,
       timeseries,
+      shadows,
       close() {
         closed ??= closeAll((err) => logger.error({ err }, 'error during shutdown'));
         return closed;

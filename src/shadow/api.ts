@@ -13,26 +13,30 @@ import type { ShadowService } from './service.js';
  * `shadowHttp` is the transport-free core, shared with the device HTTPS plane (mutual TLS).
  */
 
-const KIND_BY_CODE = {
-  400: E.ShadowInvalid,
-  401: E.ShadowUnauthorized,
-  403: E.ShadowForbidden,
-  404: E.ShadowNotFound,
-  409: E.ShadowConflict,
-  413: E.ShadowTooLarge,
-  415: E.ShadowEncoding,
-  429: E.ShadowThrottled,
-  500: E.ShadowInternal,
-  503: E.ShadowInternal,
-} as const;
-
 /** A ShadowError as the API error (AWS exception name in the header, numeric code in the body). */
 export function toApiError(err: unknown): ThingsteadError {
   const e = err instanceof ShadowError ? err : new ShadowError(500, SHADOW_MESSAGES.internal);
-  return KIND_BY_CODE[e.code](
-    { message: e.message },
-    { code: e.code, timestamp: Math.floor(Date.now() / 1000) },
-  );
+  const extra = { code: e.code, timestamp: Math.floor(Date.now() / 1000) };
+  switch (e.code) {
+    case 400:
+      return E.ShadowInvalid({ invalid: e.message }, extra);
+    case 401:
+      return E.ShadowUnauthorized(extra);
+    case 403:
+      return E.ShadowForbidden(extra);
+    case 404:
+      return E.ShadowNotFound({ notFound: e.message }, extra);
+    case 409:
+      return E.ShadowConflict(extra);
+    case 413:
+      return E.ShadowTooLarge(extra);
+    case 415:
+      return E.ShadowEncoding(extra);
+    case 429:
+      return E.ShadowThrottled(extra);
+    default:
+      return E.ShadowInternal(extra);
+  }
 }
 
 export type ShadowHttpOp = 'get' | 'update' | 'delete';

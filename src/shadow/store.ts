@@ -34,7 +34,10 @@ export interface ShadowStore {
    */
   listNames(thingName: string, options: { after?: string; limit: number }): Promise<string[]>;
   /** Live rows in (thingName, shadowName) order after the given key, at most `limit` (index loading). */
-  scan(options: { after?: { thingName: string; shadowName: string }; limit: number }): Promise<StoredShadow[]>;
+  scan(options: {
+    after?: { thingName: string; shadowName: string };
+    limit: number;
+  }): Promise<StoredShadow[]>;
   /** Delete every row of a thing, tombstones included (the thing was deleted). Returns rows removed. */
   deleteThing(thingName: string): Promise<number>;
   /** Remove tombstones deleted before `before` (epoch ms). Returns rows removed. */
