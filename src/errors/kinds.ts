@@ -259,7 +259,7 @@ export const E = defineKinds({
   ],
   DeviceHttpsUnauthenticated: [
     'Unauthorized',
-    '{reason}',
+    'Not authenticated: {reason}',
     'A device HTTPS request without a registered, ACTIVE client certificate (the reason names what is wrong).',
   ],
   DeviceHttpsForbidden: [
