@@ -197,6 +197,14 @@ export function createShadowService(options: ShadowServiceOptions): ShadowServic
     return { doc: null, version: expired ? 0 : entry.row.version };
   }
 
+  /**
+   * The time of a write over `entry`: now, but always later than the write it replaces, so every version of
+   * a shadow has its own millisecond in every process (the history keys its points by thing, metric and ms;
+   * two versions in one ms would overwrite each other). A conflict re-reads, so the bound holds across
+   * processes too.
+   */
+  const writeTime = (entry: Cached | null) => Math.max(now(), (entry?.row.updatedAt ?? 0) + 1);
+
   function announce(thing: string, name: string, version: number, deleted: boolean): void {
     events
       .publish({ kind: 'shadow', thing, name, version, ...(deleted ? { deleted: true } : {}) })
@@ -261,9 +269,9 @@ export function createShadowService(options: ShadowServiceOptions): ShadowServic
         const key = keyOf(thing, name);
         return inLane(key, async () => {
           for (let attempt = 0; ; attempt++) {
-            const at = now();
-            const sec = Math.floor(at / 1000);
             const entry = await read(thing, name);
+            const at = writeTime(entry);
+            const sec = Math.floor(at / 1000);
             const { doc: before, version } = current(entry, at);
             if (request.version !== undefined && request.version !== version)
               throw new ShadowError(409, SHADOW_MESSAGES.versionConflict);
@@ -315,8 +323,8 @@ export function createShadowService(options: ShadowServiceOptions): ShadowServic
         const key = keyOf(thing, name);
         return inLane(key, async () => {
           for (let attempt = 0; ; attempt++) {
-            const at = now();
             const entry = await read(thing, name);
+            const at = writeTime(entry);
             const { doc, version } = current(entry, at);
             if (!doc || !entry) throw noShadow(name === '' ? thing : name);
             const row: StoredShadow = {
