@@ -161,6 +161,26 @@ describe.each(harnesses)('change channel contract: %s', (_name, make, available)
     expect(latency).toBeLessThan(1000);
   });
 
+  it('a burst of concurrent events reaches another process complete and in order (batched NOTIFYs)', async (ctx) => {
+    if (!available || !h.peer) return ctx.skip();
+    const a = await open();
+    const b = await h.peer();
+    channels.push(b);
+    const atB: string[] = [];
+    b.subscribe(['shadow'], (e) => void atB.push(e.kind === 'shadow' ? `${e.thing}:${e.version}` : ''));
+    const n = 2000;
+    // Names of mixed width (and non-ASCII) so batches are cut at the byte limit, not at a count.
+    const names = Array.from({ length: n }, (_, i) => `dev-${'é'.repeat(i % 40)}-${i}`);
+    const t0 = performance.now();
+    await Promise.all(
+      names.map((thing, i) => a.publish({ kind: 'shadow', thing, name: '', version: i + 1 })),
+    );
+    const published = performance.now() - t0;
+    await until(() => atB.length === n, 10_000, 'every event at B');
+    expect(atB).toEqual(names.map((thing, i) => `${thing}:${i + 1}`));
+    console.log(`${n} concurrent events published in ${published.toFixed(0)} ms`);
+  });
+
   it('delivers resync after the listener connection was lost, then events again', async (ctx) => {
     if (!available || !h.peer || !h.killListeners) return ctx.skip();
     const a = await open();

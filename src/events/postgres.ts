@@ -4,11 +4,18 @@ import type { PostgresDatabase } from '../store/index.js';
 import { encodeEvent, Subscribers } from './local.js';
 import type { ChangeChannel, ChangeEvent, PublishedEvent } from './types.js';
 
-/** What goes over NOTIFY: the publishing process (to drop our own echo) and the event. */
+/**
+ * What goes over NOTIFY: the publishing process (to drop our own echo) and the event (`e`), or several
+ * events in publish order (`b`) when they were waiting for the same round trip.
+ */
 interface Envelope {
   readonly o: string;
-  readonly e: ChangeEvent;
+  readonly e?: ChangeEvent;
+  readonly b?: readonly ChangeEvent[];
 }
+
+/** NOTIFY payloads must stay under 8000 bytes. */
+const MAX_NOTIFY_BYTES = 7900;
 
 /** The NOTIFY channel of a schema (identifiers are limited to 63 bytes, schema names are not safe as-is). */
 export const channelName = (schema: string) =>
@@ -42,8 +49,39 @@ export async function createPostgresChannel(options: {
   let closed = false;
   let retryTimer: NodeJS.Timeout | null = null;
   let backoff = options.reconnectMs ?? 100;
-  /** NOTIFYs go out one after another so other processes see this one's events in publish order. */
-  let sending: Promise<void> = Promise.resolve();
+  /**
+   * NOTIFYs go out one after another so other processes see this one's events in publish order. Events
+   * published while a NOTIFY is on its way wait in `pending` and leave together in the next one (as many as
+   * fit in a payload): one round trip per batch, not per event, so a busy writer (shadow updates) does not
+   * queue NOTIFYs without end.
+   */
+  const pending: Array<{ json: string; bytes: number; event: PublishedEvent; done: () => void }> = [];
+  let sending: Promise<void> | null = null;
+  const selfJson = JSON.stringify(self);
+
+  async function drain(): Promise<void> {
+    while (pending.length) {
+      let size = selfJson.length + 16;
+      let n = 0;
+      while (n < pending.length && (n === 0 || size + pending[n]!.bytes + 1 <= MAX_NOTIFY_BYTES))
+        size += pending[n++]!.bytes + 1;
+      const batch = pending.splice(0, n);
+      const envelope =
+        batch.length === 1
+          ? `{"o":${selfJson},"e":${batch[0]!.json}}`
+          : `{"o":${selfJson},"b":[${batch.map((b) => b.json).join(',')}]}`;
+      // Right after the commit, on the pool (not the listener connection). A crash between the commit and
+      // this NOTIFY loses the event for processes already running (they re-read everything on restart).
+      await db.query('SELECT pg_notify($1, $2)', [channel, envelope]).then(
+        () => undefined,
+        (err: unknown) => {
+          for (const b of batch) onError(err, b.event);
+        },
+      );
+      for (const b of batch) b.done();
+    }
+    sending = null;
+  }
 
   const onNotification = (msg: pg.Notification) => {
     if (msg.channel !== channel || !msg.payload) return;
@@ -54,8 +92,9 @@ export async function createPostgresChannel(options: {
       onError(err);
       return;
     }
-    if (envelope.o === self || typeof envelope.e?.kind !== 'string') return;
-    void subscribers.deliver(envelope.e, 'remote');
+    if (envelope.o === self) return;
+    for (const event of envelope.b ?? (envelope.e ? [envelope.e] : []))
+      if (typeof event?.kind === 'string') void subscribers.deliver(event, 'remote');
   };
 
   async function listen(): Promise<void> {
@@ -108,18 +147,12 @@ export async function createPostgresChannel(options: {
   return {
     kind: 'postgres',
     async publish(event: PublishedEvent) {
-      const payload = encodeEvent(event);
+      const json = encodeEvent(event);
       if (closed) return;
-      const envelope = JSON.stringify({ o: self, e: JSON.parse(payload) as ChangeEvent });
-      // Right after the commit, on the pool (not the listener connection). A crash between the commit and
-      // this NOTIFY loses the event for processes already running (they re-read everything on restart).
-      const sent = sending.then(() =>
-        db.query('SELECT pg_notify($1, $2)', [channel, envelope]).then(
-          () => undefined,
-          (err: unknown) => onError(err, event),
-        ),
+      const sent = new Promise<void>((done) =>
+        pending.push({ json, bytes: Buffer.byteLength(json), event, done }),
       );
-      sending = sent;
+      sending ??= drain();
       await Promise.all([sent, subscribers.deliver(event, 'local')]);
     },
     subscribe: (kinds, listener) => subscribers.add(kinds, listener),
