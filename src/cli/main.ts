@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * The CLI context: the `thingstead` binary (`up`, the registry commands, `keys`, `certs`, `policy`, `onboard`,
- * `rules`, `ts`, `jobs`). Thin commands: `up` loads the config and calls `createPlatform`; the others call the
- * HTTP API with a credentials profile, except `keys`, which writes access keys to the database directly
+ * `rules`, `ts`, `jobs`, `shadow`). Thin commands: `up` loads the config and calls `createPlatform`; the
+ * others call the HTTP API with a credentials profile, except `keys`, which writes access keys to the database directly
  * and announces the change on the change-event channel. An edge: no context imports it (so it has no
  * index.ts; this file is its entry).
  * Imports: api, config, errors, events, identity, platform, policy, store.
@@ -18,6 +18,7 @@ import { registerOnboard } from './onboard.js';
 import { registerRules } from './rules.js';
 import { registerTimeseries } from './ts.js';
 import { registerJobs } from './jobs.js';
+import { registerShadow } from './shadow.js';
 
 /** The `thingstead` binary: thin commands over the platform library and the HTTP API. */
 const program = new Command('thingstead')
@@ -32,6 +33,7 @@ registerOnboard(program);
 registerRules(program);
 registerTimeseries(program);
 registerJobs(program);
+registerShadow(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`thingstead: ${(err as Error).message}`);
