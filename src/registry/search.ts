@@ -31,6 +31,12 @@ export interface FieldProvider {
   /** True when this provider owns `field` (e.g. `shadow.reported.temp`). */
   handles(field: string): boolean;
   value(thing: IndexedThing, field: string): FieldValue;
+  /**
+   * Members this provider adds to the thing's SearchIndex result document (AWS's ThingDocument, e.g.
+   * `shadow`: a JSON string), or undefined for none. Called per result thing; must be sync and cheap.
+   * @example document: (t) => ({ shadow: JSON.stringify(stateOf(t.thingName)) })
+   */
+  document?(thing: IndexedThing): Readonly<Record<string, string>> | undefined;
 }
 
 type Cmp = 'eq' | 'gt' | 'ge' | 'lt' | 'le';

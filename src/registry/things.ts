@@ -62,12 +62,16 @@ export function thingOps(ctx: RegistryContext) {
 
   const thingDocument = (t: IndexedThing) => {
     const dynamicGroups = dynamicGroupsOf(ctx, t);
+    // Members other contexts add through their field providers (the shadow context's `shadow`).
+    const extra: Record<string, string> = {};
+    for (const p of ctx.search.providers ?? []) Object.assign(extra, p.document?.(t));
     return {
       thingName: t.thingName,
       thingId: t.thingId,
       thingTypeName: t.thingTypeName ?? undefined,
       thingGroupNames: [...t.groups, ...dynamicGroups].sort(),
       attributes: t.attributes,
+      ...extra,
       connectivity: { connected: ctx.search.isConnected(t.thingName) },
     };
   };

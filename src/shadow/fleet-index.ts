@@ -8,6 +8,10 @@ import type { ShadowStore } from './store.js';
  * `shadow.desired.<path>`, `shadow.delta.<path>`, `shadow.hasDelta`, `shadow.version`, and for named
  * shadows `shadow.name.<name>.reported.<path>` (and desired, delta, hasDelta, version).
  *
+ * `document` adds AWS's `shadow` member to each SearchIndex result (ThingDocument.shadow, a JSON string):
+ * the classic shadow's `desired`, `reported`, `version` and `hasDelta`, and the indexed named shadows the
+ * same way under `name.<shadowName>` (metadata is not kept in the index, so it is not shown).
+ *
  * Holds the state of every shadow in memory (what a query evaluates, synchronously, per thing), loaded from
  * the store at start and kept current by `shadow` change events from any process. `indexNamed` decides
  * which named shadows are indexed (AWS's namedShadowIndexingMode and filter); the classic shadow always is
@@ -160,6 +164,27 @@ export async function createShadowFleetIndex(options: {
           return asField(lookup(entry.state[m[2] as 'reported' | 'desired'], path));
       }
     },
+    document(thing) {
+      if (!options.enabled()) return undefined;
+      const shadows = byThing.get(thing.thingName);
+      if (!shadows) return undefined;
+      const classic = shadows.get('');
+      const out: Record<string, unknown> = classic ? summary(classic) : {};
+      for (const [name, entry] of shadows)
+        if (name !== '' && options.indexNamed(name))
+          ((out['name'] ??= {}) as Record<string, unknown>)[name] = summary(entry);
+      return Object.keys(out).length ? { shadow: JSON.stringify(out) } : undefined;
+    },
     close: unsubscribe,
+  };
+}
+
+/** One shadow as SearchIndex shows it: its state sections, version and whether it has a delta. */
+function summary(entry: Entry): Record<string, unknown> {
+  return {
+    ...(entry.state.desired ? { desired: entry.state.desired } : {}),
+    ...(entry.state.reported ? { reported: entry.state.reported } : {}),
+    version: entry.version,
+    hasDelta: deltaOf(entry.state) !== undefined,
   };
 }
