@@ -11,19 +11,29 @@ import { CliError, call, connectionOptions, resolveConnection, type ConnectionFl
 /**
  * `thingstead onboard <thing> --out <dir>`: the first device in one command. Creates the thing, an EC
  * P-256 key pair (made here: the private key never crosses the network) and an ACTIVE certificate for it
- * from a CSR (CreateCertificateFromCsr), attached to the thing, attaches the least-privilege starter policy (scoped to the
- * thing through policy variables, reference §9.6), writes certificate, key and CA files, and prints a
- * ready-to-run mosquitto_pub line.
+ * from a CSR (CreateCertificateFromCsr), attached to the thing, attaches the least-privilege starter
+ * policies (scoped to the thing through policy variables, reference §9.6: its client id, topics, jobs and
+ * shadows), writes certificate, key and CA files, and prints a ready-to-run mosquitto_pub line.
  */
 
 type Flags = ConnectionFlags & Record<string, any>;
 
 export const STARTER_POLICY = 'ThingsteadDeviceStarter';
+/**
+ * The second starter policy: the thing's own shadows over MQTT. The shadow filters the Device SDK
+ * subscribes to do not fit beside the rest in AWS's 2048 characters (reference §9.1), so they have their own.
+ */
+export const SHADOW_STARTER_POLICY = 'ThingsteadDeviceShadow';
 
-/** The starter policy: each thing may use its own client id, its own topics, shadow and jobs only. */
+const THING = '${iot:Connection.Thing.ThingName}';
+
+/**
+ * The starter policy: each thing may use its own client id, its own topics and jobs only, and its own
+ * shadows over the HTTPS data planes (iot:Get/Update/DeleteThingShadow on `thing/{thing}` and
+ * `thing/{thing}/{shadowName}`, reference §9.2).
+ */
 export function starterPolicyDocument(arnPrefix: string): string {
-  const thing = '${iot:Connection.Thing.ThingName}';
-  const topics = [`things/${thing}/*`, `$aws/things/${thing}/shadow/*`, `$aws/things/${thing}/jobs/*`];
+  const topics = [`things/${THING}/*`, `$aws/things/${THING}/jobs/*`];
   return JSON.stringify({
     Version: '2012-10-17',
     Statement: [
@@ -31,14 +41,20 @@ export function starterPolicyDocument(arnPrefix: string): string {
         Sid: 'ConnectAsItself',
         Effect: 'Allow',
         Action: 'iot:Connect',
-        Resource: `${arnPrefix}:client/${thing}`,
+        Resource: `${arnPrefix}:client/${THING}`,
         Condition: { Bool: { 'iot:Connection.Thing.IsAttached': 'true' } },
       },
       {
         Sid: 'OwnTopics',
         Effect: 'Allow',
-        Action: ['iot:Publish', 'iot:Receive', 'iot:RetainPublish'],
+        Action: ['iot:Publish', 'iot:Receive'],
         Resource: topics.map((t) => `${arnPrefix}:topic/${t}`),
+      },
+      {
+        Sid: 'RetainOwnTopics',
+        Effect: 'Allow',
+        Action: 'iot:RetainPublish',
+        Resource: `${arnPrefix}:topic/things/${THING}/*`,
       },
       {
         Sid: 'OwnFilters',
@@ -46,9 +62,66 @@ export function starterPolicyDocument(arnPrefix: string): string {
         Action: 'iot:Subscribe',
         Resource: topics.map((t) => `${arnPrefix}:topicfilter/${t}`),
       },
+      {
+        Sid: 'OwnShadowsOverHttps',
+        Effect: 'Allow',
+        Action: ['iot:GetThingShadow', 'iot:UpdateThingShadow', 'iot:DeleteThingShadow'],
+        Resource: [`${arnPrefix}:thing/${THING}`, `${arnPrefix}:thing/${THING}/*`],
+      },
     ],
   });
 }
+
+/**
+ * The filters the AWS IoT Device SDK v2 shadow clients subscribe to, below `.../shadow/` and
+ * `.../shadow/name/{name}/` (reference §8.2): the request-response client (IotShadowClientv2) takes
+ * `get/+` and `delete/+`, the older IotShadowClient `get/accepted`, `get/rejected`, ...; `get/*` covers both
+ * (policy `*` spans levels, `+` is literal: §9.3) and nothing outside the get answers. No request topic
+ * (`.../update`) and no `#` is among them.
+ */
+export const SHADOW_SDK_FILTERS = [
+  'get/*',
+  'delete/*',
+  'update/accepted',
+  'update/rejected',
+  'update/delta',
+  'update/documents',
+] as const;
+
+/**
+ * The shadow starter policy: the thing's own classic and named shadows over MQTT and no other thing's:
+ * iot:Publish and iot:Receive on `$aws/things/{thing}/shadow/*`, iot:Subscribe on the Device SDK's filters
+ * only. Every resource names the thing through `${iot:Connection.Thing.ThingName}`, so one policy serves
+ * every onboarded thing.
+ */
+export function shadowPolicyDocument(arnPrefix: string): string {
+  const shadow = `$aws/things/${THING}/shadow`;
+  return JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Sid: 'OwnShadowTopics',
+        Effect: 'Allow',
+        Action: ['iot:Publish', 'iot:Receive'],
+        Resource: `${arnPrefix}:topic/${shadow}/*`,
+      },
+      {
+        Sid: 'OwnShadowFilters',
+        Effect: 'Allow',
+        Action: 'iot:Subscribe',
+        Resource: ['', 'name/*/'].flatMap((named) =>
+          SHADOW_SDK_FILTERS.map((f) => `${arnPrefix}:topicfilter/${shadow}/${named}${f}`),
+        ),
+      },
+    ],
+  });
+}
+
+/** The starter policies onboard creates when missing and attaches to every certificate it makes. */
+export const STARTER_POLICIES: readonly { name: string; document: (arnPrefix: string) => string }[] = [
+  { name: STARTER_POLICY, document: starterPolicyDocument },
+  { name: SHADOW_STARTER_POLICY, document: shadowPolicyDocument },
+];
 
 x509.cryptoProvider.set(webcrypto as never);
 const EC_P256 = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
@@ -126,14 +199,17 @@ export async function onboard(
     headers: { 'x-amzn-principal': certificateArn },
   });
   const arnPrefix = certificateArn.split(':cert/')[0]!;
-  try {
-    await call(conn, 'GET', `/policies/${STARTER_POLICY}`);
-  } catch {
-    await call(conn, 'POST', `/policies/${STARTER_POLICY}`, {
-      body: { policyDocument: starterPolicyDocument(arnPrefix) },
-    });
+  for (const policy of STARTER_POLICIES) {
+    // An existing starter policy is kept as it is (an operator may have edited it).
+    try {
+      await call(conn, 'GET', `/policies/${policy.name}`);
+    } catch {
+      await call(conn, 'POST', `/policies/${policy.name}`, {
+        body: { policyDocument: policy.document(arnPrefix) },
+      });
+    }
+    await call(conn, 'PUT', `/target-policies/${policy.name}`, { body: { target: certificateArn } });
   }
-  await call(conn, 'PUT', `/target-policies/${STARTER_POLICY}`, { body: { target: certificateArn } });
 
   let caPem = options.caPem;
   if (!caPem) {
@@ -205,7 +281,7 @@ export function registerOnboard(program: Command): void {
         `  certificate  ${r.files.certificate}   (${r.certificateId})`,
         `  private key  ${r.files.privateKey}   (EC P-256, mode 0600; made here and never sent, keep it on the device)`,
         `  CA           ${r.files.ca}`,
-        `  policy       ${STARTER_POLICY} (own client id, things/${r.thingName}/*, its shadow and jobs)`,
+        `  policies     ${STARTER_POLICY} (own client id, things/${r.thingName}/*, its jobs), ${SHADOW_STARTER_POLICY} (its shadows)`,
         '',
         'Publish your first message:',
         `  ${r.command}`,
