@@ -131,7 +131,17 @@ export interface ShadowService {
   close(): Promise<void>;
 }
 
-const MAX_CONFLICT_RETRIES = 8;
+/**
+ * Re-applies of one request after losing the optimistic write before it fails with 500. A request without
+ * `version` must land however often another process wins (AWS: no version, no check), and the process
+ * whose write just won answers its next request from its cache, one round trip ahead of the loser, so a
+ * loser can lose as many times in a row as the winner has requests queued: the bound is generous, and
+ * retries past the first few wait a little (jittered) so they do not hammer the store.
+ */
+const MAX_CONFLICT_RETRIES = 200;
+
+const conflictPause = (attempt: number) =>
+  attempt < 2 ? Promise.resolve() : new Promise((r) => setTimeout(r, Math.random() * Math.min(attempt, 20)));
 
 export function createShadowService(options: ShadowServiceOptions): ShadowService {
   const limits: ShadowLimits = { ...DEFAULT_SHADOW_LIMITS, ...options.limits };
@@ -178,12 +188,24 @@ export function createShadowService(options: ShadowServiceOptions): ShadowServic
     if (cache.size > limits.cacheEntries) cache.delete(cache.keys().next().value!);
   }
 
-  async function read(thing: string, name: string): Promise<Cached | null> {
+  /**
+   * Processes share the store (PostgreSQL): a cached copy can be older than another process's write until
+   * its `shadow` change event arrives, so reads that answer or refuse a caller (`get`, `delete`, a version
+   * check that failed) go to the store (`fresh`); updates may start from the cache, as their conditional
+   * write catches a stale copy.
+   */
+  const shared = events.kind === 'postgres';
+
+  async function read(thing: string, name: string, fresh = false): Promise<Cached | null> {
     const key = keyOf(thing, name);
     const hit = cache.get(key);
-    if (hit) return hit;
+    if (hit && !fresh) return hit;
     const row = await store.get(thing, name);
-    if (!row) return null;
+    if (!row) {
+      if (hit) cache.delete(key);
+      return null;
+    }
+    if (hit && hit.row.version === row.version && hit.row.updatedAt === row.updatedAt) return hit;
     const entry: Cached = { row, doc: row.document === null ? null : parseDocument(row.document) };
     remember(key, entry);
     return entry;
@@ -257,7 +279,7 @@ export function createShadowService(options: ShadowServiceOptions): ShadowServic
       counted('get', () =>
         inLane(keyOf(thing, name), async () => {
           const at = now();
-          const { doc, version } = current(await read(thing, name), at);
+          const { doc, version } = current(await read(thing, name, shared), at);
           if (!doc) throw noShadow(name === '' ? thing : name);
           return getResponse(doc, version, Math.floor(at / 1000), request);
         }),
@@ -269,7 +291,10 @@ export function createShadowService(options: ShadowServiceOptions): ShadowServic
         const key = keyOf(thing, name);
         return inLane(key, async () => {
           for (let attempt = 0; ; attempt++) {
-            const entry = await read(thing, name);
+            let entry = await read(thing, name);
+            // A version that differs from a cached copy may be another process's newer one: confirm it.
+            if (shared && request.version !== undefined && request.version !== current(entry, now()).version)
+              entry = await read(thing, name, true);
             const at = writeTime(entry);
             const sec = Math.floor(at / 1000);
             const { doc: before, version } = current(entry, at);
@@ -288,8 +313,8 @@ export function createShadowService(options: ShadowServiceOptions): ShadowServic
               deletedAt: null,
             };
             if (!(await write(key, row, entry ? entry.row.version : null, next))) {
-              if (attempt >= MAX_CONFLICT_RETRIES)
-                throw new ShadowError(409, SHADOW_MESSAGES.versionConflict);
+              if (attempt >= MAX_CONFLICT_RETRIES) throw new ShadowError(500, SHADOW_MESSAGES.internal);
+              await conflictPause(attempt);
               continue;
             }
             const prefix = shadowTopic(thing, name);
@@ -323,7 +348,7 @@ export function createShadowService(options: ShadowServiceOptions): ShadowServic
         const key = keyOf(thing, name);
         return inLane(key, async () => {
           for (let attempt = 0; ; attempt++) {
-            const entry = await read(thing, name);
+            const entry = await read(thing, name, shared);
             const at = writeTime(entry);
             const { doc, version } = current(entry, at);
             if (!doc || !entry) throw noShadow(name === '' ? thing : name);
@@ -336,8 +361,8 @@ export function createShadowService(options: ShadowServiceOptions): ShadowServic
               deletedAt: at,
             };
             if (!(await write(key, row, entry.row.version, null))) {
-              if (attempt >= MAX_CONFLICT_RETRIES)
-                throw new ShadowError(409, SHADOW_MESSAGES.versionConflict);
+              if (attempt >= MAX_CONFLICT_RETRIES) throw new ShadowError(500, SHADOW_MESSAGES.internal);
+              await conflictPause(attempt);
               continue;
             }
             const body = deleteAcceptedResponse(version, Math.floor(at / 1000), request.clientToken);
