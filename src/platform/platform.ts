@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startHttpApi, type ContextModule } from '../api/index.js';
 import type { Config } from '../config/index.js';
+import { E, isThingsteadError } from '../errors/index.js';
 import { openChangeChannel, type ChangeChannel } from '../events/index.js';
 import {
   ensureServerTls,
@@ -12,6 +13,7 @@ import {
   type CredentialStore,
   type DeviceAuth,
   type DeviceHttps,
+  type DeviceRoute,
   type Identity,
   type ServerTls,
 } from '../identity/index.js';
@@ -23,8 +25,16 @@ import { isShadowIndexed, startRegistry, type FieldProvider, type ThingRegistry 
 import { openDatabase, type Database } from '../store/index.js';
 import { startRules, type RulesEngine } from '../rules/index.js';
 import { startJobs, type Jobs } from '../jobs/index.js';
+import { startOta, type Ota } from '../ota/index.js';
 import { startTags } from '../tags/index.js';
-import { startShadows, type Shadows } from '../shadow/index.js';
+import {
+  shadowHttp,
+  ShadowError,
+  startShadows,
+  toApiError,
+  type ShadowService,
+  type Shadows,
+} from '../shadow/index.js';
 import { attachTimeseriesTail, startTimeseries, type Timeseries } from '../timeseries/index.js';
 import { startListeners } from '../transport/index.js';
 import {
@@ -86,6 +96,8 @@ export interface Platform {
   readonly rules: RulesEngine;
   /** Jobs: control plane, device side (MQTT, jobs data plane), rollouts and timers. */
   readonly jobs: Jobs;
+  /** Firmware files, signed download URLs and MQTT file-delivery streams. */
+  readonly ota: Ota;
   /** The built-in time-series store. */
   readonly timeseries: Timeseries;
   readonly security: PlatformSecurity;
@@ -148,8 +160,12 @@ export async function createPlatform(
 
     // Policy's operations ask the registry and identity about principals; both start after policy
     // (identity needs it), so the adapters read them per request, once everything has started.
-    const later: { registry?: ThingRegistry; identity?: Identity; policies?: PolicyService; rules?: RulesEngine } =
-      {};
+    const later: {
+      registry?: ThingRegistry;
+      identity?: Identity;
+      policies?: PolicyService;
+      rules?: RulesEngine;
+    } = {};
     const ready = <T>(value: T | undefined): T => {
       if (value === undefined) throw new Error('platform not started');
       return value;
@@ -260,6 +276,25 @@ export async function createPlatform(
         broker.publish({ topic, payload, qos: 0, retain: false }),
       ),
     });
+    // Signed firmware URLs point at the device HTTPS port when it is on, else the HTTP API; both are known
+    // only once listening (below), and URLs are made per delivery, so the base is read then.
+    let downloadBase = `http://${urlHost(config.http.host)}:${config.http.port}`;
+    const ota = (
+      await start(
+        startOta({
+          db,
+          dataDir,
+          broker,
+          credentials,
+          logger: logger.child({ ctx: 'ota' }),
+          region: config.region,
+          accountId: config.accountId,
+          config: config.ota,
+          maxPayloadBytes: config.limits.maxPayloadBytes,
+          downloadBase: () => downloadBase,
+        }),
+      )
+    ).service;
     const jobs = (
       await start(
         startJobs({
@@ -271,6 +306,7 @@ export async function createPlatform(
           region: config.region,
           accountId: config.accountId,
           config: config.jobs,
+          deliverDocument: (document, presign) => ota.resolveDocument(document, presign?.expiresInSec),
         }),
       )
     ).service;
@@ -391,6 +427,10 @@ export async function createPlatform(
         metrics,
         events,
         limits: config.limits,
+        routes: [
+          shadowDeviceRoute(shadows.service, `arn:aws:iot:${config.region}:${config.accountId}`),
+          (req, res, ctx) => ota.deviceRoute(req, res, ctx),
+        ],
       });
       deviceHttps = started;
       modules.push({ name: 'device https', close: () => started.close() });
@@ -456,6 +496,7 @@ export async function createPlatform(
       deviceHttpsPort,
       credentialsFile: admin.accessKeyId ? admin.file : undefined,
     };
+    downloadBase = endpoints.deviceHttps ?? endpoints.http;
     writeFileSync(join(dataDir, 'endpoints.json'), JSON.stringify(endpoints, null, 2) + '\n', {
       mode: 0o644,
     });
@@ -476,6 +517,7 @@ export async function createPlatform(
       security: { certificates, policies, auth },
       rules,
       jobs,
+      ota,
       timeseries,
       shadows,
       close() {
@@ -487,4 +529,42 @@ export async function createPlatform(
     await closeAll(() => undefined);
     throw err;
   }
+}
+
+const SHADOW_OPS = { GET: 'get', POST: 'update', DELETE: 'delete' } as const;
+const SHADOW_ACTIONS = {
+  get: 'iot:GetThingShadow',
+  update: 'iot:UpdateThingShadow',
+  delete: 'iot:DeleteThingShadow',
+} as const;
+
+/**
+ * The shadow routes of the device HTTPS plane (mutual TLS): GET, POST and DELETE
+ * `/things/{thing}/shadow[?name=]`, each authorized by iot:Get/Update/DeleteThingShadow on `thing/{thing}`
+ * (named: `thing/{thing}/{name}`) through the device's policies (reference §9.2), answered as the SigV4
+ * data plane answers them (reference §4); a refusal is 403 ForbiddenException and touches nothing.
+ */
+function shadowDeviceRoute(shadows: ShadowService, arnPrefix: string): DeviceRoute {
+  return async (req, _res, ctx) => {
+    const m = /^\/things\/([^/]+)\/shadow$/.exec(ctx.url.pathname);
+    const op = SHADOW_OPS[req.method as keyof typeof SHADOW_OPS];
+    if (!m || !op) return false;
+    try {
+      let thing: string;
+      try {
+        thing = decodeURIComponent(m[1]!);
+      } catch {
+        throw E.MalformedPathSegment({ segment: m[1]! });
+      }
+      const name = ctx.url.searchParams.get('name') ?? '';
+      if (!ctx.authorize(SHADOW_ACTIONS[op], `${arnPrefix}:thing/${thing}${name ? `/${name}` : ''}`))
+        throw new ShadowError(403, 'Forbidden');
+      const body = op === 'update' ? ctx.body : Buffer.alloc(0);
+      ctx.send(200, await shadowHttp(shadows, op, thing, name, body));
+    } catch (err) {
+      const e = isThingsteadError(err) ? err : toApiError(err);
+      ctx.send(e.spec.status, { message: e.message, ...e.extra }, { 'x-amzn-ErrorType': e.spec.awsName });
+    }
+    return true;
+  };
 }
