@@ -69,6 +69,8 @@ export const ENVIRONMENT: Readonly<Record<string, string>> = {
   THINGSTEAD_SHADOW_MAX_UPDATES_PER_SECOND: 'shadow.maxUpdatesPerSecondPerThing',
   THINGSTEAD_SHADOW_MAX_IN_FLIGHT: 'shadow.maxInFlightPerConnection',
   THINGSTEAD_SHADOW_HISTORY: 'shadow.history',
+  THINGSTEAD_OTA_MAX_FILE_BYTES: 'ota.maxFileBytes',
+  THINGSTEAD_OTA_PUBLIC_URL: 'ota.publicUrl',
   THINGSTEAD_TIMESERIES_RAW_RETENTION_MS: 'timeseries.rawRetentionMs',
   THINGSTEAD_TIMESERIES_ROLLUP_STEP_MS: 'timeseries.rollupStepMs',
 };

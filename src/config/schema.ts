@@ -282,6 +282,26 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** Firmware updates (src/ota): stored files, signed download URLs, MQTT file delivery. */
+    ota: z
+      .object({
+        /** Largest firmware file accepted by an upload (bytes). AWS's MQTT stream files: 24 MB. */
+        maxFileBytes: z.coerce
+          .number()
+          .int()
+          .min(1)
+          .default(64 * 1024 * 1024),
+        /** Signed download URL lifetime when a job sets no presignedUrlConfig.expiresInSec (s; AWS: 3600). */
+        urlExpirySeconds: z.coerce.number().int().min(1).max(604_800).default(3600),
+        /**
+         * Base URL written into signed download URLs (e.g. https://iot.example.com:8443), for devices that
+         * reach the platform by another name than its listeners' addresses. Default: the device HTTPS port
+         * when it is on, else the HTTP API.
+         */
+        publicUrl: z.string().url().nullable().default(null),
+      })
+      .strict()
+      .prefault({}),
     /** Built-in time-series store (src/timeseries). */
     timeseries: z
       .object({

@@ -1485,6 +1485,58 @@ export const E = defineKinds({
     'POST {url} refused: no ENABLED topic rule destination covers it and rules.requireHttpDestinations is on.',
     'With rules.requireHttpDestinations on, an http action sends only to URLs an ENABLED destination covers.',
   ],
+
+  // ---- ota: firmware files, signed download URLs, MQTT file-delivery streams
+  OtaFileNotFound: [
+    'ResourceNotFound',
+    'Firmware file {file} is not stored.',
+    'A download, a stream file or an OTA file operation names a file (SHA-256 or upload name) that was never uploaded or was deleted.',
+  ],
+  OtaFileTooLarge: [
+    'EntityTooLarge',
+    'The firmware file is {size:number} bytes or more; ota.maxFileBytes allows {limit:number}.',
+    'An upload is larger than ota.maxFileBytes (checked on the declared size and while the bytes arrive).',
+  ],
+  OtaUploadDigest: [
+    'InvalidRequest',
+    'The uploaded bytes have SHA-256 {actual}, not the {declared} the upload was signed for.',
+    'An upload whose body does not hash to the sha256 its signed URL declares (corrupted or altered on the way).',
+  ],
+  OtaUploadInvalid: [
+    'InvalidRequest',
+    'Firmware upload refused: {problem}.',
+    'An upload request without the parameters it needs (sha256, size) or whose body does not match them.',
+  ],
+  OtaUrlRefused: [
+    'Forbidden',
+    'Download refused: {reason}.',
+    'A firmware download without a valid signed URL: unsigned, expired, or altered (path or expiry changed, or signed by another key).',
+  ],
+  StreamNotFound: [
+    'ResourceNotFound',
+    'Stream {streamId} does not exist',
+    'DescribeStream, UpdateStream or DeleteStream names a stream that does not exist.',
+  ],
+  StreamAlreadyExists: [
+    'ResourceAlreadyExists',
+    'Stream {streamId} already exists',
+    'CreateStream with the id of an existing stream.',
+  ],
+  StreamFileUnknown: [
+    'InvalidRequest',
+    "Stream file {fileId:number} points at s3://{bucket}/{key}, which is not a stored firmware file (the key's last segment must be the SHA-256 or upload name of a file given to thingstead ota upload).",
+    'CreateStream or UpdateStream names a file Thingstead does not hold (it has no S3: files are uploaded to it).',
+  ],
+  StreamFileDuplicate: [
+    'InvalidRequest',
+    'Stream file id {fileId:number} is given more than once.',
+    'CreateStream or UpdateStream lists two files with the same fileId.',
+  ],
+  StreamWriteConflict: [
+    'ConflictingResourceUpdate',
+    'Stream {streamId} was changed by other requests meanwhile; retry',
+    'UpdateStream lost five optimistic-write races in a row against other updates of the same stream.',
+  ],
 });
 
 /** The name of a message kind. */

@@ -3,7 +3,7 @@ import type { Logger } from '../observability/index.js';
 import type { Timing } from './executions.js';
 import type { JobsStore } from './store.js';
 import type { TargetResolver } from './targets.js';
-import type { JobRecord } from './types.js';
+import type { JobConfig, JobRecord } from './types.js';
 
 /** What the parts of the jobs context share (service, device side, reactions, rollout, MQTT). */
 export interface JobsContext {
@@ -22,7 +22,19 @@ export interface JobsContext {
   publish(topic: string, payload: unknown): void;
   /** Whether UpdateEventConfigurations switched the event type on (the registry owns the setting). */
   eventsEnabled(type: 'JOB' | 'JOB_EXECUTION'): boolean;
+  /** Delivery-time document hook (JobsOptions.deliverDocument); absent: the document as substituted. */
+  readonly deliverDocument?: DeliverDocument;
 }
+
+/**
+ * Called each time a job document is handed to a device (notify-next, start-next, describe, update): the
+ * OTA context resolves `${aws:iot:s3-presigned-url:...}` there, so every URL is fresh and expires
+ * `presignedUrlConfig.expiresInSec` after this delivery. Synchronous and cheap; must not throw.
+ */
+export type DeliverDocument = (
+  document: string,
+  presignedUrlConfig: JobConfig['presignedUrlConfig'],
+) => string;
 
 /** The timing a state-machine step needs, for a job. */
 export const timing = (ctx: JobsContext, job: JobRecord | null): Timing => ({

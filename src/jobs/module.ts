@@ -6,7 +6,7 @@ import type { Logger } from '../observability/index.js';
 import type { ThingRegistry } from '../registry/index.js';
 import type { Database } from '../store/index.js';
 import { jobsControlOperations, jobsDataOperations } from './api.js';
-import type { JobsContext } from './context.js';
+import type { DeliverDocument, JobsContext } from './context.js';
 import { createDeviceJobs, type DeviceJobs } from './device.js';
 import { jobsMqttService } from './mqtt.js';
 import { createReactions } from './reactions.js';
@@ -36,6 +36,8 @@ export interface JobsOptions {
   readonly config: Config['jobs'];
   /** Clock (tests). */
   readonly now?: () => number;
+  /** Delivery-time document hook (see DeliverDocument): the OTA context's presigned-URL resolution. */
+  readonly deliverDocument?: DeliverDocument;
 }
 
 /** The jobs context as other code sees it. */
@@ -72,6 +74,7 @@ export async function startJobs(options: JobsOptions): Promise<StartedContext<Jo
       broker.publish({ topic, payload: Buffer.from(JSON.stringify(payload)), qos: 1, retain: false }),
     eventsEnabled: (type) =>
       options.registry.describeEventConfigurations().eventConfigurations[type]?.Enabled === true,
+    ...(options.deliverDocument ? { deliverDocument: options.deliverDocument } : {}),
   };
   const reactions = createReactions(ctx);
   let rollout: Rollout | null = null;

@@ -32,19 +32,28 @@ export function createReactions(ctx: JobsContext) {
    * DOCUMENT_TTL_MS (bounding staleness when another process deletes and re-creates the same id) and go at
    * once when this process deletes the job. Without it, notifying N things re-read the job row N times.
    */
-  const documents = new Map<string, { text: string; at: number }>();
+  const documents = new Map<
+    string,
+    { text: string; at: number; presign: JobRecord['config']['presignedUrlConfig'] }
+  >();
   const DOCUMENT_TTL_MS = 10_000;
 
-  /** The job document as a device gets it (parameters substituted); null when the job is gone. */
+  /** The job document as a device gets it (parameters substituted, then ctx.deliverDocument); null when the job is gone. */
   async function documentOf(jobId: string, job?: JobRecord | null): Promise<string | null> {
+    const deliver = (e: { text: string; presign: JobRecord['config']['presignedUrlConfig'] }) =>
+      ctx.deliverDocument ? ctx.deliverDocument(e.text, e.presign) : e.text;
     const cached = documents.get(jobId);
-    if (cached && ctx.now() - cached.at < DOCUMENT_TTL_MS) return cached.text;
+    if (cached && ctx.now() - cached.at < DOCUMENT_TTL_MS) return deliver(cached);
     const j = job !== undefined && job !== null && job.jobId === jobId ? job : await store.getJob(jobId);
     if (!j) return null;
-    const text = substitute(j.document, j.config.documentParameters);
+    const entry = {
+      text: substitute(j.document, j.config.documentParameters),
+      at: ctx.now(),
+      presign: j.config.presignedUrlConfig,
+    };
     if (documents.size >= 1000) documents.delete(documents.keys().next().value!);
-    documents.set(jobId, { text, at: ctx.now() });
-    return text;
+    documents.set(jobId, entry);
+    return deliver(entry);
   }
 
   /** Forget a deleted job's cached document. */
