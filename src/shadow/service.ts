@@ -216,7 +216,7 @@ export function createShadowService(options: ShadowServiceOptions): ShadowServic
     if (!entry) return { doc: null, version: 0 };
     if (entry.doc) return { doc: entry.doc, version: entry.row.version };
     const expired = entry.row.deletedAt !== null && at - entry.row.deletedAt > limits.tombstoneMs;
-    return { doc: null, version: expired ? 0 : entry.row.version };
+    return { doc: null, version: expired ? 0 : entry.row.version - 1 };
   }
 
   /**
@@ -352,10 +352,13 @@ export function createShadowService(options: ShadowServiceOptions): ShadowServic
             const at = writeTime(entry);
             const { doc, version } = current(entry, at);
             if (!doc || !entry) throw noShadow(name === '' ? thing : name);
+            // The tombstone's row version is one past the deleted version, so a writer holding a stale
+            // copy of the live row (another process, before the change event lands) cannot write over the
+            // delete with a conditional put on the old version. `current` reads it back as `version`.
             const row: StoredShadow = {
               thingName: thing,
               shadowName: name,
-              version,
+              version: version + 1,
               document: null,
               updatedAt: at,
               deletedAt: at,
