@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The CLI context: the `thingstead` binary (`up`, the registry commands, `keys`, `certs`, `policy`, `onboard`,
- * `rules`, `ts`, `jobs`, `shadow`). Thin commands: `up` loads the config and calls `createPlatform`; the
+ * `rules`, `ts`, `jobs`, `shadow`, `ota`, `agent`). Thin commands: `up` loads the config and calls `createPlatform`; the
  * others call the HTTP API with a credentials profile, except `keys`, which writes access keys to the database directly
  * and announces the change on the change-event channel. An edge: no context imports it (so it has no
  * index.ts; this file is its entry).
@@ -19,6 +19,8 @@ import { registerRules } from './rules.js';
 import { registerTimeseries } from './ts.js';
 import { registerJobs } from './jobs.js';
 import { registerShadow } from './shadow.js';
+import { registerOta } from './ota.js';
+import { registerAgent } from './agent.js';
 
 /** The `thingstead` binary: thin commands over the platform library and the HTTP API. */
 const program = new Command('thingstead')
@@ -34,6 +36,8 @@ registerRules(program);
 registerTimeseries(program);
 registerJobs(program);
 registerShadow(program);
+registerOta(program);
+registerAgent(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`thingstead: ${(err as Error).message}`);
