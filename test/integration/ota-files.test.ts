@@ -1,5 +1,7 @@
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -12,6 +14,7 @@ import {
   UpdateStreamCommand,
 } from '@aws-sdk/client-iot';
 import { decode as cborDecode, encode as cborEncode } from 'cborg';
+import { downloadHttps } from '../../src/agent/index.js';
 import { presignUrl, uploadFile } from '../../src/cli/ota.js';
 import { waitFor } from '../helpers/platform.js';
 import { jobsDevice, jobsPlatform, type JobsHarness } from './jobs-helpers.js';
@@ -270,3 +273,64 @@ test('MQTT file delivery: DescribeStream and GetStream in JSON (base64 blocks, b
   await waitFor(() => dev.got.find((m) => m.topic === `${base}/rejected/json` && m.body.o === 'InvalidJson'));
   await dev.client.endAsync();
 });
+
+test('the agent downloader resumes a partial download with a Range request (the held prefix is not fetched again)', async () => {
+  const target = join(mkdtempSync(join(tmpdir(), 'ota-resume-')), 'fw.img');
+  // A prefix of zeros stands for what an interrupted download left: resuming keeps it, refetching would not.
+  writeFileSync(`${target}.part`, Buffer.alloc(100_000));
+  await downloadHttps({
+    url: h.platform.ota.service.downloadUrl(sha256, 60),
+    file: target,
+    size: image.length,
+    tls: {},
+  });
+  const got = readFileSync(target);
+  expect(got.length).toBe(image.length);
+  expect(got.subarray(0, 100_000).equals(Buffer.alloc(100_000))).toBe(true);
+  expect(got.subarray(100_000).equals(image.subarray(100_000))).toBe(true);
+});
+
+const run = promisify(execFile);
+test('streams through the AWS CLI and boto3 (describe-stream, list-streams)', async () => {
+  const env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: h.platform.endpoints.dataDir,
+    AWS_ACCESS_KEY_ID: conn.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: conn.secretAccessKey,
+    AWS_CONFIG_FILE: join(h.platform.endpoints.dataDir, 'no-config'),
+    AWS_DEFAULT_REGION: h.platform.config.region,
+    AWS_PAGER: '',
+  };
+  const cli = await run(
+    'aws',
+    [
+      'iot',
+      'describe-stream',
+      '--stream-id',
+      'fw-stream',
+      '--endpoint-url',
+      conn.endpoint,
+      '--output',
+      'json',
+    ],
+    { env },
+  );
+  const described = JSON.parse(cli.stdout);
+  expect(described.streamInfo).toMatchObject({ streamId: 'fw-stream', streamVersion: 2, description: 'v2' });
+  const py = await run(
+    'python3',
+    [
+      '-c',
+      `import boto3, json, sys
+iot = boto3.client('iot', endpoint_url=sys.argv[1], region_name=sys.argv[2])
+r = iot.create_stream(streamId='py-stream', files=[{'fileId': 1, 's3Location': {'bucket': 'b', 'key': sys.argv[3]}}], roleArn='arn:aws:iam::000000000000:role/ota')
+l = iot.list_streams(ascendingOrder=True)
+print(json.dumps({'created': r['streamVersion'], 'ids': [s['streamId'] for s in l['streams']]}))`,
+      conn.endpoint,
+      h.platform.config.region,
+      sha256,
+    ],
+    { env },
+  );
+  expect(JSON.parse(py.stdout)).toEqual({ created: 1, ids: ['fw-stream', 'py-stream'] });
+}, 60_000);
