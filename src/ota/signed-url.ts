@@ -24,8 +24,14 @@ export interface UrlSigner {
 /** Read the URL key from `<dataDir>/ota-url.key`, creating it (0600) on first use. */
 export function loadUrlKey(dataDir: string): Buffer {
   const file = join(dataDir, 'ota-url.key');
-  if (!existsSync(file))
-    writeFileSync(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+  if (!existsSync(file)) {
+    try {
+      writeFileSync(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+    } catch (err) {
+      // Another process sharing the data directory made it first: use theirs.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
   chmodSync(file, 0o600);
   const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
   if (key.length < 32) throw new Error(`${file} does not hold a 32-byte hex key`);
