@@ -37,7 +37,12 @@ export interface ChangeEventMap {
   /** A topic rule destination was created, changed status (confirmed, enabled, disabled, error) or deleted. */
   ruleDestination: { readonly arn: string };
   /** A device shadow was updated or deleted (`name` '' is the classic shadow); `version` is the new one. */
-  shadow: { readonly thing: string; readonly name: string; readonly version: number; readonly deleted?: boolean };
+  shadow: {
+    readonly thing: string;
+    readonly name: string;
+    readonly version: number;
+    readonly deleted?: boolean;
+  };
   /** An API access key was created or deleted. */
   accessKey: { readonly accessKeyId: string; readonly deleted?: boolean };
   /**
