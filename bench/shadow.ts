@@ -1,7 +1,7 @@
 /**
  * Shadow benchmark over MQTT (issue 10). Run: `npm run bench:shadow`, or `npx tsx bench/shadow.ts
  * [--stores sqlite,postgres] [--only throughput,latency] [--runs 3] [--things 1000] [--conns 50]
- * [--qos 1] [--seconds 5] [--warmup 2] [--rate 1000] [--profile]`. Needs `dist/` (`npm run build`).
+ * [--qos 0,1] [--seconds 5] [--warmup 2] [--rate 1000] [--profile]`. Needs `dist/` (`npm run build`).
  * Writes bench/results/shadow.json.
  *
  * Thingstead runs as its own process (`node dist/cli/main.js up`, plain MQTT on a free loopback port,
@@ -37,7 +37,7 @@ import {
 } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import mqtt, { type MqttClient } from 'mqtt';
 import pg from 'pg';
@@ -59,7 +59,7 @@ const ONLY = arg('only', 'throughput,latency,service').split(',');
 const RUNS = Number(arg('runs', '3'));
 const THINGS = Number(arg('things', '1000'));
 const CONNS = Number(arg('conns', '50'));
-const QOS = arg('qos', '1').split(',').map(Number) as Array<0 | 1>;
+const QOS = arg('qos', '0,1').split(',').map(Number) as Array<0 | 1>;
 const SECONDS = Number(arg('seconds', '5'));
 const WARMUP = Number(arg('warmup', '2'));
 const RATE = Number(arg('rate', '1000'));
@@ -279,16 +279,24 @@ interface LatencyRun {
   p99: number;
   max: number;
   platformCpu: number;
+  /** p99 of this (load generator) process's event-loop delay over the run, ms: how late it could read. */
+  benchLoopP99: number;
 }
 
-async function latencyRun(p: Running, run: number): Promise<LatencyRun> {
+/**
+ * One latency run. `plain`: the control, the same rate, connections and payload shape as plain MQTT
+ * through the same broker (the app publishes `sb/ping/<c>` QoS 1, device connection c subscribes to it), so
+ * what the machine and the broker alone give at this rate stands beside what the shadow path adds.
+ */
+async function latencyRun(p: Running, run: number, plain: boolean): Promise<LatencyRun> {
+  const tag = plain ? 'ping' : 'lat';
   const devices = await connectAll(
     p.mqttUrl,
-    Array.from({ length: CONNS }, (_, c) => `sb-dev-${c}-lat-r${run}`),
+    Array.from({ length: CONNS }, (_, c) => `sb-dev-${c}-${tag}-r${run}`),
   );
   const apps = await connectAll(
     p.mqttUrl,
-    Array.from({ length: APP_CONNS }, (_, a) => `sb-app-${a}-r${run}`),
+    Array.from({ length: APP_CONNS }, (_, a) => `sb-app-${a}-${tag}-r${run}`),
   );
   const total = Math.round(RATE * (SECONDS + 1));
   const sentAt = new Float64Array(total);
@@ -298,11 +306,10 @@ async function latencyRun(p: Running, run: number): Promise<LatencyRun> {
   const base = run * 10_000_000; // seq values never repeat across runs: every desired write changes the delta
   await Promise.all(
     devices.map(async (d, c) => {
-      await subscribeAll(
-        d,
-        thingsOf(c).map((t) => `$aws/things/${t}/shadow/update/delta`),
-        1,
-      );
+      const filters = plain
+        ? [`sb/ping/${c}`]
+        : thingsOf(c).map((t) => `$aws/things/${t}/shadow/update/delta`);
+      await subscribeAll(d, filters, 1);
       d.on('message', (_topic, payload) => {
         const at = performance.now();
         const i = (JSON.parse(payload.toString()) as { state: { seq: number } }).state.seq - base;
@@ -315,6 +322,8 @@ async function latencyRun(p: Running, run: number): Promise<LatencyRun> {
   // One subscriber counts every rejection (each app would receive them all).
   await apps[0]!.subscribeAsync('$aws/things/+/shadow/update/rejected', { qos: 0 });
   apps[0]!.on('message', () => rejected++);
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  loopDelay.enable();
   const cpu0 = p.cpuSeconds();
   const t0 = performance.now();
   let i = 0;
@@ -322,13 +331,15 @@ async function latencyRun(p: Running, run: number): Promise<LatencyRun> {
     const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * RATE) + 1);
     for (; i < due; i++) {
       const k = i % THINGS;
-      const thing = thingName(k % CONNS, Math.floor(k / CONNS));
       sentAt[i] = performance.now();
-      apps[i % APP_CONNS]!.publish(
-        `$aws/things/${thing}/shadow/update`,
-        `{"state":{"desired":{"seq":${base + i}}}}`,
-        { qos: 1 },
-      );
+      if (plain)
+        apps[i % APP_CONNS]!.publish(`sb/ping/${k % CONNS}`, `{"state":{"seq":${base + i}}}`, { qos: 1 });
+      else
+        apps[i % APP_CONNS]!.publish(
+          `$aws/things/${thingName(k % CONNS, Math.floor(k / CONNS))}/shadow/update`,
+          `{"state":{"desired":{"seq":${base + i}}}}`,
+          { qos: 1 },
+        );
     }
     await sleep(1);
   }
@@ -336,6 +347,7 @@ async function latencyRun(p: Running, run: number): Promise<LatencyRun> {
   const platformCpu = (p.cpuSeconds() - cpu0) / elapsed;
   const deadline = Date.now() + 10_000;
   while (received + rejected < total && Date.now() < deadline) await sleep(20);
+  loopDelay.disable();
   await closeAll([...devices, ...apps]);
   latencies.sort((a, b) => a - b);
   return {
@@ -346,6 +358,7 @@ async function latencyRun(p: Running, run: number): Promise<LatencyRun> {
     p99: pct(latencies, 99),
     max: latencies[latencies.length - 1] ?? NaN,
     platformCpu,
+    benchLoopP99: loopDelay.percentile(99) / 1e6,
   };
 }
 
@@ -516,21 +529,32 @@ for (const store of STORES) {
     const p = await startPlatform(store, {}, profDir);
     if (p) {
       const runs: LatencyRun[] = [];
-      for (let r = 0; r < RUNS; r++) {
-        const one = await latencyRun(p, r);
-        runs.push(one);
+      const control: LatencyRun[] = [];
+      const line = (what: string, one: LatencyRun, r: number) =>
         log(
-          `  ${store} latency run ${r + 1}: ${one.deltas}/${one.sent} deltas, ${one.rejected} rejected; update->delta p50 ${one.p50.toFixed(2)} ms, p99 ${one.p99.toFixed(2)} ms, max ${one.max.toFixed(1)} ms; platform CPU ${(one.platformCpu * 100).toFixed(0)}%`,
+          `  ${store} ${what} run ${r + 1}: ${one.deltas}/${one.sent} received, ${one.rejected} rejected; p50 ${one.p50.toFixed(2)} ms, p99 ${one.p99.toFixed(2)} ms, max ${one.max.toFixed(1)} ms; platform CPU ${(one.platformCpu * 100).toFixed(0)}%, bench event-loop delay p99 ${one.benchLoopP99.toFixed(1)} ms`,
         );
+      for (let r = 0; r < RUNS; r++) {
+        const one = await latencyRun(p, r, false);
+        runs.push(one);
+        line('update->delta', one, r);
+        const ping = await latencyRun(p, r, true);
+        control.push(ping);
+        line('plain MQTT control', ping, r);
       }
+      const summary = (xs: LatencyRun[]) => ({
+        p50Ms: Number(median(xs.map((x) => x.p50)).toFixed(2)),
+        p99Ms: Number(median(xs.map((x) => x.p99)).toFixed(2)),
+        maxMs: Number(median(xs.map((x) => x.max)).toFixed(1)),
+        received: xs.map((x) => `${x.deltas}/${x.sent}`),
+        rejected: xs.reduce((n, x) => n + x.rejected, 0),
+        platformCpu: Number(median(xs.map((x) => x.platformCpu)).toFixed(2)),
+        benchLoopP99Ms: Number(median(xs.map((x) => x.benchLoopP99)).toFixed(1)),
+      });
       results[`latency_${store}`] = {
         rate: RATE,
-        p50Ms: Number(median(runs.map((x) => x.p50)).toFixed(2)),
-        p99Ms: Number(median(runs.map((x) => x.p99)).toFixed(2)),
-        maxMs: Number(median(runs.map((x) => x.max)).toFixed(1)),
-        deltas: runs.map((x) => `${x.deltas}/${x.sent}`),
-        rejected: runs.reduce((n, x) => n + x.rejected, 0),
-        platformCpu: Number(median(runs.map((x) => x.platformCpu)).toFixed(2)),
+        ...summary(runs),
+        control: summary(control),
         limits: 'defaults (AWS): 20 updates/s per thing, 10 in flight per connection',
       };
       await p.stop();
@@ -586,7 +610,11 @@ for (const store of STORES) {
   const r = results[`latency_${store}`];
   if (!r) continue;
   out.push(
-    `    ${store.padEnd(9)} p50 ${r.p50Ms} ms  p99 ${r.p99Ms} ms  max ${r.maxMs} ms  (target p99 < ${TARGETS.p99Ms} ms: ${r.p99Ms < TARGETS.p99Ms ? 'met' : 'MISSED'}, ${(r.p99Ms / TARGETS.p99Ms).toFixed(2)}x)  deltas ${r.deltas.join(' ')}  rejected ${r.rejected}  platform CPU ${Math.round(r.platformCpu * 100)}%`,
+    `    ${store.padEnd(9)} update->delta  p50 ${r.p50Ms} ms  p99 ${r.p99Ms} ms  max ${r.maxMs} ms  (target p99 < ${TARGETS.p99Ms} ms: ${r.p99Ms < TARGETS.p99Ms ? 'met' : 'MISSED'}, ${(r.p99Ms / TARGETS.p99Ms).toFixed(2)}x of it)  received ${r.received.join(' ')}  rejected ${r.rejected}  platform CPU ${Math.round(r.platformCpu * 100)}%`,
+  );
+  const c = r.control;
+  out.push(
+    `    ${''.padEnd(9)} plain MQTT     p50 ${c.p50Ms} ms  p99 ${c.p99Ms} ms  max ${c.maxMs} ms  (same rate and connections, no shadow: shadow/plain p99 ${(r.p99Ms / c.p99Ms).toFixed(2)}x)  bench event-loop delay p99 ${r.benchLoopP99Ms} ms`,
   );
 }
 out.push(
