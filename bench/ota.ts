@@ -34,7 +34,7 @@ const platform = await createPlatform(
       dataDir: join(dir, 'data'),
       logLevel: 'warn',
       http: { port: 0 },
-      mqtt: { tlsPort: 0, port: 'off' as never },
+      mqtt: { tlsPort: 0, port: 'off' },
       deviceHttps: { port: 0 },
     },
   }),
