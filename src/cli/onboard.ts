@@ -28,12 +28,13 @@ export const SHADOW_STARTER_POLICY = 'ThingsteadDeviceShadow';
 const THING = '${iot:Connection.Thing.ThingName}';
 
 /**
- * The starter policy: each thing may use its own client id, its own topics and jobs only, and its own
+ * The starter policy: each thing may use its own client id, its own topics, jobs and file streams only, and its own
  * shadows over the HTTPS data planes (iot:Get/Update/DeleteThingShadow on `thing/{thing}` and
  * `thing/{thing}/{shadowName}`, reference §9.2).
  */
 export function starterPolicyDocument(arnPrefix: string): string {
-  const topics = [`things/${THING}/*`, `$aws/things/${THING}/jobs/*`];
+  // Its jobs, and the MQTT file streams firmware updates are delivered over (reference §8.3; docs/ota.md).
+  const topics = [`things/${THING}/*`, `$aws/things/${THING}/jobs/*`, `$aws/things/${THING}/streams/*`];
   return JSON.stringify({
     Version: '2012-10-17',
     Statement: [
