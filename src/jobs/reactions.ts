@@ -64,8 +64,17 @@ export function createReactions(ctx: JobsContext) {
    * thing before and after the change (null: none). The thing's other pending executions are unchanged.
    */
   async function announce(thingName: string, before: ExecutionRecord | null, after: ExecutionRecord | null) {
+    await announceWith(thingName, before, after, await store.pendingForThing(thingName));
+  }
+
+  /** announce, given the thing's pending executions after the change (`now`). */
+  async function announceWith(
+    thingName: string,
+    before: ExecutionRecord | null,
+    after: ExecutionRecord | null,
+    now: readonly ExecutionRecord[],
+  ) {
     const jobId = (after ?? before)!.jobId;
-    const now = await store.pendingForThing(thingName);
     const others = now.filter((e) => e.jobId !== jobId);
     const listBefore = isPending(before) ? [...others, before] : others;
     const listAfter = now;
@@ -98,18 +107,29 @@ export function createReactions(ctx: JobsContext) {
     });
   }
 
-  function jobEvent(job: JobRecord, operation: string, counts?: Partial<Record<ExecutionStatus, number>>) {
+  /**
+   * A `$aws/events/job/{jobId}/{operation}` event when JOB events are on. The target ARNs are read from the
+   * store only then (or given: `deleted` is sent after the rows are gone). Never throws.
+   */
+  async function jobEvent(
+    job: JobRecord,
+    operation: string,
+    options: { counts?: Partial<Record<ExecutionStatus, number>>; targets?: readonly string[] } = {},
+  ): Promise<void> {
+    if (!ctx.eventsEnabled('JOB')) return;
+    const targets = options.targets ?? (await store.targetArns(job.jobId).catch(() => []));
+    const counts = options.counts;
     emitEvent(ctx, 'JOB', `$aws/events/job/${job.jobId}/${operation}`, {
       operation,
       jobId: job.jobId,
       status: job.status,
       targetSelection: job.targetSelection,
-      targets: [...job.targets],
+      targets: [...targets],
       ...(job.description !== null ? { description: job.description } : {}),
       createdAt: seconds(job.createdAt),
       lastUpdatedAt: seconds(job.updatedAt),
       ...(job.completedAt !== null ? { completedAt: seconds(job.completedAt) } : {}),
-      ...(counts ? { jobProcessDetails: jobProcessDetails(job, counts) } : {}),
+      ...(counts ? { jobProcessDetails: jobProcessDetails(job, counts, targets) } : {}),
     });
   }
 
@@ -159,7 +179,7 @@ export function createReactions(ctx: JobsContext) {
         version: job.version + 1,
       };
       if (await store.putJob(done, job.version)) {
-        jobEvent(done, 'completed', counts);
+        await jobEvent(done, 'completed', { counts });
         return;
       }
     }
@@ -203,6 +223,20 @@ export function createReactions(ctx: JobsContext) {
   }
 
   /**
+   * After the rollout created `created` (new QUEUED first attempts, one per thing): announce each to its
+   * thing as executionChanged(null, e) would, reading every thing's pending list in one query. Never throws.
+   */
+  async function launched(created: readonly ExecutionRecord[]): Promise<void> {
+    if (created.length === 0) return;
+    try {
+      const pending = await store.pendingForThings(created.map((e) => e.thingName));
+      for (const e of created) await announceWith(e.thingName, null, e, pending.get(e.thingName) ?? [e]);
+    } catch (err) {
+      log.warn({ err, jobId: created[0]!.jobId }, 'job execution notifications failed');
+    }
+  }
+
+  /**
    * Cancel a job (CancelJob, abortConfig, schedulingConfig endBehavior): the job becomes CANCELED, targets
    * not launched yet are dropped, QUEUED executions (and IN_PROGRESS ones with `force`) become CANCELED.
    * Returns the canceled job, or null when it was not cancelable (terminal; the caller decides the error).
@@ -233,7 +267,7 @@ export function createReactions(ctx: JobsContext) {
     if (!canceled) return null;
     await store.dropPendingTargets(jobId);
     await cancelExecutions(canceled, request.force);
-    jobEvent(canceled, 'canceled', await store.counts(jobId));
+    await jobEvent(canceled, 'canceled', { counts: await store.counts(jobId) });
     return canceled;
   }
 
@@ -257,5 +291,5 @@ export function createReactions(ctx: JobsContext) {
     }
   }
 
-  return { announce, executionChanged, checkJob, cancelJob, jobEvent, documentOf, forget };
+  return { announce, executionChanged, launched, checkJob, cancelJob, jobEvent, documentOf, forget };
 }

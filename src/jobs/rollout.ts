@@ -22,13 +22,12 @@ import type pg from 'pg';
 import type { ChangeChannel } from '../events/index.js';
 import type { Database } from '../store/index.js';
 import { timing, type JobsContext } from './context.js';
-import { expiredTimer, newExecution, serviceTransition } from './executions.js';
+import { expiredTimer, serviceTransition } from './executions.js';
 import type { Reactions } from './reactions.js';
 import { scheduleTime } from './service.js';
-import { parseTarget } from './targets.js';
 import type { JobRecord, RolloutState } from './types.js';
 
-/** Executions created per job per step at most (a step is one transaction per target). */
+/** Executions created per job per step at most (a step claims them in one transaction, store.launch). */
 const BATCH = 500;
 const LOCK_KEY = 'thingstead-jobs-rollout';
 
@@ -54,6 +53,8 @@ export function startRollout(
   let closed = false;
   /** One step at a time per job. */
   const steps = new Map<string, Promise<void>>();
+  /** The batch of each job whose notifications are going out (reactions.launched never throws). */
+  const announcing = new Map<string, Promise<void>>();
   let ticking: Promise<void> | null = null;
 
   async function acquire(): Promise<void> {
@@ -118,9 +119,9 @@ export function startRollout(
       ({ rate, state: r } = rateOf(job, r, succeeded));
     } else rate = currentRate(job, r);
     const allowance = Math.min(BATCH, rate === Infinity ? BATCH : Math.max(0, rate - r.windowCount));
-    const things = allowance > 0 ? await store.pendingTargets(jobId, allowance) : [];
-    const created = await store.launch(jobId, things, (t) => newExecution(jobId, t, now));
-    const exhausted = (await store.pendingCount(jobId)) === 0;
+    const created = await store.launch(jobId, allowance, now);
+    // A full batch: there may be more, and the next step follows at once; otherwise count what is left.
+    const exhausted = created.length === BATCH ? false : (await store.pendingCount(jobId)) === 0;
     const unchanged = created.length === 0 && exhausted === job.rollout.exhausted && r === job.rollout;
     if (!unchanged) {
       for (let attempt = 0; attempt < 10; attempt++) {
@@ -140,8 +141,18 @@ export function startRollout(
         if (await store.putJob(next, fresh.version)) break;
       }
     }
-    for (const e of created) await reactions.executionChanged(null, e, { checkJob: false });
-    if (exhausted) await reactions.checkJob(jobId);
+    // Notify the batch while the next one is claimed: at most one batch per job is being announced (the
+    // previous one is waited for first), so a slow broker holds the rollout back instead of queueing.
+    const previous = announcing.get(jobId);
+    if (previous) await previous;
+    const announced = reactions.launched(created).finally(() => {
+      if (announcing.get(jobId) === announced) announcing.delete(jobId);
+    });
+    announcing.set(jobId, announced);
+    if (exhausted) {
+      await announced;
+      await reactions.checkJob(jobId);
+    }
     // More may be launched at once (no rate, or a rate left in this minute): go on without waiting a tick.
     if (created.length === BATCH && !closed) kick(jobId);
   }
@@ -225,6 +236,7 @@ export function startRollout(
     const now = ctx.now();
     for (const job of await store.activeJobs()) await tend(job, now);
     await Promise.all([...steps.values()]);
+    await Promise.all([...announcing.values()]);
     await fireTimers();
   }
 
@@ -246,11 +258,9 @@ export function startRollout(
     if (!jobs.length) return;
     const exists = await ctx.targets.thingExists(thingName);
     const groups = exists ? await ctx.targets.groupsOf(thingName) : new Set<string>();
+    const reaching = exists ? new Set(await store.jobsReaching(thingName, [...groups])) : new Set<string>();
     for (const job of jobs) {
-      const refs = job.targets.map(parseTarget);
-      const direct = refs.some((t) => t.kind === 'thing' && t.name === thingName);
-      const viaGroup = refs.some((t) => t.kind === 'thinggroup' && groups.has(t.name));
-      if (exists && (direct || viaGroup)) {
+      if (reaching.has(job.jobId)) {
         if ((await store.addTargets(job.jobId, [thingName])) > 0) {
           const r = { ...job.rollout, exhausted: false };
           await store.putJob({ ...job, rollout: r, version: job.version + 1 }, job.version);
@@ -288,6 +298,7 @@ export function startRollout(
       unsubscribe?.();
       await ticking;
       await Promise.all([...steps.values()]);
+      await Promise.all([...announcing.values()]);
       if (lockClient) {
         await lockClient.query('SELECT pg_advisory_unlock(hashtext($1))', [LOCK_KEY]).catch(() => undefined);
         lockClient.release();

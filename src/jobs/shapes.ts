@@ -12,12 +12,13 @@ const secondsOrUndefined = (ms: number | null) => (ms === null ? undefined : sec
 
 export type Counts = Partial<Record<ExecutionStatus, number>>;
 
-export function jobProcessDetails(job: JobRecord, counts: Counts) {
+/** `targets`: the job's target ARNs (JobsStore.targetArns), listed as processingTargets while it rolls out. */
+export function jobProcessDetails(job: JobRecord, counts: Counts, targets: readonly string[]) {
   const n = (s: ExecutionStatus) => counts[s] ?? 0;
   return {
     ...(job.rollout.exhausted && job.targetSelection === 'SNAPSHOT'
       ? {}
-      : { processingTargets: [...job.targets] }),
+      : { processingTargets: [...targets] }),
     numberOfCanceledThings: n('CANCELED'),
     numberOfSucceededThings: n('SUCCEEDED'),
     numberOfFailedThings: n('FAILED'),
@@ -29,8 +30,13 @@ export function jobProcessDetails(job: JobRecord, counts: Counts) {
   };
 }
 
-/** The control plane's Job (DescribeJob). */
-export function jobShape(job: JobRecord, counts: Counts, arn: (type: string, name: string) => string) {
+/** The control plane's Job (DescribeJob); `targets` are its target ARNs (JobsStore.targetArns). */
+export function jobShape(
+  job: JobRecord,
+  counts: Counts,
+  targets: readonly string[],
+  arn: (type: string, name: string) => string,
+) {
   const c = job.config;
   return {
     jobArn: arn('job', job.jobId),
@@ -40,7 +46,7 @@ export function jobShape(job: JobRecord, counts: Counts, arn: (type: string, nam
     forceCanceled: job.forceCanceled,
     ...(job.reasonCode !== null ? { reasonCode: job.reasonCode } : {}),
     ...(job.comment !== null ? { comment: job.comment } : {}),
-    targets: [...job.targets],
+    targets: [...targets],
     ...(job.description !== null ? { description: job.description } : {}),
     ...(c.presignedUrlConfig ? { presignedUrlConfig: c.presignedUrlConfig } : {}),
     ...(c.jobExecutionsRolloutConfig ? { jobExecutionsRolloutConfig: c.jobExecutionsRolloutConfig } : {}),
@@ -48,7 +54,7 @@ export function jobShape(job: JobRecord, counts: Counts, arn: (type: string, nam
     createdAt: date(job.createdAt),
     lastUpdatedAt: date(job.updatedAt),
     ...(job.completedAt !== null ? { completedAt: date(job.completedAt) } : {}),
-    jobProcessDetails: jobProcessDetails(job, counts),
+    jobProcessDetails: jobProcessDetails(job, counts, targets),
     ...(c.timeoutConfig ? { timeoutConfig: c.timeoutConfig } : {}),
     ...(c.namespaceId ? { namespaceId: c.namespaceId } : {}),
     ...(c.jobTemplateArn ? { jobTemplateArn: c.jobTemplateArn } : {}),
@@ -62,7 +68,7 @@ export function jobShape(job: JobRecord, counts: Counts, arn: (type: string, nam
 
 /** ListJobs items. */
 export function jobSummaryShape(job: JobRecord, arn: (type: string, name: string) => string) {
-  const group = job.targets.length === 1 && job.targets[0]!.includes(':thinggroup/') ? job.targets[0] : null;
+  const group = job.targetCount === 1 && job.firstTarget.includes(':thinggroup/') ? job.firstTarget : null;
   return {
     jobArn: arn('job', job.jobId),
     jobId: job.jobId,

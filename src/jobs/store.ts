@@ -6,15 +6,20 @@
  * Concurrency contract (optimistic, so several processes sharing PostgreSQL never lose or duplicate work):
  * - `putJob` and `putExecution` write only when the stored `version` / `versionNumber` still equals the
  *   expected one, and return false otherwise; the caller re-reads and decides again.
- * - `launch` creates an execution only for a target still pending, in the transaction that marks it
- *   launched: two processes launching the same target create one execution between them.
+ * - `launch` claims up to `limit` pending targets in one statement (a conditional UPDATE of their state)
+ *   and creates their executions in the same transaction: two processes launching at once create one
+ *   execution per target between them. A batch of N targets costs a fixed handful of statements, not N.
+ * - A job's target ARNs are rows of their own (`job_target_arns`), written with the job (insertJob,
+ *   associate) and read only where the ARNs are shown or matched; the job row stays small.
  * - `retry` supersedes an attempt only if it is unchanged since it was read.
  * - Only the latest attempt of a job on a thing (`latest`) is listed, counted and timed; older attempts
  *   stay readable by execution number.
  */
 import type { Database } from '../store/index.js';
 import { migrate } from '../store/index.js';
+import { newExecution } from './executions.js';
 import { JOBS_MIGRATIONS } from './migrations.js';
+import { parseTarget } from './targets.js';
 import type {
   ExecutionRecord,
   ExecutionStatus,
@@ -25,13 +30,31 @@ import type {
 } from './types.js';
 
 export interface JobsStore {
-  /** Insert a job and its first targets (in order). False when the job id exists. */
-  insertJob(job: JobRecord, targets: readonly string[]): Promise<boolean>;
+  /**
+   * Insert a job, the target ARNs it was given (in order) and the things they reached (pending targets, in
+   * order). False when the job id exists.
+   */
+  insertJob(job: JobRecord, targetArns: readonly string[], things: readonly string[]): Promise<boolean>;
   getJob(jobId: string): Promise<JobRecord | null>;
-  /** Jobs in job id order after `after` (exclusive), at most `limit`. */
+  /** The target ARNs a job was given (CreateJob, then AssociateTargetsWithJob), in order. */
+  targetArns(jobId: string): Promise<string[]>;
+  /**
+   * AssociateTargetsWithJob: write `job` (conditional on `expectedVersion`), append `targetArns` and add
+   * `things` as pending targets, in one transaction. False when the job changed since it was read.
+   */
+  associate(
+    job: JobRecord,
+    expectedVersion: number,
+    targetArns: readonly string[],
+    things: readonly string[],
+  ): Promise<boolean>;
+  /** Ids of the jobs whose target ARNs name the thing or one of the thing groups. */
+  jobsReaching(thingName: string, groups: readonly string[]): Promise<string[]>;
+  /** Jobs in job id order after `after` (exclusive), at most `limit`; `thingGroup`: jobs targeting it. */
   listJobs(filter: {
     status?: JobStatus;
     targetSelection?: TargetSelection;
+    thingGroup?: string;
     after?: string;
     limit: number;
   }): Promise<JobRecord[]>;
@@ -50,12 +73,12 @@ export interface JobsStore {
   dropPendingTargets(jobId: string): Promise<number>;
   /** Forget one target, launched or not (the thing left a continuous job's groups; it may rejoin). */
   dropTarget(jobId: string, thingName: string): Promise<boolean>;
-  /** Launch pending targets: each still pending gets `make(thing)` inserted. Returns those created. */
-  launch(
-    jobId: string,
-    things: readonly string[],
-    make: (thingName: string) => ExecutionRecord,
-  ): Promise<ExecutionRecord[]>;
+  /**
+   * Launch up to `limit` pending targets, oldest first: each claimed target gets a new QUEUED execution
+   * queued at `now` (execution number 1, or the next one for a thing that left and rejoined). Returns those
+   * created, in target order.
+   */
+  launch(jobId: string, limit: number, now: number): Promise<ExecutionRecord[]>;
 
   /** One attempt, or the latest when `executionNumber` is omitted. */
   getExecution(jobId: string, thingName: string, executionNumber?: number): Promise<ExecutionRecord | null>;
@@ -76,6 +99,8 @@ export interface JobsStore {
   ): Promise<ExecutionRecord[]>;
   /** The thing's QUEUED and IN_PROGRESS latest attempts, oldest queued first. */
   pendingForThing(thingName: string): Promise<ExecutionRecord[]>;
+  /** pendingForThing for many things in one query (things with none are absent from the map). */
+  pendingForThings(thingNames: readonly string[]): Promise<Map<string, ExecutionRecord[]>>;
   /** A job's latest attempts in the given states, at most `limit`. */
   executionsInState(
     jobId: string,
@@ -101,7 +126,8 @@ const num = (v: unknown): number => Number(v);
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 interface JobBody {
-  targets: string[];
+  targetCount: number;
+  firstTarget: string;
   document: string;
   documentSource: string | null;
   description: string | null;
@@ -112,12 +138,14 @@ interface JobBody {
 }
 
 function jobFromRow(r: Row): JobRecord {
-  const body = JSON.parse(String(r.body)) as JobBody;
+  // Rows written before migration 2 still carry `targets` in the body; the ARNs are in job_target_arns.
+  const { targets, ...body } = JSON.parse(String(r.body)) as JobBody & { targets?: string[] };
   return {
     jobId: String(r.job_id),
     status: r.status as JobStatus,
     targetSelection: r.target_selection as TargetSelection,
     ...body,
+    ...(targets ? { targetCount: targets.length, firstTarget: targets[0] ?? '' } : {}),
     createdAt: num(r.created_at),
     updatedAt: num(r.updated_at),
     completedAt: numOrNull(r.completed_at),
@@ -128,7 +156,8 @@ function jobFromRow(r: Row): JobRecord {
 
 function jobBody(j: JobRecord): string {
   const body: JobBody = {
-    targets: [...j.targets],
+    targetCount: j.targetCount,
+    firstTarget: j.firstTarget,
     document: j.document,
     documentSource: j.documentSource,
     description: j.description,
@@ -205,23 +234,110 @@ function templateFromRow(r: Row): TemplateRecord {
 }
 
 /**
+ * The statements that take a list of values as one parameter, so each has one SQL text whatever the list's
+ * length (one prepared statement, no text per batch size): a JSON array through `json_each` on SQLite, an
+ * array through `unnest` / `= ANY` on PostgreSQL.
+ */
+function listStatements(kind: Database['kind']) {
+  const sqlite = kind === 'sqlite';
+  const json = (v: unknown) => JSON.stringify(v);
+  // A new QUEUED attempt (executions.ts newExecution) after job_id, thing_name, execution_number; $2: now.
+  const t = sqlite ? '' : '::bigint';
+  const EXEC_NEW = `'QUEUED', '{}', 1, $2${t}, NULL${t}, $2${t}, NULL${t}, NULL${t}, NULL${t}, NULL${t}, 0, 0, 1`;
+  return {
+    /**
+     * $1 job id, $2 limit: flip up to $2 pending targets, oldest first, to launched; returns thing_name, seq.
+     * The targets are matched by primary key (job_id, thing_name); PostgreSQL skips rows another claimer holds.
+     */
+    claim: sqlite
+      ? 'UPDATE job_targets SET state = 1 WHERE job_id = $1 AND state = 0 AND thing_name IN ' +
+        '(SELECT thing_name FROM job_targets WHERE job_id = $1 AND state = 0 ORDER BY seq LIMIT $2) ' +
+        'RETURNING thing_name, seq'
+      : // The rows are locked (and re-checked: state = 0) by the CTE, then updated through the primary key.
+        // As `... AND state = 0 AND thing_name IN (subquery)` the planner of a table without statistics
+        // joined every pending row with every claimed one: 2.5 s per 500 of 10,000 targets.
+        'WITH c AS (SELECT thing_name FROM job_targets WHERE job_id = $1 AND state = 0 ORDER BY seq LIMIT $2 ' +
+        'FOR UPDATE SKIP LOCKED) UPDATE job_targets t SET state = 1 FROM c ' +
+        'WHERE t.job_id = $1 AND t.thing_name = c.thing_name RETURNING t.thing_name, t.seq',
+    /** `column IN (the list at $n)`. */
+    inList: (column: string, n: number) =>
+      sqlite ? `${column} IN (SELECT value FROM json_each($${n}))` : `${column} = ANY($${n}::text[])`,
+    list: (values: readonly string[]): unknown => (sqlite ? json(values) : [...values]),
+    /** $1 job id, $2 first seq, $3 thing names: pending targets, skipping things already targeted. */
+    insertTargets: sqlite
+      ? 'INSERT INTO job_targets (job_id, thing_name, seq, state) SELECT $1, value, $2 + key, 0 ' +
+        'FROM json_each($3) WHERE true ON CONFLICT (job_id, thing_name) DO NOTHING'
+      : 'INSERT INTO job_targets (job_id, thing_name, seq, state) ' +
+        'SELECT $1, t.name, $2::bigint + t.n - 1, 0 FROM unnest($3::text[]) WITH ORDINALITY AS t (name, n) ' +
+        'ON CONFLICT (job_id, thing_name) DO NOTHING',
+    /** $1 job id, $2 first position, then (sqlite) $3 [[arn, kind, name], ...] / (pg) $3 arns, $4 kinds, $5 names. */
+    insertArns: sqlite
+      ? 'INSERT INTO job_target_arns (job_id, position, arn, kind, name) ' +
+        "SELECT $1, $2 + key, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') " +
+        'FROM json_each($3)'
+      : 'INSERT INTO job_target_arns (job_id, position, arn, kind, name) ' +
+        'SELECT $1, $2::int + t.n - 1, t.arn, t.kind, t.name ' +
+        'FROM unnest($3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS t (arn, kind, name, n)',
+    arnParams: (arns: readonly string[]): unknown[] => {
+      const rows = arns.map((a) => {
+        const t = parseTarget(a);
+        return [t.arn, t.kind, t.name];
+      });
+      return sqlite ? [json(rows)] : [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2])];
+    },
+    /** $1 job id, $2 queued at, then (sqlite) $3 [[thing, executionNumber], ...] / (pg) $3 things, $4 numbers. */
+    insertQueued: sqlite
+      ? `INSERT INTO job_executions (${EXEC_COLUMNS}) ` +
+        `SELECT $1, json_extract(value, '$[0]'), json_extract(value, '$[1]'), ${EXEC_NEW} FROM json_each($3)`
+      : `INSERT INTO job_executions (${EXEC_COLUMNS}) ` +
+        `SELECT $1, t.thing, t.n, ${EXEC_NEW} FROM unnest($3::text[], $4::int[]) AS t (thing, n)`,
+    queuedParams: (rows: ReadonlyArray<readonly [string, number]>): unknown[] =>
+      sqlite ? [json(rows)] : [rows.map((r) => r[0]), rows.map((r) => r[1])],
+  };
+}
+
+/**
  * The jobs store on the platform database; runs the jobs migrations first.
  * @example const store = await createJobsStore(db);
  */
 export async function createJobsStore(db: Database): Promise<JobsStore> {
   await migrate(db, 'jobs', JOBS_MIGRATIONS);
-  /** Insert-if-absent, portable: SQLite and PostgreSQL both know ON CONFLICT DO NOTHING. */
-  const insertTarget =
-    'INSERT INTO job_targets (job_id, thing_name, seq, state) VALUES ($1, $2, $3, 0) ' +
-    'ON CONFLICT (job_id, thing_name) DO NOTHING';
+  const sql = listStatements(db.kind);
+  type Tx = Pick<Database, 'query' | 'run'>;
 
-  async function nextSeq(tx: Pick<Database, 'query'>, jobId: string): Promise<number> {
+  async function nextSeq(tx: Tx, jobId: string): Promise<number> {
     const [r] = await tx.query<Row>('SELECT MAX(seq) AS m FROM job_targets WHERE job_id = $1', [jobId]);
     return r?.m === null || r?.m === undefined ? 0 : num(r.m) + 1;
   }
 
+  async function insertTargets(tx: Tx, jobId: string, things: readonly string[]): Promise<number> {
+    if (things.length === 0) return 0;
+    return tx.run(sql.insertTargets, [jobId, await nextSeq(tx, jobId), sql.list(things)]);
+  }
+
+  async function insertArns(tx: Tx, jobId: string, from: number, arns: readonly string[]): Promise<void> {
+    if (arns.length) await tx.run(sql.insertArns, [jobId, from, ...sql.arnParams(arns)]);
+  }
+
+  const writeJob = (tx: Tx, job: JobRecord, expectedVersion: number) =>
+    tx.run(
+      'UPDATE jobs SET status = $1, target_selection = $2, body = $3, rollout = $4, updated_at = $5, ' +
+        'completed_at = $6, version = $7 WHERE job_id = $8 AND version = $9',
+      [
+        job.status,
+        job.targetSelection,
+        jobBody(job),
+        JSON.stringify(job.rollout),
+        job.updatedAt,
+        job.completedAt,
+        job.version,
+        job.jobId,
+        expectedVersion,
+      ],
+    );
+
   return {
-    async insertJob(job, targets) {
+    async insertJob(job, targetArns, things) {
       return db.transaction(async (tx) => {
         const existing = await tx.query('SELECT 1 FROM jobs WHERE job_id = $1', [job.jobId]);
         if (existing.length) return false;
@@ -240,8 +356,8 @@ export async function createJobsStore(db: Database): Promise<JobsStore> {
             job.version,
           ],
         );
-        let seq = 0;
-        for (const t of targets) await tx.run(insertTarget, [job.jobId, t, seq++]);
+        await insertArns(tx, job.jobId, 0, targetArns);
+        await insertTargets(tx, job.jobId, things);
         return true;
       });
     },
@@ -251,17 +367,51 @@ export async function createJobsStore(db: Database): Promise<JobsStore> {
       return r ? jobFromRow(r) : null;
     },
 
+    async targetArns(jobId) {
+      const rows = await db.query<Row>(
+        'SELECT arn FROM job_target_arns WHERE job_id = $1 ORDER BY position',
+        [jobId],
+      );
+      return rows.map((r) => String(r.arn));
+    },
+
+    async associate(job, expectedVersion, targetArns, things) {
+      return db.transaction(async (tx) => {
+        if ((await writeJob(tx, job, expectedVersion)) !== 1) return false;
+        const [r] = await tx.query<Row>('SELECT MAX(position) AS m FROM job_target_arns WHERE job_id = $1', [
+          job.jobId,
+        ]);
+        await insertArns(tx, job.jobId, r?.m === null || r?.m === undefined ? 0 : num(r.m) + 1, targetArns);
+        await insertTargets(tx, job.jobId, things);
+        return true;
+      });
+    },
+
+    async jobsReaching(thingName, groups) {
+      const rows = await db.query<Row>(
+        "SELECT DISTINCT job_id FROM job_target_arns WHERE (kind = 'thing' AND name = $1) OR " +
+          `(kind = 'thinggroup' AND ${sql.inList('name', 2)})`,
+        [thingName, sql.list(groups)],
+      );
+      return rows.map((r) => String(r.job_id));
+    },
+
     async listJobs(f) {
       const where: string[] = [];
       const params: unknown[] = [];
       if (f.status) where.push(`status = $${params.push(f.status)}`);
       if (f.targetSelection) where.push(`target_selection = $${params.push(f.targetSelection)}`);
+      if (f.thingGroup !== undefined)
+        where.push(
+          'EXISTS (SELECT 1 FROM job_target_arns a WHERE a.job_id = jobs.job_id AND ' +
+            `a.kind = 'thinggroup' AND a.name = $${params.push(f.thingGroup)})`,
+        );
       if (f.after !== undefined) where.push(`job_id > $${params.push(f.after)}`);
-      const sql =
+      const text =
         'SELECT * FROM jobs' +
         (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
         ` ORDER BY job_id LIMIT $${params.push(f.limit)}`;
-      return (await db.query<Row>(sql, params)).map(jobFromRow);
+      return (await db.query<Row>(text, params)).map(jobFromRow);
     },
 
     async activeJobs() {
@@ -272,40 +422,21 @@ export async function createJobsStore(db: Database): Promise<JobsStore> {
     },
 
     async putJob(job, expectedVersion) {
-      const n = await db.run(
-        'UPDATE jobs SET status = $1, target_selection = $2, body = $3, rollout = $4, updated_at = $5, ' +
-          'completed_at = $6, version = $7 WHERE job_id = $8 AND version = $9',
-        [
-          job.status,
-          job.targetSelection,
-          jobBody(job),
-          JSON.stringify(job.rollout),
-          job.updatedAt,
-          job.completedAt,
-          job.version,
-          job.jobId,
-          expectedVersion,
-        ],
-      );
-      return n === 1;
+      return (await writeJob(db, job, expectedVersion)) === 1;
     },
 
     async deleteJob(jobId) {
       await db.batch([
         { sql: 'DELETE FROM job_executions WHERE job_id = $1', params: [jobId] },
         { sql: 'DELETE FROM job_targets WHERE job_id = $1', params: [jobId] },
+        { sql: 'DELETE FROM job_target_arns WHERE job_id = $1', params: [jobId] },
         { sql: 'DELETE FROM jobs WHERE job_id = $1', params: [jobId] },
       ]);
     },
 
     async addTargets(jobId, things) {
       if (things.length === 0) return 0;
-      return db.transaction(async (tx) => {
-        let seq = await nextSeq(tx, jobId);
-        let added = 0;
-        for (const t of things) added += await tx.run(insertTarget, [jobId, t, seq++]);
-        return added;
-      });
+      return db.transaction((tx) => insertTargets(tx, jobId, things));
     },
 
     async pendingTargets(jobId, limit) {
@@ -326,34 +457,33 @@ export async function createJobsStore(db: Database): Promise<JobsStore> {
       return n === 1;
     },
 
-    async launch(jobId, things, make) {
-      if (things.length === 0) return [];
+    async launch(jobId, limit, now) {
+      if (limit <= 0) return [];
       return db.transaction(async (tx) => {
-        const created: ExecutionRecord[] = [];
-        for (const thing of things) {
-          const claimed = await tx.run(
-            'UPDATE job_targets SET state = 1 WHERE job_id = $1 AND thing_name = $2 AND state = 0',
-            [jobId, thing],
-          );
-          if (claimed !== 1) continue;
-          const e = make(thing);
-          const [prev] = await tx.query<Row>(
-            'SELECT MAX(execution_number) AS m FROM job_executions WHERE job_id = $1 AND thing_name = $2',
-            [jobId, thing],
-          );
-          const number = prev?.m === null || prev?.m === undefined ? e.executionNumber : num(prev.m) + 1;
-          const exec = { ...e, executionNumber: number };
-          await tx.run('UPDATE job_executions SET latest = 0 WHERE job_id = $1 AND thing_name = $2', [
-            jobId,
-            thing,
-          ]);
+        // The claim: a target is launched by whoever flips its state; a concurrent claimer re-checks
+        // `state = 0` on the rows it waited for (PostgreSQL) or runs after this transaction (SQLite).
+        const claimed = await tx.query<Row>(sql.claim, [jobId, limit]);
+        if (claimed.length === 0) return [];
+        const things = claimed
+          .map((r) => ({ thing: String(r.thing_name), seq: num(r.seq) }))
+          .sort((a, b) => a.seq - b.seq)
+          .map((r) => r.thing);
+        // Things that left a continuous job's groups and rejoined have older attempts: take the next number.
+        const prior = new Map<string, number>();
+        for (const r of await tx.query<Row>(
+          'SELECT thing_name, MAX(execution_number) AS m FROM job_executions WHERE job_id = $1 AND ' +
+            `${sql.inList('thing_name', 2)} GROUP BY thing_name`,
+          [jobId, sql.list(things)],
+        ))
+          prior.set(String(r.thing_name), num(r.m));
+        if (prior.size)
           await tx.run(
-            `INSERT INTO job_executions (${EXEC_COLUMNS}) VALUES (${EXEC_VALUES})`,
-            execParams(exec, true),
+            `UPDATE job_executions SET latest = 0 WHERE job_id = $1 AND latest = 1 AND ${sql.inList('thing_name', 2)}`,
+            [jobId, sql.list([...prior.keys()])],
           );
-          created.push(exec);
-        }
-        return created;
+        const rows = things.map((t) => [t, (prior.get(t) ?? 0) + 1] as const);
+        await tx.run(sql.insertQueued, [jobId, now, ...sql.queuedParams(rows)]);
+        return rows.map(([t, n]) => newExecution(jobId, t, now, { executionNumber: n, retryAttempt: 0 }));
       });
     },
 
@@ -451,6 +581,23 @@ export async function createJobsStore(db: Database): Promise<JobsStore> {
         [thingName],
       );
       return rows.map(execFromRow);
+    },
+
+    async pendingForThings(thingNames) {
+      const out = new Map<string, ExecutionRecord[]>();
+      if (thingNames.length === 0) return out;
+      const rows = await db.query<Row>(
+        `SELECT * FROM job_executions WHERE ${sql.inList('thing_name', 1)} AND latest = 1 AND ` +
+          "status IN ('QUEUED', 'IN_PROGRESS') ORDER BY thing_name, queued_at, job_id",
+        [sql.list(thingNames)],
+      );
+      for (const r of rows) {
+        const e = execFromRow(r);
+        const list = out.get(e.thingName);
+        if (list) list.push(e);
+        else out.set(e.thingName, [e]);
+      }
+      return out;
     },
 
     async executionsInState(jobId, statuses, limit) {

@@ -108,8 +108,12 @@ export interface JobRecord {
   readonly jobId: string;
   readonly status: JobStatus;
   readonly targetSelection: TargetSelection;
-  /** Target ARNs as given (things and thing groups). */
-  readonly targets: readonly string[];
+  /**
+   * How many target ARNs (things and thing groups) the job was given, and the first of them. The ARNs
+   * themselves are rows of their own (`JobsStore.targetArns`): a job row never carries a 10,000-ARN list.
+   */
+  readonly targetCount: number;
+  readonly firstTarget: string;
   /** The document before substitution (`${aws:iot:parameter:name}` placeholders kept). */
   readonly document: string;
   readonly documentSource: string | null;
