@@ -895,6 +895,21 @@ export const E = defineKinds({
     '{problem}',
     'A jobs MQTT request with a member of the wrong type or out of range (MQTT: InvalidRequest).',
   ],
+  JobAssociateInvalid: [
+    'InvalidRequest',
+    'Targets can be associated only with an IN_PROGRESS CONTINUOUS job; job {jobId} is {status} and {targetSelection}',
+    "AssociateTargetsWithJob on a SNAPSHOT job or on a job that is not IN_PROGRESS (AWS's criteria).",
+  ],
+  JobTargetLimit: [
+    'LimitExceeded',
+    'Job {jobId} would have {count:number} targets; AssociateTargetsWithJob allows at most {limit:number}',
+    "AssociateTargetsWithJob that would take a job past AWS's 100 targets (410; the JS SDK retries it as throttling).",
+  ],
+  JobMaintenanceWindow: [
+    'InvalidRequest',
+    "schedulingConfig.maintenanceWindows[{index:number}].startTime '{value}' is not an AWS cron expression: {problem}",
+    'A maintenance window whose startTime is not cron(minutes hours day-of-month month day-of-week year) in UTC.',
+  ],
 
   // ---- registry: things, thing types, thing groups, billing groups, fleet index (AWS's wording where AWS has one)
   ThingNotFound: [

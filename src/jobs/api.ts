@@ -16,6 +16,7 @@ import {
   type IotOperationOptions,
 } from '../api/index.js';
 import { E } from '../errors/index.js';
+import { tagList } from '../tags/index.js';
 import type { DeviceJobs } from './device.js';
 import type { JobsService } from './service.js';
 import { deviceExecutionShape, deviceSummaryShape, executionStateShape } from './shapes.js';
@@ -107,9 +108,8 @@ const presignedUrlConfig = z
     expiresInSec: awsInt(60, 3600).optional(),
   })
   .strict();
-const tags = z.array(
-  z.object({ Key: awsString({ min: 1, max: 128 }), Value: awsString({ max: 256 }).optional() }),
-);
+/** Tags given at create time (the tags context's schema: key 1..128 of its pattern, value 0..256). */
+const tags = tagList;
 const documentParameters = z.record(
   awsString({ min: 1, max: 128, pattern: /^[a-zA-Z0-9_-]+$/, patternText: '[a-zA-Z0-9_-]+' }),
   awsString({ min: 1, max: 512 }),
@@ -204,6 +204,25 @@ export function jobsControlOperations(service: JobsService): AwsOperation[] {
         force: awsBool().optional(),
       }),
     }),
+    op(
+      'AssociateTargetsWithJob',
+      'POST',
+      '/jobs/{jobId}/targets',
+      (i) => service.associateTargetsWithJob(i as never),
+      {
+        query: { namespaceId: { type: 'string' } },
+        input: z
+          .object({
+            jobId,
+            targets: z
+              .array(awsString({ max: 2048 }))
+              .min(1, { error: 'Member must have length greater than or equal to 1' }),
+            comment: text(2028).optional(),
+            namespaceId: z.string().optional(),
+          })
+          .strict(),
+      },
+    ),
     op('DeleteJob', 'DELETE', '/jobs/{jobId}', (i) => service.deleteJob(i as never), {
       query: { force: { type: 'boolean' }, namespaceId: { type: 'string' } },
       input: z.object({ jobId, force: awsBool().optional(), namespaceId: z.string().optional() }),

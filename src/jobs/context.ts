@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../observability/index.js';
+import type { ResourceTags } from '../tags/index.js';
 import type { Timing } from './executions.js';
 import type { JobsStore } from './store.js';
 import type { TargetResolver } from './targets.js';
@@ -24,6 +25,8 @@ export interface JobsContext {
   eventsEnabled(type: 'JOB' | 'JOB_EXECUTION'): boolean;
   /** Delivery-time document hook (JobsOptions.deliverDocument); absent: the document as substituted. */
   readonly deliverDocument?: DeliverDocument;
+  /** Tags of jobs and job templates (src/tags): checked and added on create, removed on delete. */
+  readonly tags?: ResourceTags;
 }
 
 /**

@@ -10,7 +10,8 @@
  * abort, completion), rollout.ts (the one runner of rollouts and timers), mqtt.ts (the MQTT service),
  * shapes.ts (wire shapes), api.ts (operations), module.ts (`startJobs`).
  *
- * Imports: api (operation declarations), errors, store; types only from config, events, mqtt (the broker:
+ * Imports: api (operation declarations), errors, store, tags (the tag list schema; its ResourceTags keep the
+ * tags given to CreateJob and CreateJobTemplate); types only from config, events, mqtt (the broker:
  * registerService, deliverTo, publish), observability and registry (its service, handed in by the platform).
  */
 export { startJobs, type Jobs, type JobsOptions } from './module.js';

@@ -5,6 +5,7 @@ import type { Broker } from '../mqtt/index.js';
 import type { Logger } from '../observability/index.js';
 import type { ThingRegistry } from '../registry/index.js';
 import type { Database } from '../store/index.js';
+import type { ResourceTags } from '../tags/index.js';
 import { jobsControlOperations, jobsDataOperations } from './api.js';
 import type { DeliverDocument, JobsContext } from './context.js';
 import { createDeviceJobs, type DeviceJobs } from './device.js';
@@ -38,6 +39,8 @@ export interface JobsOptions {
   readonly now?: () => number;
   /** Delivery-time document hook (see DeliverDocument): the OTA context's presigned-URL resolution. */
   readonly deliverDocument?: DeliverDocument;
+  /** Keeps the tags CreateJob and CreateJobTemplate are given (src/tags); without it they are not kept. */
+  readonly tags?: ResourceTags;
 }
 
 /** The jobs context as other code sees it. */
@@ -75,6 +78,7 @@ export async function startJobs(options: JobsOptions): Promise<StartedContext<Jo
     eventsEnabled: (type) =>
       options.registry.describeEventConfigurations().eventConfigurations[type]?.Enabled === true,
     ...(options.deliverDocument ? { deliverDocument: options.deliverDocument } : {}),
+    ...(options.tags ? { tags: options.tags } : {}),
   };
   const reactions = createReactions(ctx);
   let rollout: Rollout | null = null;

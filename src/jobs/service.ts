@@ -27,7 +27,10 @@ export interface CreateJobInput extends JobConfig {
   readonly targetSelection?: 'SNAPSHOT' | 'CONTINUOUS';
 }
 
-/** Configuration members copied from a template or a job (CreateJobTemplate with jobArn). */
+/**
+ * Configuration members kept in the job (and copied from a template or a job: CreateJobTemplate with
+ * jobArn). Tags are not among them: the tags context keeps them by ARN (ListTagsForResource).
+ */
 const CONFIG_KEYS = [
   'presignedUrlConfig',
   'jobExecutionsRolloutConfig',
@@ -39,7 +42,6 @@ const CONFIG_KEYS = [
   'jobTemplateArn',
   'documentParameters',
   'destinationPackageVersions',
-  'tags',
 ] as const;
 
 function pickConfig(input: Record<string, any>): JobConfig {
@@ -58,6 +60,9 @@ export function scheduleTime(config: JobConfig, member: 'startTime' | 'endTime')
 }
 
 export type JobsService = ReturnType<typeof createJobsService>;
+
+/** AssociateTargetsWithJob: "the total number of targets associated with a job must not exceed 100" (AWS). */
+export const MAX_ASSOCIATED_TARGETS = 100;
 
 export function createJobsService(
   ctx: JobsContext,
@@ -137,6 +142,7 @@ export function createJobsService(
 
   return {
     async createJob(input: CreateJobInput) {
+      ctx.tags?.check(input.tags);
       if (await store.getJob(input.jobId)) throw E.JobAlreadyExists({ jobId: input.jobId });
       const template = input.jobTemplateArn ? await mustTemplate(templateId(input.jobTemplateArn)) : null;
       const { document, documentSource } = await documentFrom(input, template);
@@ -177,12 +183,53 @@ export function createJobsService(
       };
       if (!(await store.insertJob(job, input.targets, things)))
         throw E.JobAlreadyExists({ jobId: input.jobId });
+      await ctx.tags?.add(ctx.arn('job', job.jobId), input.tags);
       kick(job.jobId);
       return {
         jobArn: ctx.arn('job', job.jobId),
         jobId: job.jobId,
         ...(job.description !== null ? { description: job.description } : {}),
       };
+    },
+
+    /**
+     * AssociateTargetsWithJob (reference §3.5): more thing groups (or things) for an IN_PROGRESS CONTINUOUS
+     * job, at most MAX_ASSOCIATED_TARGETS target ARNs in all (AWS's criteria). ARNs the job has already
+     * are skipped; the things the new ones reach are launched by the rollout like any new target.
+     */
+    async associateTargetsWithJob(input: { jobId: string; targets: readonly string[]; comment?: string }) {
+      for (let attempt = 0; attempt < 10; attempt++) {
+        const job = await mustJob(input.jobId);
+        if (job.targetSelection !== 'CONTINUOUS' || job.status !== 'IN_PROGRESS')
+          throw E.JobAssociateInvalid({
+            jobId: job.jobId,
+            status: job.status,
+            targetSelection: job.targetSelection,
+          });
+        const known = new Set(await store.targetArns(job.jobId));
+        const added = [...new Set(input.targets)].filter((t) => !known.has(t));
+        const count = known.size + added.length;
+        if (count > MAX_ASSOCIATED_TARGETS)
+          throw E.JobTargetLimit({ jobId: job.jobId, count, limit: MAX_ASSOCIATED_TARGETS });
+        const things = await resolveTargets(added);
+        const next: JobRecord = {
+          ...job,
+          targetCount: job.targetCount + added.length,
+          comment: input.comment ?? job.comment,
+          rollout: { ...job.rollout, exhausted: job.rollout.exhausted && things.length === 0 },
+          updatedAt: ctx.now(),
+          version: job.version + 1,
+        };
+        if (await store.associate(next, job.version, added, things)) {
+          kick(job.jobId);
+          return {
+            jobArn: ctx.arn('job', job.jobId),
+            jobId: job.jobId,
+            ...(job.description !== null ? { description: job.description } : {}),
+          };
+        }
+      }
+      throw E.JobWriteConflict({ jobId: input.jobId });
     },
 
     async describeJob(input: { jobId: string; beforeSubstitution?: boolean }) {
@@ -292,6 +339,7 @@ export function createJobsService(
       // Pending executions leave their things' lists before the rows go.
       const pending = await store.executionsInState(job.jobId, ['QUEUED', 'IN_PROGRESS'], 1_000_000);
       await store.deleteJob(job.jobId);
+      await ctx.tags?.removeAll(ctx.arn('job', job.jobId));
       reactions.forget(job.jobId);
       for (const e of pending) await reactions.executionChanged(e, null, { checkJob: false });
       await reactions.jobEvent(deleting, 'deleted', { targets });
@@ -412,6 +460,7 @@ export function createJobsService(
         maintenanceWindows?: unknown;
       },
     ) {
+      ctx.tags?.check(input.tags);
       if (await store.getTemplate(input.jobTemplateId))
         throw E.JobTemplateAlreadyExists({ jobTemplateId: input.jobTemplateId });
       const fromJob = input.jobArn !== undefined;
@@ -436,6 +485,7 @@ export function createJobsService(
       };
       if (!(await store.insertTemplate(template)))
         throw E.JobTemplateAlreadyExists({ jobTemplateId: input.jobTemplateId });
+      await ctx.tags?.add(ctx.arn('jobtemplate', template.jobTemplateId), input.tags);
       return {
         jobTemplateArn: ctx.arn('jobtemplate', template.jobTemplateId),
         jobTemplateId: template.jobTemplateId,
@@ -479,6 +529,7 @@ export function createJobsService(
     async deleteJobTemplate(input: { jobTemplateId: string }) {
       if (!(await store.deleteTemplate(input.jobTemplateId)))
         throw E.JobTemplateNotFound({ jobTemplateId: input.jobTemplateId });
+      await ctx.tags?.removeAll(ctx.arn('jobtemplate', input.jobTemplateId));
       return {};
     },
   };

@@ -4,6 +4,7 @@ import type {
   DeviceAuth,
   PrincipalDirectory,
 } from '../identity/index.js';
+import type { Jobs } from '../jobs/index.js';
 import type { PolicyService, PrincipalResolver, TargetKind } from '../policy/index.js';
 import type { ThingRegistry } from '../registry/index.js';
 import type { RulesEngine } from '../rules/index.js';
@@ -138,5 +139,13 @@ export function taggableResources(
     },
     rule: async (name) => (await rules().store.get(name)) !== undefined,
     ruledestination: async (_name, arn) => (await rules().destinations?.exists(arn)) ?? false,
+  };
+}
+
+/** The taggable resources of the jobs context (ARN types `job` and `jobtemplate`), read per request. */
+export function jobResources(jobs: () => Jobs): ResourceExists {
+  return {
+    job: async (name) => (await jobs().store.getJob(name)) !== null,
+    jobtemplate: async (name) => (await jobs().store.getTemplate(name)) !== null,
   };
 }

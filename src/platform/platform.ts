@@ -40,6 +40,7 @@ import { startListeners } from '../transport/index.js';
 import {
   certificateAttachments,
   groupMembers,
+  jobResources,
   policyTargetExists,
   principalDirectory,
   principalResolver,
@@ -165,22 +166,26 @@ export async function createPlatform(
       identity?: Identity;
       policies?: PolicyService;
       rules?: RulesEngine;
+      jobs?: Jobs;
     } = {};
     const ready = <T>(value: T | undefined): T => {
       if (value === undefined) throw new Error('platform not started');
       return value;
     };
-    // Tags of the resources policy, registry and rules own: stored here, asked about existence per request.
+    // Tags of the resources policy, registry, rules and jobs own: stored here, asked about existence per request.
     const tags = (
       await start(
         startTags({
           db,
           scope,
-          exists: taggableResources(
-            () => ready(later.registry),
-            () => ready(later.policies),
-            () => ready(later.rules),
-          ),
+          exists: {
+            ...taggableResources(
+              () => ready(later.registry),
+              () => ready(later.policies),
+              () => ready(later.rules),
+            ),
+            ...jobResources(() => ready(later.jobs)),
+          },
         }),
       )
     ).service;
@@ -307,9 +312,11 @@ export async function createPlatform(
           accountId: config.accountId,
           config: config.jobs,
           deliverDocument: (document, presign) => ota.resolveDocument(document, presign?.expiresInSec),
+          tags,
         }),
       )
     ).service;
+    later.jobs = jobs;
 
     const t = config.timeseries;
     const timeseries = (
