@@ -10,7 +10,8 @@
  * Each tick (jobs.tickMs):
  * - SCHEDULED jobs whose schedulingConfig.startTime passed start; IN_PROGRESS jobs past endTime end as
  *   endBehavior says (STOP_ROLLOUT, the default: no more executions; CANCEL; FORCE_CANCEL);
- * - each IN_PROGRESS job launches what its jobExecutionsRolloutConfig allows in the current job minute
+ * - each IN_PROGRESS job launches what its jobExecutionsRolloutConfig allows in the current job minute, and
+ *   only inside one of its schedulingConfig.maintenanceWindows when it has any (windows.ts)
  *   (maximumPerMinute; exponentialRate from baseRatePerMinute, multiplied by incrementFactor whenever
  *   rateIncreaseCriteria's notified or succeeded count is reached, never above maximumPerMinute);
  * - IN_PROGRESS executions past a deadline become TIMED_OUT, the reason in statusDetails
@@ -25,11 +26,16 @@ import { timing, type JobsContext } from './context.js';
 import { expiredTimer, serviceTransition } from './executions.js';
 import type { Reactions } from './reactions.js';
 import { scheduleTime } from './service.js';
+import { compileWindows } from './windows.js';
 import type { JobRecord, RolloutState } from './types.js';
 
 /** Executions created per job per step at most (a step claims them in one transaction, store.launch). */
 const BATCH = 500;
-const LOCK_KEY = 'thingstead-jobs-rollout';
+/**
+ * Advisory locks are per database, not per schema: the key takes the schema in, so deployments (and test
+ * runs) sharing one PostgreSQL database in schemas of their own do not wait on each other's runner.
+ */
+const LOCK_KEY = 'thingstead-jobs-rollout:';
 
 export interface Rollout {
   /** Look at a job soon (created, updated, a target added). */
@@ -63,7 +69,7 @@ export function startRollout(
       lockClient ??= await options.db.raw.connect();
       lockClient.on('error', () => undefined);
       const { rows } = await lockClient.query<{ ok: boolean }>(
-        'SELECT pg_try_advisory_lock(hashtext($1)) AS ok',
+        'SELECT pg_try_advisory_lock(hashtext($1 || current_schema())) AS ok',
         [LOCK_KEY],
       );
       leader = rows[0]?.ok === true;
@@ -108,6 +114,8 @@ export function startRollout(
     const job = await store.getJob(jobId);
     if (!job || job.status !== 'IN_PROGRESS' || job.rollout.stopped) return;
     const now = ctx.now();
+    // schedulingConfig.maintenanceWindows: executions are launched only inside a window (every tick looks).
+    if (!compileWindows(job.config.schedulingConfig?.maintenanceWindows).isOpen(now)) return;
     let r = job.rollout;
     let rate: number;
     if (now - r.windowStart >= ctx.minuteMs) {
@@ -300,7 +308,9 @@ export function startRollout(
       await Promise.all([...steps.values()]);
       await Promise.all([...announcing.values()]);
       if (lockClient) {
-        await lockClient.query('SELECT pg_advisory_unlock(hashtext($1))', [LOCK_KEY]).catch(() => undefined);
+        await lockClient
+          .query('SELECT pg_advisory_unlock(hashtext($1 || current_schema()))', [LOCK_KEY])
+          .catch(() => undefined);
         lockClient.release();
         lockClient = null;
       }

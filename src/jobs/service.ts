@@ -16,6 +16,7 @@ import { checkStatusDetails, serviceTransition } from './executions.js';
 import type { Reactions } from './reactions.js';
 import { controlExecutionShape, controlSummaryShape, jobShape, jobSummaryShape } from './shapes.js';
 import { parseTarget } from './targets.js';
+import { compileWindows } from './windows.js';
 import { isTerminal, type JobConfig, type JobRecord, type JobStatus, type TemplateRecord } from './types.js';
 
 export interface CreateJobInput extends JobConfig {
@@ -152,6 +153,7 @@ export function createJobsService(
       const end = scheduleTime(config, 'endTime');
       if (start !== null && end !== null && end <= start)
         throw E.JobScheduling({ member: 'endTime', value: config.schedulingConfig!.endTime! });
+      compileWindows(config.schedulingConfig?.maintenanceWindows); // throws on a bad cron expression
       const things = await resolveTargets(input.targets);
       const now = ctx.now();
       const status: JobStatus = start !== null && start > now ? 'SCHEDULED' : 'IN_PROGRESS';
@@ -236,8 +238,12 @@ export function createJobsService(
       const job = await mustJob(input.jobId);
       return {
         ...(job.documentSource !== null ? { documentSource: job.documentSource } : {}),
-        job: jobShape(job, await store.counts(job.jobId), await store.targetArns(job.jobId), (t, n) =>
-          ctx.arn(t, n),
+        job: jobShape(
+          job,
+          await store.counts(job.jobId),
+          await store.targetArns(job.jobId),
+          (t, n) => ctx.arn(t, n),
+          ctx.now(),
         ),
       };
     },
@@ -457,7 +463,7 @@ export function createJobsService(
         jobArn?: string;
         document?: string;
         documentSource?: string;
-        maintenanceWindows?: unknown;
+        maintenanceWindows?: { startTime: string; durationInMinutes: number }[];
       },
     ) {
       ctx.tags?.check(input.tags);
@@ -470,6 +476,10 @@ export function createJobsService(
       let document = input.document ?? null;
       const documentSource = input.documentSource ?? null;
       let config = pickConfig(input);
+      if (input.maintenanceWindows !== undefined) {
+        compileWindows(input.maintenanceWindows);
+        config = { ...config, schedulingConfig: { maintenanceWindows: input.maintenanceWindows } };
+      }
       if (fromJob) {
         const job = await mustJob(input.jobArn!.slice(input.jobArn!.lastIndexOf('/') + 1));
         document = job.document;
@@ -508,6 +518,9 @@ export function createJobsService(
         ...(c.timeoutConfig ? { timeoutConfig: c.timeoutConfig } : {}),
         ...(c.jobExecutionsRetryConfig ? { jobExecutionsRetryConfig: c.jobExecutionsRetryConfig } : {}),
         ...(c.destinationPackageVersions ? { destinationPackageVersions: c.destinationPackageVersions } : {}),
+        ...(c.schedulingConfig?.maintenanceWindows
+          ? { maintenanceWindows: c.schedulingConfig.maintenanceWindows }
+          : {}),
       };
     },
 

@@ -4,6 +4,7 @@
  * JSON string. MQTT (§8.3): integer epoch seconds, jobDocument a JSON object.
  */
 import { secondsBeforeTimedOut } from './executions.js';
+import { awsScheduleTime, compileWindows } from './windows.js';
 import type { ExecutionRecord, ExecutionStatus, JobRecord } from './types.js';
 
 const date = (ms: number | null) => (ms === null ? undefined : new Date(ms));
@@ -36,6 +37,7 @@ export function jobShape(
   counts: Counts,
   targets: readonly string[],
   arn: (type: string, name: string) => string,
+  now: number,
 ) {
   const c = job.config;
   return {
@@ -62,6 +64,14 @@ export function jobShape(
     ...(c.documentParameters ? { documentParameters: c.documentParameters } : {}),
     isConcurrent: false,
     ...(c.schedulingConfig ? { schedulingConfig: c.schedulingConfig } : {}),
+    ...(c.schedulingConfig?.maintenanceWindows?.length
+      ? {
+          // The next seven window starts (AWS: "the next seven maintenance window occurrences").
+          scheduledJobRollouts: compileWindows(c.schedulingConfig.maintenanceWindows)
+            .next(now, 7)
+            .map((t) => ({ startTime: awsScheduleTime(t) })),
+        }
+      : {}),
     ...(c.destinationPackageVersions ? { destinationPackageVersions: c.destinationPackageVersions } : {}),
   };
 }
