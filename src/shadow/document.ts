@@ -322,7 +322,8 @@ export function applyUpdate(
   version: number,
   now: number,
 ): ShadowDocument {
-  const next: ShadowDocument = structuredClone(current);
+  // A JSON copy: the document is plain JSON, and this is several times cheaper than structuredClone.
+  const next = JSON.parse(JSON.stringify(current)) as ShadowDocument;
   const removed: Array<{ path: string[]; version: number }> = [];
   const stamp = { timestamp: now, version };
   for (const section of SECTIONS) {
