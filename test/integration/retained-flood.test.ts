@@ -14,8 +14,12 @@ import { startTestPlatform, waitFor, type TestPlatform } from '../helpers/platfo
 import { collect, connect, end, metric, uniqueId } from '../conformance/helpers.js';
 
 const N = 200_000;
-/** Longest acceptable event-loop turn during the replay (the old code: one turn of ~1 s). */
-const MAX_TURN_MS = 120;
+/**
+ * Longest acceptable event-loop turn during the replay. The old code blocked for one turn of ~1 s on a quiet
+ * machine; the sliced replay stays near 50 ms there, but a major GC over 200k retained entries on a loaded
+ * 2-core machine has reached 150-220 ms, so the bound sits well between the two.
+ */
+const MAX_TURN_MS = 400;
 
 let platform: TestPlatform;
 beforeAll(async () => {
