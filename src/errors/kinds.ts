@@ -905,6 +905,11 @@ export const E = defineKinds({
     'Job {jobId} would have {count:number} targets; AssociateTargetsWithJob allows at most {limit:number}',
     "AssociateTargetsWithJob that would take a job past AWS's 100 targets (410; the JS SDK retries it as throttling).",
   ],
+  JobExecutionNotStartable: [
+    'InvalidStateTransition',
+    'Job {jobId} is {status}: its execution on thing {thingName} can no longer start',
+    'A device starts or reports on a QUEUED execution of a job that is no longer IN_PROGRESS (canceled, e.g. by abortConfig).',
+  ],
   JobMaintenanceWindow: [
     'InvalidRequest',
     "schedulingConfig.maintenanceWindows[{index:number}].startTime '{value}' is not an AWS cron expression: {problem}",

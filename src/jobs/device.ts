@@ -5,7 +5,8 @@
  *
  * Writes are optimistic (store.ts): an update that names `expectedVersion` and loses a race answers
  * VersionMismatch; one without re-reads and re-applies, so two devices' requests never overwrite each
- * other blindly.
+ * other blindly. A QUEUED execution starts (or is reported on) only while its job is IN_PROGRESS, checked
+ * in the same conditional write: once a cancel (CancelJob, abortConfig, endBehavior) is written, none starts.
  */
 import { E } from '../errors/index.js';
 import { timing, type JobsContext } from './context.js';
@@ -44,14 +45,23 @@ export function createDeviceJobs(ctx: JobsContext, reactions: Reactions) {
       request: { statusDetails?: Record<string, string>; stepTimeoutInMinutes?: number },
     ): Promise<DeviceResult | null> {
       for (let attempt = 0; attempt < 5; attempt++) {
-        const next = nextPending(await store.pendingForThing(thingName));
-        if (!next) return null;
-        if (next.status === 'IN_PROGRESS') return withDocument(next, true);
-        const job = await store.getJob(next.jobId);
-        const started = startExecution(next, request, timing(ctx, job));
-        if (await store.putExecution(started, next.versionNumber)) {
-          await reactions.executionChanged(next, started);
-          return withDocument(started, true);
+        let pending = await store.pendingForThing(thingName);
+        for (;;) {
+          const next = nextPending(pending);
+          if (!next) return null;
+          if (next.status === 'IN_PROGRESS') return withDocument(next, true);
+          const job = await store.getJob(next.jobId);
+          // A QUEUED execution of a job being canceled is not startable: the next one is.
+          if (job?.status !== 'IN_PROGRESS') {
+            pending = pending.filter((e) => e !== next);
+            continue;
+          }
+          const started = startExecution(next, request, timing(ctx, job));
+          if (await store.putExecution(started, next.versionNumber, { whileJobInProgress: true })) {
+            await reactions.executionChanged(next, started);
+            return withDocument(started, true);
+          }
+          break; // lost a race (or the job was canceled meanwhile): read again
         }
       }
       throw E.JobWriteConflict({ jobId: 'next' });
@@ -85,10 +95,16 @@ export function createDeviceJobs(ctx: JobsContext, reactions: Reactions) {
         if (!e) throw E.JobExecutionNotFound({ jobId, thingName });
         const job = await store.getJob(jobId);
         const next = applyDeviceUpdate(e, request, timing(ctx, job));
-        if (await store.putExecution(next, e.versionNumber)) {
+        // Once a job is canceled its QUEUED executions never start (they are being canceled); IN_PROGRESS
+        // ones may still finish. The write re-checks the job, so a cancel committed first always wins.
+        const starting = e.status === 'QUEUED';
+        if (starting && job?.status !== 'IN_PROGRESS')
+          throw E.JobExecutionNotStartable({ jobId, thingName, status: job?.status ?? 'deleted' });
+        if (await store.putExecution(next, e.versionNumber, { whileJobInProgress: starting })) {
           await reactions.executionChanged(e, next);
           return withDocument(next, request.includeJobDocument === true);
         }
+        if (starting) continue; // the job may have been canceled meanwhile: read both again
         if (request.expectedVersion !== undefined)
           throw E.JobExecutionVersion({ expected: request.expectedVersion, actual: e.versionNumber + 1 });
       }

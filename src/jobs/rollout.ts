@@ -128,6 +128,9 @@ export function startRollout(
     } else rate = currentRate(job, r);
     const allowance = Math.min(BATCH, rate === Infinity ? BATCH : Math.max(0, rate - r.windowCount));
     const created = await store.launch(jobId, allowance, now);
+    // A job minute starts with its first launch (not at job creation or an idle tick), so no span of one
+    // job minute ever holds more than the rate.
+    if (r.windowCount === 0 && created.length > 0) r = { ...r, windowStart: now };
     // A full batch: there may be more, and the next step follows at once; otherwise count what is left.
     const exhausted = created.length === BATCH ? false : (await store.pendingCount(jobId)) === 0;
     const unchanged = created.length === 0 && exhausted === job.rollout.exhausted && r === job.rollout;

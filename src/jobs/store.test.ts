@@ -134,7 +134,10 @@ describe.each(engines)('jobs store contract (%s)', (_kind, open) => {
 
   it('launch claims in batches: 1,200 targets in 3 launches, every execution written once', async () => {
     const things = Array.from({ length: 1200 }, (_, i) => `b${String(i).padStart(4, '0')}`);
-    await store.insertJob(job('jb'), [], things);
+    await store.insertJob(job('jb', { status: 'CANCELED' }), [], things);
+    expect(await store.launch('jb', 500, T0)).toEqual([]); // only while the job is IN_PROGRESS
+    expect(await store.pendingCount('jb')).toBe(1200);
+    await store.putJob(job('jb', { version: 2 }), 1);
     const batches = [await store.launch('jb', 500, T0), await store.launch('jb', 500, T0 + 1)];
     batches.push(await store.launch('jb', 500, T0 + 2));
     expect(batches.map((b) => b.length)).toEqual([500, 500, 200]);

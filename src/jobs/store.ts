@@ -7,8 +7,9 @@
  * - `putJob` and `putExecution` write only when the stored `version` / `versionNumber` still equals the
  *   expected one, and return false otherwise; the caller re-reads and decides again.
  * - `launch` claims up to `limit` pending targets in one statement (a conditional UPDATE of their state)
- *   and creates their executions in the same transaction: two processes launching at once create one
- *   execution per target between them. A batch of N targets costs a fixed handful of statements, not N.
+ *   and creates their executions in the same transaction, only while the job is IN_PROGRESS: two processes
+ *   launching at once create one execution per target between them, and a cancel committed before the
+ *   claim stops it (one committed after it sees the batch). A batch of N targets costs a few statements.
  * - A job's target ARNs are rows of their own (`job_target_arns`), written with the job (insertJob,
  *   associate) and read only where the ARNs are shown or matched; the job row stays small.
  * - `retry` supersedes an attempt only if it is unchanged since it was read.
@@ -82,8 +83,15 @@ export interface JobsStore {
 
   /** One attempt, or the latest when `executionNumber` is omitted. */
   getExecution(jobId: string, thingName: string, executionNumber?: number): Promise<ExecutionRecord | null>;
-  /** Conditional write of an existing attempt (see the contract). */
-  putExecution(execution: ExecutionRecord, expectedVersion: number): Promise<boolean>;
+  /**
+   * Conditional write of an existing attempt (see the contract). With `whileJobInProgress`, also only while
+   * its job is IN_PROGRESS (a device starting a QUEUED execution: none starts once a cancel is written).
+   */
+  putExecution(
+    execution: ExecutionRecord,
+    expectedVersion: number,
+    options?: { whileJobInProgress?: boolean },
+  ): Promise<boolean>;
   /** Make `next` the latest attempt in place of `previous` (unchanged since read at `expectedVersion`). */
   retry(previous: ExecutionRecord, expectedVersion: number, next: ExecutionRecord): Promise<boolean>;
   deleteExecution(jobId: string, thingName: string, executionNumber: number): Promise<boolean>;
@@ -259,6 +267,7 @@ function listStatements(kind: Database['kind']) {
         'WITH c AS (SELECT thing_name FROM job_targets WHERE job_id = $1 AND state = 0 ORDER BY seq LIMIT $2 ' +
         'FOR UPDATE SKIP LOCKED) UPDATE job_targets t SET state = 1 FROM c ' +
         'WHERE t.job_id = $1 AND t.thing_name = c.thing_name RETURNING t.thing_name, t.seq',
+    jobStatus: `SELECT status FROM jobs WHERE job_id = $1${sqlite ? '' : ' FOR SHARE'}`,
     /** `column IN (the list at $n)`. */
     inList: (column: string, n: number) =>
       sqlite ? `${column} IN (SELECT value FROM json_each($${n}))` : `${column} = ANY($${n}::text[])`,
@@ -462,6 +471,11 @@ export async function createJobsStore(db: Database): Promise<JobsStore> {
       return db.transaction(async (tx) => {
         // The claim: a target is launched by whoever flips its state; a concurrent claimer re-checks
         // `state = 0` on the rows it waited for (PostgreSQL) or runs after this transaction (SQLite).
+        // Only while the job is IN_PROGRESS. On PostgreSQL the row is held FOR SHARE until commit, so a
+        // cancel (an UPDATE of the row) waits for this batch and then cancels it with the rest; on SQLite the
+        // transactions are serial. Without it a batch claimed during a cancel stayed QUEUED.
+        const [job] = await tx.query<Row>(sql.jobStatus, [jobId]);
+        if (job?.status !== 'IN_PROGRESS') return [];
         const claimed = await tx.query<Row>(sql.claim, [jobId, limit]);
         if (claimed.length === 0) return [];
         const things = claimed
@@ -501,12 +515,15 @@ export async function createJobsStore(db: Database): Promise<JobsStore> {
       return rows[0] ? execFromRow(rows[0]) : null;
     },
 
-    async putExecution(e, expectedVersion) {
+    async putExecution(e, expectedVersion, options = {}) {
       const n = await db.run(
         'UPDATE job_executions SET status = $1, status_details = $2, version_number = $3, started_at = $4, ' +
           'last_updated_at = $5, step_deadline = $6, progress_deadline = $7, watchdog_deadline = $8, ' +
           'due_at = $9, retry_attempt = $10, force_canceled = $11 ' +
-          'WHERE job_id = $12 AND thing_name = $13 AND execution_number = $14 AND version_number = $15',
+          'WHERE job_id = $12 AND thing_name = $13 AND execution_number = $14 AND version_number = $15' +
+          (options.whileJobInProgress
+            ? " AND EXISTS (SELECT 1 FROM jobs WHERE jobs.job_id = $12 AND jobs.status = 'IN_PROGRESS')"
+            : ''),
         [
           e.status,
           JSON.stringify(e.statusDetails),
