@@ -1,7 +1,8 @@
 /**
  * Jobs rollout benchmark: job executions notified per minute on one node, for a job without a rollout rate
  * (everything launched as fast as the node can), on SQLite and PostgreSQL. Run: `npx tsx bench/jobs.ts
- * [--things 1000,10000] [--stores sqlite,postgres] [--targets things,group] [--devices 1000]`.
+ * [--things 1000,10000] [--stores sqlite,postgres] [--targets things,group] [--devices 1000]
+ * [--out bench/results/jobs.json]`.
  *
  * The whole platform runs in this process (`createPlatform`, the same composition `thingstead up` runs,
  * default jobs.tickMs and minuteMs, log level warn). For each fleet size N and target shape it creates N
@@ -18,12 +19,12 @@
  * Rates are N / seconds × 60. Prints one line per run and a Markdown table at the end.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import mqtt from 'mqtt';
@@ -253,7 +254,11 @@ async function main(): Promise<void> {
         runs.push(await runOne(store, n, shape, devices));
       }
   const cpu = cpus()[0]?.model ?? 'unknown';
-  console.log(`\nMachine: ${cpu}, ${cpus().length} cores, Node ${process.version}\n`);
+  const machine = `${cpu}, ${cpus().length} cores, Node ${process.version}, load average ${loadavg()[0]!.toFixed(1)}`;
+  console.log(`\nMachine: ${machine}\n`);
+  const out = arg('out', '');
+  if (out)
+    writeFileSync(out, JSON.stringify({ at: new Date().toISOString(), machine, runs }, null, 2) + '\n');
   console.log(
     '| store | things | targets | subscribers | created/min | notified/min | created in | notified in |',
   );
