@@ -1,8 +1,7 @@
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { AWS, PYTHON, awsTools, run } from '../helpers/tools.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import {
   DescribeIndexCommand,
   GetIndexingConfigurationCommand,
@@ -24,24 +23,7 @@ import { freshPgSchema, postgresUrl } from './harness.js';
  * process sharing PostgreSQL seeing the change.
  */
 
-const run = promisify(execFile);
-const AWS = '/usr/bin/aws';
-const PYTHON = '/usr/bin/python3';
-const haveAws = existsSync(AWS);
-const haveBoto3 =
-  existsSync(PYTHON) &&
-  (await run(PYTHON, ['-c', 'import boto3']).then(
-    () => true,
-    () => false,
-  ));
-for (const [ok, what] of [
-  [haveAws, `AWS CLI (${AWS})`],
-  [haveBoto3, `boto3 (${PYTHON})`],
-] as const) {
-  if (ok) continue;
-  if (process.env.CI === 'true') throw new Error(`${what} is required under CI`);
-  console.warn(`SKIPPING: ${what} is not installed; its indexing tests are skipped`);
-}
+const { haveAws, haveBoto3 } = await awsTools('its indexing tests');
 
 const dataDir = mkdtempSync(join(tmpdir(), 'thingstead-indexing-'));
 let p: TestPlatform;

@@ -1,7 +1,6 @@
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { AWS, PYTHON, awsTools, run } from '../helpers/tools.js';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import {
   DeleteThingShadowCommand,
   GetThingShadowCommand,
@@ -25,24 +24,7 @@ import { startTestPlatform, waitFor, type TestPlatform } from '../helpers/platfo
  * /update/documents to an MQTT.js subscriber (reference §8.2: "REST UpdateThingShadow also publishes").
  */
 
-const run = promisify(execFile);
-const AWS = '/usr/bin/aws';
-const PYTHON = '/usr/bin/python3';
-const haveAws = existsSync(AWS);
-const haveBoto3 =
-  existsSync(PYTHON) &&
-  (await run(PYTHON, ['-c', 'import boto3']).then(
-    () => true,
-    () => false,
-  ));
-for (const [ok, what] of [
-  [haveAws, `AWS CLI (${AWS}, Debian awscli)`],
-  [haveBoto3, `boto3 (${PYTHON}, Debian python3-boto3)`],
-] as const) {
-  if (ok) continue;
-  if (process.env.CI === 'true') throw new Error(`${what} is required under CI`);
-  console.warn(`SKIPPING: ${what} is not installed`);
-}
+const { haveAws, haveBoto3 } = await awsTools('its shadow tests');
 
 let p: TestPlatform;
 let data: IoTDataPlaneClient;

@@ -1,7 +1,6 @@
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { AWS, PYTHON, awsTools, run } from '../helpers/tools.js';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import {
   CreateBillingGroupCommand,
   CreateDynamicThingGroupCommand,
@@ -30,24 +29,7 @@ import { startTestPlatform, type TestPlatform } from '../helpers/platform.js';
  * and gone with their resource.
  */
 
-const run = promisify(execFile);
-const AWS = '/usr/bin/aws';
-const PYTHON = '/usr/bin/python3';
-const haveAws = existsSync(AWS);
-const haveBoto3 =
-  existsSync(PYTHON) &&
-  (await run(PYTHON, ['-c', 'import boto3']).then(
-    () => true,
-    () => false,
-  ));
-for (const [ok, what] of [
-  [haveAws, `AWS CLI (${AWS})`],
-  [haveBoto3, `boto3 (${PYTHON})`],
-] as const) {
-  if (ok) continue;
-  if (process.env.CI === 'true') throw new Error(`${what} is required under CI`);
-  console.warn(`SKIPPING: ${what} is not installed; its tagging tests are skipped`);
-}
+const { haveAws, haveBoto3 } = await awsTools('its tagging tests');
 
 let p: TestPlatform;
 let iot: IoTClient;

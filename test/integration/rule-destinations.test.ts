@@ -1,9 +1,8 @@
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { AWS, PYTHON, awsTools, run } from '../helpers/tools.js';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import {
   ConfirmTopicRuleDestinationCommand,
   CreateTopicRuleCommand,
@@ -29,24 +28,7 @@ import { startTestPlatform, waitFor, type TestPlatform } from '../helpers/platfo
  * rules.requireHttpDestinations is on. boto3 and the AWS CLI read destinations by ARN (a greedy path label).
  */
 
-const run = promisify(execFile);
-const AWS = '/usr/bin/aws';
-const PYTHON = '/usr/bin/python3';
-const haveAws = existsSync(AWS);
-const haveBoto3 =
-  existsSync(PYTHON) &&
-  (await run(PYTHON, ['-c', 'import boto3']).then(
-    () => true,
-    () => false,
-  ));
-for (const [ok, what] of [
-  [haveAws, `AWS CLI (${AWS})`],
-  [haveBoto3, `boto3 (${PYTHON})`],
-] as const) {
-  if (ok) continue;
-  if (process.env.CI === 'true') throw new Error(`${what} is required under CI`);
-  console.warn(`SKIPPING: ${what} is not installed; its destination tests are skipped`);
-}
+const { haveAws, haveBoto3 } = await awsTools('its destination tests');
 
 interface Received {
   readonly path: string;

@@ -1,7 +1,6 @@
-import { execFile } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { AWS, PYTHON, awsTools, run } from '../helpers/tools.js';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startTestPlatform, waitFor, type TestPlatform } from '../helpers/platform.js';
@@ -13,24 +12,7 @@ import { startTestPlatform, waitFor, type TestPlatform } from '../helpers/platfo
  * is absent (required under CI).
  */
 
-const run = promisify(execFile);
-const AWS = '/usr/bin/aws';
-const PYTHON = '/usr/bin/python3';
-const haveAws = existsSync(AWS);
-const haveBoto3 =
-  existsSync(PYTHON) &&
-  (await run(PYTHON, ['-c', 'import boto3']).then(
-    () => true,
-    () => false,
-  ));
-for (const [ok, what] of [
-  [haveAws, `AWS CLI (${AWS})`],
-  [haveBoto3, `boto3 (${PYTHON})`],
-] as const) {
-  if (ok) continue;
-  if (process.env.CI === 'true') throw new Error(`${what} is required under CI`);
-  console.warn(`SKIPPING: ${what} is not installed; rules AWS CLI/boto3 tests skipped`);
-}
+const { haveAws, haveBoto3 } = await awsTools('the rules AWS CLI/boto3 tests');
 
 let p: TestPlatform;
 beforeAll(async () => {
