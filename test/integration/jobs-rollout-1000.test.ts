@@ -16,7 +16,8 @@ import { jobsPlatform, type JobsHarness } from './jobs-helpers.js';
  *    notifications after the first minute's burst divided by the time to the last one, is between 85% and
  *    100% of the configured rate (a minute starts at the first tick after the previous one ended, so the
  *    rate can only come out lower, by a tick and the machine's load).
- * 2. Abort: 1,000 things at 400 per job minute, every 5th device reports FAILED, abortConfig cancels at
+ * 2. Abort: 1,000 things at 100 per job minute (ten job minutes: the rollout cannot finish before the
+ *    abort, even on a loaded machine), every 5th device reports FAILED, abortConfig cancels at
  *    10% FAILED after 50 executed. The job is CANCELED with ABORT_CONFIG, targets not yet launched are
  *    dropped (far fewer than 1,000 executions), the QUEUED rest is CANCELED, no execution has startedAt after
  *    the abort, no execution is created after it, and devices that still try to start one are refused.
@@ -161,7 +162,7 @@ describe('a rollout to 1,000 simulated things (issue 11 proof)', () => {
           jobId,
           targets: [...Array(N).keys()].map((i) => h.arn('thing', thing(i))),
           document: '{"op":"abort"}',
-          jobExecutionsRolloutConfig: { maximumPerMinute: 400 },
+          jobExecutionsRolloutConfig: { maximumPerMinute: 100 },
           abortConfig: {
             criteriaList: [
               {
