@@ -1,7 +1,4 @@
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   AddThingToThingGroupCommand,
@@ -19,6 +16,7 @@ import {
   UntagResourceCommand,
 } from '@aws-sdk/client-iot';
 import { waitFor } from '../helpers/platform.js';
+import { AWS, awsTools, run } from '../helpers/tools.js';
 import { jobsPlatform, type JobsHarness } from './jobs-helpers.js';
 
 /**
@@ -26,13 +24,7 @@ import { jobsPlatform, type JobsHarness } from './jobs-helpers.js';
  * context (CreateJob/CreateJobTemplate `tags`, ListTagsForResource, TagResource and UntagResource on job and
  * job-template ARNs), with @aws-sdk/client-iot and the AWS CLI (Debian awscli, skipped visibly without it).
  */
-const run = promisify(execFile);
-const AWS = '/usr/bin/aws';
-const haveAws = existsSync(AWS);
-if (!haveAws) {
-  if (process.env.CI === 'true') throw new Error(`AWS CLI (${AWS}) is required under CI`);
-  console.warn(`SKIPPING: AWS CLI (${AWS}) is not installed; the jobs CLI checks are skipped`);
-}
+const { haveAws } = await awsTools('the jobs AWS CLI checks');
 
 let h: JobsHarness;
 beforeAll(async () => {
