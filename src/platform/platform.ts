@@ -2,7 +2,6 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startHttpApi, type ContextModule } from '../api/index.js';
 import type { Config } from '../config/index.js';
-import { E, isThingsteadError } from '../errors/index.js';
 import { openChangeChannel, type ChangeChannel } from '../events/index.js';
 import {
   ensureServerTls,
@@ -13,7 +12,6 @@ import {
   type CredentialStore,
   type DeviceAuth,
   type DeviceHttps,
-  type DeviceRoute,
   type Identity,
   type ServerTls,
 } from '../identity/index.js';
@@ -27,14 +25,7 @@ import { startRules, type RulesEngine } from '../rules/index.js';
 import { startJobs, type Jobs } from '../jobs/index.js';
 import { startOta, type Ota } from '../ota/index.js';
 import { startTags } from '../tags/index.js';
-import {
-  shadowHttp,
-  ShadowError,
-  startShadows,
-  toApiError,
-  type ShadowService,
-  type Shadows,
-} from '../shadow/index.js';
+import { shadowDeviceRoute, startShadows, type Shadows } from '../shadow/index.js';
 import { attachTimeseriesTail, startTimeseries, type Timeseries } from '../timeseries/index.js';
 import { startListeners } from '../transport/index.js';
 import {
@@ -536,42 +527,4 @@ export async function createPlatform(
     await closeAll(() => undefined);
     throw err;
   }
-}
-
-const SHADOW_OPS = { GET: 'get', POST: 'update', DELETE: 'delete' } as const;
-const SHADOW_ACTIONS = {
-  get: 'iot:GetThingShadow',
-  update: 'iot:UpdateThingShadow',
-  delete: 'iot:DeleteThingShadow',
-} as const;
-
-/**
- * The shadow routes of the device HTTPS plane (mutual TLS): GET, POST and DELETE
- * `/things/{thing}/shadow[?name=]`, each authorized by iot:Get/Update/DeleteThingShadow on `thing/{thing}`
- * (named: `thing/{thing}/{name}`) through the device's policies (reference §9.2), answered as the SigV4
- * data plane answers them (reference §4); a refusal is 403 ForbiddenException and touches nothing.
- */
-function shadowDeviceRoute(shadows: ShadowService, arnPrefix: string): DeviceRoute {
-  return async (req, _res, ctx) => {
-    const m = /^\/things\/([^/]+)\/shadow$/.exec(ctx.url.pathname);
-    const op = SHADOW_OPS[req.method as keyof typeof SHADOW_OPS];
-    if (!m || !op) return false;
-    try {
-      let thing: string;
-      try {
-        thing = decodeURIComponent(m[1]!);
-      } catch {
-        throw E.MalformedPathSegment({ segment: m[1]! });
-      }
-      const name = ctx.url.searchParams.get('name') ?? '';
-      if (!ctx.authorize(SHADOW_ACTIONS[op], `${arnPrefix}:thing/${thing}${name ? `/${name}` : ''}`))
-        throw new ShadowError(403, 'Forbidden');
-      const body = op === 'update' ? ctx.body : Buffer.alloc(0);
-      ctx.send(200, await shadowHttp(shadows, op, thing, name, body));
-    } catch (err) {
-      const e = isThingsteadError(err) ? err : toApiError(err);
-      ctx.send(e.spec.status, { message: e.message, ...e.extra }, { 'x-amzn-ErrorType': e.spec.awsName });
-    }
-    return true;
-  };
 }

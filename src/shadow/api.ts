@@ -1,5 +1,6 @@
 import type { AwsOperation } from '../api/index.js';
-import { E, type ThingsteadError } from '../errors/index.js';
+import { E, isThingsteadError, type ThingsteadError } from '../errors/index.js';
+import type { DeviceRoute } from '../identity/index.js';
 import { parseSimple, parseUpdate, SHADOW_MESSAGES, ShadowError } from './document.js';
 import { checkNames } from './mqtt.js';
 import type { ShadowService } from './service.js';
@@ -126,4 +127,42 @@ export function shadowOperations(shadows: ShadowService): AwsOperation[] {
       },
     },
   ];
+}
+
+const SHADOW_OPS = { GET: 'get', POST: 'update', DELETE: 'delete' } as const;
+const SHADOW_ACTIONS = {
+  get: 'iot:GetThingShadow',
+  update: 'iot:UpdateThingShadow',
+  delete: 'iot:DeleteThingShadow',
+} as const;
+
+/**
+ * The shadow routes of the device HTTPS plane (mutual TLS): GET, POST and DELETE
+ * `/things/{thing}/shadow[?name=]`, each authorized by iot:Get/Update/DeleteThingShadow on `thing/{thing}`
+ * (named: `thing/{thing}/{name}`) through the device's policies (reference §9.2), answered as the SigV4
+ * data plane answers them (reference §4); a refusal is 403 ForbiddenException and touches nothing.
+ */
+export function shadowDeviceRoute(shadows: ShadowService, arnPrefix: string): DeviceRoute {
+  return async (req, _res, ctx) => {
+    const m = /^\/things\/([^/]+)\/shadow$/.exec(ctx.url.pathname);
+    const op = SHADOW_OPS[req.method as keyof typeof SHADOW_OPS];
+    if (!m || !op) return false;
+    try {
+      let thing: string;
+      try {
+        thing = decodeURIComponent(m[1]!);
+      } catch {
+        throw E.MalformedPathSegment({ segment: m[1]! });
+      }
+      const name = ctx.url.searchParams.get('name') ?? '';
+      if (!ctx.authorize(SHADOW_ACTIONS[op], `${arnPrefix}:thing/${thing}${name ? `/${name}` : ''}`))
+        throw new ShadowError(403, 'Forbidden');
+      const body = op === 'update' ? ctx.body : Buffer.alloc(0);
+      ctx.send(200, await shadowHttp(shadows, op, thing, name, body));
+    } catch (err) {
+      const e = isThingsteadError(err) ? err : toApiError(err);
+      ctx.send(e.spec.status, { message: e.message, ...e.extra }, { 'x-amzn-ErrorType': e.spec.awsName });
+    }
+    return true;
+  };
 }

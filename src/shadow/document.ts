@@ -391,7 +391,7 @@ function diff(desired: JsonObject, reported: JsonObject | undefined): JsonObject
 }
 
 /** The delta between desired and reported, or undefined when there is none. */
-export function deltaOf(doc: ShadowDocument): JsonObject | undefined {
+export function deltaOf(doc: Pick<ShadowDocument, 'state'>): JsonObject | undefined {
   return doc.state.desired ? diff(doc.state.desired, doc.state.reported) : undefined;
 }
 

@@ -1,6 +1,6 @@
 import type { ChangeChannel } from '../events/index.js';
 import type { FieldProvider, FieldValue } from '../registry/index.js';
-import type { Json, ShadowSections } from './document.js';
+import { deltaOf, type Json, type ShadowSections } from './document.js';
 import type { ShadowStore } from './store.js';
 
 /**
@@ -39,31 +39,6 @@ function lookup(root: Json | undefined, path: readonly string[]): Json | undefin
     node = node[key];
   }
   return node;
-}
-
-function deltaOf(state: ShadowSections): Record<string, Json> | undefined {
-  const walk = (want: Record<string, Json>, have: Json | undefined): Record<string, Json> | undefined => {
-    let out: Record<string, Json> | undefined;
-    for (const key of Object.keys(want)) {
-      const w = want[key]!;
-      const h = have !== null && typeof have === 'object' && !Array.isArray(have) ? have[key] : undefined;
-      let d: Json | undefined;
-      if (h === undefined) d = w;
-      else if (
-        w !== null &&
-        typeof w === 'object' &&
-        !Array.isArray(w) &&
-        h !== null &&
-        typeof h === 'object' &&
-        !Array.isArray(h)
-      )
-        d = walk(w, h);
-      else if (JSON.stringify(w) !== JSON.stringify(h)) d = w;
-      if (d !== undefined) (out ??= {})[key] = d;
-    }
-    return out;
-  };
-  return state.desired ? walk(state.desired, state.reported) : undefined;
 }
 
 function asField(value: Json | undefined): FieldValue {
@@ -157,9 +132,9 @@ export async function createShadowFleetIndex(options: {
         case 'version':
           return entry.version;
         case 'hasDelta':
-          return deltaOf(entry.state) !== undefined;
+          return deltaOf(entry) !== undefined;
         case 'delta':
-          return asField(lookup(deltaOf(entry.state), path));
+          return asField(lookup(deltaOf(entry), path));
         default:
           return asField(lookup(entry.state[m[2] as 'reported' | 'desired'], path));
       }
@@ -185,6 +160,6 @@ function summary(entry: Entry): Record<string, unknown> {
     ...(entry.state.desired ? { desired: entry.state.desired } : {}),
     ...(entry.state.reported ? { reported: entry.state.reported } : {}),
     version: entry.version,
-    hasDelta: deltaOf(entry.state) !== undefined,
+    hasDelta: deltaOf(entry) !== undefined,
   };
 }

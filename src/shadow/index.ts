@@ -5,7 +5,7 @@
  * errors and limits, optimistic concurrency in SQLite or PostgreSQL, shadow fields for fleet search, and
  * Thingstead's extensions (version-ordered delivery, `get` with `sinceVersion`, optional history).
  * `startShadows` starts it as a context module.
- * Imports: api, events, mqtt, registry (types), store, observability, errors.
+ * Imports: api, events, mqtt, registry (types), identity (types), store, observability, errors.
  */
 export { startShadows, type Shadows } from './module.js';
 export {
@@ -16,6 +16,6 @@ export {
   type ShadowLimits,
   type ShadowVersionRecord,
 } from './service.js';
-export { shadowHttp, toApiError, type ShadowHttpOp } from './api.js';
+export { shadowDeviceRoute, shadowHttp, toApiError, type ShadowHttpOp } from './api.js';
 export { ShadowError, type ShadowDocument } from './document.js';
 export type { ShadowStore, StoredShadow } from './store.js';
