@@ -1,4 +1,4 @@
-import { AWS, PYTHON, awsTools, run } from '../helpers/tools.js';
+import { AWS, PYTHON, awsEnv, awsTools, run } from '../helpers/tools.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -172,14 +172,7 @@ describe('@aws-sdk/client-iot', () => {
   });
 });
 
-const env = () => ({
-  PATH: process.env.PATH ?? '/usr/bin:/bin',
-  HOME: p.endpoints.dataDir,
-  AWS_SHARED_CREDENTIALS_FILE: p.endpoints.credentialsFile!,
-  AWS_CONFIG_FILE: join(p.endpoints.dataDir, 'no-config'),
-  AWS_DEFAULT_REGION: 'us-east-1',
-  AWS_PAGER: '',
-});
+const env = () => awsEnv(p);
 
 describe.skipIf(!haveBoto3)('boto3', () => {
   test('update_indexing_configuration then get_indexing_configuration', async () => {

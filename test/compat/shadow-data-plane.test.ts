@@ -1,4 +1,4 @@
-import { AWS, PYTHON, awsTools, run } from '../helpers/tools.js';
+import { AWS, PYTHON, awsEnv, awsTools, run } from '../helpers/tools.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -422,14 +422,7 @@ describe('@aws-sdk/client-iot-data-plane', () => {
   });
 });
 
-const env = () => ({
-  PATH: process.env.PATH ?? '/usr/bin:/bin',
-  HOME: p.endpoints.dataDir,
-  AWS_SHARED_CREDENTIALS_FILE: p.endpoints.credentialsFile!,
-  AWS_CONFIG_FILE: join(p.endpoints.dataDir, 'no-config'),
-  AWS_DEFAULT_REGION: p.config.region,
-  AWS_PAGER: '',
-});
+const env = () => awsEnv(p);
 
 describe.skipIf(!haveBoto3)('boto3 iot-data', () => {
   test('update, get (StreamingBody), named, list paged, delete, and the error documents', async () => {

@@ -1,6 +1,5 @@
-import { AWS, PYTHON, awsTools, run } from '../helpers/tools.js';
+import { AWS, PYTHON, awsEnv, awsTools, run } from '../helpers/tools.js';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import {
   CreateBillingGroupCommand,
   CreateDynamicThingGroupCommand,
@@ -240,14 +239,7 @@ describe('@aws-sdk/client-iot', () => {
   });
 });
 
-const env = () => ({
-  PATH: process.env.PATH ?? '/usr/bin:/bin',
-  HOME: p.endpoints.dataDir,
-  AWS_SHARED_CREDENTIALS_FILE: p.endpoints.credentialsFile!,
-  AWS_CONFIG_FILE: join(p.endpoints.dataDir, 'no-config'),
-  AWS_DEFAULT_REGION: 'us-east-1',
-  AWS_PAGER: '',
-});
+const env = () => awsEnv(p);
 
 describe.skipIf(!haveBoto3)('boto3', () => {
   test('create_thing_type with tags, tag_resource, list_tags_for_resource, untag_resource; errors by class', async () => {

@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { Platform } from '../../src/platform/index.js';
 
 /** The Debian tools the compat tests drive (.ci/run installs them). */
 export const AWS = '/usr/bin/aws';
@@ -29,4 +31,20 @@ export async function awsTools(skipped: string): Promise<{ haveAws: boolean; hav
     console.warn(`SKIPPING: ${what} is not installed; ${skipped} are skipped`);
   }
   return { haveAws, haveBoto3 };
+}
+
+/**
+ * The environment for the AWS CLI and boto3 against a test platform: its admin credentials file, its region,
+ * no ambient AWS settings, no pager.
+ */
+export function awsEnv(platform: Platform): Record<string, string> {
+  const dataDir = platform.endpoints.dataDir;
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: dataDir,
+    AWS_SHARED_CREDENTIALS_FILE: platform.endpoints.credentialsFile!,
+    AWS_CONFIG_FILE: join(dataDir, 'no-config'),
+    AWS_DEFAULT_REGION: platform.config.region,
+    AWS_PAGER: '',
+  };
 }

@@ -1,8 +1,7 @@
-import { AWS, PYTHON, awsTools, run } from '../helpers/tools.js';
+import { AWS, PYTHON, awsEnv, awsTools, run } from '../helpers/tools.js';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import {
   ConfirmTopicRuleDestinationCommand,
   CreateTopicRuleCommand,
@@ -298,14 +297,7 @@ describe('the confirmation flow and the http action gate', () => {
   });
 });
 
-const env = () => ({
-  PATH: process.env.PATH ?? '/usr/bin:/bin',
-  HOME: p.endpoints.dataDir,
-  AWS_SHARED_CREDENTIALS_FILE: p.endpoints.credentialsFile!,
-  AWS_CONFIG_FILE: join(p.endpoints.dataDir, 'no-config'),
-  AWS_DEFAULT_REGION: 'us-east-1',
-  AWS_PAGER: '',
-});
+const env = () => awsEnv(p);
 
 describe.skipIf(!haveBoto3)('boto3', () => {
   test('list, get by ARN (a greedy path label), update and confirm', async () => {

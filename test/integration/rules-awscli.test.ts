@@ -1,4 +1,4 @@
-import { AWS, PYTHON, awsTools, run } from '../helpers/tools.js';
+import { AWS, PYTHON, awsEnv, awsTools, run } from '../helpers/tools.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
@@ -20,14 +20,7 @@ beforeAll(async () => {
 });
 afterAll(async () => p?.stop());
 
-const env = () => ({
-  PATH: process.env.PATH ?? '/usr/bin:/bin',
-  HOME: p.endpoints.dataDir,
-  AWS_SHARED_CREDENTIALS_FILE: p.endpoints.credentialsFile!,
-  AWS_CONFIG_FILE: join(p.endpoints.dataDir, 'no-config'),
-  AWS_DEFAULT_REGION: 'us-east-1',
-  AWS_PAGER: '',
-});
+const env = () => awsEnv(p);
 
 async function aws(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
