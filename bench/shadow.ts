@@ -592,7 +592,7 @@ out.push(
   `(a) sustained updates/s (/update/accepted received; ${THINGS} things, ${CONNS} connections, one update in flight per thing; shadow.maxUpdatesPerSecondPerThing=0, maxInFlightPerConnection=0)`,
 );
 out.push(
-  `    ${'store'.padEnd(9)}${'QoS'.padEnd(5)}${'updates/s'.padStart(10)}  ${'runs'.padEnd(22)}${'platform CPU'.padStart(13)}${'bench CPU'.padStart(11)}  vs target      vs Ditto 3,200/s`,
+  `    ${'store'.padEnd(9)}${'QoS'.padEnd(5)}${'updates/s'.padStart(10)}  ${'runs'.padEnd(22)}${'platform CPU'.padStart(13)}${'bench CPU'.padStart(11)}  vs target         vs Ditto 3,200/s`,
 );
 for (const store of STORES)
   for (const qos of QOS) {
@@ -600,7 +600,7 @@ for (const store of STORES)
     if (!r) continue;
     const target = TARGETS[store];
     out.push(
-      `    ${store.padEnd(9)}${String(qos).padEnd(5)}${fmt(r.updatesPerSecond).padStart(10)}  ${r.runs.map(fmt).join(' ').padEnd(22)}${`${Math.round(r.platformCpu * 100)}%`.padStart(13)}${`${Math.round(r.benchCpu * 100)}%`.padStart(11)}  ${`${(r.updatesPerSecond / target).toFixed(2)}x of ${fmt(target)}`.padEnd(15)}${(r.updatesPerSecond / TARGETS.ditto).toFixed(2)}x`,
+      `    ${store.padEnd(9)}${String(qos).padEnd(5)}${fmt(r.updatesPerSecond).padStart(10)}  ${r.runs.map(fmt).join(' ').padEnd(22)}${`${Math.round(r.platformCpu * 100)}%`.padStart(13)}${`${Math.round(r.benchCpu * 100)}%`.padStart(11)}  ${`${(r.updatesPerSecond / target).toFixed(2)}x of ${fmt(target)}`.padEnd(18)}${(r.updatesPerSecond / TARGETS.ditto).toFixed(2)}x`,
     );
   }
 out.push(
