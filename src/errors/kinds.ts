@@ -224,8 +224,8 @@ export const E = defineKinds({
   ],
   DataPlaneTopicReserved: [
     'Unauthorized',
-    'Publishing to {topic} is not allowed: $aws/events/ topics are published by the broker only',
-    'Publish over HTTP to a broker-owned topic (lifecycle and subscription events).',
+    'Publishing to {topic} is not allowed: $aws/events/ topics and the answers of the shadow, jobs, streams and provisioning services are published by the broker only',
+    "Publish over HTTP to a broker-owned topic (lifecycle and subscription events, or a reserved service's answer topic such as .../shadow/update/accepted).",
   ],
   DataPlanePayloadTooLarge: [
     'EntityTooLarge',

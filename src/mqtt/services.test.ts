@@ -87,12 +87,41 @@ describe('service table: matching', () => {
     await t.close();
   });
 
-  it('broker-owned namespaces are one table entry: $aws/events/#', () => {
+  it("broker-owned: $aws/events/# and the services' answer topics, never their request topics", () => {
     expect(isBrokerOwned('$aws/events/presence/connected/c1')).toBe(true);
     expect(isBrokerOwned('$aws/events')).toBe(true);
     expect(isBrokerOwned('$aws/eventsX/a')).toBe(false);
-    expect(isBrokerOwned('$aws/things/t1/shadow/update')).toBe(false);
     expect(isBrokerOwned('aws/events/x')).toBe(false);
+    for (const answer of [
+      '$aws/things/t1/shadow/update/accepted',
+      '$aws/things/t1/shadow/update/delta',
+      '$aws/things/t1/shadow/update/documents',
+      '$aws/things/t1/shadow/get/rejected',
+      '$aws/things/t1/shadow/name/cfg/delete/accepted',
+      '$aws/things/t1/jobs/notify-next',
+      '$aws/things/t1/jobs/notify',
+      '$aws/things/t1/jobs/start-next/accepted',
+      '$aws/things/t1/jobs/job-1/update/rejected',
+      '$aws/things/t1/streams/s1/data/cbor',
+      '$aws/certificates/create/json/accepted',
+      '$aws/certificates/create-from-csr/cbor/rejected',
+      '$aws/provisioning-templates/factory/provision/json/accepted',
+    ])
+      expect(isBrokerOwned(answer), answer).toBe(true);
+    for (const request of [
+      '$aws/things/t1/shadow/update',
+      '$aws/things/t1/shadow/name/cfg/get',
+      '$aws/things/t1/jobs/get',
+      '$aws/things/t1/jobs/start-next',
+      '$aws/things/t1/jobs/job-1/update',
+      '$aws/things/t1/streams/s1/get/cbor',
+      '$aws/things/t1/streams/s1/describe/json',
+      '$aws/certificates/create/json',
+      '$aws/provisioning-templates/factory/provision/json',
+      // A thing or shadow whose name is an answer word is still a request topic.
+      '$aws/things/accepted/shadow/name/accepted/update',
+    ])
+      expect(isBrokerOwned(request), request).toBe(false);
   });
 });
 

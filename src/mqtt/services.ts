@@ -172,9 +172,38 @@ function addAll<V>(out: V[], values: readonly V[]): void {
 
 // ---- broker-owned namespaces ----------------------------------------------------------------------------
 
-/** Namespaces only the broker publishes to (AWS: clients cannot publish to `$aws/events/...`). */
+/**
+ * Topics only the broker publishes to: `$aws/events/...`, and the answers of the reserved-topic services
+ * (AWS's reserved-topic table allows clients only Subscribe/Receive on these). A client that could publish
+ * `$aws/things/t1/shadow/update/accepted` or `.../jobs/notify-next` could feed its own or, with a broad
+ * policy, another thing's SDK a forged answer; so they are refused like `$aws/events`, whatever the policy.
+ */
+const answers = (base: string, ops: readonly string[], suffixes: readonly string[]) =>
+  ops.flatMap((op) => suffixes.map((s) => `${base}${op}${s}`));
+const ACCEPTED_REJECTED = ['/accepted', '/rejected'] as const;
 export const BROKER_OWNED_NAMESPACES: readonly { readonly name: string; readonly filter: string }[] = [
   { name: 'events', filter: '$aws/events/#' },
+  ...[
+    ...answers('$aws/things/+/shadow/', ['get', 'update', 'delete'], ACCEPTED_REJECTED),
+    '$aws/things/+/shadow/update/delta',
+    '$aws/things/+/shadow/update/documents',
+    ...answers('$aws/things/+/shadow/name/+/', ['get', 'update', 'delete'], ACCEPTED_REJECTED),
+    '$aws/things/+/shadow/name/+/update/delta',
+    '$aws/things/+/shadow/name/+/update/documents',
+  ].map((filter) => ({ name: 'shadow', filter })),
+  ...[
+    '$aws/things/+/jobs/notify',
+    '$aws/things/+/jobs/notify-next',
+    ...answers('$aws/things/+/jobs/', ['get', 'start-next'], ACCEPTED_REJECTED),
+    ...answers('$aws/things/+/jobs/+/', ['get', 'update'], ACCEPTED_REJECTED),
+  ].map((filter) => ({ name: 'jobs', filter })),
+  ...answers('$aws/things/+/streams/+/', ['data', 'description', 'rejected'], ['/json', '/cbor']).map(
+    (filter) => ({ name: 'streams', filter }),
+  ),
+  ...[
+    ...answers('$aws/certificates/', ['create/+', 'create-from-csr/+'], ACCEPTED_REJECTED),
+    ...answers('$aws/provisioning-templates/+/', ['provision/+'], ACCEPTED_REJECTED),
+  ].map((filter) => ({ name: 'provisioning', filter })),
 ];
 
 const brokerOwned = new FilterTrie<string>();
@@ -361,10 +390,14 @@ export class ServiceTable {
   }
 }
 
-/** Does `filter` reach into a broker-owned namespace (its topics could be broker-owned)? */
+/**
+ * Does `filter` reach into the broker's own event namespace (`$aws/events`)? A service's filter may cover
+ * answer topics (a `$aws/things/+/jobs/#` service sees only what clients may publish there: requests).
+ */
 function ownedOverlap(filter: string): boolean {
   const levels = filter.split('/');
   return BROKER_OWNED_NAMESPACES.some((ns) => {
+    if (ns.name !== 'events') return false;
     const owned = ns.filter.split('/');
     for (let i = 0; i < owned.length; i++) {
       const o = owned[i]!;

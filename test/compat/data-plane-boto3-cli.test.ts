@@ -121,7 +121,7 @@ print(json.dumps({
     expect(out.events).toEqual({
       code: 'UnauthorizedException',
       message:
-        'Publishing to $aws/events/presence/connected/x is not allowed: $aws/events/ topics are published by the broker only',
+        'Publishing to $aws/events/presence/connected/x is not allowed: $aws/events/ topics and the answers of the shadow, jobs, streams and provisioning services are published by the broker only',
       status: 401,
       requestId: expect.stringMatching(/^[0-9a-f-]{36}$/),
     });

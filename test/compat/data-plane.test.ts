@@ -135,7 +135,7 @@ describe('Publish', () => {
     ).toMatchObject({
       name: 'UnauthorizedException',
       message:
-        'Publishing to $aws/events/presence/connected/x is not allowed: $aws/events/ topics are published by the broker only',
+        'Publishing to $aws/events/presence/connected/x is not allowed: $aws/events/ topics and the answers of the shadow, jobs, streams and provisioning services are published by the broker only',
       status: 401,
     });
     expect(

@@ -141,6 +141,28 @@ describe('MQTT', () => {
     await bUntouched();
   });
 
+  it("a device cannot forge the service's answers, not even on its own shadow topics (0x87, nothing delivered)", async () => {
+    // One connection both listens and forges (its policy allows only client id dev-a).
+    const a = await connect(A, 'dev-a');
+    const listener = a;
+    const got: string[] = [];
+    listener.on('message', (topic) => got.push(topic));
+    const own = [
+      '$aws/things/dev-a/shadow/update/accepted',
+      '$aws/things/dev-a/shadow/update/delta',
+      '$aws/things/dev-a/shadow/get/accepted',
+      '$aws/things/dev-a/shadow/name/forge/update/delta',
+    ];
+    expect(await subscribeCodes(listener, own)).toEqual(own.map(() => 0));
+    const forged = { state: { desired: { unlock: true } }, version: 99, timestamp: 1 };
+    for (const topic of own) expect(await pubackCode(a, topic, forged), topic).toBe(0x87);
+    // A real update on the same shadow still reaches the listener, so the silence above is the refusal.
+    await p.shadows.service.update('dev-a', 'forge', { desired: { interval: 7 } });
+    await waitFor(() => got.includes('$aws/things/dev-a/shadow/name/forge/update/delta'), 5000, 'real delta');
+    expect(got).toEqual(['$aws/things/dev-a/shadow/name/forge/update/delta']);
+    await bUntouched();
+  });
+
   it('MQTT 3.1.1 has no PUBACK refusal: the connection is closed and nothing is written', async () => {
     const a = await connect(A, 'dev-a', 4);
     const closed = new Promise<void>((resolve) => a.once('close', () => resolve()));
