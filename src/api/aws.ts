@@ -48,6 +48,23 @@ export interface AwsApiOptions {
   readonly answerUnknown?: boolean;
   /** Clock for SigV4 skew checks (tests). */
   readonly now?: () => number;
+  /**
+   * The web console's session-cookie authentication (src/console), tried for requests that carry no SigV4
+   * signature. It resolves the request to the access key the session was signed in with, so the caller is
+   * the same principal with the same role as a SigV4 request signed with that key, and the read-only check
+   * below applies unchanged; `service` is the API family the request names (what a signature's credential
+   * scope would say). Returns undefined when the request has no session (SigV4 then answers as usual);
+   * throws a ThingsteadError to refuse (expired session, missing CSRF token, cross-origin request).
+   */
+  readonly session?: (req: IncomingMessage) => Promise<SessionCaller | undefined>;
+}
+
+/** A request authenticated by a console session: the access key it was signed in with. */
+export interface SessionCaller {
+  readonly accessKeyId: string;
+  readonly role: 'admin' | 'read-only';
+  /** The API family (a signing name: iot, iotdata, iot-jobs-data). */
+  readonly service: string;
 }
 
 interface CompiledRoute {
@@ -286,14 +303,18 @@ export function createAwsApi(options: AwsApiOptions): HttpHandler {
       const body = await readBody(req, maxBody);
       // An operation served unsigned (its path holds the secret) when the request carries no signature.
       const signed = req.headers.authorization !== undefined || /(^|&)X-Amz-Signature=/i.test(rawQuery);
-      const open = signed ? undefined : find('iot', method, raw);
-      const verified = open?.route.op.unsigned
-        ? { service: 'iot', accessKeyId: '', key: { role: 'read-only' as const }, unsigned: true }
-        : await verifySigV4(
-            { method, path: rawPath, query: rawQuery, headers: req.headers, body },
-            (id) => options.credentials.lookup(id),
-            { now: now(), ...(options.region ? { region: options.region } : {}) },
-          );
+      // A console session stands in for a signature (same access key, same role); see `session` above.
+      const session = signed || !options.session ? undefined : await options.session(req);
+      const open = signed || session ? undefined : find('iot', method, raw);
+      const verified = session
+        ? { service: session.service, accessKeyId: session.accessKeyId, key: { role: session.role } }
+        : open?.route.op.unsigned
+          ? { service: 'iot', accessKeyId: '', key: { role: 'read-only' as const }, unsigned: true }
+          : await verifySigV4(
+              { method, path: rawPath, query: rawQuery, headers: req.headers, body },
+              (id) => options.credentials.lookup(id),
+              { now: now(), ...(options.region ? { region: options.region } : {}) },
+            );
       const service = SERVICE_ALIASES[verified.service];
       const found = service ? find(service, method, raw) : undefined;
       if (!found) throw E.NoSuchOperation({ service: verified.service, method, path: rawPath });

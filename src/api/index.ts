@@ -19,7 +19,7 @@ export type {
 } from './operations.js';
 export { iotOperation } from './operations.js';
 export type { QueryMemberType } from './operations.js';
-export { createAwsApi, toAwsJson, type AwsApiOptions, type AwsApiKey } from './aws.js';
+export { createAwsApi, toAwsJson, type AwsApiOptions, type AwsApiKey, type SessionCaller } from './aws.js';
 export { awsString, awsInt, awsBool, maxResults, validateInput } from './validation.js';
 export { startHttpApi, type ContextModule, type ReservedTopic, type StartedContext } from './module.js';
 export { signedFetch, encodePath, AwsApiError, type SignedFetchOptions } from './client.js';

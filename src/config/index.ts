@@ -73,6 +73,8 @@ export const ENVIRONMENT: Readonly<Record<string, string>> = {
   THINGSTEAD_OTA_PUBLIC_URL: 'ota.publicUrl',
   THINGSTEAD_TIMESERIES_RAW_RETENTION_MS: 'timeseries.rawRetentionMs',
   THINGSTEAD_TIMESERIES_ROLLUP_STEP_MS: 'timeseries.rollupStepMs',
+  THINGSTEAD_CONSOLE_ENABLED: 'console.enabled',
+  THINGSTEAD_CONSOLE_SESSION_TTL_MS: 'console.sessionTtlMs',
 };
 
 type Tree = Record<string, unknown>;

@@ -321,6 +321,28 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** The web console at `/` on the HTTP port (src/console). */
+    console: z
+      .object({
+        /** Serve the console (its API calls go through the same authorization as the AWS API). */
+        enabled: bool.default(true),
+        /** A session ends this long after sign-in (ms; default 12 h). */
+        sessionTtlMs: z.coerce
+          .number()
+          .int()
+          .min(60_000)
+          .default(12 * 3_600_000),
+        /** Live feeds (Server-Sent Events) open at once; beyond it a new one is refused (503, counted). */
+        maxLiveClients: z.coerce.number().int().min(1).default(1000),
+        /** Bytes buffered for one live feed before it is cut off as a slow consumer (counted). */
+        maxLiveBufferBytes: z.coerce
+          .number()
+          .int()
+          .min(4096)
+          .default(1024 * 1024),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 

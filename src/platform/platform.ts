@@ -28,6 +28,7 @@ import { startTags } from '../tags/index.js';
 import { shadowDeviceRoute, startShadows, type Shadows } from '../shadow/index.js';
 import { attachTimeseriesTail, startTimeseries, type Timeseries } from '../timeseries/index.js';
 import { startListeners } from '../transport/index.js';
+import { startConsole } from '../console/index.js';
 import {
   certificateAttachments,
   groupMembers,
@@ -392,6 +393,26 @@ export async function createPlatform(
     ).service;
     fieldProviders.push(shadows.fleetIndex);
 
+    // The web console (src/console): its routes mount on the HTTP API below, and its sessions stand in for
+    // SigV4 on the console's calls to the AWS APIs (same key, same role: `aws.session`).
+    const webConsole = config.console.enabled
+      ? await start(
+          startConsole({
+            db,
+            keys: credentials,
+            broker,
+            index: registry.index,
+            fieldProviders,
+            timeseries,
+            metrics,
+            logger: logger.child({ ctx: 'console' }),
+            region: config.region,
+            accountId: config.accountId,
+            config: config.console,
+          }),
+        )
+      : null;
+
     const api = await start(
       startHttpApi({
         host: config.http.host,
@@ -405,6 +426,7 @@ export async function createPlatform(
           region: config.region,
           maxBodyBytes: config.limits.maxApiBodyBytes,
           maxJsonDepth: config.limits.maxJsonDepth,
+          ...(webConsole ? { session: (req) => webConsole.service.session(req) } : {}),
         },
         routes: modules.flatMap((m) => m.routes ?? []),
       }),
