@@ -2,10 +2,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  CreateDynamicThingGroupCommand,
   CreateThingCommand,
   CreateThingTypeCommand,
   DeleteThingCommand,
   IoTClient,
+  ListThingGroupsForThingCommand,
+  ListThingsInThingGroupCommand,
   SearchIndexCommand,
   UpdateIndexingConfigurationCommand,
 } from '@aws-sdk/client-iot';
@@ -186,6 +189,36 @@ describe('shadow fields in SearchIndex', () => {
       ['th-hot', false],
       ['th-none', true],
     ]);
+  });
+
+  test('a dynamic thing group on a shadow field follows the shadow: members join and leave as devices report', async () => {
+    await iot.send(
+      new CreateDynamicThingGroupCommand({
+        thingGroupName: 'overheating',
+        queryString: 'thingTypeName:thermostat AND shadow.reported.temp > 40',
+      }),
+    );
+    const members = async () =>
+      (
+        (await iot.send(new ListThingsInThingGroupCommand({ thingGroupName: 'overheating' }))).things ?? []
+      ).sort();
+    const groupsOf = async (thingName: string) =>
+      (await iot.send(new ListThingGroupsForThingCommand({ thingName }))).thingGroups?.map(
+        (g) => g.groupName,
+      );
+    expect(await members()).toEqual([]);
+    await update('th-hot', { reported: { temp: 45 } });
+    await update('th-lab', { reported: { temp: 50 } }); // not a thermostat: never a member
+    await waitFor(async () => (await members()).length === 1, 5000, 'th-hot joins');
+    expect(await members()).toEqual(['th-hot']);
+    expect(await groupsOf('th-hot')).toEqual(['overheating']);
+    await update('th-hot', { reported: { temp: 21 } });
+    await waitFor(async () => (await members()).length === 0, 5000, 'th-hot leaves');
+    expect(await groupsOf('th-hot')).toEqual([]);
+    // Back to the values the later tests expect (versions still move: they are not asserted there).
+    await update('th-hot', { reported: { temp: 25 } });
+    await update('th-lab', { reported: { temp: 22.5 } });
+    await eventually('shadow.reported.temp > 20', ['th-hot', 'th-lab']);
   });
 
   test('kept current after updates over HTTP and MQTT, shadow deletes and thing deletes', async () => {
