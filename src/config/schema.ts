@@ -302,6 +302,46 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** Fleet provisioning flows (src/provisioning): ownership tokens, claims, the hook, bulk tasks, traces. */
+    provisioning: z
+      .object({
+        /** Certificate ownership tokens expire this long after issue; their unused certificate goes (AWS: 1 h). */
+        tokenTtlMs: z.coerce.number().int().min(1).default(3_600_000),
+        /** CreateProvisioningClaim certificates are valid this long (AWS: 5 minutes). */
+        claimTtlMs: z.coerce.number().int().min(1000).default(300_000),
+        /** How often expired tokens and lapsed registrations (a crashed process's) are cleaned up (ms). */
+        sweepIntervalMs: z.coerce.number().int().min(10).default(60_000),
+        /** A registration's journal lease: after a crash, its undo runs once this has passed (ms). */
+        recoveryLeaseMs: z.coerce.number().int().min(100).default(60_000),
+        /** The pre-provisioning hook's time limit (ms; AWS: 5 s). */
+        hookTimeoutMs: z.coerce.number().int().min(1).default(5000),
+        /** Allow plain http:// hooks to other hosts than loopback (off: https only, or http to 127.0.0.1). */
+        allowPlainHttpHooks: bool.default(false),
+        /** Key type of certificates made by CreateKeysAndCertificate and claims (AWS: RSA 2048). */
+        keyType: z.enum(['rsa-2048', 'ec-p256']).default('rsa-2048'),
+        /** MQTT requests waiting for the provisioning service before 429 on /rejected. */
+        queueSize: z.coerce.number().int().min(1).default(10_000),
+        /** MQTT provisioning requests served at once. */
+        concurrency: z.coerce.number().int().min(1).max(1024).default(16),
+        /** Traces kept in memory (newest first). */
+        traceRing: z.coerce.number().int().min(0).default(1000),
+        /** Traces kept in the database (newest); older ones are trimmed. */
+        traceStored: z.coerce.number().int().min(0).default(100_000),
+        /** Local files StartThingRegistrationTask may read: <bulkInputDir>/<bucket>/<key>. Default <dataDir>/bulk. */
+        bulkInputDir: z.string().nullable().default(null),
+        /** Lines of one registration task provisioned at once. */
+        bulkConcurrency: z.coerce.number().int().min(1).max(256).default(16),
+        /** Largest registration input file (bytes). */
+        bulkMaxInputBytes: z.coerce
+          .number()
+          .int()
+          .min(1)
+          .default(256 * 1024 * 1024),
+        /** Timeout for fetching an http(s) registration input file (ms). */
+        bulkFetchTimeoutMs: z.coerce.number().int().min(1).default(30_000),
+      })
+      .strict()
+      .prefault({}),
     /** Built-in time-series store (src/timeseries). */
     timeseries: z
       .object({

@@ -40,6 +40,8 @@ export const ERRORS = {
   CertificateValidation: { status: 400, awsName: 'CertificateValidationException' },
   CertificateConflict: { status: 409, awsName: 'CertificateConflictException' },
   RegistrationCodeValidation: { status: 400, awsName: 'RegistrationCodeValidationException' },
+  /** RegisterThing: creating or updating a resource of the template failed. */
+  ResourceRegistrationFailure: { status: 400, awsName: 'ResourceRegistrationFailureException' },
   /** Data plane (shadows): AWS answers 415 for a document that is not UTF-8. */
   UnsupportedDocumentEncoding: { status: 415, awsName: 'UnsupportedDocumentEncodingException' },
   /** Data plane throttling is HTTP 429 (the control plane's ThrottlingException is 400). */

@@ -1557,6 +1557,214 @@ export const E = defineKinds({
     'Stream {streamId} was changed by other requests meanwhile; retry',
     'UpdateStream lost five optimistic-write races in a row against other updates of the same stream.',
   ],
+  // ---- console: the web console's sign-in, session and own endpoints (src/console)
+  ConsoleSignInFailed: [
+    'Unauthorized',
+    'Sign-in failed: unknown access key id or wrong secret access key.',
+    'A console sign-in names an access key that does not exist, or the secret does not match.',
+  ],
+  ConsoleSignInThrottled: [
+    'Throttling',
+    'Too many failed sign-ins from {remote}; wait {seconds:number} s and try again.',
+    'A client address failed console sign-in too often within a minute.',
+  ],
+  ConsoleSessionExpired: [
+    'Unauthorized',
+    'Your console session has expired or was signed out; sign in again.',
+    'A request carries a console session cookie that is unknown, expired, or whose access key was deleted.',
+  ],
+  ConsoleCsrfToken: [
+    'Forbidden',
+    'The request lacks the console CSRF token (header x-thingstead-csrf); reload the console page.',
+    'A console request authenticated by its session cookie carries no CSRF token, or a wrong one.',
+  ],
+  ConsoleCrossOrigin: [
+    'Forbidden',
+    'Cross-origin request refused: Origin {origin} is not this console ({host}).',
+    'A console request comes from a page of another origin (its Origin header names another host).',
+  ],
+  ConsoleServiceHeader: [
+    'InvalidRequest',
+    "x-thingstead-service must be one of iot, iotdata, iot-jobs-data (got '{service}').",
+    'A console API call authenticated by its session names no API family, or an unknown one.',
+  ],
+  ConsoleChartWidth: [
+    'InvalidRequest',
+    "width must be an integer from 1 to 10000 (pixels of the chart), got '{width}'.",
+    'A console telemetry query gives no chart width, or one out of range.',
+  ],
+  ConsoleLiveLimit: [
+    'ServiceUnavailable',
+    'Too many live console feeds are open ({limit:number}); close other console tabs, or raise console.maxLiveClients.',
+    'A console live feed (Server-Sent Events) is refused because the configured number is reached.',
+  ],
+  ConsoleBadRequest: [
+    'InvalidRequest',
+    'Console request: {problem}',
+    "A console endpoint's parameters or body are malformed; the message says which.",
+  ],
+  // ---- provisioning flows: claims, ownership tokens, the pipeline, bulk tasks, traces (src/provisioning)
+  ProvisioningTemplateMissing: [
+    'ResourceNotFound',
+    'Provisioning failed: the template {templateName} does not exist (create it with CreateProvisioningTemplate, or check the name in the topic)',
+    'RegisterThing over MQTT, CreateProvisioningClaim or JITP names a provisioning template that does not exist.',
+  ],
+  ProvisioningTemplateDisabled: [
+    'InvalidRequest',
+    'Provisioning failed: the template {templateName} is disabled (enable it with UpdateProvisioningTemplate --enabled)',
+    'A provisioning flow names a template whose enabled flag is false.',
+  ],
+  ProvisioningTemplateType: [
+    'InvalidRequest',
+    'Provisioning failed: the template {templateName} is of type {type}, and this flow needs a {expected} template',
+    'MQTT RegisterThing or a claim names a JITP template, or a CA names a FLEET_PROVISIONING template for JITP.',
+  ],
+  ProvisioningTemplateInvalid: [
+    'InvalidRequest',
+    'Provisioning failed: the template is invalid at {path}: {problem} ({more:number} more problems)',
+    'RegisterThing, a bulk task or a CA registrationConfig gives a template body that does not parse or check.',
+  ],
+  ProvisioningParameters: [
+    'InvalidRequest',
+    'Provisioning failed ({code}) at {path}: {problem}',
+    'The template refused the parameters: one is missing, breaks its constraints, or a Condition excludes a resource.',
+  ],
+  ProvisioningHookRefused: [
+    'AccessDenied',
+    'Provisioning refused by the pre-provisioning hook: {detail}',
+    "The template's pre-provisioning hook said no, timed out (5 s), failed, or answered something else than {allowProvisioning: true}.",
+  ],
+  ProvisioningApplyFailed: [
+    'ResourceRegistrationFailure',
+    'Registration failed and nothing was kept: {problem}',
+    'Creating or updating the thing, certificate or policies of a registration failed; what was done was undone.',
+  ],
+  ProvisioningInternal: [
+    'InternalFailure',
+    'Provisioning failed on an internal error; the provisioning trace and the server log say more',
+    'An unexpected failure inside a provisioning flow (the server logs it).',
+  ],
+  ProvisioningNoCertificate: [
+    'InvalidRequest',
+    "The template's certificate {logicalId} names no certificate: give CertificateId, CertificatePem or CertificateSigningRequest",
+    'A template declares a certificate resource but neither the template nor the request provides one.',
+  ],
+  ProvisioningOverrideFail: [
+    'ResourceRegistrationFailure',
+    'The {resource} {id} already exists and would change, and its OverrideSettings {setting} is FAIL',
+    'RegisterThing would change an existing thing or certificate whose override setting for that property is FAIL.',
+  ],
+  ProvisioningPayload: [
+    'InvalidRequest',
+    'The request payload is not valid {format}: {problem}',
+    'A provisioning MQTT request whose payload does not decode (JSON or CBOR, as the topic says) or lacks a member.',
+  ],
+  ProvisioningThrottled: [
+    'Throttling',
+    'Too many provisioning requests are waiting ({limit:number}); retry later',
+    'The provisioning MQTT service queue is full; the request is dropped and answered on /rejected.',
+  ],
+  OwnershipTokenUnknown: [
+    'InvalidRequest',
+    'The certificate ownership token is not valid; ask for a new certificate on $aws/certificates/create or create-from-csr',
+    'RegisterThing over MQTT with a token this platform never issued (or whose certificate expired and was removed).',
+  ],
+  OwnershipTokenExpired: [
+    'InvalidRequest',
+    'The certificate ownership token has expired (tokens are valid for {ttl}); ask for a new certificate',
+    'RegisterThing over MQTT with a token older than provisioning.tokenTtlMs (AWS: one hour).',
+  ],
+  OwnershipTokenUsed: [
+    'InvalidRequest',
+    'The certificate ownership token was already used by a completed registration; each token is good for one',
+    'RegisterThing over MQTT with a token that already completed a registration.',
+  ],
+  OwnershipTokenBusy: [
+    'Conflict',
+    'The certificate ownership token is in use by a registration in progress; wait for its answer',
+    'Two RegisterThing requests with one token at the same time: the second is refused while the first runs.',
+  ],
+  RegistrationTaskNotFound: [
+    'ResourceNotFound',
+    'Thing registration task {taskId} does not exist',
+    'DescribeThingRegistrationTask, StopThingRegistrationTask or ListThingRegistrationTaskReports names an unknown task.',
+  ],
+  RegistrationTaskInput: [
+    'InvalidRequest',
+    'The registration input file cannot be used: {problem}',
+    "StartThingRegistrationTask's inputFileBucket/inputFileKey name no readable local file under provisioning.bulkInputDir or http(s) URL.",
+  ],
+  RegistrationTaskState: [
+    'InvalidRequest',
+    'Thing registration task {taskId} is {status}; only an InProgress task can be stopped',
+    'StopThingRegistrationTask on a task that already finished or was stopped.',
+  ],
+  RegistrationReportLink: [
+    'Forbidden',
+    'This report link is not valid; ask ListThingRegistrationTaskReports for a current one',
+    'A registration task report is fetched with a link whose secret does not match the task.',
+  ],
+  ProvisioningTraceNotFound: [
+    'ResourceNotFound',
+    'Provisioning trace {attemptId} does not exist (the newest provisioning.traceStored traces are kept)',
+    'GET /provisioning/traces/{attemptId} names an attempt that is unknown or was trimmed.',
+  ],
+  // ---- provisioning templates: the control plane of templates and their versions (src/provisioning)
+  ProvisioningTemplateNotFound: [
+    'ResourceNotFound',
+    'The provisioning template {templateName} does not exist',
+    'A provisioning template operation names a template that does not exist.',
+  ],
+  ProvisioningTemplateVersionNotFound: [
+    'ResourceNotFound',
+    'The provisioning template {templateName} has no version {versionId}',
+    'A template version operation (or UpdateProvisioningTemplate defaultVersionId) names a version the template does not have.',
+  ],
+  ProvisioningTemplateExists: [
+    'ResourceAlreadyExists',
+    'The provisioning template {templateName} already exists',
+    'CreateProvisioningTemplate with the name of an existing template.',
+  ],
+  ProvisioningTemplateBody: [
+    'InvalidRequest',
+    'The templateBody is invalid at {path}: {problem}{others}',
+    'CreateProvisioningTemplate or CreateProvisioningTemplateVersion with a body that is not a valid template; the first problem is named, then how many more.',
+  ],
+  ProvisioningTemplateBodySize: [
+    'InvalidRequest',
+    'The templateBody is {size:number} bytes; a template may have at most {max:number} bytes (10 KB, as at AWS)',
+    'A template body over the size limit.',
+  ],
+  ProvisioningTemplateVersionsLimit: [
+    'VersionsLimitExceeded',
+    'The provisioning template {templateName} already has {max:number} versions; delete one (DeleteProvisioningTemplateVersion) first',
+    'CreateProvisioningTemplateVersion on a template that has the maximum number of versions (5).',
+  ],
+  ProvisioningTemplateDefaultVersion: [
+    'DeleteConflict',
+    'Version {versionId} is the default version of the provisioning template {templateName}; make another version the default (UpdateProvisioningTemplate defaultVersionId) first',
+    'DeleteProvisioningTemplateVersion on the default version.',
+  ],
+  ProvisioningTemplateHookType: [
+    'InvalidRequest',
+    'A pre-provisioning hook applies to FLEET_PROVISIONING templates only, and {templateName} is {type}',
+    'A JITP template is given a preProvisioningHook (AWS calls hooks only for fleet provisioning).',
+  ],
+  ProvisioningTemplateHookBoth: [
+    'InvalidRequest',
+    'preProvisioningHook and removePreProvisioningHook cannot be given together; send one of them',
+    'UpdateProvisioningTemplate sets and removes the hook in one call.',
+  ],
+  ProvisioningTemplateHookTarget: [
+    'InvalidRequest',
+    'The preProvisioningHook cannot be used: {problem}',
+    "The hook's targetArn is not a webhook URL Thingstead may call (https://, or http:// to a loopback host unless allowed).",
+  ],
+  ProvisioningTemplateInUse: [
+    'DeleteConflict',
+    'The provisioning template {templateName} is in use by {user}; detach it first',
+    'DeleteProvisioningTemplate on a template a CA certificate uses for JIT provisioning.',
+  ],
 });
 
 /** The name of a message kind. */
