@@ -2,7 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError, loadConfig, type ConfigInput } from '../config/index.js';
-import { createPlatform, type Platform } from '../platform/index.js';
+// The platform (every context) is loaded only when `up` runs: other commands and `--help` stay fast.
+import type { Platform } from '../platform/index.js';
 import { acquireDataDirLock, type LockHolder } from './lock.js';
 
 interface UpFlags {
@@ -160,6 +161,7 @@ export function registerUp(program: Command): void {
       }
       let platform: Platform;
       try {
+        const { createPlatform } = await import('../platform/index.js');
         platform = await createPlatform(config);
       } catch (err) {
         lock.release();
