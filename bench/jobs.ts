@@ -31,11 +31,8 @@ import mqtt from 'mqtt';
 import { CreateJobCommand, IoTClient } from '@aws-sdk/client-iot';
 import { loadConfig } from '../src/config/index.js';
 import { createPlatform, type Platform } from '../src/platform/index.js';
+import { arg } from './lib/common.js';
 
-const arg = (name: string, def: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1]! : def;
-};
 const thingName = (i: number) => `bench-${String(i).padStart(6, '0')}`;
 
 // ---- the subscriber process ------------------------------------------------------------------------

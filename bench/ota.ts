@@ -17,11 +17,8 @@ import mqtt from 'mqtt';
 import { downloadHttps, downloadStream } from '../src/agent/index.js';
 import { loadConfig } from '../src/config/index.js';
 import { createPlatform } from '../src/platform/index.js';
+import { arg } from './lib/common.js';
 
-const arg = (name: string, def: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1]! : def;
-};
 const MB = Number(arg('mb', '16'));
 const RUNS = Number(arg('runs', '3'));
 const BLOCK = Number(arg('block', '65536'));

@@ -20,11 +20,8 @@ import { openCredentialStore } from '../src/identity/index.js';
 import { createLogger, createMetricsRegistry } from '../src/observability/index.js';
 import { createRegistry, registryOperations } from '../src/registry/index.js';
 import { openDatabase } from '../src/store/index.js';
+import { arg } from './lib/common.js';
 
-const arg = (name: string, def: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1]! : def;
-};
 const N = Number(arg('things', '100000'));
 const HTTP_CREATES = Number(arg('http-creates', '3000'));
 const SAMPLES = Number(arg('samples', '300'));

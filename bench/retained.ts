@@ -10,11 +10,8 @@
 import { performance } from 'node:perf_hooks';
 import { RetainedStore } from '../src/mqtt/retained.js';
 import { topicMatches } from '../src/mqtt/index.js';
+import { arg } from './lib/common.js';
 
-const arg = (name: string, def: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1]! : def;
-};
 const N = Number(arg('topics', '1000000'));
 const DEVICES = 10_000;
 const KEYS = Math.max(1, Math.floor(N / DEVICES));

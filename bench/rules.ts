@@ -23,11 +23,8 @@ import { compileSql, parsePayload, RulesEngine } from '../src/rules/index.js';
 import { openDatabase, type Database } from '../src/store/index.js';
 import { createTimeseries } from '../src/timeseries/index.js';
 import { startTestPlatform } from '../test/helpers/platform.js';
+import { arg, percentile } from './lib/common.js';
 
-const arg = (name: string, def: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1]! : def;
-};
 const MESSAGES = Number(arg('messages', '50000'));
 const POINTS = Number(arg('points', '200000'));
 const STORES = arg('stores', 'sqlite,postgres').split(',');
@@ -38,10 +35,7 @@ const logger = createLogger('silent');
 const log = (s: string) => process.stderr.write(s + '\n');
 const results: Record<string, unknown> = {};
 
-const pct = (values: number[], p: number) => {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
-};
+const pct = percentile;
 
 const RULES = [
   {

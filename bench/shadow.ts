@@ -35,7 +35,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -45,15 +45,9 @@ import { openChangeChannel } from '../src/events/index.js';
 import { createLogger } from '../src/observability/index.js';
 import { createShadowService } from '../src/shadow/index.js';
 import { createShadowStore } from '../src/shadow/store-sql.js';
+import { arg, flag, machine as machineInfo, median, sleep } from './lib/common.js';
 import { openDatabase } from '../src/store/index.js';
 
-const arg = (name: string, def: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i > 0) return process.argv[i + 1]!;
-  const eq = process.argv.find((a) => a.startsWith(`--${name}=`));
-  return eq ? eq.slice(name.length + 3) : def;
-};
-const flag = (name: string) => process.argv.includes(`--${name}`);
 const STORES = arg('stores', 'sqlite,postgres').split(',') as Array<'sqlite' | 'postgres'>;
 const ONLY = arg('only', 'throughput,latency,service').split(',');
 const RUNS = Number(arg('runs', '3'));
@@ -73,11 +67,6 @@ const root = fileURLToPath(new URL('../', import.meta.url));
 /** `--cli <main.js>`: another build of the platform (e.g. a patched copy, to measure a change). */
 const CLI = arg('cli', join(root, 'dist/cli/main.js'));
 const log = (s: string) => process.stderr.write(s + '\n');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.floor((s.length - 1) / 2)]! : NaN;
-};
 const pct = (sorted: number[], p: number) =>
   sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]! : NaN;
 const fmt = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
@@ -472,13 +461,7 @@ if (!existsSync(CLI)) {
   log(`${CLI} is missing: run \`npm run build\` first (npm run bench:shadow does).`);
   process.exit(2);
 }
-const machine = {
-  cores: cpus().length,
-  model: cpus()[0]?.model ?? '',
-  node: process.version,
-  loadAtStart: loadavg()[0]!.toFixed(1),
-  at: new Date().toISOString(),
-};
+const machine = machineInfo();
 log(
   `shadow bench: ${machine.model}, ${machine.cores} cores, node ${machine.node}, load ${machine.loadAtStart}; ` +
     `${THINGS} things over ${CONNS} MQTT.js connections, ${RUNS} runs, ${WARMUP} s warm-up + ${SECONDS} s window`,
