@@ -550,7 +550,7 @@ export function evaluateExpression(expr: JsonValue, path: string, scope: Evaluat
   const args = Array.isArray(arg) ? arg : [];
   switch (fn) {
     case 'Ref':
-      return evaluateRef(literal(arg), p, scope);
+      return evaluateRef(literal(arg), path, scope); // as checkExpression: at the Ref itself
     case 'Fn::Join': {
       const list = asList(evaluateExpression(args[1]!, `${p}[1]`, scope), `${p}[1]`);
       return list.map((item, i) => asString(item, `${p}[1][${i}]`)).join(literal(args[0]));
