@@ -49,6 +49,11 @@ export interface AgentOptions {
   readonly hookTimeoutMs?: number;
   /** Events for the operator (the CLI prints them). */
   readonly log?: (event: string, fields?: Record<string, unknown>) => void;
+  /**
+   * Share this connection instead of opening one (a gateway's uplink: one client id per thing). It must be
+   * MQTT 5 and reconnect by itself; `close()` leaves it open.
+   */
+  readonly client?: MqttClient;
 }
 
 export interface Agent {
@@ -90,15 +95,17 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const trusted = new Map(options.trustedKeys.map((pem) => [keyIdOf(pem), pem]));
   const jobs = `$aws/things/${thing}/jobs`;
 
-  const client = await mqtt.connectAsync(options.mqttUrl, {
-    clientId: options.clientId ?? thing,
-    protocolVersion: 5,
-    ca: options.ca,
-    cert: options.cert,
-    key: options.key,
-    reconnectPeriod: 1000,
-    clean: true,
-  });
+  const client =
+    options.client ??
+    (await mqtt.connectAsync(options.mqttUrl, {
+      clientId: options.clientId ?? thing,
+      protocolVersion: 5,
+      ca: options.ca,
+      cert: options.cert,
+      key: options.key,
+      reconnectPeriod: 1000,
+      clean: true,
+    }));
   const pending = new Map<string, (topic: string, body: any) => void>();
   const streams = new Map<string, StreamDownload>();
   let token = 0;
@@ -342,7 +349,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       while (running) await running;
     },
     async close() {
-      await client.endAsync(true);
+      if (!options.client) await client.endAsync(true);
     },
   };
 }
