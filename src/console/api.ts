@@ -231,7 +231,7 @@ export function consoleApi(d: ConsoleApiDeps): HttpHandler {
       name: 'connections',
       async run(req, res, _url, m) {
         await requireSession(req, false);
-        const thing = decodeURIComponent(m[1]!);
+        const thing = decodeURIComponent(m[0]!);
         sendJson(res, 200, {
           thingName: thing,
           connected: d.isConnected(thing),
