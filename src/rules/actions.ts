@@ -303,6 +303,11 @@ function timeseries(config: ActionConfig, t: T, version: string): CompiledAction
       throw E.TimeseriesActionMetric({ metric: m });
     return { name: m, sql: compileSql(`SELECT VALUE ${m} FROM '#'`, version) };
   });
+  // Points are keyed by (thing, metric, ms): a second point in the same ms replaces the first. With an
+  // explicit `timestamp` that is the contract (a reading written twice, e.g. replayed by a gateway, is stored
+  // once). With the arrival time, two messages of one device in the same ms are two readings: each series'
+  // arrival stamps are kept strictly increasing (the later one moves to the next free ms), so none is lost.
+  const lastArrival = new BoundedLastStamp(100_000);
   return {
     kind: 'timeseries',
     config,
@@ -311,6 +316,7 @@ function timeseries(config: ActionConfig, t: T, version: string): CompiledAction
       const name = thing.render(ctx, parsed);
       if (!name || name === 'n/a') throw new ActionError('timeseries: thingName rendered empty', false);
       let ts = ctx.timestamp;
+      const arrival = !timestamp;
       if (timestamp) {
         const v = timestamp.renderValue(ctx, parsed);
         const n =
@@ -333,9 +339,19 @@ function timeseries(config: ActionConfig, t: T, version: string): CompiledAction
         throw new ActionError('timeseries: the SELECT output is not a JSON object', false);
       const points: Array<{ thing: string; metric: string; ts: number; value: number | string }> = [];
       const measure = (metric: string, v: unknown) => {
-        if (typeof v === 'number' && Number.isFinite(v)) points.push({ thing: name, metric, ts, value: v });
-        else if (typeof v === 'string') points.push({ thing: name, metric, ts, value: v });
-        else if (typeof v === 'boolean') points.push({ thing: name, metric, ts, value: v ? 1 : 0 });
+        const value =
+          typeof v === 'number' && Number.isFinite(v)
+            ? v
+            : typeof v === 'string'
+              ? v
+              : typeof v === 'boolean'
+                ? v
+                  ? 1
+                  : 0
+                : undefined;
+        if (value === undefined) return;
+        const at = arrival ? lastArrival.next(`${name}\u0000${metric}`, ts) : ts;
+        points.push({ thing: name, metric, ts: at, value });
       };
       if (metricPaths.length) {
         const doc = { json: true, value: output };
@@ -353,4 +369,23 @@ function timeseries(config: ActionConfig, t: T, version: string): CompiledAction
 export function outputBytes(output: SqlValue): Buffer {
   if (Buffer.isBuffer(output)) return output;
   return Buffer.from(toJson(output), 'utf8');
+}
+
+/**
+ * The last arrival stamp given per series, strictly increasing: `next(key, ms)` is `ms`, or one past the
+ * last stamp of `key` when that is not earlier. Bounded: past `max` series the least recently stamped is
+ * forgotten (a forgotten series can collide again only within the same ms as its last stamp).
+ */
+export class BoundedLastStamp {
+  private readonly last = new Map<string, number>();
+  constructor(private readonly max: number) {}
+
+  next(key: string, ms: number): number {
+    const prev = this.last.get(key);
+    const at = prev !== undefined && prev >= ms ? prev + 1 : ms;
+    if (prev !== undefined) this.last.delete(key);
+    else if (this.last.size >= this.max) this.last.delete(this.last.keys().next().value!);
+    this.last.set(key, at);
+    return at;
+  }
 }

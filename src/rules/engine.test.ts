@@ -453,6 +453,30 @@ describe('rules engine: timeseries action', () => {
     const status = await h.ts.queryRange({ things: ['pump-1'], metric: 'status', from: 0, to: Date.now() });
     expect(status[0]!.value).toBe('ok');
   });
+
+  it('keeps every reading of a burst stamped with its arrival time (same ms), and a re-sent explicit stamp once', async () => {
+    await h.engine.createRule('burst', {
+      sql: "SELECT n FROM 'burst/+'",
+      actions: [{ timeseries: { thingName: '${topic(2)}' } }],
+    });
+    await h.engine.createRule('stamped', {
+      sql: "SELECT n FROM 'stamped/+'",
+      actions: [{ timeseries: { thingName: '${topic(2)}', timestamp: '${at}' } }],
+    });
+    // Synchronous publishes: far more than one per ms, so arrival stamps collide without the fix.
+    for (let n = 0; n < 200; n++) publish(h, 'burst/fan-1', { n });
+    for (let n = 0; n < 3; n++) publish(h, 'stamped/fan-2', { n: 7, at: 1_700_000_000_000 });
+    const all = () => h.ts.queryRange({ things: ['fan-1'], metric: 'n', from: 0, to: Date.now() + 60_000 });
+    await waitFor(async () => (await all()).length === 200, 10_000, '200 burst points');
+    const rows = await all();
+    expect(rows.map((r) => r.value)).toEqual([...Array(200).keys()]);
+    expect(new Set(rows.map((r) => r.ts)).size).toBe(200);
+    await waitFor(async () => (await h.ts.listSeries('fan-2')).length === 1);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await h.ts.queryRange({ things: ['fan-2'], metric: 'n', from: 0, to: Date.now() })).toEqual([
+      { thing: 'fan-2', metric: 'n', ts: 1_700_000_000_000, value: 7 },
+    ]);
+  });
 });
 
 const pgUp = await postgresAvailable('rules postgres action tests');
