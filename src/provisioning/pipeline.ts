@@ -288,6 +288,7 @@ export function createPipeline(options: {
   return {
     async provision(request) {
       const trace = traces.begin(request.flow, {
+        ...('name' in request.template ? { templateName: request.template.name } : {}),
         clientId: request.clientId,
         taskId: request.taskId,
         line: request.line,

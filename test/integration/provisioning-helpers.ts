@@ -2,12 +2,14 @@ import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import {
   CreatePolicyCommand,
+  CreateProvisioningClaimCommand,
   CreateProvisioningTemplateCommand,
   IoTClient,
   type CreateProvisioningTemplateCommandInput,
 } from '@aws-sdk/client-iot';
 import * as x509 from '@peculiar/x509';
 import mqtt, { type MqttClient } from 'mqtt';
+import { signedFetch } from '../../src/api/index.js';
 import type { ConfigInput } from '../../src/config/index.js';
 import { startTestPlatform, type TestPlatform } from '../helpers/platform.js';
 
@@ -24,6 +26,8 @@ export interface ProvisioningHarness {
     extra?: Partial<CreateProvisioningTemplateCommandInput>,
   ): Promise<void>;
   policy(name: string, document: unknown): Promise<void>;
+  /** A signed call to the HTTP API (Thingstead's own endpoints, e.g. /provisioning/traces). */
+  api(method: string, path: string, request?: Parameters<typeof signedFetch>[3]): Promise<any>;
   /** An MQTT.js client on the TLS port with a device certificate (mutual TLS). */
   device(cert: string, key: string, clientId: string): Promise<MqttClient>;
 }
@@ -45,10 +49,17 @@ export async function provisioningPlatform(overrides: ConfigInput = {}): Promise
   });
   const arn = (type: string, name: string) =>
     `arn:aws:iot:${platform.config.region}:${platform.config.accountId}:${type}/${name}`;
+  const signing = {
+    endpoint: platform.endpoints.http,
+    accessKeyId: key.accessKeyId,
+    secretAccessKey: key.secretAccessKey,
+    region: platform.config.region,
+  };
   return {
     platform,
     iot,
     arn,
+    api: (method, path, request) => signedFetch(signing, method, path, request),
     async template(templateName, body, extra = {}) {
       await iot.send(
         new CreateProvisioningTemplateCommand({
@@ -148,4 +159,67 @@ export async function subackCode(client: MqttClient, filter: string): Promise<nu
     if (packet?.granted) return packet.granted[0]!;
     throw err;
   }
+}
+
+/** A claim device on MQTT.js: one request at a time, answers collected by topic (JSON). */
+export async function claimDevice(
+  h: ProvisioningHarness,
+  templateName: string,
+  clientId: string,
+  credentials?: { cert: string; key: string },
+) {
+  const c = credentials
+    ? { certificatePem: credentials.cert, keyPair: { PrivateKey: credentials.key }, certificateId: '' }
+    : await h.iot.send(new CreateProvisioningClaimCommand({ templateName }));
+  const client = await h.device(c.certificatePem!, c.keyPair!.PrivateKey!, clientId);
+  const answers = new Map<string, any>();
+  client.on('message', (topic, payload) => answers.set(topic, JSON.parse(payload.toString())));
+  await client.subscribeAsync(
+    [
+      '$aws/certificates/create/json/+',
+      '$aws/certificates/create-from-csr/json/+',
+      `$aws/provisioning-templates/${templateName}/provision/json/+`,
+    ].flatMap((f) => [f.replace('+', 'accepted'), f.replace('+', 'rejected')]),
+    { qos: 1 },
+  );
+  const request = async (topic: string, body: unknown): Promise<{ accepted: boolean; body: any }> => {
+    answers.delete(`${topic}/accepted`);
+    answers.delete(`${topic}/rejected`);
+    await client.publishAsync(topic, JSON.stringify(body), { qos: 1 });
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      if (answers.has(`${topic}/accepted`)) return { accepted: true, body: answers.get(`${topic}/accepted`) };
+      if (answers.has(`${topic}/rejected`))
+        return { accepted: false, body: answers.get(`${topic}/rejected`) };
+      if (Date.now() > deadline) throw new Error(`no answer on ${topic}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+  return {
+    client,
+    claimCertificateId: c.certificateId!,
+    request,
+    /** A new certificate and its ownership token. */
+    async certificate() {
+      const r = await request('$aws/certificates/create/json', {});
+      if (!r.accepted) throw new Error(`create refused: ${JSON.stringify(r.body)}`);
+      return r.body as {
+        certificateId: string;
+        certificatePem: string;
+        privateKey: string;
+        certificateOwnershipToken: string;
+      };
+    },
+    async register(token: string, parameters: Record<string, string>, template = templateName) {
+      if (template !== templateName)
+        await client.subscribeAsync(
+          ['accepted', 'rejected'].map((s) => `$aws/provisioning-templates/${template}/provision/json/${s}`),
+          { qos: 1 },
+        );
+      return request(`$aws/provisioning-templates/${template}/provision/json`, {
+        certificateOwnershipToken: token,
+        parameters,
+      });
+    },
+  };
 }
