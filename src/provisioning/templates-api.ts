@@ -177,6 +177,11 @@ export function createTemplatesService(options: TemplatesServiceOptions) {
   });
 
   return {
+    /** Whether a template exists (the tags context asks before tagging its ARN). */
+    async exists(name: string): Promise<boolean> {
+      return (await store.get(name)) !== null;
+    },
+
     async createProvisioningTemplate(input: CreateTemplateInput) {
       const type = input.type ?? 'FLEET_PROVISIONING';
       options.tags?.check(input.tags);
