@@ -79,7 +79,14 @@ async function exchange(
 ): Promise<Record<string, any>> {
   const accepted = `${topic}/accepted`;
   const rejected = `${topic}/rejected`;
-  await client.subscribeAsync([accepted, rejected], { qos: 1 });
+  try {
+    await client.subscribeAsync([accepted, rejected], { qos: 1 });
+  } catch (err) {
+    throw new ProvisioningError(
+      step,
+      `${step}: subscribing to ${accepted} was refused (${(err as Error).message}): does the claim certificate's policy cover this template's topics?`,
+    );
+  }
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       client.removeListener('message', onMessage);
