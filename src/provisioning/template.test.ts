@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { readJson } from './template-json.js';
@@ -1018,5 +1019,44 @@ describe('properties (fast-check)', () => {
       }),
       { seed: 9, numRuns: 200 },
     );
+  });
+});
+
+describe('the examples in docs/provisioning-templates.md', () => {
+  const docs = readFileSync(new URL('../../docs/provisioning-templates.md', import.meta.url), 'utf8');
+  const examples = [...docs.matchAll(/```json\n(\{\n {2}"Parameters"[\s\S]*?)\n```/g)].map((m) => m[1]!);
+
+  it('the fleet example provisions a least-privilege device; the JITP example reads the certificate', () => {
+    expect(examples).toHaveLength(2);
+    const [fleet, jitp] = examples.map((text) => parsed(text));
+    const r = evaluateTemplate(fleet!, {
+      parameters: { SerialNumber: 'AB12CD34', Model: 'm2' },
+      certificate: { certificateId: CERT_ID },
+      templateType: 'FLEET_PROVISIONING',
+    });
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.plan.thing).toMatchObject({ thingName: 'm2-AB12CD34', thingGroups: ['gateways'] });
+    expect(r.plan.deviceConfiguration).toEqual({ telemetryTopic: 'dt/m2-AB12CD34/telemetry', model: 'm2' });
+    const policy = JSON.parse(r.plan.policies[0]!.policyDocument!);
+    expect(policy.Statement[0].Resource).toBe(
+      'arn:aws:iot:us-east-1:123456789012:client/${iot:Connection.Thing.ThingName}',
+    );
+    expect(
+      evaluateTemplate(fleet!, { parameters: { SerialNumber: 'short' }, templateType: 'FLEET_PROVISIONING' }),
+    ).toMatchObject({ ok: false, error: { code: 'InvalidParameter', path: 'Parameters.SerialNumber' } });
+    const subject = { CommonName: 'pump-7', SerialNumber: '42', Organization: 'Acme Devices' };
+    const j = evaluateTemplate(jitp!, {
+      parameters: {},
+      certificate: { certificateId: CERT_ID, subject },
+      templateType: 'JITP',
+    });
+    expect(j.ok && j.plan.thing?.thingName).toBe('pump-7');
+    const other = evaluateTemplate(jitp!, {
+      parameters: {},
+      certificate: { certificateId: CERT_ID, subject: { ...subject, Organization: 'Evil' } },
+      templateType: 'JITP',
+    });
+    expect(other).toMatchObject({ ok: false, error: { code: 'InvalidParameter' } });
   });
 });
