@@ -118,6 +118,8 @@ export interface Applier {
     tokenHash?: string | undefined;
     onTokenSpent?: () => Promise<void>;
   }): Promise<AppliedResources>;
+  /** Open journal entries of `flow` not applying in this process (another's, or a dead one's not yet lapsed). */
+  pendingElsewhere(flow: string): Promise<number>;
   /** Finish or undo attempts whose process died mid-apply (lease lapsed). Returns how many were taken. */
   recover(): Promise<{ rolledBack: number; rolledForward: number }>;
 }
@@ -579,6 +581,10 @@ export function createApplier(options: {
           resourceArns,
         };
       }
+    },
+
+    async pendingElsewhere(flow) {
+      return (await store.journalIds()).filter((j) => j.flow === flow && !inFlight.has(j.attemptId)).length;
     },
 
     async recover() {

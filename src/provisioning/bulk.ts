@@ -45,8 +45,8 @@ export interface RegistrationTasks {
   stop(taskId: string): Promise<void>;
   reportLinks(taskId: string, reportType: 'ERRORS' | 'RESULTS'): Promise<string[]>;
   reportFile(taskId: string, reportType: string, secret: string): Promise<string>;
-  /** Take over tasks whose process died. */
-  resumeLapsed(): Promise<number>;
+  /** Take over tasks whose process died, those `ready` says may resume now. */
+  resumeLapsed(ready: (taskId: string) => Promise<boolean>): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -358,11 +358,18 @@ export function createRegistrationTasks(options: {
       return out.length ? out.join('\n') + '\n' : '';
     },
 
-    async resumeLapsed() {
+    async resumeLapsed(ready) {
       if (closing) return 0;
-      const rows = await store.takeLapsedTasks(now(), now() + options.leaseMs);
-      for (const row of rows) if (!running.has(row.taskId)) launch(row);
-      return rows.length;
+      const lapsed = await store.listTasks({ limit: 250, lapsedAt: now() });
+      let resumed = 0;
+      for (const row of lapsed) {
+        if (running.has(row.taskId) || !(await ready(row.taskId))) continue;
+        const [taken] = await store.takeLapsedTasks(now(), now() + options.leaseMs, row.taskId);
+        if (!taken) continue;
+        launch(taken);
+        resumed++;
+      }
+      return resumed;
     },
 
     async close() {

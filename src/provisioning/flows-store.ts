@@ -107,6 +107,8 @@ export interface FlowsStore {
 
   insertJournal(row: JournalRow, leaseUntil: number): Promise<void>;
   deleteJournal(attemptId: string): Promise<void>;
+  /** Every open journal entry (the journal holds only registrations in progress: a few rows). */
+  journalIds(): Promise<{ attemptId: string; flow: string }[]>;
   /** Take the journal entries whose lease lapsed (their process died mid-apply), leasing them anew. */
   takeLapsedJournal(now: number, leaseUntil: number, limit: number): Promise<JournalRow[]>;
 
@@ -128,6 +130,8 @@ export interface FlowsStore {
   listTasks(options: {
     after?: string | undefined;
     status?: string | undefined;
+    /** Only InProgress or Cancelling tasks whose lease lapsed by then (their process died). */
+    lapsedAt?: number | undefined;
     limit: number;
   }): Promise<TaskRow[]>;
   updateTask(
@@ -137,8 +141,8 @@ export interface FlowsStore {
       leaseUntil?: number;
     },
   ): Promise<void>;
-  /** Tasks InProgress or Cancelling whose lease lapsed (their process died): taken with a new lease. */
-  takeLapsedTasks(now: number, leaseUntil: number): Promise<TaskRow[]>;
+  /** Take one task whose lease lapsed (its process died) with a new lease; none when another took it. */
+  takeLapsedTasks(now: number, leaseUntil: number, taskId: string): Promise<TaskRow[]>;
   insertTaskLines(
     taskId: string,
     lines: readonly { line: number; ok: boolean; body: string }[],
@@ -249,6 +253,12 @@ export async function openFlowsStore(db: Database): Promise<FlowsStore> {
     },
     async deleteJournal(id) {
       await db.run('DELETE FROM provisioning_journal WHERE attempt_id = $1', [id]);
+    },
+    async journalIds() {
+      const rows = await db.query<{ attempt_id: string; flow: string }>(
+        'SELECT attempt_id, flow FROM provisioning_journal',
+      );
+      return rows.map((r) => ({ attemptId: r.attempt_id, flow: r.flow }));
     },
     async takeLapsedJournal(now, leaseUntil, limit) {
       const rows = await db.query<Row>(
@@ -370,6 +380,10 @@ export async function openFlowsStore(db: Database): Promise<FlowsStore> {
         params.push(o.status);
         where.push(`status = $${params.length}`);
       }
+      if (o.lapsedAt !== undefined) {
+        params.push(o.lapsedAt);
+        where.push(`status IN ('InProgress', 'Cancelling') AND lease_until <= $${params.length}`);
+      }
       params.push(o.limit);
       const rows = await db.query<Row>(
         `SELECT * FROM provisioning_tasks${where.length ? ' WHERE ' + where.join(' AND ') : ''} ORDER BY task_id LIMIT $${params.length}`,
@@ -393,13 +407,14 @@ export async function openFlowsStore(db: Database): Promise<FlowsStore> {
       set('last_modified_at', c.lastModifiedAt);
       await db.run(`UPDATE provisioning_tasks SET ${sets.join(', ')} WHERE task_id = $1`, params);
     },
-    async takeLapsedTasks(now, leaseUntil) {
+    async takeLapsedTasks(now, leaseUntil, taskId) {
       const rows = await db.query<Row>(
-        "SELECT * FROM provisioning_tasks WHERE status IN ('InProgress', 'Cancelling') AND lease_until <= $1",
-        [now],
+        "SELECT * FROM provisioning_tasks WHERE task_id = $1 AND status IN ('InProgress', 'Cancelling') AND lease_until <= $2",
+        [taskId, now],
       );
       const taken: TaskRow[] = [];
       for (const r of rows) {
+        // Conditional on the lease we read, so two processes never both take one task.
         const n = await db.run(
           'UPDATE provisioning_tasks SET lease_until = $3 WHERE task_id = $1 AND lease_until = $2',
           [r.task_id, r.lease_until, leaseUntil],

@@ -214,7 +214,11 @@ export async function startProvisioning(options: ProvisioningOptions): Promise<S
   async function sweepHere(): Promise<SweepReport> {
     const recovered = await applier.recover();
     const expired = await expireTokens();
-    const tasksResumed = await tasks.resumeLapsed();
+    // A dead process's task is resumed only once its cut registrations were undone or finished: a line
+    // re-run while its old attempt is still open could race that attempt's recovery.
+    const tasksResumed = await tasks.resumeLapsed(
+      async (taskId) => (await applier.pendingElsewhere(`bulk:${taskId}`)) === 0,
+    );
     return { ...recovered, ...expired, tasksResumed };
   }
 

@@ -259,7 +259,8 @@ export function createPipeline(options: {
     try {
       const applied = await applier.apply({
         plan,
-        flow: request.flow,
+        // A bulk line's journal entry names its task, so a resumed task waits for its cut lines' recovery.
+        flow: request.taskId !== undefined ? `bulk:${request.taskId}` : request.flow,
         trace,
         certificateId: certificate?.certificateId,
         tokenHash,
