@@ -22,6 +22,10 @@ export class ConfigError extends Error {
 /** THINGSTEAD_* variable -> dotted config path. The only place that knows environment names. */
 export const ENVIRONMENT: Readonly<Record<string, string>> = {
   THINGSTEAD_DATA_DIR: 'dataDir',
+  THINGSTEAD_METERING_ENABLED: 'metering.enabled',
+  THINGSTEAD_METERING_FLUSH_MS: 'metering.flushMs',
+  THINGSTEAD_METERING_EXPORT_DIR: 'metering.export.dir',
+  THINGSTEAD_METERING_EXPORT_INTERVAL_MS: 'metering.export.intervalMs',
   THINGSTEAD_DATABASE_URL: 'databaseUrl',
   THINGSTEAD_LOG_LEVEL: 'logLevel',
   THINGSTEAD_REGION: 'region',

@@ -12,6 +12,11 @@ const switchablePort = z.preprocess(
 );
 /** Optional port: absent, null or `off` means the listener is off. */
 const optionalPort = switchablePort.default(null);
+/** A rate or count limit, or null (also `off`/`none`) for no limit. */
+const nullableRate = z.preprocess(
+  (v) => (typeof v === 'string' && ['off', 'none', 'null'].includes(v.trim().toLowerCase()) ? null : v),
+  z.coerce.number().min(0).nullable(),
+);
 const bool = z.preprocess((v) => {
   if (typeof v !== 'string') return v;
   const s = v.trim().toLowerCase();
@@ -358,6 +363,43 @@ export const configSchema = z
         maxBatch: z.coerce.number().int().min(1).default(2000),
         flushMs: z.coerce.number().int().min(1).default(20),
         maxPending: z.coerce.number().int().min(1).default(200_000),
+      })
+      .strict()
+      .prefault({}),
+    /** Usage metering, quotas and analytics exports (src/metering, docs/metering.md). */
+    metering: z
+      .object({
+        /** Count usage on the broker's hot path; off: the broker pays one branch per packet, no quotas. */
+        enabled: bool.default(true),
+        /** Milliseconds between ledger flushes to the database (usage is queryable after the next one). */
+        flushMs: z.coerce.number().int().min(50).max(60_000).default(10_000),
+        /**
+         * Limits that apply to every thing without its own (AWS IoT Core's published limits; null: none).
+         * Limits of one thing or billing group are set at run time (`thingstead quota set`).
+         */
+        thingDefaults: z
+          .object({
+            connectRate: nullableRate.default(null),
+            publishRate: nullableRate.default(100),
+            publishBytesRate: nullableRate.default(512 * 1024),
+            subscriptions: nullableRate.default(50),
+            shadowRate: nullableRate.default(null),
+            apiRate: nullableRate.default(null),
+          })
+          .strict()
+          .prefault({}),
+        /** Parquet exports of telemetry and usage. */
+        export: z
+          .object({
+            /** Where the files go (Hive-style partitions below it); default `<dataDir>/exports`. */
+            dir: z.string().nullable().default(null),
+            /** Export continuously every this many ms (the completed window up to now - lagMs); 0: on demand only. */
+            intervalMs: z.coerce.number().int().min(0).default(0),
+            /** How far behind now a continuous export stays, so late points and the last flush are in. */
+            lagMs: z.coerce.number().int().min(0).default(60_000),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),

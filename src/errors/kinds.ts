@@ -1765,6 +1765,68 @@ export const E = defineKinds({
     'The provisioning template {templateName} is in use by {user}; detach it first',
     'DeleteProvisioningTemplate on a template a CA certificate uses for JIT provisioning.',
   ],
+
+  // ---- metering: usage ledger, quotas, exports (src/metering)
+  QuotaThrottled: [
+    'Throttling',
+    'Rate exceeded: {reason}',
+    'A control-plane call naming a thing over its apiRate quota (or its billing group\'s); the reason names the limit.',
+  ],
+  QuotaThrottledDataPlane: [
+    'DataPlaneThrottling',
+    'Rate exceeded for the shadow of {thingName}: {reason}',
+    'A shadow call over the thing\'s shadowRate quota (or its billing group\'s).',
+  ],
+  UsageUnit: [
+    'InvalidRequest',
+    "unknown usage unit '{unit}'; units are {units:list}",
+    'A usage query or price table names a unit the ledger does not keep.',
+  ],
+  UsageRange: [
+    'InvalidRequest',
+    'usage range is empty or reversed: from must be before to',
+    'A usage query or export whose time range is empty.',
+  ],
+  UsageTooManyRows: [
+    'InvalidRequest',
+    'the usage query matches more than {limit:number} rows; narrow the range, name a thing or group by day',
+    'A usage query would return more rows than one answer carries.',
+  ],
+  UsageGroupBy: [
+    'InvalidRequest',
+    'groupBy must be one of {choices:list}',
+    'A usage query asks to group by something else.',
+  ],
+  QuotaScope: [
+    'InvalidRequest',
+    'name exactly one of thingName or billingGroupName for a quota',
+    'A quota call that names neither or both scopes.',
+  ],
+  QuotaLimit: [
+    'InvalidRequest',
+    "unknown quota limit '{limit}'; limits are {limits:list}",
+    'A quota call names a limit Thingstead does not enforce.',
+  ],
+  QuotaValue: [
+    'InvalidRequest',
+    "quota limit '{limit}' must be a number >= 0, or null to remove it",
+    'A quota call gives a limit a value that is not a non-negative number.',
+  ],
+  ExportKind: [
+    'InvalidRequest',
+    "export kind must be one of {kinds:list}",
+    'An export request names something other than telemetry or usage.',
+  ],
+  ExportBusy: [
+    'Conflict',
+    'an export is already running; wait for it (or for the next interval) and retry',
+    'Two exports at once would write the same partitions.',
+  ],
+  MeteringOff: [
+    'InvalidRequest',
+    'metering is off on this node (metering.enabled=false): there is no live ledger to flush',
+    'POST /usage/flush on a platform started without metering.',
+  ],
 });
 
 /** The name of a message kind. */

@@ -43,6 +43,8 @@ export interface ChangeEventMap {
     readonly version: number;
     readonly deleted?: boolean;
   };
+  /** A quota limit of a thing or billing group was set or removed (src/metering). */
+  quota: { readonly scope: 'thing' | 'billingGroup'; readonly name: string };
   /** An API access key was created or deleted. */
   accessKey: { readonly accessKeyId: string; readonly deleted?: boolean };
   /**

@@ -9,6 +9,8 @@ import type { JobConfig, JobRecord } from './types.js';
 /** What the parts of the jobs context share (service, device side, reactions, rollout, MQTT). */
 export interface JobsContext {
   readonly store: JobsStore;
+  /** Usage metering (src/metering): job executions created, per thing. Synchronous, must not throw. */
+  readonly onExecutionsCreated?: ((thingNames: readonly string[]) => void) | undefined;
   readonly targets: TargetResolver;
   readonly logger: Logger;
   readonly now: () => number;

@@ -41,6 +41,8 @@ export interface JobsOptions {
   readonly deliverDocument?: DeliverDocument;
   /** Keeps the tags CreateJob and CreateJobTemplate are given (src/tags); without it they are not kept. */
   readonly tags?: ResourceTags;
+  /** Usage metering: job executions created, per thing (src/metering). */
+  readonly onExecutionsCreated?: (thingNames: readonly string[]) => void;
 }
 
 /** The jobs context as other code sees it. */
@@ -79,6 +81,7 @@ export async function startJobs(options: JobsOptions): Promise<StartedContext<Jo
       options.registry.describeEventConfigurations().eventConfigurations[type]?.Enabled === true,
     ...(options.deliverDocument ? { deliverDocument: options.deliverDocument } : {}),
     ...(options.tags ? { tags: options.tags } : {}),
+    onExecutionsCreated: options.onExecutionsCreated,
   };
   const reactions = createReactions(ctx);
   let rollout: Rollout | null = null;

@@ -228,6 +228,7 @@ export function createReactions(ctx: JobsContext) {
    */
   async function launched(created: readonly ExecutionRecord[]): Promise<void> {
     if (created.length === 0) return;
+    ctx.onExecutionsCreated?.(created.map((e) => e.thingName));
     try {
       const pending = await store.pendingForThings(created.map((e) => e.thingName));
       for (const e of created) await announceWith(e.thingName, null, e, pending.get(e.thingName) ?? [e]);

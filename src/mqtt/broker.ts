@@ -48,6 +48,7 @@ export function createBroker(options: BrokerOptions): Broker {
     options.store ?? createMqttStore(options.db),
     new ServiceTable({ logger: logger.child({ ctx: 'mqtt.services' }), metrics: options.metrics }),
   );
+  core.meter = options.meter ?? null;
   const sum = (f: (s: import('./session.js').Session) => number) => {
     let n = 0;
     for (const s of core.sessions.values()) n += f(s);

@@ -21,6 +21,32 @@ export interface OutboundPublish {
   readonly subIds: number[] | null;
 }
 
+/**
+ * A PUBLISH's metered size as AWS IoT Core meters it (pricing "additional metering details"): topic and
+ * payload bytes, plus for MQTT 5 the user properties, response topic, correlation data and content type.
+ * Used by usage metering (src/metering); allocation-free for messages without properties.
+ */
+export function publishBytes(
+  topic: string,
+  payload: Buffer,
+  properties: PublishProperties | undefined,
+): number {
+  let n = Buffer.byteLength(topic) + payload.length;
+  if (properties !== undefined) {
+    if (properties.responseTopic !== undefined) n += Buffer.byteLength(properties.responseTopic);
+    if (properties.contentType !== undefined) n += Buffer.byteLength(properties.contentType);
+    if (properties.correlationData !== undefined) n += properties.correlationData.length;
+    const user = properties.userProperties;
+    if (user !== undefined)
+      for (const key in user) {
+        const v = user[key]!;
+        if (Array.isArray(v)) for (const x of v) n += Buffer.byteLength(key) + Buffer.byteLength(x);
+        else n += Buffer.byteLength(key) + Buffer.byteLength(v);
+      }
+  }
+  return n;
+}
+
 /** The parts of a connection the encoder reads (alias state is updated in place). */
 export interface EncodeTarget {
   readonly version: 3 | 4 | 5;

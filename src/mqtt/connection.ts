@@ -16,7 +16,7 @@ import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import mqttPacket from 'mqtt-packet';
 import type { IConnectPacket, Packet } from 'mqtt-packet';
-import type { AuthzSubject, ConnectionInfo, Principal } from './hooks.js';
+import type { AuthzSubject, ConnectionInfo, ConnectionUsage, Principal } from './hooks.js';
 import type { Publisher } from './types.js';
 import type { Session, WillSpec } from './session.js';
 import type { PendingAck } from './handlers/publish.js';
@@ -30,6 +30,7 @@ import {
   encodeAck,
   encodePublish,
   parsePublishFast,
+  publishBytes,
   type OutboundPublish,
   type PropertyProblem,
 } from './codec.js';
@@ -50,8 +51,10 @@ export type CloseReason =
   | 'auth_error'
   | 'slow_consumer'
   | 'connect_timeout'
-  /** CONNECT refused by the per-client-id connect rate limit. */
+  /** CONNECT refused by the per-client-id connect rate limit (or a metering connect quota). */
   | 'connect_throttled'
+  /** Disconnected with 0x96 for publishing far over its publish quota (src/metering quotas). */
+  | 'message_rate_too_high'
   | 'server_initiated'
   | 'server_shutdown';
 
@@ -170,6 +173,8 @@ export class Connection {
    * [MQTT-4.6.0-2]; null when none wait (see handlers/publish.ts).
    */
   ackBacklog: PendingAck[] | null = null;
+  /** Usage counters and quota gates (src/metering) from CONNACK on; null when metering is off. */
+  usage: ConnectionUsage | null = null;
 
   private input: Buffer | null = null;
   private out: Buffer[] = [];
@@ -221,6 +226,7 @@ export class Connection {
   onData(chunk: Buffer): void {
     if (this.state === 'closed') return;
     this.core.metrics.bytesIn.inc(chunk.length);
+    if (this.usage !== null) this.usage.bytesIn += chunk.length;
     this.lastActivity = Date.now();
     this.input = this.input ? Buffer.concat([this.input, chunk]) : chunk;
     this.processInput();
@@ -445,7 +451,9 @@ export class Connection {
       );
       return false;
     }
-    return this.sendEncodedPublish(buf, ingress);
+    if (!this.sendEncodedPublish(buf, ingress)) return false;
+    if (this.usage !== null) this.usage.publishOut(publishBytes(p.topic, p.payload, p.properties));
+    return true;
   }
 
   /**
@@ -470,6 +478,7 @@ export class Connection {
     const out = this.out;
     const data = out.length === 1 ? out[0]! : Buffer.concat(out, this.outBytes);
     this.core.metrics.bytesOut.inc(this.outBytes);
+    if (this.usage !== null) this.usage.bytesOut += this.outBytes;
     this.out = [];
     this.outBytes = 0;
     if (this.oldestIngress) {
@@ -502,6 +511,7 @@ export class Connection {
       this.outBytes = 0;
     }
     this.core.metrics.bytesOut.inc(buf.length);
+    if (this.usage !== null) this.usage.bytesOut += buf.length;
     if (!this.stream.destroyed && this.stream.writable) this.stream.write(buf);
   }
 
@@ -542,6 +552,7 @@ export class Connection {
     this.out = [];
     this.outBytes = 0;
     this.input = null;
+    if (this.usage !== null) this.usage.close();
     if (reason === 'slow_consumer' || reason === 'connection_lost') this.stream.destroy();
     else {
       this.stream.end();

@@ -31,7 +31,7 @@
  */
 import { rateLimitedLog, type Logger } from '../observability/index.js';
 import type { Config } from '../config/index.js';
-import type { AuthHooks } from './hooks.js';
+import type { AuthHooks, UsageMeter } from './hooks.js';
 import type { InternalHandler } from './types.js';
 import { TopicRouter, type SubEntry, type SubOwner } from './router.js';
 import { Session, type Queued, type Routed } from './session.js';
@@ -75,6 +75,8 @@ export class Core {
   /** Info lines per connect / disconnect / refusal, budgeted per second (connection-log.ts). */
   readonly connLog: ConnectionLog;
   bus: Bus;
+  /** Usage metering and quotas (src/metering), set by createBroker; null when metering is off. */
+  meter: UsageMeter | null = null;
   closing = false;
   private dirty: Connection[] = [];
   private flushScheduled = false;

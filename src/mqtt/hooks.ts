@@ -125,3 +125,48 @@ export function anonymousLoopbackHooks(allowAnonymous: boolean): AuthHooks {
     authorizeRetain: () => true,
   };
 }
+
+/**
+ * Usage metering and quotas, filled by the metering context (src/metering). The broker calls it only
+ * through these two types, and not at all when `BrokerOptions.meter` is absent (metering.enabled=false):
+ * then the cost on the hot path is one `conn.usage !== null` branch per packet.
+ *
+ * Hot-path contract: every method is synchronous, allocation-free and never throws (the meter catches its
+ * own failures); the broker passes byte counts it already has.
+ */
+export interface UsageMeter {
+  /**
+   * A CONNECT passed authentication: may this thing (and its billing group) connect now? Null: yes; else
+   * the reason string for CONNACK 0x9F Connection rate exceeded (the refusal is counted by the meter).
+   */
+  admitConnect(subject: AuthzSubject): string | null;
+  /**
+   * The connection is up (CONNACK sent): its per-connection counters. `connectBytes` is the CONNECT's
+   * metered size (will topic + will payload + v5 properties).
+   */
+  open(subject: AuthzSubject, connectBytes: number): ConnectionUsage;
+}
+
+/** Per-connection usage counters and quota gates (one object per live connection). */
+export interface ConnectionUsage {
+  /** Wire bytes read from / written to the client (every packet). */
+  bytesIn: number;
+  bytesOut: number;
+  /**
+   * A PUBLISH from the client that passed validation and authorization. `bytes`: topic + payload + v5
+   * properties. Returns 0 when admitted (and counts it), else the MQTT 5 reason code of the refusal:
+   * 0x97 Quota exceeded (refuse this PUBLISH) or 0x96 Message rate too high (disconnect); the reason
+   * string is then in `refusal`.
+   */
+  publishIn(bytes: number, retain: boolean, topic: string): number;
+  /** A PUBLISH sent to the client (each delivery, resends included). */
+  publishOut(bytes: number): void;
+  /** A metered control packet from the client: SUBSCRIBE (its filters' bytes) or a PUBACK it sent. */
+  controlIn(bytes: number): void;
+  /** May the session hold `total` subscriptions? Null: yes; else the SUBACK 0x97 reason string. */
+  admitSubscriptions(total: number): string | null;
+  /** Why the last refusal happened (valid right after a refusing call). */
+  readonly refusal: string;
+  /** The connection ended: account its last minutes. Called once. */
+  close(): void;
+}

@@ -33,6 +33,8 @@ export {
   type Principal,
   type EnhancedAuth,
   type EnhancedAuthResult,
+  type UsageMeter,
+  type ConnectionUsage,
 } from './hooks.js';
 export { createBroker, createMqttStore } from './broker.js';
 export { startBroker } from './module.js';

@@ -22,6 +22,7 @@ export const DISCONNECT_REASONS: Record<CloseReason, string> = {
   slow_consumer: 'THROTTLED',
   connect_timeout: 'CONNECTION_LOST',
   connect_throttled: 'THROTTLED',
+  message_rate_too_high: 'THROTTLED',
   server_initiated: 'SERVER_INITIATED_DISCONNECT',
   server_shutdown: 'SERVER_INITIATED_DISCONNECT',
 };

@@ -19,7 +19,9 @@ export type DropReason =
   | 'subscription_revoked'
   /** A delivery the codec could not encode for one receiver (others and the publisher are unaffected). */
   | 'encode_failed'
-  | 'retained_quota';
+  | 'retained_quota'
+  /** A PUBLISH over its thing's or billing group's publish quota (src/metering quotas). */
+  | 'quota_publish';
 
 export const PACKET_TYPES = [
   'connect',
@@ -162,6 +164,7 @@ export function createBrokerMetrics(registry: Registry, sample: () => GaugeSampl
     'subscription_revoked',
     'encode_failed',
     'retained_quota',
+    'quota_publish',
   ];
   return {
     connections: new Gauge({

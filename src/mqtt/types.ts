@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 import type { Config } from '../config/index.js';
 import type { Logger, Registry } from '../observability/index.js';
 import type { Database } from '../store/index.js';
-import type { AuthHooks, ConnectionInfo, Principal } from './hooks.js';
+import type { AuthHooks, ConnectionInfo, Principal, UsageMeter } from './hooks.js';
 import type { MqttStore } from './store.js';
 import type { ReservedTopicService, ServiceRegistration } from './services.js';
 
@@ -41,6 +41,8 @@ export interface BrokerOptions {
   readonly hooks: AuthHooks;
   /** Storage for sessions and retained messages; defaults to the SQLite/PostgreSQL store on `db`. */
   readonly store?: MqttStore | undefined;
+  /** Usage metering and quotas (src/metering); absent when metering.enabled=false. */
+  readonly meter?: UsageMeter | undefined;
 }
 
 /** Live state of one connected client, as the API and console see it. */

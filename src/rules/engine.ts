@@ -16,7 +16,7 @@ import type { Database } from '../store/index.js';
 import { compileRule, RuleCatalog, type CompiledRule } from './catalog.js';
 import { Delivery } from './delivery.js';
 import type { TopicRuleDestinations } from './destinations.js';
-import { RuleRuntime, type RuleTestResult } from './runtime.js';
+import { RuleRuntime, type RuleTestResult, type RuntimeDeps } from './runtime.js';
 import { DEFAULT_SQL_VERSION } from './sql/index.js';
 import { Sinks } from './sinks/index.js';
 import type { TimeseriesWriter } from './sinks/timeseries.js';
@@ -72,6 +72,11 @@ export interface RulesEngineOptions {
    * is a rule error: counted (evaluation_error), logged, and reported to the errorAction.
    */
   readonly maxJsonDepth?: number;
+  /**
+   * Usage metering (src/metering): called once per rule whose WHERE matched a message, with the message's
+   * publisher, its payload bytes and the number of actions started. Synchronous, must not throw.
+   */
+  readonly onRuleMatched?: RuntimeDeps['onRuleMatched'];
 }
 
 /**
@@ -150,6 +155,7 @@ export class RulesEngine {
       queueBytes: options.queueBytes ?? 64 * 1024 * 1024,
       traceIntervalMs: options.traceIntervalMs ?? 250,
       maxJsonDepth,
+      onRuleMatched: options.onRuleMatched,
     });
   }
 

@@ -51,6 +51,10 @@ export interface RuntimeDeps {
   readonly queueBytes: number;
   readonly traceIntervalMs: number;
   readonly maxJsonDepth: number;
+  /** Usage metering: a rule matched `bytes` of a message from `publisher` and starts `actions` actions. */
+  readonly onRuleMatched?:
+    | ((publisher: Publisher | null, topic: string, bytes: number, actions: number) => void)
+    | undefined;
 }
 
 export class RuleRuntime {
@@ -142,6 +146,7 @@ export class RuleRuntime {
       const c = ledger.counter(name);
       c.matched++;
       ledger.metrics.countMatched(name);
+      this.d.onRuleMatched?.(publisher, message.topic, message.payload.length, loaded.actions.length);
       const input: ActionInput = { ctx, parsed, output: result.value, bytes };
       const trace = this.maybeTrace(c, input);
       const origin: Origin = {

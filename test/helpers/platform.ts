@@ -17,7 +17,14 @@ export interface TestPlatform extends Platform {
  */
 export async function startTestPlatform(
   overrides: ConfigInput = {},
-  options: { dataDir?: string; keepData?: boolean; hooks?: AuthHooks; logger?: Logger } = {},
+  options: {
+    dataDir?: string;
+    keepData?: boolean;
+    hooks?: AuthHooks;
+    logger?: Logger;
+    /** The metering clock (connection minutes, hours, quota buckets). */
+    clock?: () => number;
+  } = {},
 ): Promise<TestPlatform> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'thingstead-test-'));
   const o = overrides as Record<string, any>;
@@ -31,7 +38,11 @@ export async function startTestPlatform(
       mqtt: { port: 0, tlsPort: 0, allowAnonymous: true, ...(o.mqtt ?? {}) },
     },
   });
-  const platform = await createPlatform(config, { hooks: options.hooks, logger: options.logger });
+  const platform = await createPlatform(config, {
+    hooks: options.hooks,
+    logger: options.logger,
+    clock: options.clock,
+  });
   return Object.assign(Object.create(platform) as Platform, platform, {
     async stop() {
       await platform.close();

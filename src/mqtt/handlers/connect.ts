@@ -61,6 +61,14 @@ export function refuse(
   conn.close(close);
 }
 
+/** A CONNECT's metered size: will topic + will payload (AWS meters at least one 5 KB unit anyway). */
+function connectBytes(p: IConnectPacket): number {
+  const w = p.will;
+  if (!w) return 0;
+  const payload = w.payload as Buffer | string | undefined;
+  return Buffer.byteLength(w.topic) + (payload === undefined ? 0 : Buffer.byteLength(payload));
+}
+
 const isPromise = <T>(v: T | Promise<T>): v is Promise<T> => typeof (v as Promise<T>)?.then === 'function';
 
 export function handleConnect(conn: Connection, p: IConnectPacket): void {
@@ -361,6 +369,10 @@ function finishConnect(
   if (!safe(() => core.hooks.authorizeConnection(subject))) {
     return refuse(conn, RC.NOT_AUTHORIZED, 'not authorized to connect with this client id', 'not_authorized');
   }
+  // Connect quotas of the thing and its billing group (src/metering): CONNACK 0x9F with the reason.
+  const meter = core.meter;
+  const throttled = meter !== null ? meter.admitConnect(subject) : null;
+  if (throttled !== null) return refuse(conn, RC.CONNECTION_RATE_EXCEEDED, throttled, 'connect_throttled');
   const v5 = conn.version === 5;
   const props = p.properties ?? {};
   const clientId = conn.clientId;
@@ -432,6 +444,8 @@ function finishConnect(
     connack.properties = cp;
   } else connack.returnCode = 0;
   conn.sendPacket(connack);
+  // Metering from CONNACK on; AWS meters the CONNECT by its will topic, will payload and properties.
+  if (meter !== null) conn.usage = meter.open(subject, connectBytes(p));
   core.connLog.connected(conn);
 
   if (s.persistent) {

@@ -13,6 +13,7 @@ import type {
 import type { Connection } from '../connection.js';
 import type { StoreFailure } from '../durability.js';
 import { authorizeClientPublish } from '../authorize.js';
+import { publishBytes } from '../codec.js';
 import { completed, persistQueued, pump } from '../delivery.js';
 import { RC } from '../reason-codes.js';
 import type { PublishProperties } from '../types.js';
@@ -148,6 +149,26 @@ export function handlePublish(conn: Connection, p: IPublishPacket): void {
     }
     return refusePublish(conn, p, RC.QUOTA_EXCEEDED, quota, 'retained_quota');
   }
+  const usage = conn.usage;
+  if (usage !== null) {
+    // Metering and publish quotas (src/metering): counted here, once the PUBLISH is known to be valid and
+    // authorized. Over a quota: 0x97 Quota exceeded for this PUBLISH (QoS 0: dropped, counted), far over
+    // it DISCONNECT 0x96 Message rate too high; both with the reason string naming the limit. 3.1.1 has
+    // no reason codes: QoS 0 is dropped, QoS 1/2 disconnects (as the other quota refusals here do).
+    const bytes = publishBytes(topic, payload, properties);
+    const rc = usage.publishIn(bytes, p.retain, topic);
+    if (rc !== 0) {
+      if (rc === RC.MESSAGE_RATE_TOO_HIGH) {
+        core.metrics.dropped.quota_publish.inc();
+        return conn.close('message_rate_too_high', RC.MESSAGE_RATE_TOO_HIGH, usage.refusal);
+      }
+      if (!v5 && p.qos > 0) {
+        core.metrics.dropped.quota_publish.inc();
+        return conn.close('message_rate_too_high');
+      }
+      return refusePublish(conn, p, RC.QUOTA_EXCEEDED, usage.refusal, 'quota_publish');
+    }
+  }
   if ((p.qos > 0 || p.retain) && core.storeBacklogFull()) {
     // Durability that tells the truth: the store is failing and its backlog is full, so nothing that needs a
     // durable write is taken (not routed, not stored). See the durability contract in core.ts.
@@ -271,6 +292,8 @@ export function handlePubrel(conn: Connection, p: IPubrelPacket): void {
 export function handlePuback(conn: Connection, p: IPubackPacket): void {
   if (conn.state !== 'connected') return conn.protocolError(RC.PROTOCOL_ERROR, 'PUBACK before CONNACK');
   const s = conn.session!;
+  // AWS meters a PUBACK received from a device (pricing "additional metering details").
+  if (conn.usage !== null) conn.usage.controlIn(0);
   const q = s.inflight.get(p.messageId!);
   if (!q || q.qos !== 1) return;
   completed(conn.core, s, p.messageId!);

@@ -34,6 +34,13 @@ export function handleSubscribe(conn: Connection, p: ISubscribePacket): void {
   const granted: number[] = [];
   const added: Array<{ entry: SubEntry<Session>; isNew: boolean }> = [];
   const topics: string[] = [];
+  let quotaReason: string | null = null;
+  // AWS meters a SUBSCRIBE by the bytes of its topic filters (pricing "additional metering details").
+  if (conn.usage !== null) {
+    let bytes = 0;
+    for (const sub of p.subscriptions) bytes += Buffer.byteLength(sub.topic);
+    conn.usage.controlIn(bytes);
+  }
 
   for (let i = 0; i < p.subscriptions.length; i++) {
     const sub = p.subscriptions[i]!;
@@ -66,6 +73,14 @@ export function handleSubscribe(conn: Connection, p: ISubscribePacket): void {
       fail(RC.QUOTA_EXCEEDED);
       continue;
     }
+    // The subscriptions quota of the thing (src/metering): 0x97 with the reason string on the SUBACK.
+    const refused =
+      conn.usage !== null && !s.subs.has(full) ? conn.usage.admitSubscriptions(s.subs.size + 1) : null;
+    if (refused !== null) {
+      quotaReason = refused;
+      fail(RC.QUOTA_EXCEEDED);
+      continue;
+    }
     const qos = sub.qos;
     const entry: SubEntry<Session> = {
       owner: s,
@@ -83,6 +98,7 @@ export function handleSubscribe(conn: Connection, p: ISubscribePacket): void {
   }
 
   const suback: ISubackPacket = { cmd: 'suback', messageId: p.messageId!, granted };
+  if (quotaReason !== null && v5 && conn.problemInfo) suback.properties = { reasonString: quotaReason };
   conn.sendPacket(suback);
 
   // Retained messages after the SUBACK [MQTT-3.3.1-9..11]: rh 0 always, rh 1 only for a new
