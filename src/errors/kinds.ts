@@ -1770,12 +1770,12 @@ export const E = defineKinds({
   QuotaThrottled: [
     'Throttling',
     'Rate exceeded: {reason}',
-    'A control-plane call naming a thing over its apiRate quota (or its billing group\'s); the reason names the limit.',
+    "A control-plane call naming a thing over its apiRate quota (or its billing group's); the reason names the limit.",
   ],
   QuotaThrottledDataPlane: [
     'DataPlaneThrottling',
     'Rate exceeded for the shadow of {thingName}: {reason}',
-    'A shadow call over the thing\'s shadowRate quota (or its billing group\'s).',
+    "A shadow call over the thing's shadowRate quota (or its billing group's).",
   ],
   UsageUnit: [
     'InvalidRequest',
@@ -1814,7 +1814,7 @@ export const E = defineKinds({
   ],
   ExportKind: [
     'InvalidRequest',
-    "export kind must be one of {kinds:list}",
+    'export kind must be one of {kinds:list}',
     'An export request names something other than telemetry or usage.',
   ],
   ExportBusy: [

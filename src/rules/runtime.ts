@@ -53,8 +53,7 @@ export interface RuntimeDeps {
   readonly maxJsonDepth: number;
   /** Usage metering: a rule matched `bytes` of a message from `publisher` and starts `actions` actions. */
   readonly onRuleMatched?:
-    | ((publisher: Publisher | null, topic: string, bytes: number, actions: number) => void)
-    | undefined;
+    ((publisher: Publisher | null, topic: string, bytes: number, actions: number) => void) | undefined;
 }
 
 export class RuleRuntime {
