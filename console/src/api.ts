@@ -27,7 +27,11 @@ export class ApiError extends Error {
   }
 }
 
-let csrf = '';
+/** The CSRF token: from its readable cookie at load (so the first API call needs no round trip), then the session. */
+let csrf = /(?:^|;\s*)thingstead_csrf=([^;]+)/.exec(document.cookie)?.[1] ?? '';
+
+/** True when this browser holds a session's CSRF cookie (it may still have expired: the API will say). */
+export const probablySignedIn = () => csrf !== '';
 let onExpired: () => void = () => undefined;
 
 export function setSession(s: SessionInfo | null): void {

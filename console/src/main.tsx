@@ -1,6 +1,14 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { ApiError, consoleGet, consolePost, onSessionExpired, setSession, type SessionInfo } from './api';
+import {
+  ApiError,
+  consoleGet,
+  consolePost,
+  onSessionExpired,
+  probablySignedIn,
+  setSession,
+  type SessionInfo,
+} from './api';
 import { Overview } from './pages/overview';
 import { Things } from './pages/things';
 import { Thing } from './pages/thing';
@@ -42,7 +50,11 @@ const NAV: Array<[string, string]> = [
 ];
 
 function App() {
-  const [session, setS] = useState<SessionInfo | null | undefined>(undefined);
+  // With a CSRF cookie the pages render at once (their API calls run beside the session lookup); the name
+  // and role fill in when it answers, and a dead session sends the user to the sign-in form.
+  const [session, setS] = useState<SessionInfo | null | undefined>(
+    probablySignedIn() ? { accessKeyId: '', name: '…', role: 'admin', expiresAt: 0, csrf: '' } : undefined,
+  );
   const [error, setError] = useState<unknown>(null);
   const route = useRoute();
   const apply = (s: SessionInfo | null) => {

@@ -11,6 +11,7 @@ import { presignMqttUrl } from './presign.js';
 import {
   checkOrigin,
   cookieValue,
+  csrfCookie,
   isSecureRequest,
   SESSION_COOKIE,
   sessionCookie,
@@ -59,7 +60,12 @@ export interface ConsoleApiDeps {
 const MAX_BODY = 8 * 1024;
 const MAX_LIVE_SERIES = 24;
 
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string | string[]> = {},
+) {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     ...SECURITY_HEADERS,
@@ -172,7 +178,12 @@ export function consoleApi(d: ConsoleApiDeps): HttpHandler {
           res,
           200,
           { session: publicSession(session) },
-          { 'set-cookie': sessionCookie(token, d.ttlMs / 1000, isSecureRequest(req)) },
+          {
+            'set-cookie': [
+              sessionCookie(token, d.ttlMs / 1000, isSecureRequest(req)),
+              csrfCookie(session.csrf, d.ttlMs / 1000, isSecureRequest(req)),
+            ],
+          },
         );
       },
     },
@@ -185,7 +196,17 @@ export function consoleApi(d: ConsoleApiDeps): HttpHandler {
         const session = await d.sessions.fromRequest(req).catch(() => undefined);
         if (session) d.sessions.checkCsrf(req, session);
         if (token && session) await d.sessions.signOut(token);
-        sendJson(res, 200, { signedOut: true }, { 'set-cookie': sessionCookie('', 0, isSecureRequest(req)) });
+        sendJson(
+          res,
+          200,
+          { signedOut: true },
+          {
+            'set-cookie': [
+              sessionCookie('', 0, isSecureRequest(req)),
+              csrfCookie('', 0, isSecureRequest(req)),
+            ],
+          },
+        );
       },
     },
     {

@@ -111,6 +111,20 @@ export function sessionCookie(token: string, maxAgeSeconds: number, secure: bool
   );
 }
 
+/**
+ * The CSRF token's cookie (double submit): readable by the console's own scripts (not HttpOnly), so a page
+ * load can call the API at once instead of first asking /console/api/session; SameSite=Strict and the
+ * same-origin rule keep it from any other site. The server still compares the header with the token it
+ * derives from the session secret, so the cookie is only a copy the browser may read.
+ */
+export const CSRF_COOKIE = 'thingstead_csrf';
+export function csrfCookie(csrf: string, maxAgeSeconds: number, secure: boolean): string {
+  return (
+    `${CSRF_COOKIE}=${csrf}; Path=/; SameSite=Strict; Max-Age=${Math.max(0, Math.floor(maxAgeSeconds))}` +
+    (secure ? '; Secure' : '')
+  );
+}
+
 /** Refuse a request whose Origin names another host than the one it was sent to. */
 export function checkOrigin(req: IncomingMessage): void {
   const origin = req.headers.origin;

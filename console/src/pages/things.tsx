@@ -29,7 +29,8 @@ export function Things() {
       (r) => {
         setPage(r);
         setBusy(false);
-        document.body.dataset.thingsRendered = String(performance.now());
+        // For the bench and tests: the time (since navigation start) the rows are in the DOM.
+        requestAnimationFrame(() => (document.body.dataset.thingsRendered = String(performance.now())));
       },
       (e: unknown) => {
         setError(e);
