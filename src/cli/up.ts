@@ -42,7 +42,9 @@ export function banner(platform: Platform): string {
     // Only what exists: the AWS-compatible API and (unless console.enabled is false) the web console.
     `  API (AWS IoT)     ${e.http}`,
     ...(platform.config.console.enabled
-      ? [`  Web console       ${e.http}/   (sign in with an access key: the admin key is in the credentials file)`]
+      ? [
+          `  Web console       ${e.http}/   (sign in with an access key: the admin key is in the credentials file)`,
+        ]
       : []),
     // The TLS port requires a client certificate, also in anonymous dev mode (src/identity/auth-hooks.ts).
     `  MQTT over TLS     ${e.mqtts ?? 'off'}${e.mqtts ? '   (mutual TLS: client certificate required)' : ''}`,
