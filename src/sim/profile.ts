@@ -79,7 +79,7 @@ export function parseProfile(text: string, file = 'profile'): Profile {
       if (!keys.includes(k)) problems.push(`${path}: unknown key "${k}" (known: ${keys.join(', ')})`);
   };
   if (!isObj(raw)) throw new ProfileError(`${file}: must be a JSON object`);
-  known(raw, '', ['telemetry', 'shadow', 'jobs']);
+  known(raw, '(top level)', ['telemetry', 'shadow', 'jobs']);
   const t = isObj(raw.telemetry) ? raw.telemetry : {};
   if (raw.telemetry !== undefined && !isObj(raw.telemetry)) problems.push('telemetry: must be an object');
   known(t, 'telemetry', ['topic', 'intervalMs', 'qos', 'measures']);
@@ -122,6 +122,7 @@ export function parseProfile(text: string, file = 'profile'): Profile {
     };
   }
   const qos = num(t, 'qos', 'telemetry', 1, 0, 1);
+  const intervalMs = num(t, 'intervalMs', 'telemetry', 1000, 10);
   const shadowRaw = raw.shadow;
   const jobsRaw = raw.jobs;
   if (shadowRaw !== undefined && !isObj(shadowRaw)) problems.push('shadow: must be an object');
@@ -151,7 +152,7 @@ export function parseProfile(text: string, file = 'profile'): Profile {
   return {
     telemetry: {
       topic,
-      intervalMs: num(t, 'intervalMs', 'telemetry', 1000, 10),
+      intervalMs,
       qos: qos === 0 ? 0 : 1,
       measures,
     },
