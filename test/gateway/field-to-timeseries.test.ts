@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
+import { CreateJobCommand, DescribeJobExecutionCommand } from '@aws-sdk/client-iot';
 import { parseMapping, startGateway, type Gateway } from '../../src/gateway/index.js';
 import { waitFor, type TestPlatform } from '../helpers/platform.js';
 import {
@@ -19,6 +20,7 @@ import {
 
 let platform: TestPlatform;
 let api: Awaited<ReturnType<typeof admin>>['api'];
+let iot: Awaited<ReturnType<typeof admin>>['iot'];
 let shadows: Pick<Awaited<ReturnType<typeof admin>>, 'getShadow' | 'updateShadow'>;
 let plc: Awaited<ReturnType<typeof startModbusDevice>>;
 let opc: Awaited<ReturnType<typeof startOpcuaServer>>;
@@ -33,6 +35,7 @@ beforeAll(async () => {
   const a = await admin(platform);
   api = a.api;
   shadows = a;
+  iot = a.iot;
   const id = await gatewayIdentity(a.iot, platform, 'gw-field');
   await telemetryRule(api, 'gw_field_ts', [
     'temperature',
@@ -133,6 +136,7 @@ beforeAll(async () => {
     dataDir: tempDir('gw-field-'),
     opcuaTrustUnknownServers: true,
     healthIntervalMs: 2000,
+    jobs: { trustedKeys: [], installCommand: 'true' },
   });
 }, 120_000);
 
@@ -279,5 +283,29 @@ describe('gateway: field devices to the time-series store', () => {
     const reads = gateway.drivers.find((d) => d.device === 'plc-1')!.health().reads - before;
     expect(reads).toBeGreaterThanOrEqual(2);
     expect(reads).toBeLessThanOrEqual(5);
+  });
+
+  it('runs jobs through the device agent on its own uplink (a document it cannot run is REJECTED)', async () => {
+    const thingArn = `arn:aws:iot:${platform.config.region}:${platform.config.accountId}:thing/gw-field`;
+    await iot.send(
+      new CreateJobCommand({
+        jobId: 'gw-field-job',
+        targets: [thingArn],
+        document: '{"operation":"reboot"}',
+      }),
+    );
+    const execution = await waitFor(
+      async () => {
+        const r = await iot.send(
+          new DescribeJobExecutionCommand({ jobId: 'gw-field-job', thingName: 'gw-field' }),
+        );
+        return r.execution?.status === 'REJECTED' ? r.execution : null;
+      },
+      30_000,
+      'the gateway to answer the job',
+    );
+    expect(execution.statusDetails?.detailsMap?.failure).toBe('UNSUPPORTED');
+    // the readings kept flowing on the same connection meanwhile
+    expect(gateway.stats().upstream.connects).toBe(1);
   });
 });
