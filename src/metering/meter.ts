@@ -277,12 +277,26 @@ export class Meter implements UsageMeter {
 
   // ---- ledger ----------------------------------------------------------------------------------------
 
-  /** Move every counter into the ledger under the current UTC hour. */
+  /**
+   * Move every counter into the ledger under the current UTC hour. The first drain after an hour boundary
+   * first puts everything counted so far under the hour that ended, with connection minutes charged up to
+   * the boundary (a minute belongs to the hour it started in).
+   */
   drain(): void {
     const now = this.now();
     const hour = hourOf(now);
-    for (const c of this.live) c.drainInto(this.row(hour, c.thing.name, c.thing.group ?? ''), now);
-    for (const c of this.ended.splice(0)) c.drainInto(this.row(hour, c.thing.name, c.thing.group ?? ''), now);
+    if (this.lastHour !== null && hour > this.lastHour) this.drainAt(hour, this.lastHour);
+    this.drainAt(now, hour);
+    this.lastHour = hour;
+  }
+
+  private lastHour: number | null = null;
+
+  /** Drain into the rows of `hour`, charging connection minutes started before `instant`. */
+  private drainAt(instant: number, hour: number): void {
+    for (const c of this.live) c.drainInto(this.row(hour, c.thing.name, c.thing.group ?? ''), instant);
+    for (const c of this.ended.splice(0))
+      c.drainInto(this.row(hour, c.thing.name, c.thing.group ?? ''), instant);
     for (const [thing, counts] of this.pending) {
       const into = this.row(hour, thing, (thing && this.options.groupOf(thing)) || '');
       for (let i = 0; i < UNIT_COUNT; i++) into[i]! += counts[i]!;
