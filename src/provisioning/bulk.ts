@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { E, isThingsteadError } from '../errors/index.js';
@@ -51,6 +51,9 @@ export interface RegistrationTasks {
 }
 
 const RESULTS_BATCH = 500;
+
+const sameSecret = (a: string, b: string) =>
+  a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
 export function createRegistrationTasks(options: {
   store: FlowsStore;
@@ -343,7 +346,7 @@ export function createRegistrationTasks(options: {
       if (
         !row ||
         !req ||
-        req.reportSecret !== secret ||
+        !sameSecret(req.reportSecret, secret) ||
         (reportType !== 'ERRORS' && reportType !== 'RESULTS')
       )
         throw E.RegistrationReportLink();

@@ -244,9 +244,22 @@ export function createTraceLog(options: {
     get: fromRingOrStore,
 
     async list(filter) {
+      const limit = Math.min(Math.max(filter.limit ?? 50, 1), 250);
+      if (options.storedMax <= 0) {
+        // Nothing is stored: the ring alone answers (newest first, no paging).
+        const hits = [...ring]
+          .sort((a, b) => b.startedAt - a.startedAt)
+          .filter(
+            (t) =>
+              (filter.templateName === undefined || t.templateName === filter.templateName) &&
+              (filter.result === undefined || t.result === filter.result) &&
+              (filter.thingName === undefined || t.thingName === filter.thingName) &&
+              (filter.certificateId === undefined || t.certificateId === filter.certificateId),
+          );
+        return { traces: hits.slice(0, limit) };
+      }
       // The store holds everything the ring does once flushed; flush first so one source answers.
       await flush();
-      const limit = Math.min(Math.max(filter.limit ?? 50, 1), 250);
       const before = decodeToken(filter.nextToken);
       const rows = await store.listTraces({
         before,
