@@ -53,6 +53,18 @@ export interface MeterOptions {
   readonly onThrottle: (throttle: Throttle) => void;
 }
 
+// Counter indexes as module constants (the hot path indexes a Float64Array with them).
+const MINUTES = U.connection_minutes;
+const MSG_IN = U.messages_in;
+const MSG_OUT = U.messages_out;
+const RETAINED = U.retained;
+const MSG_IN_4K = U.messages_in_4kb;
+const MSG_OUT_4K = U.messages_out_4kb;
+const BYTES_IN = U.bytes_in;
+const BYTES_OUT = U.bytes_out;
+const SHADOW_OPS = U.shadow_ops;
+const THROTTLED = U.throttled;
+
 const SHADOW_OP = /^\$aws\/things\/[^/]+\/shadow\/(?:name\/[^/]+\/)?(?:get|update|delete)$/;
 const MINUTE_MS = 60_000;
 /** Thing states kept without a live connection (API-only callers), beyond which idle ones are dropped. */
@@ -117,10 +129,10 @@ class ConnUsage implements ConnectionUsage {
     }
     const c = this.counts;
     const u = units5k(bytes);
-    c[U.messages_in]! += u;
-    c[U.messages_in_4kb]! += units4k(bytes);
-    if (retain) c[U.retained]! += u;
-    if (shadow) c[U.shadow_ops]! += units1k(bytes);
+    c[MSG_IN]! += u;
+    c[MSG_IN_4K]! += units4k(bytes);
+    if (retain) c[RETAINED]! += u;
+    if (shadow) c[SHADOW_OPS]! += units1k(bytes);
     return 0;
   }
 
@@ -145,21 +157,21 @@ class ConnUsage implements ConnectionUsage {
     this.refusal = disconnect
       ? `message rate too high: ${throttleReason(refused).replace(/^quota exceeded: /, '')}`
       : throttleReason(refused);
-    this.counts[U.throttled]!++;
+    this.counts[THROTTLED]!++;
     this.meter.throttled({ ...refused, action: disconnect ? 'disconnected' : 'refused', at: now });
     return disconnect ? 0x96 : 0x97;
   }
 
   publishOut(bytes: number): void {
     const c = this.counts;
-    c[U.messages_out]! += units5k(bytes);
-    c[U.messages_out_4kb]! += units4k(bytes);
+    c[MSG_OUT]! += units5k(bytes);
+    c[MSG_OUT_4K]! += units4k(bytes);
   }
 
   controlIn(bytes: number): void {
     const c = this.counts;
-    c[U.messages_in]! += units5k(bytes);
-    c[U.messages_in_4kb]! += units4k(bytes);
+    c[MSG_IN]! += units5k(bytes);
+    c[MSG_IN_4K]! += units4k(bytes);
   }
 
   admitSubscriptions(total: number): string | null {
@@ -178,7 +190,7 @@ class ConnUsage implements ConnectionUsage {
       value: limit,
     } as const;
     this.refusal = throttleReason(throttle);
-    this.counts[U.throttled]!++;
+    this.counts[THROTTLED]!++;
     this.meter.throttled({ ...throttle, action: 'refused', at: this.meter.now() });
     return this.refusal;
   }
@@ -195,7 +207,7 @@ class ConnUsage implements ConnectionUsage {
     if (this.closed) return;
     const due = Math.max(1, Math.ceil((now - this.openedAt) / MINUTE_MS));
     if (due > this.minutesCharged) {
-      this.counts[U.connection_minutes]! += due - this.minutesCharged;
+      this.counts[MINUTES]! += due - this.minutesCharged;
       this.minutesCharged = due;
     }
   }
@@ -204,8 +216,8 @@ class ConnUsage implements ConnectionUsage {
   drainInto(into: Float64Array, now: number): void {
     this.chargeMinutes(now);
     const c = this.counts;
-    c[U.bytes_in]! += this.bytesIn;
-    c[U.bytes_out]! += this.bytesOut;
+    c[BYTES_IN]! += this.bytesIn;
+    c[BYTES_OUT]! += this.bytesOut;
     this.bytesIn = 0;
     this.bytesOut = 0;
     for (let i = 0; i < UNIT_COUNT; i++) {

@@ -47,6 +47,17 @@ export function publishBytes(
   return n;
 }
 
+/**
+ * `publishBytes` of a QoS 0 PUBLISH encoded by `encodePublishFast` without properties (topic + payload),
+ * read from its length: the frame minus the fixed header, the topic length field and (v5) the empty
+ * property length. Arithmetic only, for the metered shared-bytes delivery path.
+ */
+export function encodedPublishBytes(frame: Buffer, v5: boolean): number {
+  let i = 1;
+  while (i < 5 && (frame[i]! & 0x80) !== 0) i++;
+  return frame.length - (i + 1) - 2 - (v5 ? 1 : 0);
+}
+
 /** The parts of a connection the encoder reads (alias state is updated in place). */
 export interface EncodeTarget {
   readonly version: 3 | 4 | 5;

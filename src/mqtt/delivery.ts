@@ -12,7 +12,7 @@ import type { Core } from './core.js';
 import type { Connection } from './connection.js';
 import type { Queued, Routed, Session } from './session.js';
 import type { Message } from './types.js';
-import { encodePublishFast, ownPayload, publishBytes } from './codec.js';
+import { encodePublishFast, encodedPublishBytes, ownPayload } from './codec.js';
 import { authorizeReceive, authorizeSubscribe } from './authorize.js';
 
 /** Deliver one message to one session with the granted QoS. Hot path. */
@@ -51,7 +51,7 @@ export function deliver(
           ? (msg.enc5 ??= encodePublishFast(msg.topic, msg.payload, 0, false, false, 0, true))
           : (msg.enc4 ??= encodePublishFast(msg.topic, msg.payload, 0, false, false, 0, false));
       if (conn.sendEncodedPublish(buf, msg.ingress) && conn.usage !== null)
-        conn.usage.publishOut((msg.meterBytes ??= publishBytes(msg.topic, msg.payload, undefined)));
+        conn.usage.publishOut(encodedPublishBytes(buf, conn.version === 5));
     } else conn.sendPublish(outbound(msg, 0, retain, subIds, 0, false), msg.ingress);
     return;
   }

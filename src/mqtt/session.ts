@@ -27,8 +27,6 @@ export interface Routed {
   /** Encoded QoS 0 / RETAIN 0 / no-property PUBLISH shared by all 3.1.1 (enc4) or v5 (enc5) receivers. */
   enc4?: Buffer | undefined;
   enc5?: Buffer | undefined;
-  /** Metered size (codec.publishBytes), computed once for the first metered delivery (src/metering). */
-  meterBytes?: number | undefined;
 }
 
 /** One outbound QoS 1/2 delivery to one session. */
