@@ -1,11 +1,13 @@
 /**
  * Provisioning benchmark: registrations per second on one node (issue 12 target: at least 1,000/s; the
  * issue quotes Azure DPS at 1,000 per minute per service), on SQLite and PostgreSQL. Run:
- * `npx tsx bench/provisioning.ts [--stores sqlite,postgres] [--bulk 10000] [--api 3000] [--certs 300]
+ * `npx tsx bench/provisioning.ts [--stores sqlite,postgres] [--workloads pipeline,bulk,api,api+cert,mqtt] [--pipeline 10000] [--bulk 10000] [--api 3000] [--certs 300]
  * [--mqtt 200] [--runs 3] [--out bench/results/provisioning.json]`.
  *
  * The whole platform runs in this process (`createPlatform`, as `thingstead up`), log level warn. Each
  * workload goes through the one provisioning pipeline (template -> evaluate -> journaled apply -> trace):
+ * - pipeline: the pipeline called in-process (what every flow runs; no HTTP, SDK or file), 32 at once,
+ *             the bulk template; the node's capacity without a client in the same process;
  * - bulk:     StartThingRegistrationTask over a local file of N lines, from the call until
  *             DescribeThingRegistrationTask says Completed (thing + attributes + group per line);
  * - api:      RegisterThing through @aws-sdk/client-iot over HTTP (SigV4), 32 in flight, same template;
@@ -48,6 +50,8 @@ const API = Number(arg('api', '3000'));
 const CERTS = Number(arg('certs', '300'));
 const MQTT_N = Number(arg('mqtt', '200'));
 const RUNS = Number(arg('runs', '3'));
+const PIPELINE = Number(arg('pipeline', '10000'));
+const ONLY = arg('workloads', 'pipeline,bulk,api,api+cert,mqtt').split(',');
 const OUT = arg('out', '');
 const PG_URL = process.env.THINGSTEAD_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -163,6 +167,20 @@ async function pool(total: number, concurrency: number, fn: (i: number) => Promi
       while (next < total) await fn(next++);
     }),
   );
+}
+
+async function pipeline(b: Bench): Promise<number> {
+  const t0 = performance.now();
+  await pool(PIPELINE, 32, async (i) => {
+    const r = await b.platform.provisioning.pipeline.provision({
+      flow: 'api',
+      template: { body: THING_TEMPLATE },
+      templateType: 'FLEET_PROVISIONING',
+      parameters: { SerialNumber: `p${i}` },
+    });
+    if (!r.ok) throw new Error(r.refusal.error.message);
+  });
+  return PIPELINE / ((performance.now() - t0) / 1000);
 }
 
 async function bulk(b: Bench): Promise<number> {
@@ -293,6 +311,7 @@ async function mqttFlow(b: Bench): Promise<number> {
 }
 
 const WORKLOADS: Array<[string, (b: Bench) => Promise<number>, () => number]> = [
+  ['pipeline', pipeline, () => PIPELINE],
   ['bulk', bulk, () => BULK],
   ['api', api, () => API],
   ['api+cert', apiCert, () => CERTS],
@@ -307,7 +326,7 @@ async function main() {
   const results: Array<Record<string, unknown>> = [];
   for (const store of STORES) {
     for (const [name, fn, count] of WORKLOADS) {
-      if (count() <= 0) continue;
+      if (count() <= 0 || !ONLY.includes(name)) continue;
       const rates: number[] = [];
       const loads: string[] = [];
       for (let r = 0; r < RUNS; r++) {
