@@ -29,6 +29,10 @@ export const COMMANDS: ReadonlyArray<{
   { names: ['shadow'], load: async () => (await import('./shadow.js')).registerShadow },
   { names: ['ota'], load: async () => (await import('./ota.js')).registerOta },
   { names: ['agent'], load: async () => (await import('./agent.js')).registerAgent },
+  { names: ['usage', 'quota'], load: async () => (await import('./usage.js')).registerUsage },
+  { names: ['provision'], load: async () => (await import('./provision.js')).registerProvision },
+  { names: ['gateway'], load: async () => (await import('./gateway.js')).registerGateway },
+  { names: ['sim'], load: async () => (await import('./sim.js')).registerSim },
 ];
 
 /**

@@ -23,7 +23,9 @@ import { isShadowIndexed, startRegistry, type FieldProvider, type ThingRegistry 
 import { openDatabase, type Database } from '../store/index.js';
 import { startRules, type RulesEngine } from '../rules/index.js';
 import { startJobs, type Jobs } from '../jobs/index.js';
+import { startExports, startMetering, type Exports, type Metering } from '../metering/index.js';
 import { startOta, type Ota } from '../ota/index.js';
+import { startProvisioning, type Provisioning } from '../provisioning/index.js';
 import { startTags } from '../tags/index.js';
 import { shadowDeviceRoute, startShadows, type Shadows } from '../shadow/index.js';
 import { attachTimeseriesTail, startTimeseries, type Timeseries } from '../timeseries/index.js';
@@ -91,8 +93,13 @@ export interface Platform {
   readonly jobs: Jobs;
   /** Firmware files, signed download URLs and MQTT file-delivery streams. */
   readonly ota: Ota;
+  /** Fleet provisioning: templates, claims, JITP, RegisterThing, bulk tasks, traces. */
+  readonly provisioning: Provisioning;
   /** The built-in time-series store. */
   readonly timeseries: Timeseries;
+  /** Usage ledger, quotas, cost report (src/metering) and the Parquet exports. */
+  readonly metering: Metering;
+  readonly exports: Exports;
   readonly security: PlatformSecurity;
   /** Device shadows (MQTT and HTTP data plane, fleet-index fields). */
   readonly shadows: Shadows;
@@ -119,7 +126,8 @@ const urlHost = (host: string) =>
  */
 export async function createPlatform(
   config: Config,
-  options: { logger?: Logger; hooks?: AuthHooks } = {},
+  /** `clock`: the metering clock (tests hold connections for known minutes without waiting them). */
+  options: { logger?: Logger; hooks?: AuthHooks; clock?: () => number } = {},
 ): Promise<Platform> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const dataDir = resolve(config.dataDir);
@@ -159,6 +167,7 @@ export async function createPlatform(
       policies?: PolicyService;
       rules?: RulesEngine;
       jobs?: Jobs;
+      provisioning?: Provisioning;
     } = {};
     const ready = <T>(value: T | undefined): T => {
       if (value === undefined) throw new Error('platform not started');
@@ -177,6 +186,7 @@ export async function createPlatform(
               () => ready(later.rules),
             ),
             ...jobResources(() => ready(later.jobs)),
+            provisioningtemplate: (name) => ready(later.provisioning).templates.exists(name),
           },
         }),
       )
@@ -248,6 +258,20 @@ export async function createPlatform(
         );
     }
 
+    // Metering before the broker: the broker counts into its meter (none when metering.enabled is false).
+    const metering = (
+      await start(
+        startMetering({
+          db,
+          events,
+          registry,
+          logger: logger.child({ ctx: 'metering' }),
+          metrics,
+          config: config.metering,
+          now: options.clock,
+        }),
+      )
+    ).service;
     const broker = (
       await start(
         startBroker({
@@ -256,9 +280,16 @@ export async function createPlatform(
           metrics,
           db,
           hooks: options.hooks ?? auth,
+          meter: metering.meter ?? undefined,
         }),
       )
     ).service;
+    modules.push({
+      name: 'metering usage events',
+      close: metering.publishUsageEvents((topic, payload) =>
+        broker.publish({ topic, payload, qos: 0, retain: false }),
+      ),
+    });
     // Contexts as broker services: the topics each module started so far serves (the registry:
     // connectivity from lifecycle events), and the registry's $aws/events out.
     for (const m of [...modules])
@@ -305,10 +336,36 @@ export async function createPlatform(
           config: config.jobs,
           deliverDocument: (document, presign) => ota.resolveDocument(document, presign?.expiresInSec),
           tags,
+          onExecutionsCreated: (things) =>
+            things.forEach((thing) => metering.add(thing, 'job_executions', 1)),
         }),
       )
     ).service;
     later.jobs = jobs;
+    // Report links of registration tasks point at the HTTP API, known once it listens (below).
+    let apiBase = `http://${urlHost(config.http.host)}:${config.http.port}`;
+    const provisioning = (
+      await start(
+        startProvisioning({
+          db,
+          events,
+          broker,
+          registry,
+          certificates,
+          policies,
+          ca: { certPem: tls.caPem, keyPem: tls.caKeyPem ?? '' },
+          logger: logger.child({ ctx: 'provisioning' }),
+          metrics,
+          config: config.provisioning,
+          region: config.region,
+          accountId: config.accountId,
+          dataDir,
+          publicBase: () => apiBase,
+          tags,
+        }),
+      )
+    ).service;
+    later.provisioning = provisioning;
 
     const t = config.timeseries;
     const timeseries = (
@@ -354,10 +411,24 @@ export async function createPlatform(
           sourcesLogger: logger.child({ ctx: 'sources' }),
           tags,
           requireHttpDestinations: r.requireHttpDestinations,
+          onRuleMatched: (publisher, _topic, bytes, actions) =>
+            metering.ruleMatched(publisher?.principal.thingName ?? publisher?.clientId ?? '', bytes, actions),
         }),
       )
     ).service;
     later.rules = rules;
+    const exports = (
+      await start(
+        startExports({
+          metering,
+          timeseries,
+          config: config.metering.export,
+          dataDir,
+          logger: logger.child({ ctx: 'metering' }),
+          now: options.clock,
+        }),
+      )
+    ).service;
 
     const shadows = (
       await start(
@@ -419,7 +490,7 @@ export async function createPlatform(
         port: config.http.port,
         health: () => broker.health(),
         aws: {
-          operations: modules.flatMap((m) => m.operations ?? []),
+          operations: metering.meterOperations(modules.flatMap((m) => m.operations ?? [])),
           credentials,
           logger: logger.child({ ctx: 'api' }),
           metrics,
@@ -517,6 +588,7 @@ export async function createPlatform(
       credentialsFile: admin.accessKeyId ? admin.file : undefined,
     };
     downloadBase = endpoints.deviceHttps ?? endpoints.http;
+    apiBase = endpoints.http;
     writeFileSync(join(dataDir, 'endpoints.json'), JSON.stringify(endpoints, null, 2) + '\n', {
       mode: 0o644,
     });
@@ -538,8 +610,11 @@ export async function createPlatform(
       rules,
       jobs,
       ota,
+      provisioning,
       timeseries,
       shadows,
+      metering,
+      exports,
       close() {
         closed ??= closeAll((err) => logger.error({ err }, 'error during shutdown'));
         return closed;
