@@ -113,7 +113,8 @@ export interface UsageRequest {
 export function groupUsage(rows: readonly UsageRow[], groupBy: readonly Dimension[]): UsageAnswerRow[] {
   const out = new Map<string, UsageAnswerRow>();
   for (const r of rows) {
-    const row: UsageAnswerRow = { amount: 0 };
+    // Dimensions first, amount last (the CLI's table takes its columns from the first row).
+    const row: Partial<Record<Dimension, string>> = {};
     if (groupBy.includes('hour')) row.hour = new Date(r.hour).toISOString();
     if (groupBy.includes('day')) row.day = new Date(r.hour).toISOString().slice(0, 10);
     if (groupBy.includes('thing')) row.thing = r.thing;
