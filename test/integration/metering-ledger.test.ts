@@ -187,3 +187,33 @@ test('a bad usage query gets a precise error naming the problem', async () => {
     message: expect.stringContaining('from must be before to'),
   });
 });
+
+test('metering.enabled=false: the broker meters nothing and enforces no quota; the API says metering is off', async () => {
+  const off = await startTestPlatform({ metering: { enabled: false, thingDefaults: { publishRate: 1 } } });
+  try {
+    const profile = parseCredentialsFile(readFileSync(off.endpoints.credentialsFile!, 'utf8')).default!;
+    const call = (method: string, path: string, req: Parameters<typeof signedFetch>[3] = {}) =>
+      signedFetch(
+        {
+          endpoint: off.endpoints.http,
+          region: 'us-east-1',
+          accessKeyId: profile.aws_access_key_id!,
+          secretAccessKey: profile.aws_secret_access_key!,
+        },
+        method,
+        path,
+        req,
+      );
+    expect(off.metering.meter).toBeNull();
+    await call('PUT', '/quotas', { body: { thingName: 'off-dev', limits: { publishRate: 1 } } });
+    const c = await mqtt.connectAsync(off.endpoints.mqtt!, { clientId: 'off-dev', protocolVersion: 5 });
+    for (let i = 0; i < 5; i++) await c.publishAsync('off/x', 'm', { qos: 1 }); // no quota applies
+    await c.endAsync();
+    await expect(call('POST', '/usage/flush')).rejects.toMatchObject({
+      message: expect.stringContaining('metering is off on this node (metering.enabled=false)'),
+    });
+    expect((await call('GET', '/usage', { query: { thing: 'off-dev' } })).rows).toEqual([]);
+  } finally {
+    await off.stop();
+  }
+});
