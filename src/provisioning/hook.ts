@@ -49,7 +49,7 @@ export function hookUrlProblem(targetArn: string, allowPlainHttp: boolean): stri
   }
   if (url.protocol === 'https:') return null;
   if (url.protocol === 'arn:')
-    return `targetArn ${JSON.stringify(targetArn)} is a Lambda ARN; Thingstead calls a webhook instead: give its https:// URL`;
+    return 'targetArn must be an https:// or http:// URL, not a Lambda ARN: Thingstead calls a webhook (give its URL) instead of a Lambda function';
   if (url.protocol !== 'http:') return `targetArn must be an https:// or http:// URL, not ${url.protocol}`;
   if (allowPlainHttp || isLoopback(url.hostname)) return null;
   return `plain http to ${url.hostname} is refused (only loopback hosts may use http://; set provisioning.allowPlainHttpHooks to allow it)`;
