@@ -11,7 +11,8 @@
  * `<dir>/_export_state.json`, so a restart goes on where it stopped. Usage is exported in whole UTC hours
  * (an hour still being counted is left for the next run). A re-export of a window replaces its files.
  *
- * One export at a time (ExportBusy otherwise); memory is bounded by one (thing, metric) series page at a time.
+ * One export at a time (ExportBusy otherwise); memory holds one thing's points of the window at a time (read in
+ * pages of 50,000), so export a busy fleet in windows of an hour or a day.
  */
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';

@@ -178,10 +178,14 @@ class ConnUsage implements ConnectionUsage {
     const limit = this.meter.subscriptionLimit(this.thing);
     if (limit === null || total <= limit) return null;
     const t = this.thing;
+    // The group's limit decided only when the thing has none of its own and the group has one.
+    const groupLimit = t.groupQuota?.limits.subscriptions;
     const scope =
-      this.meter.explicitThing(t.name)?.subscriptions !== undefined || !t.groupQuota
-        ? 'thing'
-        : 'billingGroup';
+      this.meter.explicitThing(t.name)?.subscriptions === undefined &&
+      groupLimit !== undefined &&
+      groupLimit !== null
+        ? 'billingGroup'
+        : 'thing';
     const throttle = {
       thing: t.name,
       billingGroup: t.group,
