@@ -2,7 +2,9 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import {
   DescribeCertificateCommand,
   DescribeThingCommand,
+  GetRegistrationCodeCommand,
   ListAttachedPoliciesCommand,
+  RegisterCACertificateCommand,
 } from '@aws-sdk/client-iot';
 import type { MqttClient } from 'mqtt';
 import { createCa, createKeysAndCertificate } from '../../src/identity/index.js';
@@ -149,4 +151,56 @@ test('a CA registered through boto3 with a JITP template provisions its device o
     await client.endAsync();
     await watcher.endAsync();
   }
+}, 120_000);
+
+test('a CA naming a JITP template by name (registered with the JS SDK); a certificate the template refuses stays PENDING_ACTIVATION, traced', async () => {
+  await h.template(
+    'jitp-named',
+    {
+      ...JITP_TEMPLATE,
+      Parameters: {
+        ...JITP_TEMPLATE.Parameters,
+        'AWS::IoT::Certificate::CommonName': { Type: 'String', AllowedPattern: '^meter-[0-9]+$' },
+      },
+    },
+    { type: 'JITP' },
+  );
+  const factory = await createCa('Meter Factory CA');
+  const code = (await h.iot.send(new GetRegistrationCodeCommand({}))).registrationCode!;
+  const verification = await createKeysAndCertificate(factory, { commonName: code, keyType: 'ec-p256' });
+  await h.iot.send(
+    new RegisterCACertificateCommand({
+      caCertificate: factory.certPem,
+      verificationCertificate: verification.certificatePem,
+      setAsActive: true,
+      allowAutoRegistration: true,
+      registrationConfig: { templateName: 'jitp-named' },
+    }),
+  );
+  const good = await createKeysAndCertificate(factory, { commonName: 'meter-7', keyType: 'ec-p256' });
+  await expect(h.device(good.certificatePem, good.privateKeyPem, 'meter-7')).rejects.toThrow();
+  const client = await waitFor(
+    () => h.device(good.certificatePem, good.privateKeyPem, 'meter-7').catch(() => null),
+    20_000,
+    'meter-7 to connect',
+  );
+  await client.endAsync();
+
+  const bad = await createKeysAndCertificate(factory, { commonName: 'not a meter', keyType: 'ec-p256' });
+  await expect(h.device(bad.certificatePem, bad.privateKeyPem, 'x')).rejects.toThrow();
+  const trace = await waitFor(
+    async () =>
+      (
+        await h.api('GET', '/provisioning/traces', {
+          query: { templateName: 'jitp-named', result: 'rejected', certificateId: bad.certificateId },
+        })
+      ).traces[0],
+    20_000,
+    'the refused JITP trace',
+  );
+  expect(trace).toMatchObject({ flow: 'jitp', reason: 'parameters' });
+  expect(trace.message).toContain('CommonName');
+  const cert = await h.iot.send(new DescribeCertificateCommand({ certificateId: bad.certificateId }));
+  expect(cert.certificateDescription?.status).toBe('PENDING_ACTIVATION');
+  await expect(h.device(bad.certificatePem, bad.privateKeyPem, 'x')).rejects.toThrow();
 }, 120_000);
