@@ -212,6 +212,8 @@ export function parsePublishFast(
     qos: qos as 0 | 1 | 2,
     dup: (b0 & 8) !== 0,
     retain: (b0 & 1) !== 0,
+    // The Remaining Length, as mqtt-packet sets it (metering reads the topic + payload size from it).
+    length: end - start - headerLen,
   };
   if (messageId !== undefined) packet.messageId = messageId;
   return packet;

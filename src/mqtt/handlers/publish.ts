@@ -155,7 +155,12 @@ export function handlePublish(conn: Connection, p: IPublishPacket): void {
     // authorized. Over a quota: 0x97 Quota exceeded for this PUBLISH (QoS 0: dropped, counted), far over
     // it DISCONNECT 0x96 Message rate too high; both with the reason string naming the limit. 3.1.1 has
     // no reason codes: QoS 0 is dropped, QoS 1/2 disconnects (as the other quota refusals here do).
-    const bytes = publishBytes(topic, payload, properties);
+    // Without properties (and no topic alias), topic + payload is the Remaining Length less the topic
+    // length field, the packet id and the empty v5 property length: no UTF-8 length to compute.
+    const bytes =
+      p.properties === undefined && p.length !== undefined && p.topic === topic
+        ? p.length - 2 - (p.qos > 0 ? 2 : 0) - (v5 ? 1 : 0)
+        : publishBytes(topic, payload, properties);
     const rc = usage.publishIn(bytes, p.retain, topic);
     if (rc !== 0) {
       if (rc === RC.MESSAGE_RATE_TOO_HIGH) {
