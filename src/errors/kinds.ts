@@ -1649,6 +1649,11 @@ export const E = defineKinds({
     "The template's certificate {logicalId} names no certificate: give CertificateId, CertificatePem or CertificateSigningRequest",
     'A template declares a certificate resource but neither the template nor the request provides one.',
   ],
+  ProvisioningCertificateMismatch: [
+    'InvalidRequest',
+    'The template\'s certificate {logicalId} must be the certificate of this request ({"Ref": "AWS::IoT::Certificate::Id"}), not another one',
+    'A fleet or JITP template names another certificate (a parameter, a CertificatePem) than the one the device provisions with.',
+  ],
   ProvisioningOverrideFail: [
     'ResourceRegistrationFailure',
     'The {resource} {id} already exists and would change, and its OverrideSettings {setting} is FAIL',

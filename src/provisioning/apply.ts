@@ -230,6 +230,17 @@ export function createApplier(options: {
       let commit: JournalBody['commit'];
 
       const cert = plan.certificate;
+      // A request that comes with its certificate (MQTT token, JITP) provisions that one: a template may
+      // not point it at another certificate (a device parameter naming someone else's certificate).
+      if (
+        given !== undefined &&
+        cert &&
+        ((cert.certificateId ?? given) !== given || cert.certificatePem !== undefined)
+      )
+        throw new ApplyRefusal(
+          'certificate_mismatch',
+          E.ProvisioningCertificateMismatch({ logicalId: cert.logicalId }),
+        );
       let certificateId: string | undefined = cert?.certificateId ?? given;
       let certificatePem: string | undefined;
       if (cert) {

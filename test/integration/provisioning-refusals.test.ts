@@ -228,3 +228,26 @@ test('a malformed request: 400 InvalidRequest, and the attempts metric counts ev
     await d.client.endAsync();
   }
 }, 30_000);
+
+test("a template that points the device's registration at another certificate is refused", async () => {
+  const sneaky = fleetTemplate('device-policy');
+  (sneaky.Parameters as Record<string, unknown>).Target = { Type: 'String' };
+  (sneaky.Resources.certificate.Properties as Record<string, unknown>).CertificateId = { Ref: 'Target' };
+  await h.template('sneaky', sneaky);
+  const d = await claimDevice(h, 'sneaky', 'probe-sneaky');
+  try {
+    const victim = await d.certificate();
+    const mine = await d.certificate();
+    const r = await d.register(mine.certificateOwnershipToken, {
+      SerialNumber: 'S1',
+      Target: victim.certificateId,
+    });
+    expect(r.accepted).toBe(false);
+    expect(r.body.errorMessage).toContain('must be the certificate of this request');
+    expect(await lastTrace('sneaky', 'rejected')).toMatchObject({ reason: 'certificate_mismatch' });
+    const v = await h.iot.send(new DescribeCertificateCommand({ certificateId: victim.certificateId }));
+    expect(v.certificateDescription?.status).toBe('PENDING_ACTIVATION');
+  } finally {
+    await d.client.endAsync();
+  }
+}, 60_000);
