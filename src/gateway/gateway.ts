@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { startAgent, type Agent } from '../agent/index.js';
 import { Counter, Gauge, type Registry } from '../observability/index.js';
 import type { BackoffOptions, DeviceHealth, FieldDriver, TagValue } from './driver.js';
-import { startLocalBroker, type LocalBroker } from './local-mqtt.js';
+import type { LocalBroker } from './local-mqtt.js';
 import type { Mapping, MqttDevice } from './mapping.js';
 import { createModbusDriver } from './modbus.js';
 import { createOpcuaDriver } from './opcua.js';
@@ -179,6 +179,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
   let local: LocalBroker | null = null;
   if (options.mapping.local) {
+    // Loaded only when configured: the embedded broker brings the broker core, SQLite and the config schema.
+    const { startLocalBroker } = await import('./local-mqtt.js');
     local = await startLocalBroker({
       listener: options.mapping.local,
       devices: options.mapping.devices.filter((d): d is MqttDevice => d.protocol === 'mqtt'),

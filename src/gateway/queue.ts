@@ -78,7 +78,10 @@ export interface QueueStats {
   readonly pending: number;
   readonly bytes: number;
   readonly segments: number;
-  /** Timestamp of the oldest pending record, or null. */
+  /**
+   * Timestamp of the oldest pending record, or null: exact while it is in flight, else the first timestamp
+   * of its segment (cheap: stats are read on every health report and metrics scrape).
+   */
   readonly oldestTs: number | null;
   readonly appended: number;
   readonly acked: number;
@@ -93,6 +96,8 @@ interface Segment {
   lastSeq: number;
   bytes: number;
   records: number;
+  /** Timestamp of the segment's first record (0 while empty). */
+  firstTs: number;
   lastTs: number;
 }
 
@@ -119,6 +124,8 @@ export class DiskQueue {
   private readonly ackedAhead = new Set<number>();
   /** Every seq <= handedThrough was handed out by `next` (since the last rewind). */
   private handedThrough = 0;
+  /** Timestamps of records handed out and not yet settled (bounded by the caller's in-flight window). */
+  private readonly handedTs = new Map<number, number>();
   private ackSaved = 0;
   private ackTimer: NodeJS.Timeout | null = null;
   private readonly fsyncTimer: NodeJS.Timeout | null = null;
@@ -206,7 +213,15 @@ export class DiskQueue {
     const fd = openSync(file, 'r+');
     try {
       const size = fstatSync(fd).size;
-      const seg: Segment = { file, firstSeq, lastSeq: firstSeq - 1, bytes: 0, records: 0, lastTs: 0 };
+      const seg: Segment = {
+        file,
+        firstSeq,
+        lastSeq: firstSeq - 1,
+        bytes: 0,
+        records: 0,
+        firstTs: 0,
+        lastTs: 0,
+      };
       let offset = 0;
       const head = Buffer.alloc(HEADER + BODY_FIXED);
       while (offset < size) {
@@ -226,6 +241,7 @@ export class DiskQueue {
         }
         seg.lastSeq = head.readUInt32BE(8) * 2 ** 32 + head.readUInt32BE(12);
         seg.lastTs = head.readDoubleBE(16);
+        if (seg.records === 0) seg.firstTs = seg.lastTs;
         seg.records++;
         offset += HEADER + len;
       }
@@ -251,6 +267,7 @@ export class DiskQueue {
     let batch: Buffer[] = [];
     let batchBytes = 0;
     let batchLastTs = 0;
+    let batchFirstTs = 0;
     let batchCount = 0;
     const flush = () => {
       if (batch.length === 0) return;
@@ -260,6 +277,7 @@ export class DiskQueue {
       seg.bytes += batchBytes;
       seg.records += batchCount;
       seg.lastSeq = this.lastSeq;
+      if (seg.records === batchCount) seg.firstTs = batchFirstTs;
       seg.lastTs = batchLastTs;
       this.totalBytes += batchBytes;
       this.dirty = true;
@@ -296,6 +314,7 @@ export class DiskQueue {
       topic.copy(rec, 26);
       r.payload.copy(rec, 26 + topic.length);
       rec.writeUInt32BE(crc32(rec.subarray(HEADER)), 4);
+      if (batch.length === 0) batchFirstTs = ts;
       batch.push(rec);
       batchBytes += rec.length;
       batchLastTs = ts;
@@ -313,7 +332,15 @@ export class DiskQueue {
     const firstSeq = this.lastSeq + 1;
     const file = join(this.dir, `seg-${String(firstSeq).padStart(16, '0')}.q`);
     this.activeFd = openSync(file, 'a', 0o600);
-    const seg: Segment = { file, firstSeq, lastSeq: firstSeq - 1, bytes: 0, records: 0, lastTs: 0 };
+    const seg: Segment = {
+      file,
+      firstSeq,
+      lastSeq: firstSeq - 1,
+      bytes: 0,
+      records: 0,
+      firstTs: 0,
+      lastTs: 0,
+    };
     this.segments.push(seg);
     return seg;
   }
@@ -410,6 +437,7 @@ export class DiskQueue {
           this.settle(seq);
           continue;
         }
+        this.handedTs.set(seq, ts);
         const topic = this.readBuf.toString('utf8', body + 18, body + 18 + tlen);
         const payload = Buffer.from(this.readBuf.subarray(body + 18 + tlen, body + len));
         out.push({ seq, ts, topic, payload });
@@ -434,6 +462,7 @@ export class DiskQueue {
     if (this.cursor) closeSync(this.cursor.fd);
     this.cursor = null;
     this.handedThrough = this.ackedThrough;
+    this.handedTs.clear();
   }
 
   /** The platform has this record: it never leaves again, and its segment goes once all of it is acked. */
@@ -445,6 +474,7 @@ export class DiskQueue {
 
   /** Mark a record done (acknowledged, or dropped unsent) and delete segments wholly done. */
   private settle(seq: number): void {
+    this.handedTs.delete(seq);
     if (seq <= this.ackedThrough) return;
     this.ackedAhead.add(seq);
     this.advanceAck();
@@ -502,31 +532,13 @@ export class DiskQueue {
       pending,
       bytes: this.totalBytes,
       segments: this.segments.length,
-      oldestTs: oldest ? this.oldestTsOf(oldest) : null,
+      oldestTs: oldest ? (this.handedTs.get(this.ackedThrough + 1) ?? oldest.firstTs) : null,
       appended: this.counts.appended,
       acked: this.counts.acked,
       dropped: { ...this.dropped },
       lastSeq: this.lastSeq,
       ackedThrough: this.ackedThrough,
     };
-  }
-
-  /** The timestamp of the first unacknowledged record of a segment (one small read). */
-  private oldestTsOf(seg: Segment): number | null {
-    const fd = openSync(seg.file, 'r');
-    try {
-      const head = Buffer.alloc(HEADER + BODY_FIXED);
-      let offset = 0;
-      while (offset < seg.bytes) {
-        if (readSync(fd, head, 0, head.length, offset) < head.length) return null;
-        const seq = head.readUInt32BE(8) * 2 ** 32 + head.readUInt32BE(12);
-        if (seq > this.ackedThrough && !this.ackedAhead.has(seq)) return head.readDoubleBE(16);
-        offset += HEADER + head.readUInt32BE(0);
-      }
-      return null;
-    } finally {
-      closeSync(fd);
-    }
   }
 
   /** Sync, save the acknowledged position and close the files. */
