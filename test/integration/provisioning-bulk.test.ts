@@ -12,6 +12,7 @@ import {
   ListThingRegistrationTasksCommand,
   RegisterThingCommand,
   StartThingRegistrationTaskCommand,
+  StopThingRegistrationTaskCommand,
 } from '@aws-sdk/client-iot';
 import { waitFor } from '../helpers/platform.js';
 import { makeCsr, provisioningPlatform, type ProvisioningHarness } from './provisioning-helpers.js';
@@ -200,3 +201,29 @@ test('RegisterThing (the API) and the refusals of a task input', async () => {
     message: expect.stringContaining('does not exist'),
   });
 }, 30_000);
+
+test('StopThingRegistrationTask: Cancelling then Cancelled, the lines done stay; stopping again is refused', async () => {
+  const { taskId } = await h.iot.send(
+    new StartThingRegistrationTaskCommand({
+      templateBody: THING_TEMPLATE.replace('"bulk"', '"stop"'),
+      inputFileBucket: 'factory',
+      inputFileKey: 'devices.jsonl',
+      roleArn: 'arn:aws:iam::123456789012:role/bulk',
+    }),
+  );
+  await h.iot.send(new StopThingRegistrationTaskCommand({ taskId }));
+  const stopped = await waitFor(
+    async () => {
+      const d = await h.iot.send(new DescribeThingRegistrationTaskCommand({ taskId }));
+      return d.status === 'Cancelled' ? d : null;
+    },
+    60_000,
+    'the task to be cancelled',
+  );
+  expect(stopped.successCount!).toBeLessThan(10_000);
+  expect(stopped.message).toContain('Stopped');
+  await expect(h.iot.send(new StopThingRegistrationTaskCommand({ taskId }))).rejects.toMatchObject({
+    name: 'InvalidRequestException',
+    message: expect.stringContaining('only an InProgress task can be stopped'),
+  });
+}, 90_000);
