@@ -134,10 +134,13 @@ export function createModbusDriver(options: ModbusDriverOptions): FieldDriver {
   let closed = false;
   let enabled = true;
   let nextAt = 0;
+  /** Bumped by setEnabled: a poll still in flight from before a disable/enable never schedules another loop. */
+  let generation = 0;
 
   const schedule = (delay: number) => {
     if (closed || !enabled) return;
-    timer = setTimeout(() => void tick(), Math.max(0, delay));
+    const gen = generation;
+    timer = setTimeout(() => void tick(gen), Math.max(0, delay));
   };
 
   const disconnect = () => {
@@ -200,9 +203,9 @@ export function createModbusDriver(options: ModbusDriverOptions): FieldDriver {
     }
   }
 
-  async function tick(): Promise<void> {
+  async function tick(gen: number): Promise<void> {
     timer = null;
-    if (closed || !enabled) return;
+    if (closed || !enabled || gen !== generation) return;
     const started = Date.now();
     try {
       if (!client) {
@@ -211,7 +214,7 @@ export function createModbusDriver(options: ModbusDriverOptions): FieldDriver {
       }
       const values: TagValue[] = [];
       for (const plan of plans) await readPlan(client, plan, values);
-      if (closed) return;
+      if (closed || gen !== generation) return;
       backoff.reset();
       health.ok(started);
       options.onReadings(device.name, started, values);
@@ -224,6 +227,7 @@ export function createModbusDriver(options: ModbusDriverOptions): FieldDriver {
       }
       schedule(nextAt - now);
     } catch (err) {
+      if (gen !== generation) return;
       disconnect();
       if (closed) return;
       const delay = backoff.next();
@@ -248,6 +252,7 @@ export function createModbusDriver(options: ModbusDriverOptions): FieldDriver {
     setEnabled(on: boolean) {
       if (on === enabled) return;
       enabled = on;
+      generation++;
       if (!on) {
         if (timer) clearTimeout(timer);
         timer = null;
