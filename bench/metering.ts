@@ -10,6 +10,7 @@
  * - qos1 fan-in: the same at QoS 1 (PUBACKs from the subscriber are metered too).
  *
  * Usage: npm run build && node --import tsx bench/metering.ts [--runs=7] [--measure-ms=4000] [--out=file]
+ *        [--control]  (A/A: both processes with metering off; the spread it shows is the machine's noise)
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -22,7 +23,9 @@ import type { Meter as MeterType } from '../src/metering/meter.js';
 const runs = Number(arg('runs', '7'));
 const measureMs = Number(arg('measure-ms', '4000'));
 const warmupMs = Number(arg('warmup-ms', '1500'));
-const out = arg('out', 'bench/results/metering.json');
+/** --control: an A/A run, both processes with metering off, to show what the machine's noise alone gives. */
+const control = process.argv.includes('--control');
+const out = arg('out', control ? 'bench/results/metering-control.json' : 'bench/results/metering.json');
 
 let seq = 0;
 const spec = (port: number, qos: 0 | 1): LoadSpec => ({
@@ -45,7 +48,7 @@ const spec = (port: number, qos: 0 | 1): LoadSpec => ({
 
 async function start(enabled: boolean, tmp: string): Promise<RunningBroker> {
   // startBroker passes process.env on to `thingstead up` (config from THINGSTEAD_* variables).
-  process.env.THINGSTEAD_METERING_ENABLED = String(enabled);
+  process.env.THINGSTEAD_METERING_ENABLED = String(enabled && !control);
   const dir = join(tmp, enabled ? 'on' : 'off');
   return startBroker('thingstead', dir);
 }
@@ -153,6 +156,7 @@ async function main(): Promise<void> {
       loadavgAtStart: loadStart,
       loadavgAtEnd: loadavg().map((x) => Number(x.toFixed(2))),
     },
+    control,
     runs,
     measureMs,
     warmupMs,
