@@ -96,6 +96,32 @@ async function modbusDevice(port: number, registers: number) {
   return { close: () => (clearInterval(timer), new Promise<void>((r) => server.close(() => r()))) };
 }
 
+/** Publish `count` QoS 1 messages from a separate MQTT.js process with `window` in flight; messages/s. */
+async function mqttControl(tlsPort: number, dir: string, count: number, window: number): Promise<number> {
+  const code = `
+    import mqtt from 'mqtt';
+    import { readFileSync } from 'node:fs';
+    const d = ${JSON.stringify(dir)};
+    const c = await mqtt.connectAsync('mqtts://127.0.0.1:${tlsPort}', { clientId: 'bench-gw', protocolVersion: 5,
+      ca: readFileSync(d + '/ca.pem'), cert: readFileSync(d + '/gw.cert.pem'), key: readFileSync(d + '/gw.private.key') });
+    const body = JSON.stringify({ seq: 1, ts: Date.now(), device: 'plc-0', t0: 12345 });
+    let sent = 0, acked = 0; const t0 = performance.now();
+    await new Promise((done) => {
+      const pump = () => { while (sent < ${count} && sent - acked < ${window}) { const i = sent++;
+        c.publish('things/bench-gw/field/plc-' + (i % 10) + '/t' + (i % 100), body, { qos: 1 }, () => { if (++acked === ${count}) done(); else pump(); }); } };
+      pump();
+    });
+    console.log(Math.round(${count} / ((performance.now() - t0) / 1000)));
+    await c.endAsync();`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let text = '';
+  child.stdout.on('data', (b: Buffer) => (text += b.toString()));
+  await new Promise((r) => child.once('exit', r));
+  return Number(text.trim());
+}
+
 async function platformAt(dataDir: string, tlsPort: number): Promise<Platform> {
   return createPlatform(
     loadConfig({
@@ -314,10 +340,20 @@ async function main(): Promise<void> {
     `replay: ${backlog} queued, drained in ${drainS.toFixed(1)} s while live polling went on: ` +
       `${result.replay.ackedPerS} records/s acknowledged (net ${result.replay.netDrainPerS}/s), dropped ${result.replay.dropped}, load ${loadReplay.toFixed(1)}`,
   );
-  if (out) writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
   clearInterval(poller);
   gw.kill('SIGTERM');
   await new Promise((r) => gw.once('exit', r));
+  // The control: plain MQTT.js in a process of its own, same certificate, same topics and record size, the
+  // same window of 100 unacknowledged QoS 1 publishes, no queue: the uplink's ceiling on this platform.
+  const control = await mqttControl(tlsPort, gwDir, Math.min(backlog, 20_000), maxInflight);
+  const withControl = {
+    ...result,
+    control: { mqttJsQos1PerS: control, ratio: Math.round((result.replay.ackedPerS / control) * 100) / 100 },
+  };
+  console.log(
+    `control: MQTT.js alone, QoS 1, window ${maxInflight}: ${control} msgs/s; gateway replay / control = ${withControl.control.ratio}`,
+  );
+  if (out) writeFileSync(out, JSON.stringify(withControl, null, 2) + '\n');
   for (const s of servers) await s.close();
   await platform.close();
   rmSync(dataDir, { recursive: true, force: true });

@@ -132,6 +132,9 @@ export class DiskQueue {
   /** The read cursor: the next record `next` hands out. */
   private cursor: { segment: Segment; offset: number; fd: number } | null = null;
   private readBuf = Buffer.alloc(256 * 1024);
+  /** Records read from the cursor's segment and not yet handed out (`aheadPos` is the next). */
+  private ahead: QueuedRecord[] = [];
+  private aheadPos = 0;
   private counts = { appended: 0, acked: 0 };
   private readonly dropped: Record<DropReason, number> = {
     queue_full: 0,
@@ -362,6 +365,8 @@ export class DiskQueue {
     if (this.cursor?.segment === seg) {
       closeSync(this.cursor.fd);
       this.cursor = null;
+      this.ahead = [];
+      this.aheadPos = 0;
     }
     if (this.segments.length === 0 && this.activeFd !== null) {
       closeSync(this.activeFd);
@@ -406,47 +411,62 @@ export class DiskQueue {
     const out: QueuedRecord[] = [];
     const cutoff = this.now() - this.maxAgeMs;
     while (out.length < max) {
-      if (!this.cursor && !this.openCursor()) break;
+      if (this.aheadPos >= this.ahead.length && !this.readAhead()) break;
+      const r = this.ahead[this.aheadPos++]!;
+      if (r.seq <= this.handedThrough || r.seq <= this.ackedThrough || this.ackedAhead.has(r.seq)) continue;
+      this.handedThrough = r.seq;
+      if (r.ts < cutoff) {
+        this.drop('expired', 1);
+        this.settle(r.seq);
+        continue;
+      }
+      this.handedTs.set(r.seq, r.ts);
+      out.push(r);
+    }
+    return out;
+  }
+
+  /**
+   * Parse the next chunk of the cursor's segment into the read-ahead list (one read of up to 256 KiB, so
+   * handing out one record at a time costs no read each). False when there is nothing more to read.
+   */
+  private readAhead(): boolean {
+    this.ahead = [];
+    this.aheadPos = 0;
+    for (;;) {
+      if (!this.cursor && !this.openCursor()) return false;
       const c = this.cursor!;
       const end = c.segment.bytes;
       if (c.offset >= end) {
-        if (c.segment === this.segments[this.segments.length - 1]) break; // caught up with the writer
+        if (c.segment === this.segments[this.segments.length - 1]) return false; // caught up with the writer
         closeSync(c.fd);
         this.cursor = null;
         continue;
       }
-      const want = Math.min(this.readBuf.length, end - c.offset);
-      const got = readSync(c.fd, this.readBuf, 0, want, c.offset);
+      const got = readSync(c.fd, this.readBuf, 0, Math.min(this.readBuf.length, end - c.offset), c.offset);
       let pos = 0;
-      while (pos + HEADER <= got && out.length < max) {
+      while (pos + HEADER <= got) {
         const len = this.readBuf.readUInt32BE(pos);
-        if (HEADER + len > this.readBuf.length) {
-          this.readBuf = Buffer.alloc(HEADER + len);
-          break;
-        }
         if (pos + HEADER + len > got) break;
         const body = pos + HEADER;
-        const seq = this.readBuf.readUInt32BE(body) * 2 ** 32 + this.readBuf.readUInt32BE(body + 4);
-        const ts = this.readBuf.readDoubleBE(body + 8);
         const tlen = this.readBuf.readUInt16BE(body + 16);
+        this.ahead.push({
+          seq: this.readBuf.readUInt32BE(body) * 2 ** 32 + this.readBuf.readUInt32BE(body + 4),
+          ts: this.readBuf.readDoubleBE(body + 8),
+          topic: this.readBuf.toString('utf8', body + 18, body + 18 + tlen),
+          payload: Buffer.from(this.readBuf.subarray(body + 18 + tlen, body + len)),
+        });
         pos += HEADER + len;
-        if (seq <= this.handedThrough || seq <= this.ackedThrough || this.ackedAhead.has(seq)) continue;
-        this.handedThrough = seq;
-        if (ts < cutoff) {
-          this.drop('expired', 1);
-          this.settle(seq);
-          continue;
-        }
-        this.handedTs.set(seq, ts);
-        const topic = this.readBuf.toString('utf8', body + 18, body + 18 + tlen);
-        const payload = Buffer.from(this.readBuf.subarray(body + 18 + tlen, body + len));
-        out.push({ seq, ts, topic, payload });
       }
-      if (pos === 0 && got > 0) continue; // the buffer grew for a large record: read again
+      if (pos === 0) {
+        // A record larger than the buffer: grow it (records are at most one segment) and read again.
+        if (got === 0) return false;
+        this.readBuf = Buffer.alloc(Math.max(this.readBuf.length * 2, HEADER + this.readBuf.readUInt32BE(0)));
+        continue;
+      }
       c.offset += pos;
-      if (got === 0) break;
+      return true;
     }
-    return out;
   }
 
   private openCursor(): boolean {
@@ -461,6 +481,8 @@ export class DiskQueue {
   rewind(): void {
     if (this.cursor) closeSync(this.cursor.fd);
     this.cursor = null;
+    this.ahead = [];
+    this.aheadPos = 0;
     this.handedThrough = this.ackedThrough;
     this.handedTs.clear();
   }

@@ -8,7 +8,8 @@
  *   (counted `resent`): delivery is at least once, and the `seq` in every payload lets a consumer drop a copy.
  * - A PUBACK refusing the message (reason code >= 0x80: not authorized, payload too large, ...) settles the
  *   record as dropped, counted by reason code and logged, so one bad record never blocks the queue.
- * - Reconnects back off from 1 s to `maxBackoffMs` (with jitter), reset by a good connection.
+ * - Reconnects back off from 1 s to `maxBackoffMs` (default 10 s, with jitter), reset by a good connection:
+ *   the platform back from an outage sees the gateway again within about 10 s.
  * - Payload on the wire: the record's JSON object with `seq` and `ts` (epoch ms of the reading) in front:
  *   `{"seq":42,"ts":1767000000000,"device":"plc-1","temperature":21.5}`.
  */
@@ -64,7 +65,7 @@ export function startUpstream(options: UpstreamOptions): Upstream {
   const { queue } = options;
   const log = options.log ?? (() => undefined);
   const maxInflight = options.maxInflight ?? 100;
-  const backoff = new Backoff({ initialMs: 1000, maxMs: options.maxBackoffMs ?? 30_000 });
+  const backoff = new Backoff({ initialMs: 1000, maxMs: options.maxBackoffMs ?? 10_000 });
   let inflight = 0;
   let published = 0;
   let acked = 0;
