@@ -89,6 +89,15 @@ export function registerSim(program: Command): void {
         let done = 0;
         let next = 0;
         const t0 = Date.now();
+        // The first one alone: it creates the shared starter policies the others then attach.
+        await onboard(conn, {
+          thingName: missing[next++]!,
+          outDir: fleetDir,
+          host: url.hostname,
+          port: Number(url.port),
+          ...(caPem ? { caPem } : {}),
+        });
+        done++;
         await Promise.all(
           Array.from({ length: Math.min(8, missing.length) }, async () => {
             while (next < missing.length) {
