@@ -388,6 +388,12 @@ export const configSchema = z
           })
           .strict()
           .prefault({}),
+        /**
+         * Seconds of its rate a quota's token bucket holds (the burst a client may send at once while its
+         * average stays at the rate; AWS documents rates, not bursts). 10 lets a gateway replay a short
+         * outage's backlog.
+         */
+        burstSeconds: z.coerce.number().min(0.01).max(3600).default(10),
         /** Parquet exports of telemetry and usage. */
         export: z
           .object({

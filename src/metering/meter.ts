@@ -49,6 +49,8 @@ export interface MeterOptions {
   };
   /** Thing defaults (AWS's published limits unless configured otherwise). */
   readonly thingDefaults: Limits;
+  /** Seconds of its rate a bucket holds (metering.burstSeconds; default 1 here, 10 in the config). */
+  readonly burstSeconds?: number;
   /** A request was throttled: count it, publish the usage event (module.ts). Called off nothing hot. */
   readonly onThrottle: (throttle: Throttle) => void;
 }
@@ -409,7 +411,11 @@ export class Meter implements UsageMeter {
     if (this.things.size >= MAX_IDLE_THINGS) this.dropIdle();
     const now = this.now();
     const previous = t;
-    t = new ThingState(name, device, new ScopeQuota('thing', name, this.thingLimits(name, device), now));
+    t = new ThingState(
+      name,
+      device,
+      new ScopeQuota('thing', name, this.thingLimits(name, device), now, this.options.burstSeconds),
+    );
     if (previous) t.conns = previous.conns;
     this.attachGroup(t);
     this.things.set(name, t);
@@ -432,6 +438,7 @@ export class Meter implements UsageMeter {
           group,
           merge(NO_LIMITS, this.options.explicit().groups.get(group)),
           this.now(),
+          this.options.burstSeconds,
         );
         this.groups.set(group, q);
       }

@@ -117,6 +117,7 @@ export async function startMetering(options: MeteringOptions): Promise<StartedCo
         groupOf: (thing) => groupOf.get(thing) ?? null,
         explicit: () => explicit,
         thingDefaults: config.thingDefaults,
+        burstSeconds: config.burstSeconds,
         onThrottle(t) {
           throttled.inc({ limit: t.limit, scope: t.scope, action: t.action });
           for (const l of throttleListeners) l(t);

@@ -65,35 +65,41 @@ export function isLimitName(name: string): name is LimitName {
 }
 
 /**
- * A token bucket holding up to one second of its rate. `rate` and `burst` change in place when the limit
- * changes. Hot path: `take` is a few float operations, no allocation.
+ * A token bucket refilled at `rate` per second, holding up to `burstSeconds` of it (metering.burstSeconds:
+ * AWS documents its rates, not their bursts [U]; 10 s lets a gateway replay a short outage's backlog while
+ * the average stays at the rate). The rate changes in place when the limit changes. Hot path: `take` is a
+ * few float operations, no allocation.
  */
 export class Bucket {
   tokens: number;
   private last: number;
+  private capacity: number;
   constructor(
     public rate: number,
     now: number,
+    private readonly burstSeconds = 1,
   ) {
-    this.tokens = rate;
+    this.capacity = rate * burstSeconds;
+    this.tokens = this.capacity;
     this.last = now;
   }
 
   setRate(rate: number): void {
     this.rate = rate;
-    if (this.tokens > rate) this.tokens = rate;
+    this.capacity = rate * this.burstSeconds;
+    if (this.tokens > this.capacity) this.tokens = this.capacity;
   }
 
   /** Take `n` tokens at `now` (ms); false (nothing taken) when there are not enough. */
   take(n: number, now: number): boolean {
     const elapsed = now - this.last;
     if (elapsed > 0) {
-      this.tokens = Math.min(this.rate, this.tokens + (elapsed * this.rate) / 1000);
+      this.tokens = Math.min(this.capacity, this.tokens + (elapsed * this.rate) / 1000);
       this.last = now;
     }
     // A single request larger than the whole bucket (a 600 KB publish under a 512 KB/s limit) passes when
     // the bucket is full, and leaves it in debt: refusing it forever would be no rate at all.
-    if (this.tokens >= n || this.tokens >= this.rate) {
+    if (this.tokens >= n || this.tokens >= this.capacity) {
       this.tokens -= n;
       return true;
     }
@@ -110,6 +116,7 @@ export class ScopeQuota {
     /** The effective limits for this scope (explicit merged over the defaults that apply to it). */
     public limits: Limits,
     now: number,
+    private readonly burstSeconds = 1,
   ) {
     this.rebuild(now);
   }
@@ -127,7 +134,7 @@ export class ScopeQuota {
       const existing = this.buckets[name];
       if (value === null) this.buckets[name] = null;
       else if (existing) existing.setRate(value);
-      else this.buckets[name] = new Bucket(value, now);
+      else this.buckets[name] = new Bucket(value, now, this.burstSeconds);
     }
   }
 }

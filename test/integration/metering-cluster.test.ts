@@ -31,8 +31,9 @@ describe.skipIf(!havePg)('metering on two nodes (PostgreSQL)', () => {
   beforeAll(async () => {
     schema = await freshSchema('metering');
     dataDir = mkdtempSync(join(tmpdir(), 'metering-cluster-'));
-    a = await startTestPlatform({ databaseUrl: schema.url }, { dataDir });
-    b = await startTestPlatform({ databaseUrl: schema.url }, { dataDir });
+    const config = { databaseUrl: schema.url, metering: { burstSeconds: 1 } };
+    a = await startTestPlatform(config, { dataDir });
+    b = await startTestPlatform(config, { dataDir });
     const credentials = await a.credentials.create('metering-cluster', 'admin');
     api = (p, method, path, req = {}) =>
       signedFetch({ endpoint: p.endpoints.http, region: p.config.region, ...credentials }, method, path, req);

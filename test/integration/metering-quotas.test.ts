@@ -22,7 +22,8 @@ let api: (method: string, path: string, req?: Parameters<typeof signedFetch>[3])
 const clients: MqttClient[] = [];
 
 beforeAll(async () => {
-  p = await startTestPlatform();
+  // Buckets of one second of their rate, so "5/s" lets exactly 5 through at once (the default holds 10 s).
+  p = await startTestPlatform({ metering: { burstSeconds: 1 } });
   const profile = parseCredentialsFile(readFileSync(p.endpoints.credentialsFile!, 'utf8')).default!;
   const credentials = {
     accessKeyId: profile.aws_access_key_id!,
