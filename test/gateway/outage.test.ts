@@ -129,17 +129,28 @@ describe('gateway: store and forward through a platform outage', () => {
 
       // Every reading is in the store once, in order: sorted by reading time, seq runs 1..total.
       const { api } = await admin(platform);
+      let latest: Array<{ ts: number; value: number }> = [];
       const seqs = await waitFor(
         async () => {
           const r = await api('GET', '/timeseries/query', {
             query: { metric: 'seq', thing: 'plc-out', from: '-15m', to: 'now', limit: 100_000 },
           });
-          const pts = r.points as Array<{ ts: number; value: number }>;
-          return pts.length >= total ? pts : null;
+          latest = r.points as Array<{ ts: number; value: number }>;
+          return latest.length >= total ? latest : null;
         },
         60_000,
         `${total} seq points in the store`,
-      );
+      ).catch(async (err: Error) => {
+        const have = new Set(latest.map((p) => p.value));
+        const missing = Array.from({ length: total }, (_, i) => i + 1).filter((n) => !have.has(n));
+        const metrics = await (await fetch(`${platform!.endpoints.http}/metrics`)).text();
+        const counters = metrics
+          .split('\n')
+          .filter((l) => /drop|fail|error|rule/i.test(l) && !l.startsWith('#') && !/ 0$/.test(l));
+        throw new Error(
+          `${err.message}: ${latest.length} stored; missing seq ${missing.slice(0, 40).join(',')}; platform counters: ${counters.join(' | ')}`,
+        );
+      });
       const ordered = [...seqs].sort((a, b) => a.ts - b.ts).map((x) => x.value);
       expect(ordered).toEqual(Array.from({ length: total }, (_, i) => i + 1));
       const counters = await api('GET', '/timeseries/query', {
