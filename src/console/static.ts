@@ -70,16 +70,31 @@ export function defaultConsoleDir(): string {
 function readTable(dir: string): Map<string, StaticFile> | null {
   if (!existsSync(join(dir, 'index.html'))) return null;
   const table = new Map<string, StaticFile>();
+  // A file can vanish while this walks (a rebuild empties the directory): it is skipped, not fatal.
+  const gone = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT';
   const walk = (d: string) => {
-    for (const entry of readdirSync(d)) {
+    let entries: string[];
+    try {
+      entries = readdirSync(d);
+    } catch (err) {
+      if (gone(err)) return;
+      throw err;
+    }
+    for (const entry of entries) {
       const path = join(d, entry);
-      if (statSync(path).isDirectory()) {
-        walk(path);
-        continue;
+      let body: Buffer;
+      try {
+        if (statSync(path).isDirectory()) {
+          walk(path);
+          continue;
+        }
+        body = readFileSync(path);
+      } catch (err) {
+        if (gone(err)) continue;
+        throw err;
       }
       const rel = relative(dir, path).split(sep).join('/');
       const type = TYPES[extname(entry)] ?? 'application/octet-stream';
-      const body = readFileSync(path);
       const text = /^(text\/|application\/json|image\/svg)/.test(type);
       table.set(rel, {
         body,

@@ -34,7 +34,13 @@ export async function ensureConsoleBuilt(): Promise<void> {
     }
     return t;
   };
-  if (existsSync(index) && statSync(index).mtimeMs >= newest(join(root, 'console', 'src'))) return;
+  // Under CI `npm test` has just built it (pretest): never rebuild there, since a rebuild empties the
+  // directory while other test files' platforms read it.
+  if (
+    existsSync(index) &&
+    (process.env.CI || statSync(index).mtimeMs >= newest(join(root, 'console', 'src')))
+  )
+    return;
   const { build } = await import('vite');
   await build({ configFile: join(root, 'console', 'vite.config.ts'), logLevel: 'warn' });
 }
