@@ -1,9 +1,9 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command } from 'commander';
 import mqtt from 'mqtt';
-import { afterAll, beforeAll, expect, test, vi } from 'vitest';
+import { afterAll, beforeAll, expect, test } from 'vitest';
 import { registerUsage } from '../../src/cli/usage.js';
+import { runCli } from '../helpers/cli.js';
 import { startTestPlatform, waitFor, type TestPlatform } from '../helpers/platform.js';
 
 /**
@@ -18,24 +18,7 @@ beforeAll(async () => {
 });
 afterAll(async () => p?.stop());
 
-async function cli(...args: string[]): Promise<{ out: string; error?: Error }> {
-  const program = new Command('thingstead').exitOverride();
-  registerUsage(program);
-  const lines: string[] = [];
-  const spy = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
-  const write = vi
-    .spyOn(process.stdout, 'write')
-    .mockImplementation((chunk: unknown) => (lines.push(String(chunk)), true));
-  try {
-    await program.parseAsync(['node', 'thingstead', ...args, '--data-dir', p.endpoints.dataDir]);
-    return { out: lines.join('\n') };
-  } catch (error) {
-    return { out: lines.join('\n'), error: error as Error };
-  } finally {
-    spy.mockRestore();
-    write.mockRestore();
-  }
-}
+const cli = (...args: string[]) => runCli([registerUsage], p.endpoints.dataDir, args);
 
 test('usage is queryable without a manual flush, as a table, JSON and CSV; quota set/get; cost; export', async () => {
   const c = await mqtt.connectAsync(p.endpoints.mqtt!, { clientId: 'cli-dev', protocolVersion: 5 });

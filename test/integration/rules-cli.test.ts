@@ -1,8 +1,8 @@
-import { Command } from 'commander';
 import mqtt from 'mqtt';
-import { afterAll, beforeAll, expect, test, vi } from 'vitest';
+import { afterAll, beforeAll, expect, test } from 'vitest';
 import { registerRules } from '../../src/cli/rules.js';
 import { registerTimeseries } from '../../src/cli/ts.js';
+import { runCli } from '../helpers/cli.js';
 import { startTestPlatform, waitFor, type TestPlatform } from '../helpers/platform.js';
 
 /**
@@ -16,25 +16,7 @@ beforeAll(async () => {
 });
 afterAll(async () => p?.stop());
 
-async function cli(...args: string[]): Promise<{ out: string; error?: Error }> {
-  const program = new Command('thingstead').exitOverride();
-  registerRules(program);
-  registerTimeseries(program);
-  const lines: string[] = [];
-  const spy = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
-  const write = vi
-    .spyOn(process.stdout, 'write')
-    .mockImplementation((chunk: unknown) => (lines.push(String(chunk)), true));
-  try {
-    await program.parseAsync(['node', 'thingstead', ...args, '--data-dir', p.endpoints.dataDir]);
-    return { out: lines.join('\n') };
-  } catch (error) {
-    return { out: lines.join('\n'), error: error as Error };
-  } finally {
-    spy.mockRestore();
-    write.mockRestore();
-  }
-}
+const cli = (...args: string[]) => runCli([registerRules, registerTimeseries], p.endpoints.dataDir, args);
 
 test('rules create/list/get/test/metrics/trace/disable/enable/delete', async () => {
   const created = await cli(
