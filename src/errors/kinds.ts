@@ -1782,6 +1782,11 @@ export const E = defineKinds({
     'Rate exceeded for the shadow of {thingName}: {reason}',
     "A shadow call over the thing's shadowRate quota (or its billing group's).",
   ],
+  QuotaThrottledPublish: [
+    'DataPlaneThrottling',
+    'Rate exceeded for publishes of {thingName}: {reason}',
+    "A device's HTTPS publish (POST /topics/{topic}) over the thing's publishRate, publishBytesRate or shadowRate quota (or its billing group's); nothing was routed.",
+  ],
   UsageUnit: [
     'InvalidRequest',
     "unknown usage unit '{unit}'; units are {units:list}",

@@ -73,6 +73,23 @@ export interface DeviceHttps {
   close(): Promise<void>;
 }
 
+/**
+ * Metering and publish quotas for device publishes (src/metering's Meter.httpPublish): called once a
+ * publish is valid and authorized, before it is routed. Null: admitted and counted as one message; else
+ * the reason string of the refusal, naming the limit (the request gets 429 ThrottlingException with it).
+ */
+export interface HttpPublishMeter {
+  httpPublish(
+    publisher: Pick<AuthzSubject, 'clientId' | 'principal'>,
+    publish: {
+      readonly bytes: number;
+      readonly bodyBytes: number;
+      readonly retain: boolean;
+      readonly topic: string;
+    },
+  ): string | null;
+}
+
 export async function startDeviceHttps(options: {
   host: string;
   /** Port to listen on (0: any free one), or null for none (sockets come only through serveTlsSocket). */
@@ -90,6 +107,8 @@ export async function startDeviceHttps(options: {
   maxBodyBytes?: number;
   /** Extra routes (see DeviceRoute), tried in order after POST /topics/{topic}. */
   routes?: readonly DeviceRoute[];
+  /** Usage metering and publish quotas (absent or null: metering.enabled=false, nothing counted). */
+  meter?: HttpPublishMeter | null | undefined;
 }): Promise<DeviceHttps> {
   const { hooks, broker } = options;
   const routes = options.routes ?? [];
@@ -173,7 +192,7 @@ export async function startDeviceHttps(options: {
       throw E.MalformedPathSegment({ segment: encodedTopic });
     }
     // The query parameters and headers of the SigV4 data plane's Publish (reference §4), parsed the same way.
-    const message = parseHttpPublish(
+    const { message, bytes } = parseHttpPublish(
       { topic, query: Object.fromEntries(ctx.url.searchParams), headers: req.headers, payload: ctx.body },
       limits,
     );
@@ -182,6 +201,19 @@ export async function startDeviceHttps(options: {
     if (!authorizeClientPublish(hooks, subject, topic, message.retain))
       throw E.DeviceHttpsForbidden({ topic });
     const publisher = { clientId: subject.clientId, principal: subject.principal };
+    // Metered and held to the thing's publish quotas as an MQTT PUBLISH is (src/metering), the buckets
+    // shared with its MQTT connections; over a quota: 429 ThrottlingException naming the limit (the
+    // data plane's throttling answer, reference §6.2), nothing routed.
+    const refusal = options.meter?.httpPublish(publisher, {
+      bytes,
+      bodyBytes: ctx.body.length,
+      retain: message.retain,
+      topic,
+    });
+    if (refusal != null) {
+      const e = E.QuotaThrottledPublish({ thingName: subject.clientId, reason: refusal });
+      return fail(res, e.code, e.message, 'throttled');
+    }
     // QoS 1 and retained: answer 200 only once what the publish stored is written.
     if (message.qos > 0 || message.retain) await broker.publishDurably(message, publisher);
     else broker.publish(message, publisher);

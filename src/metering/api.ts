@@ -7,10 +7,12 @@
  * - PUT  /quotas {"thingName"|"billingGroupName", "limits": {"publishRate": 10, "apiRate": null}}
  *
  * And `meterOperations`, which wraps the registry and shadow operations of the AWS API so each call naming a
- * thing is metered (1 KB units) and held to the thing's apiRate / shadowRate.
+ * thing is metered (1 KB units) and held to the thing's apiRate / shadowRate, and the data plane's Publish
+ * so each publish is metered as the MQTT message it becomes.
  */
 import type { AwsOperation, AwsRequest, RawResponse } from '../api/index.js';
 import { E } from '../errors/index.js';
+import { parseHttpPublish } from '../mqtt/index.js';
 import { parseInstant } from '../timeseries/index.js';
 import type { Meter, UsageRow } from './meter.js';
 import type { Metering } from './module.js';
@@ -58,6 +60,7 @@ export const SHADOW_OPERATIONS: ReadonlySet<string> = new Set([
 /** Wrap the metered operations (others pass through unchanged). */
 export function meterOperations(operations: readonly AwsOperation[], meter: Meter): AwsOperation[] {
   return operations.map((op) => {
+    if (op.service === 'iotdata' && op.name === 'Publish') return meterPublish(op, meter);
     const shadow = SHADOW_OPERATIONS.has(op.name);
     if (!shadow && !REGISTRY_OPERATIONS.has(op.name)) return op;
     const unit: Unit = shadow ? 'shadow_ops' : 'registry_ops';
@@ -78,6 +81,34 @@ export function meterOperations(operations: readonly AwsOperation[], meter: Mete
       },
     };
   });
+}
+
+/** Limits that never refuse: the re-read of a Publish the handler already checked against the real ones. */
+const CHECKED = { maxPayloadBytes: Infinity, maxTopicBytes: Infinity, maxTopicLevels: Infinity };
+
+/**
+ * The data plane's Publish (reference §4, SigV4), metered as one MQTT message in 5 KB blocks (AWS IoT Core
+ * pricing: an HTTP publish is metered as a message) once the handler has validated and published it: a
+ * refused or invalid request is not a message, as on MQTT. The caller is an access key, metered as
+ * thing '' (meter.httpPublish: no thing, no client id), which no quota applies to, so there is nothing to
+ * admit before the handler runs. The request is read again with the same parser for its metered size.
+ */
+function meterPublish(op: AwsOperation, meter: Meter): AwsOperation {
+  return {
+    ...op,
+    async handler(req: AwsRequest) {
+      const result = await op.handler(req);
+      const { message, bytes } = parseHttpPublish(
+        { topic: req.params.topic!, query: req.query, headers: req.headers, payload: req.rawBody },
+        CHECKED,
+      );
+      meter.httpPublish(
+        { clientId: '', principal: { kind: 'accessKey', id: req.caller.accessKeyId } },
+        { bytes, bodyBytes: req.rawBody.length, retain: message.retain, topic: message.topic },
+      );
+      return result;
+    },
+  };
 }
 
 function thingNamed(req: AwsRequest): string {

@@ -293,6 +293,53 @@ export class Meter implements UsageMeter {
     return throttle;
   }
 
+  /**
+   * One HTTP publish (the data plane's SigV4 Publish, a device's POST /topics/{topic} over mutual TLS),
+   * metered as the MQTT PUBLISH it becomes (publish.ts's `publishIn`): call it once the request is valid
+   * and authorized, before the broker routes it. Admitted: counted as one message in 5 KB blocks of
+   * `bytes` (topic + payload + MQTT 5 properties), plus `retained` and `shadow_ops` as for MQTT, and
+   * `bodyBytes` (the HTTP body) as bytes_in; returns null. Refused by the publisher's publishRate,
+   * publishBytesRate or (shadow topics) shadowRate, shared with its MQTT connections: counted as
+   * `throttled`, published, and the reason string returned (nothing else counted). The publisher is metered
+   * as `thingOf` says: the certificate's thing; '' for an access key (HTTP has no client id), which no
+   * quota applies to, as for API calls naming no thing. Not on the MQTT hot path; never throws.
+   */
+  httpPublish(
+    publisher: Pick<AuthzSubject, 'clientId' | 'principal'>,
+    publish: {
+      readonly bytes: number;
+      readonly bodyBytes: number;
+      readonly retain: boolean;
+      readonly topic: string;
+    },
+  ): string | null {
+    const thing = thingOf(publisher);
+    const { bytes, topic } = publish;
+    const shadow = topic.charCodeAt(0) === 36 && SHADOW_OP.test(topic);
+    if (thing !== '') {
+      const t = this.thingState(thing, publisher.principal.thingName !== undefined);
+      if (t.publishLimited || (shadow && this.shadowLimited(t))) {
+        const now = this.now();
+        const refused =
+          this.take(t, 'publishRate', 1, now) ??
+          this.take(t, 'publishBytesRate', bytes, now) ??
+          (shadow ? this.take(t, 'shadowRate', 1, now) : null);
+        if (refused !== null) {
+          this.add(thing, 'throttled', 1);
+          this.throttled({ ...refused, action: 'refused', at: now });
+          return throttleReason(refused);
+        }
+      }
+    }
+    const u = units5k(bytes);
+    this.add(thing, 'messages_in', u);
+    this.add(thing, 'messages_in_4kb', units4k(bytes));
+    this.add(thing, 'bytes_in', publish.bodyBytes);
+    if (publish.retain) this.add(thing, 'retained', u);
+    if (shadow) this.add(thing, 'shadow_ops', units1k(bytes));
+    return null;
+  }
+
   // ---- ledger ----------------------------------------------------------------------------------------
 
   /**
@@ -452,8 +499,8 @@ export class Meter implements UsageMeter {
   }
 }
 
-/** The thing a connection is metered to: its attached thing, else its client id. */
-export function thingOf(subject: AuthzSubject): string {
+/** The thing a connection (or an HTTP publisher) is metered to: its attached thing, else its client id. */
+export function thingOf(subject: Pick<AuthzSubject, 'clientId' | 'principal'>): string {
   return subject.principal.thingName ?? subject.clientId;
 }
 

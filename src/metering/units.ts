@@ -3,7 +3,8 @@
  * details"; docs/metering.md has the table with each rule's source).
  *
  * - Messages are metered in 5 KB blocks of their metered size (topic + payload + MQTT 5 properties, see
- *   mqtt's publishBytes): 0..5120 bytes is 1 message, 5121 bytes is 2. A CONNECT, a SUBSCRIBE and a
+ *   mqtt's publishBytes): 0..5120 bytes is 1 message, 5121 bytes is 2. An HTTP publish (SigV4 data plane,
+ *   device HTTPS) is one such message. A CONNECT, a SUBSCRIBE and a
  *   PUBACK the device sends count as messages in; PINGREQ/PINGRESP, CONNACK, SUBACK, UNSUBSCRIBE,
  *   DISCONNECT and the PUBACKs the broker sends are not metered. A retained PUBLISH counts as a message
  *   in and once more as `retained` (AWS meters "MQTT PUBLISH" and "MQTT RETAINED").
@@ -40,12 +41,13 @@ export const UNIT_COUNT = UNITS.length;
 /** What each unit counts, for --help, the API and docs. */
 export const UNIT_HELP: Readonly<Record<Unit, string>> = {
   connection_minutes: 'minutes connected, each connection charged its started minutes',
-  messages_in: 'MQTT messages from devices (PUBLISH, CONNECT, SUBSCRIBE, PUBACK) in 5 KB units',
+  messages_in:
+    'MQTT messages from devices (PUBLISH, CONNECT, SUBSCRIBE, PUBACK) and HTTP publishes, in 5 KB units',
   messages_out: 'MQTT PUBLISH delivered to devices and applications, in 5 KB units',
   retained: 'retained PUBLISH from devices, in 5 KB units (counted beside messages_in, as AWS meters it)',
   messages_in_4kb: 'messages_in in 4 KB units (Azure IoT Hub metering)',
   messages_out_4kb: 'messages_out in 4 KB units (Azure IoT Hub metering)',
-  bytes_in: 'bytes read from the connection (every MQTT packet)',
+  bytes_in: 'bytes read from the connection (every MQTT packet; the body of an HTTP publish)',
   bytes_out: 'bytes written to the connection (every MQTT packet)',
   registry_ops: 'registry API operations, in 1 KB units of the record',
   shadow_ops: 'shadow get/update/delete over MQTT or HTTP, in 1 KB units of the document',

@@ -6,6 +6,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { IncomingHttpHeaders } from 'node:http';
 import { E } from '../errors/index.js';
+import { publishBytes } from './codec.js';
 import { checkTopicName, type TopicLimits, type TopicProblem } from './topics.js';
 import { isBrokerOwned } from './services.js';
 import type { Message, PublishProperties } from './types.js';
@@ -23,6 +24,16 @@ export interface HttpPublishRequest {
   readonly headers: IncomingHttpHeaders;
   /** The whole request body; owned by the returned message. */
   readonly payload: Buffer;
+}
+
+/** A parsed HTTP publish: the message for the broker and its metered size. */
+export interface HttpPublish {
+  readonly message: Message;
+  /**
+   * The size an MQTT PUBLISH of this message is metered at (topic + payload + MQTT 5 properties, the
+   * codec's publishBytes), so an HTTP publish counts as the same message in 5 KB blocks (src/metering).
+   */
+  readonly bytes: number;
 }
 
 const PROBLEMS: Record<TopicProblem, string> = {
@@ -107,9 +118,9 @@ function userProperties(value: string): Record<string, string | string[]> {
  * broker-owned `$aws/events/` topics. Throws ThingsteadError: InvalidRequestException (400) for bad input,
  * RequestEntityTooLargeException (413) for the payload, UnauthorizedException (401) for a broker-owned topic.
  * An empty payload with retain clears the topic's retained message (the broker's rule [MQTT-3.3.1-10]).
- * @example const message = parseHttpPublish({ topic, query, headers, payload }, config.limits);
+ * @example const { message, bytes } = parseHttpPublish({ topic, query, headers, payload }, config.limits);
  */
-export function parseHttpPublish(request: HttpPublishRequest, limits: HttpPublishLimits): Message {
+export function parseHttpPublish(request: HttpPublishRequest, limits: HttpPublishLimits): HttpPublish {
   const { topic, query, headers, payload } = request;
   const problem = checkTopicName(topic, limits);
   if (problem !== null) throw E.DataPlaneTopic({ topic: JSON.stringify(topic), problem: PROBLEMS[problem] });
@@ -164,11 +175,9 @@ export function parseHttpPublish(request: HttpPublishRequest, limits: HttpPublis
       throw E.DataPlaneHeader({ header: 'x-amz-mqtt5-correlation-data', reason: 'longer than 65535 bytes' });
     properties.correlationData = data;
   }
+  const carried = Object.keys(properties).length > 0 ? properties : undefined;
   return {
-    topic,
-    payload,
-    qos: qos === 1 ? 1 : 0,
-    retain,
-    properties: Object.keys(properties).length > 0 ? properties : undefined,
+    message: { topic, payload, qos: qos === 1 ? 1 : 0, retain, properties: carried },
+    bytes: publishBytes(topic, payload, carried),
   };
 }

@@ -49,7 +49,8 @@ export function dataPlaneOperations(broker: Broker, limits: HttpPublishLimits): 
       path: '/topics/{topic}',
       rawBody: true,
       async handler(request) {
-        const message = parseHttpPublish(
+        // Metered by the metering context's operation wrapper (src/metering/api.ts) once this returns.
+        const { message } = parseHttpPublish(
           {
             topic: request.params.topic!,
             query: request.query,

@@ -518,6 +518,7 @@ export async function createPlatform(
         metrics,
         events,
         limits: config.limits,
+        meter: metering.meter,
         routes: [
           shadowDeviceRoute(shadows.service, `arn:aws:iot:${config.region}:${config.accountId}`),
           (req, res, ctx) => ota.deviceRoute(req, res, ctx),
