@@ -34,8 +34,10 @@ import {
 } from './checks.js';
 
 const CI = process.env.CI === 'true';
+/** A command's path: on PATH, or in /usr/sbin, where Debian puts haproxy (not on every user's PATH). */
 const which = (cmd: string) =>
-  spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).stdout.trim();
+  spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).stdout.trim() ||
+  (existsSync(`/usr/sbin/${cmd}`) ? `/usr/sbin/${cmd}` : '');
 /** A tool the checks drive: under CI a missing one fails (CI installs it); elsewhere a visible SKIPPING line. */
 function tool(cmd: string, skipped: string): string {
   const path = which(cmd);
