@@ -14,6 +14,7 @@ import {
   type Mappings,
 } from './template-intrinsics.js';
 import { readJson, type JsonValue } from './template-json.js';
+import { MAX_MATCHED_LENGTH, patternProblem } from './template-pattern.js';
 import type {
   OverrideAction,
   ParameterDeclaration,
@@ -267,7 +268,10 @@ function parseParameter(
   if (allowedPattern !== undefined) {
     try {
       new RegExp(`^(?:${allowedPattern})$`, 'u');
-      p.allowedPattern = allowedPattern;
+      // A device's parameter value is matched against it with no time limit: refuse unsafe shapes here.
+      const unsafe = patternProblem(allowedPattern);
+      if (unsafe === null) p.allowedPattern = allowedPattern;
+      else c.add(join(path, 'AllowedPattern'), `AllowedPattern is refused: ${unsafe}`);
     } catch (err) {
       c.add(
         join(path, 'AllowedPattern'),
@@ -332,6 +336,8 @@ export function parameterProblem(p: ParameterDeclaration, value: string): string
     if (p.allowedValues && !p.allowedValues.includes(item)) {
       return `'${item}' is not one of the allowed values ${p.allowedValues.join(', ')}${explain}`;
     }
+    if (p.allowedPattern !== undefined && item.length > MAX_MATCHED_LENGTH)
+      return `'${item.slice(0, 32)}...' is longer than ${MAX_MATCHED_LENGTH} characters, the most an AllowedPattern is tested on`;
     if (p.allowedPattern !== undefined && !new RegExp(`^(?:${p.allowedPattern})$`, 'u').test(item)) {
       return `'${item}' does not match the pattern ${p.allowedPattern}${explain}`;
     }
