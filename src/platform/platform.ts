@@ -357,6 +357,7 @@ export async function createPlatform(
           logger: logger.child({ ctx: 'provisioning' }),
           metrics,
           config: config.provisioning,
+          json: { maxDepth: config.limits.maxJsonDepth, maxBytes: config.limits.maxPayloadBytes },
           region: config.region,
           accountId: config.accountId,
           dataDir,

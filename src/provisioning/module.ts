@@ -4,6 +4,7 @@ import type { Config } from '../config/index.js';
 import type { ChangeChannel } from '../events/index.js';
 import { signCsr, type CertificateService, type SigningCa } from '../identity/index.js';
 import type { Broker } from '../mqtt/index.js';
+import type { JsonLimits } from '../json/index.js';
 import type { Logger, Registry } from '../observability/index.js';
 import type { PolicyService } from '../policy/index.js';
 import type { Database } from '../store/index.js';
@@ -39,6 +40,8 @@ export interface ProvisioningOptions {
   readonly logger: Logger;
   readonly metrics?: Registry | undefined;
   readonly config: Config['provisioning'];
+  /** Limits on devices' JSON request payloads (limits.maxJsonDepth, limits.maxPayloadBytes). */
+  readonly json?: JsonLimits | undefined;
   readonly region: string;
   readonly accountId: string;
   readonly dataDir: string;
@@ -175,6 +178,7 @@ export async function startProvisioning(options: ProvisioningOptions): Promise<S
       traces,
       logger,
       queue: { maxItems: c.queueSize, concurrency: c.concurrency },
+      json: options.json,
     }),
   );
   const jitp = startJitp({

@@ -17,6 +17,7 @@
  */
 import { decode as cborDecode, encode as cborEncode } from 'cborg';
 import { E, isThingsteadError, type ThingsteadError } from '../errors/index.js';
+import { DEFAULT_MAX_JSON_DEPTH, parseJsonBounded, valueDepth, type JsonLimits } from '../json/index.js';
 import type { Broker, ReservedTopicService, ServiceRequest } from '../mqtt/index.js';
 import type { Logger } from '../observability/index.js';
 import type { DeviceCertificates } from './certificates.js';
@@ -51,15 +52,29 @@ export function parseProvisioningTopic(topic: string): Operation | null {
   return null;
 }
 
-/** Decode a request payload as its topic says; an empty payload is `{}`. */
-export function decodeRequest(payload: Buffer, format: Format): Record<string, unknown> {
+/**
+ * Decode a request payload as its topic says; an empty payload is `{}`. A device's payload is held to the
+ * platform's JSON limits (limits.maxJsonDepth, the payload size): JSON through the bounded parser, CBOR
+ * checked for the same depth once decoded. Any failure is ProvisioningPayload, naming the problem.
+ */
+export function decodeRequest(
+  payload: Buffer,
+  format: Format,
+  limits: JsonLimits = { maxDepth: DEFAULT_MAX_JSON_DEPTH },
+): Record<string, unknown> {
   if (payload.length === 0) return {};
   let value: unknown;
   try {
-    value = format === 'json' ? JSON.parse(payload.toString('utf8')) : cborDecode(payload);
+    value =
+      format === 'json' ? parseJsonBounded(payload, limits, 'The request payload') : cborDecode(payload);
   } catch (err) {
     throw E.ProvisioningPayload({ format: format.toUpperCase(), problem: (err as Error).message });
   }
+  if (format === 'cbor' && valueDepth(value, limits.maxDepth) > limits.maxDepth)
+    throw E.ProvisioningPayload({
+      format: 'CBOR',
+      problem: `it nests deeper than ${limits.maxDepth} levels (limits.maxJsonDepth)`,
+    });
   if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array)
     throw E.ProvisioningPayload({ format: format.toUpperCase(), problem: 'it must be an object (a map)' });
   return value as Record<string, unknown>;
@@ -89,8 +104,11 @@ export function provisioningMqttService(options: {
   traces: TraceLog;
   logger: Logger;
   queue: { maxItems: number; concurrency: number };
+  /** Request payload limits (limits.maxJsonDepth and the payload size). */
+  json?: JsonLimits | undefined;
 }): ReservedTopicService {
   const { broker, pipeline, certificates, traces, logger } = options;
+  const decode = (payload: Buffer, format: Format) => decodeRequest(payload, format, options.json);
 
   const answer = (
     req: ServiceRequest,
@@ -115,7 +133,7 @@ export function provisioningMqttService(options: {
     const trace = traces.begin('certificate', { clientId: req.publisher.clientId });
     trace.step('request', { topic: req.topic, claimCertificateId: claimOf(req) });
     try {
-      const body = decodeRequest(req.payload, format);
+      const body = decode(req.payload, format);
       const made =
         op === 'create'
           ? await certificates.createKeysAndCertificate({
@@ -159,7 +177,7 @@ export function provisioningMqttService(options: {
     let parameters: Record<string, string>;
     let token: unknown;
     try {
-      body = decodeRequest(req.payload, format);
+      body = decode(req.payload, format);
       parameters = stringMap(body.parameters, 'parameters', format);
       token = body.certificateOwnershipToken;
       if (typeof token !== 'string' || token === '')

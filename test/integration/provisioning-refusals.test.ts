@@ -229,6 +229,31 @@ test('a malformed request: 400 InvalidRequest, and the attempts metric counts ev
   }
 }, 30_000);
 
+test('an over-deep JSON request gets the rejected reply naming the depth limit, and the service keeps answering', async () => {
+  const d = await claimDevice(h, 'fleet', 'probe-deep');
+  try {
+    // 100 levels against limits.maxJsonDepth (64): refused by the bounded parser, never built.
+    let deep: unknown = 'x';
+    for (let i = 0; i < 100; i++) deep = { a: deep };
+    for (const topic of [
+      '$aws/provisioning-templates/fleet/provision/json',
+      '$aws/certificates/create/json',
+    ]) {
+      const r = await d.request(topic, { parameters: deep, certificateOwnershipToken: 't' });
+      expect(r.accepted).toBe(false);
+      expect(r.body).toMatchObject({ statusCode: 400, errorCode: 'InvalidRequest' });
+      expect(r.body.errorMessage).toContain(
+        'The request payload exceeds the maximum JSON nesting depth of 64 (limits.maxJsonDepth).',
+      );
+    }
+    // Not a crash: the same service answers the next request.
+    const ok = await d.request('$aws/certificates/create/json', {});
+    expect(ok.accepted).toBe(true);
+  } finally {
+    await d.client.endAsync();
+  }
+}, 30_000);
+
 test("a template that points the device's registration at another certificate is refused", async () => {
   const sneaky = fleetTemplate('device-policy');
   (sneaky.Parameters as Record<string, unknown>).Target = { Type: 'String' };
