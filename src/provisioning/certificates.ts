@@ -8,6 +8,7 @@ import {
   type SigningCa,
 } from '../identity/index.js';
 import type { PolicyService } from '../policy/index.js';
+import type { FlowsStore } from './flows-store.js';
 import type { OwnershipTokens } from './tokens.js';
 
 /**
@@ -18,7 +19,8 @@ import type { OwnershipTokens } from './tokens.js';
  *   token row is written before the certificate, so a crash between the two leaves a token the sweep
  *   removes, never a certificate nobody can claim. A CSR's signature is verified (identity's signCsr).
  * - for CreateProvisioningClaim: a claim certificate, ACTIVE at once and valid for `claimTtlMs` (AWS: five
- *   minutes, as its X.509 validity), with the template's claim policy attached: iot:Connect, and
+ *   minutes, as its X.509 validity; recorded with its expiry, and made INACTIVE by the sweep once it
+ *   passes), with the template's claim policy attached: iot:Connect, and
  *   iot:Publish/iot:Receive/iot:Subscribe on that template's provisioning topics and the certificate topics,
  *   nothing else.
  */
@@ -81,6 +83,8 @@ export function createDeviceCertificates(options: {
   policies: Pick<PolicyService, 'getPolicy' | 'createPolicy' | 'attachPolicy'>;
   ca: SigningCa;
   tokens: OwnershipTokens;
+  /** Where claim certificates are recorded with their expiry (the sweep deactivates them after it). */
+  claims: Pick<FlowsStore, 'insertClaim'>;
   keyType: KeyType;
   claimTtlMs: number;
   region: string;
@@ -155,12 +159,15 @@ export function createDeviceCertificates(options: {
         caCertificatePem: ca.certPem,
         status: 'ACTIVE',
       });
+      const expiresAt = now() + options.claimTtlMs;
+      // Recorded before the policy makes it usable: a claim the sweep cannot find would stay ACTIVE forever.
+      await options.claims.insertClaim({ certificateId: record.certificateId, templateName, expiresAt });
       await policies.attachPolicy(policyName, certificates.certificateArn(record.certificateId));
       return {
         certificateId: record.certificateId,
         certificatePem: issued.certificatePem,
         keyPair: { PublicKey: issued.publicKeyPem, PrivateKey: issued.privateKeyPem },
-        expiration: Math.floor((now() + options.claimTtlMs) / 1000),
+        expiration: Math.floor(expiresAt / 1000),
       };
     },
   };

@@ -30,12 +30,24 @@ const DDL = `
     PRIMARY KEY (task_id, line));
 `;
 
+const CLAIMS_DDL = `
+  CREATE TABLE provisioning_claims (
+    certificate_id TEXT PRIMARY KEY, template_name TEXT NOT NULL, expires_at BIGINT NOT NULL);
+  CREATE INDEX provisioning_claims_expiry ON provisioning_claims (expires_at);
+`;
+
 export const PROVISIONING_FLOW_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     description: 'ownership tokens, apply journal, traces, registration tasks',
     sqlite: DDL,
     postgres: DDL,
+  },
+  {
+    version: 2,
+    description: 'claim certificates (CreateProvisioningClaim) and their expiry, for the sweep',
+    sqlite: CLAIMS_DDL,
+    postgres: CLAIMS_DDL,
   },
 ];
 
@@ -45,6 +57,12 @@ export interface TokenRow {
   readonly claimCertificateId: string | null;
   readonly clientId: string | null;
   readonly createdAt: number;
+  readonly expiresAt: number;
+}
+
+export interface ClaimRow {
+  readonly certificateId: string;
+  readonly templateName: string;
   readonly expiresAt: number;
 }
 
@@ -104,6 +122,12 @@ export interface FlowsStore {
   deleteToken(tokenHash: string): Promise<void>;
   /** Spent tokens older than `before` (kept a while so a reuse is told "already used"). */
   purgeSpentTokens(before: number): Promise<number>;
+
+  /** A claim certificate made by CreateProvisioningClaim, valid until `expiresAt` (epoch ms). */
+  insertClaim(row: ClaimRow): Promise<void>;
+  /** Claims past their expiry (oldest first), at most `limit`. */
+  expiredClaims(now: number, limit: number): Promise<ClaimRow[]>;
+  deleteClaim(certificateId: string): Promise<void>;
 
   insertJournal(row: JournalRow, leaseUntil: number): Promise<void>;
   deleteJournal(attemptId: string): Promise<void>;
@@ -243,6 +267,31 @@ export async function openFlowsStore(db: Database): Promise<FlowsStore> {
     },
     async purgeSpentTokens(before) {
       return db.run('DELETE FROM provisioning_tokens WHERE used_at IS NOT NULL AND used_at < $1', [before]);
+    },
+
+    async insertClaim(c) {
+      await db.run(
+        'INSERT INTO provisioning_claims (certificate_id, template_name, expires_at) VALUES ($1, $2, $3)',
+        [c.certificateId, c.templateName, c.expiresAt],
+      );
+    },
+    async expiredClaims(now, limit) {
+      const rows = await db.query<{
+        certificate_id: string;
+        template_name: string;
+        expires_at: number | string;
+      }>('SELECT * FROM provisioning_claims WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2', [
+        now,
+        limit,
+      ]);
+      return rows.map((r) => ({
+        certificateId: r.certificate_id,
+        templateName: r.template_name,
+        expiresAt: Number(r.expires_at),
+      }));
+    },
+    async deleteClaim(certificateId) {
+      await db.run('DELETE FROM provisioning_claims WHERE certificate_id = $1', [certificateId]);
     },
 
     async insertJournal(j, leaseUntil) {

@@ -62,7 +62,10 @@ export interface Provisioning {
   readonly certificates: DeviceCertificates;
   readonly applier: Applier;
   readonly store: FlowsStore;
-  /** Run the cleanup now: lapsed registrations undone or finished, expired tokens and their certificates removed. */
+  /**
+   * Run the cleanup now: lapsed registrations undone or finished, expired tokens and their certificates
+   * removed, expired claim certificates made INACTIVE.
+   */
   sweep(): Promise<SweepReport>;
 }
 
@@ -71,6 +74,8 @@ export interface SweepReport {
   readonly rolledForward: number;
   readonly expiredTokens: number;
   readonly certificatesRemoved: number;
+  /** Claim certificates (CreateProvisioningClaim) past their expiry, made INACTIVE. */
+  readonly claimsDeactivated: number;
   readonly tasksResumed: number;
 }
 
@@ -152,6 +157,7 @@ export async function startProvisioning(options: ProvisioningOptions): Promise<S
     policies,
     ca,
     tokens,
+    claims: store,
     keyType: c.keyType,
     claimTtlMs: c.claimTtlMs,
     region: options.region,
@@ -215,15 +221,38 @@ export async function startProvisioning(options: ProvisioningOptions): Promise<S
     return { expiredTokens, certificatesRemoved };
   }
 
+  /**
+   * Expired claim certificates: made INACTIVE (their connections are closed by the certificate change
+   * event), so a leaked claim stops working even where its X.509 expiry is not checked, and forgotten. A
+   * claim already deleted or revoked by an operator is only forgotten.
+   */
+  async function expireClaims(): Promise<number> {
+    let claimsDeactivated = 0;
+    for (;;) {
+      const rows = await store.expiredClaims(now(), 500);
+      for (const claim of rows) {
+        const record = await certificates.describe(claim.certificateId).catch(() => undefined);
+        if (record?.status === 'ACTIVE') {
+          await certificates.updateStatus(claim.certificateId, 'INACTIVE');
+          claimsDeactivated++;
+        }
+        await store.deleteClaim(claim.certificateId);
+      }
+      if (rows.length < 500) break;
+    }
+    return claimsDeactivated;
+  }
+
   async function sweepHere(): Promise<SweepReport> {
     const recovered = await applier.recover();
     const expired = await expireTokens();
+    const claimsDeactivated = await expireClaims();
     // A dead process's task is resumed only once its cut registrations were undone or finished: a line
     // re-run while its old attempt is still open could race that attempt's recovery.
     const tasksResumed = await tasks.resumeLapsed(
       async (taskId) => (await applier.pendingElsewhere(`bulk:${taskId}`)) === 0,
     );
-    return { ...recovered, ...expired, tasksResumed };
+    return { ...recovered, ...expired, claimsDeactivated, tasksResumed };
   }
 
   const nothing: SweepReport = {
@@ -231,6 +260,7 @@ export async function startProvisioning(options: ProvisioningOptions): Promise<S
     rolledForward: 0,
     expiredTokens: 0,
     certificatesRemoved: 0,
+    claimsDeactivated: 0,
     tasksResumed: 0,
   };
   /** Once per cluster: on PostgreSQL only the holder of the advisory lock sweeps. */
