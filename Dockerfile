@@ -24,7 +24,7 @@ WORKDIR /app
 COPY --from=build /src/package.json /src/package-lock.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
-# Copies a cluster's shared secrets (CA, master key, URL key) into a node's data directory; run by
+# Copies a cluster's shared secrets (CA, server certificate, master key, URL key) into a node's data directory; run by
 # the compose `seed` service and the Kubernetes init container (deploy/seed-data-dir.sh).
 COPY deploy/seed-data-dir.sh /usr/local/bin/thingstead-seed
 RUN chmod 0755 /usr/local/bin/thingstead-seed \

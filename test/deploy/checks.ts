@@ -37,6 +37,19 @@ export const PORTS_ON_BY_DEFAULT = Object.values(DEFAULT_PORTS)
   .filter((p): p is number => typeof p === 'number')
   .sort((a, b) => a - b);
 
+/**
+ * The server certificate and key a node serves must be the copies thingstead-seed puts in `<dataDir>/tls/`
+ * (named explicitly, the node never replaces them with one of its own).
+ */
+export function seededTlsProblems(where: string, env: Record<string, unknown>, dataDir: string): string[] {
+  const want = { THINGSTEAD_TLS_CERT_FILE: 'server.pem', THINGSTEAD_TLS_KEY_FILE: 'server.key' };
+  return Object.entries(want)
+    .filter(([v, file]) => env[v] !== posix.join(dataDir, 'tls', file))
+    .map(
+      ([v, file]) => `${where}: ${v} is ${str(env[v])}, want the seeded ${posix.join(dataDir, 'tls', file)}`,
+    );
+}
+
 /** Problems with THINGSTEAD_* names in an environment block: unknown to the config loader, it refuses to start. */
 export function unknownEnv(where: string, names: Iterable<string>): string[] {
   const problems: string[] = [];
@@ -139,18 +152,10 @@ export function composeClusterProblems(doc: Json): string[] {
     else if (dataVolumes.has(data.split(':')[0]!))
       problems.push(`compose.yaml: data volume ${data} shared by two nodes`);
     else dataVolumes.add(data.split(':')[0]!);
-    // The same server certificate everywhere, read from the mounted secrets.
-    const secretsMount = volumes.find((v) => v.startsWith('./secrets:'))?.split(':')[1];
-    if (!secretsMount) problems.push(`compose.yaml services.${service}: ./secrets is not mounted`);
-    for (const v of ['THINGSTEAD_TLS_CERT_FILE', 'THINGSTEAD_TLS_KEY_FILE']) {
-      const file = str(env[v]);
-      if (
-        !secretsMount ||
-        posix.dirname(file) !== secretsMount ||
-        !SECRET_FILES.includes(posix.basename(file))
-      )
-        problems.push(`compose.yaml services.${service}: ${v}=${file} is not a file of the mounted secrets`);
-    }
+    // The same server certificate everywhere: the copy the seed put in the data directory.
+    if (volumes.some((v) => v.startsWith('./secrets:')))
+      problems.push(`compose.yaml services.${service}: mounts ./secrets (only the seed service needs them)`);
+    problems.push(...seededTlsProblems(`compose.yaml services.${service}`, env, dataDir));
     for (const dep of Object.keys(s.depends_on ?? {})) {
       if (!services[dep])
         problems.push(`compose.yaml services.${service}: depends on unknown service ${dep}`);
@@ -159,6 +164,7 @@ export function composeClusterProblems(doc: Json): string[] {
   // The seed service fills every node's data volume before the node starts.
   const seed = services.seed;
   const seeded = new Set(((seed?.volumes ?? []) as unknown[]).map((v) => String(v).split(':')[0]));
+  if (!seeded.has('./secrets')) problems.push('compose.yaml: the seed service does not mount ./secrets');
   for (const v of dataVolumes)
     if (!seeded.has(v)) problems.push(`compose.yaml: seed does not fill data volume ${v}`);
   for (const [service, s] of nodes) {
@@ -466,7 +472,6 @@ export function kubernetesClusterProblems(manifests: Manifest[]): string[] {
   const volumes = new Map(list(spec.volumes).map((v) => [String(v.name), v]));
   for (const t of list(get(set, 'spec', 'volumeClaimTemplates')))
     volumes.set(String(get(t, 'metadata', 'name')), t);
-  let secretMount: string | undefined;
   for (const c of [...inits, ...containers]) {
     for (const m of list(c.volumeMounts)) {
       const v = volumes.get(String(m.name));
@@ -474,7 +479,8 @@ export function kubernetesClusterProblems(manifests: Manifest[]): string[] {
       else if (v.secret) {
         if (m.readOnly !== true)
           problems.push(`${name}: secret volume ${String(m.name)} is mounted writable`);
-        if (c === main) secretMount = String(m.mountPath);
+        if (c === main)
+          problems.push(`${name}: the node mounts the Secret ${String(m.name)} (only the seed needs it)`);
       } else if (m.mountPath !== dataDir && m.mountPath !== '/tmp' && m.readOnly !== true)
         problems.push(
           `${name}: writable mount at ${String(m.mountPath)} (only the data directory and /tmp may be)`,
@@ -483,16 +489,16 @@ export function kubernetesClusterProblems(manifests: Manifest[]): string[] {
     if (!list(c.volumeMounts).some((m) => m.mountPath === dataDir))
       problems.push(`${name} container ${String(c.name)}: data directory ${dataDir} is not a volume`);
   }
-  if (!secretMount) problems.push(`${name}: the shared secrets are not mounted`);
-  for (const v of ['THINGSTEAD_TLS_CERT_FILE', 'THINGSTEAD_TLS_KEY_FILE']) {
-    const f = settings[v] ?? '';
-    if (posix.dirname(f) !== secretMount || !SECRET_FILES.includes(posix.basename(f)))
-      problems.push(`${name}: ${v}=${f} is not a file of the mounted secrets (${String(secretMount)})`);
-  }
+  problems.push(...seededTlsProblems(name, settings, dataDir));
   const seed = inits.find((c) => (c.command as unknown[] | undefined)?.[0] === 'thingstead-seed');
   if (!seed) problems.push(`${name}: no init container runs thingstead-seed (shared CA and master key)`);
-  else if ((seed.command as unknown[])[2] !== dataDir)
-    problems.push(`${name}: thingstead-seed does not fill ${dataDir}`);
+  else {
+    const [, from, to] = seed.command as unknown[];
+    if (to !== dataDir) problems.push(`${name}: thingstead-seed does not fill ${dataDir}`);
+    const mount = list(seed.volumeMounts).find((m) => m.mountPath === from);
+    if (!mount || !volumes.get(String(mount.name))?.secret)
+      problems.push(`${name}: thingstead-seed reads ${str(from)}, which is not the Secret's mount`);
+  }
 
   // Services and the disruption budget select these pods; named target ports exist.
   const svcName = (s: Json) => String(get(s, 'metadata', 'name'));

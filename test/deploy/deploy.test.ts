@@ -18,6 +18,7 @@ import {
   DEFAULT_PORTS,
   PORTS_ON_BY_DEFAULT,
   ROOT,
+  SECRET_FILES,
   builtEntry,
   composeClusterProblems,
   composeNodes,
@@ -170,14 +171,14 @@ describe('deploy/compose.yaml', () => {
     const node2 = broken.services['node-2'];
     node2.environment.THINGSTEAD_NODE_NAME = 'node-1';
     node2.environment.THINGSTEAD_NATS_SERVER = 'nats://nats:4222';
-    node2.environment.THINGSTEAD_TLS_CERT_FILE = '/var/lib/thingstead/tls/server.pem';
+    node2.environment.THINGSTEAD_TLS_CERT_FILE = '/run/secrets/thingstead/server.pem';
     node2.volumes = node2.volumes.map((v: string) => v.replace('node-2-data', 'node-1-data'));
     delete broken.services['node-3'].depends_on['node-1'];
     const problems = composeClusterProblems(broken).join('\n');
     expect(problems).toMatch(/node name node-1 used twice/);
     expect(problems).toMatch(/THINGSTEAD_NATS_SERVER is not a setting/);
     expect(problems).toMatch(
-      /THINGSTEAD_TLS_CERT_FILE=\/var\/lib\/thingstead\/tls\/server.pem is not a file of the mounted secrets/,
+      /THINGSTEAD_TLS_CERT_FILE is \/run\/secrets\/thingstead\/server.pem, want the seeded \/var\/lib\/thingstead\/tls\/server.pem/,
     );
     expect(problems).toMatch(/data volume node-1-data:\/var\/lib\/thingstead shared by two nodes/);
     expect(problems).toMatch(/2 nodes start first, want 1/);
@@ -301,6 +302,7 @@ describe('deploy/k8s', () => {
     c.securityContext.readOnlyRootFilesystem = false;
     delete c.resources.limits.memory;
     c.volumeMounts.push({ name: 'tmp', mountPath: '/app/cache' });
+    c.volumeMounts.push({ name: 'secrets', mountPath: '/etc/thingstead/secrets', readOnly: true });
     const cm = broken.find((m) => m.doc.kind === 'ConfigMap')!.doc;
     cm.data.THINGSTEAD_NATS_SERVERS = cm.data.THINGSTEAD_NATS_URL;
     delete cm.data.THINGSTEAD_NATS_URL;
@@ -315,6 +317,7 @@ describe('deploy/k8s', () => {
     expect(problems).toMatch(/container thingstead: root filesystem is not read-only/);
     expect(problems).toMatch(/no resources.limits.memory/);
     expect(problems).toMatch(/writable mount at \/app\/cache/);
+    expect(problems).toMatch(/the node mounts the Secret secrets/);
     expect(problems).toMatch(/THINGSTEAD_NATS_SERVERS is not a setting/);
     expect(problems).toMatch(/THINGSTEAD_NATS_URL unset/);
     expect(problems).toMatch(/no PodDisruptionBudget selects the pods/);
@@ -338,23 +341,25 @@ describe('shared secrets (deploy/secrets.sh, deploy/seed-data-dir.sh)', () => {
     async () => {
       sh('deploy/secrets.sh', secrets, 'iot.example.com', '10.1.2.3');
       sh('deploy/seed-data-dir.sh', secrets, data);
+      expect(readdirSync(secrets).sort()).toEqual([...SECRET_FILES].sort());
       const file = (name: string) => readFileSync(join(secrets, name), 'utf8');
       const server = new X509Certificate(file('server.pem'));
       expect(server.checkIssued(new X509Certificate(file('ca.pem')))).toBe(true);
       expect(server.verify(new X509Certificate(file('ca.pem')).publicKey)).toBe(true);
       expect(server.subjectAltName).toMatch(/DNS:iot\.example\.com/);
       expect(server.subjectAltName).toMatch(/IP Address:10\.1\.2\.3/);
-      // As the manifests run a node: server certificate in place, CA from the seeded data directory.
+      // As the manifests run a node: everything from the seeded data directory.
       const tls = await ensureServerTls({
         dataDir: data,
         hostname: 'node-1',
-        certFile: join(secrets, 'server.pem'),
-        keyFile: join(secrets, 'server.key'),
+        certFile: join(data, 'tls', 'server.pem'),
+        keyFile: join(data, 'tls', 'server.key'),
         caFile: null,
       });
       expect(tls.caPem).toBe(file('ca.pem'));
       expect(tls.caKeyPem).toBe(file('ca.key'));
       expect(tls.certPem).toBe(file('server.pem'));
+      expect(tls.keyPem).toBe(file('server.key'));
       expect(loadMasterKey(data).toString('hex')).toBe(file('master.key').trim());
       expect(readFileSync(join(data, 'ota-url.key'), 'utf8')).toBe(file('ota-url.key'));
     },
