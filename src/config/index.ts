@@ -80,6 +80,10 @@ export const ENVIRONMENT: Readonly<Record<string, string>> = {
   THINGSTEAD_PROVISIONING_BULK_INPUT_DIR: 'provisioning.bulkInputDir',
   THINGSTEAD_TIMESERIES_RAW_RETENTION_MS: 'timeseries.rawRetentionMs',
   THINGSTEAD_TIMESERIES_ROLLUP_STEP_MS: 'timeseries.rollupStepMs',
+  THINGSTEAD_NATS_URL: 'cluster.natsUrl',
+  THINGSTEAD_CLUSTER_NAME: 'cluster.name',
+  THINGSTEAD_NODE_NAME: 'cluster.nodeName',
+  THINGSTEAD_WORKERS: 'cluster.workers',
   THINGSTEAD_CONSOLE_ENABLED: 'console.enabled',
   THINGSTEAD_CONSOLE_SESSION_TTL_MS: 'console.sessionTtlMs',
 };

@@ -431,8 +431,52 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * Cluster mode (src/cluster): nodes sharing one PostgreSQL (`databaseUrl`) route messages to each other
+     * over core NATS. Off (one process, the local bus) unless `natsUrl` is set.
+     */
+    cluster: z
+      .object({
+        /** nats://host:4222 (comma-separated for several servers). Setting it turns cluster mode on. */
+        natsUrl: z.string().nullable().default(null),
+        /** Nodes with the same name (and database) form one cluster; subjects are `ts.{name}.…`. */
+        name: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and - only (a NATS subject token)')
+          .default('thingstead'),
+        /** This node's name in the cluster view; defaults to `{hostname}-{pid}`. */
+        nodeName: z.string().nullable().default(null),
+        /** `thingstead up --workers N`: broker processes on this machine sharing the listening ports. */
+        workers: z.coerce.number().int().min(1).max(256).default(1),
+        /** How often a node records that it is alive (ms). */
+        heartbeatMs: z.coerce.number().int().min(100).default(1000),
+        /** A node not heard of for this long is dead: its clients' sessions are adopted and wills fire. */
+        deadAfterMs: z.coerce.number().int().min(500).default(5000),
+        /** A QoS 1/2 PUBLISH is acknowledged once NATS has it; past this the PUBACK says it failed. */
+        routeAckTimeoutMs: z.coerce.number().int().min(50).default(2000),
+        /** Session hand-over between nodes: how long to wait for the old owner to release it. */
+        takeoverTimeoutMs: z.coerce.number().int().min(50).default(2000),
+      })
+      .strict()
+      .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.cluster.natsUrl !== null && c.databaseUrl === null)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cluster', 'natsUrl'],
+        message:
+          'cluster mode shares its state in PostgreSQL: set THINGSTEAD_DATABASE_URL (postgres://...) as well',
+      });
+    if (c.cluster.workers > 1 && c.cluster.natsUrl === null)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cluster', 'workers'],
+        message:
+          'several workers route messages to each other over NATS: set THINGSTEAD_NATS_URL (nats://...) and THINGSTEAD_DATABASE_URL (postgres://...)',
+      });
+  });
 
 export type Config = Readonly<z.infer<typeof configSchema>>;
 export type ConfigInput = z.input<typeof configSchema>;

@@ -40,12 +40,13 @@ export function createBroker(options: BrokerOptions): Broker {
     inflight: sum((s) => s.inflightCount),
     storePending: core.storePending,
   }));
+  const store = options.store ?? createMqttStore(options.db);
   const core: Core = new Core(
     config,
     options.hooks,
     metrics,
     logger,
-    options.store ?? createMqttStore(options.db),
+    store,
     new ServiceTable({ logger: logger.child({ ctx: 'mqtt.services' }), metrics: options.metrics }),
   );
   core.meter = options.meter ?? null;
@@ -71,7 +72,8 @@ export function createBroker(options: BrokerOptions): Broker {
     async start() {
       if (started) return;
       started = true;
-      await core.load();
+      await core.load({ sessions: options.cluster === undefined });
+      if (options.cluster !== undefined) await options.cluster.attach(core, store);
     },
 
     handleConnection(stream: Duplex, info: ConnectionInfo) {

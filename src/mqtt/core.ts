@@ -38,14 +38,14 @@ import { Session, type Queued, type Routed } from './session.js';
 import { publishWill, restoreWill, scheduleWill, storedWill } from './will.js';
 import type { Connection } from './connection.js';
 import type { BrokerMetrics } from './metrics.js';
-import type { MqttStore, StoreOp, StoredQueued } from './store.js';
+import type { MqttStore, StoreOp, StoredQueued, StoredRetained, StoredSession } from './store.js';
 import { RetainedStore } from './retained.js';
 import { Lifecycle } from './lifecycle.js';
 import { ConnectLimiter } from './connect-limiter.js';
 import { StoreBatcher, type StoreFailure } from './durability.js';
 import { RC } from './reason-codes.js';
 import { ConnectionLog } from './connection-log.js';
-import { createLocalBus, type Bus } from './bus.js';
+import { createLocalBus, type Bus, type ClusterPort } from './bus.js';
 import { splitShared, type TopicLimits } from './topics.js';
 import { checkPublishProperties } from './codec.js';
 import { deliver, keep, persistUndelivered } from './delivery.js';
@@ -75,6 +75,13 @@ export class Core {
   /** Info lines per connect / disconnect / refusal, budgeted per second (connection-log.ts). */
   readonly connLog: ConnectionLog;
   bus: Bus;
+  /**
+   * Cluster mode (src/cluster): session ownership across nodes. Null on a single node. When set, shared
+   * subscriptions are balanced by the bus (`deliverToGroup`), not in `deliverLocal`.
+   */
+  cluster: ClusterPort | null = null;
+  /** Cluster: told of every retained set/clear made on this node, so other nodes' copies follow. */
+  retainedChanged: ((op: StoreOp) => void) | null = null;
   /** Usage metering and quotas (src/metering), set by createBroker; null when metering is off. */
   meter: UsageMeter | null = null;
   closing = false;
@@ -83,7 +90,7 @@ export class Core {
   /** Batched store writes (durability.ts). */
   private readonly durable: StoreBatcher;
   private stamp = 0;
-  /** Subscriptions per routed filter, so the bus hears only 0 <-> 1 transitions. */
+  /** Session subscriptions per routed filter (and share group), so the bus hears only 0 <-> 1 transitions. */
   private readonly interest = new Map<string, number>();
   private readonly warn: (obj: object, msg: string) => void;
   private readonly flushAll = () => this.flushDirty();
@@ -100,10 +107,16 @@ export class Core {
     readonly services: ServiceTable = new ServiceTable({ logger: log }),
   ) {
     this.durable = new StoreBatcher(store, metrics, log, (task, err) => this.onBackgroundError(task, err));
-    this.retained = new RetainedStore((op) => this.persist(op), {
-      limits: config.limits,
-      onRefused: () => metrics.dropped.retained_quota.inc(),
-    });
+    this.retained = new RetainedStore(
+      (op) => {
+        this.persist(op);
+        if (this.retainedChanged !== null) this.retainedChanged(op);
+      },
+      {
+        limits: config.limits,
+        onRefused: () => metrics.dropped.retained_quota.inc(),
+      },
+    );
     this.lifecycle = new Lifecycle((topic, payload) =>
       this.route({
         topic,
@@ -144,7 +157,11 @@ export class Core {
 
   // ---- start / stop ----------------------------------------------------------------------------------
 
-  async load(): Promise<void> {
+  /**
+   * Read the store at start: retained messages, and (unless `sessions` is false: in a cluster, sessions
+   * are owned per node and adopted through src/cluster) every persistent session.
+   */
+  async load(options: { sessions?: boolean } = {}): Promise<void> {
     await this.store.init();
     // Stored messages that no longer decode (damaged, or written by an older version) are dropped, counted
     // and deleted, never fatal: encoding them for a subscriber would fail on every delivery.
@@ -156,39 +173,70 @@ export class Core {
       return false;
     });
     this.retained.load(retained);
-    const now = Date.now();
+    if (options.sessions === false) return;
     /** Wills of sessions that expired while the server was down: published once every session is back. */
     const overdue: Array<ReturnType<typeof storedWill>> = [];
-    for (const stored of await this.store.loadSessions()) {
-      const disconnectedAt = stored.disconnectedAt ?? now;
-      const remaining = disconnectedAt + stored.expiryInterval * 1000 - now;
-      if (remaining <= 0 || stored.expiryInterval <= 0) {
-        // [MQTT-3.1.2-8] the session ended, so its pending will is published.
-        if (stored.will) overdue.push(storedWill(stored.clientId, stored.will));
-        this.persist({ op: 'deleteSession', clientId: stored.clientId });
-        continue;
-      }
-      const s = new Session(stored.clientId, stored.protocolVersion, stored.expiryInterval);
-      s.stored = true;
-      s.disconnectedAt = disconnectedAt;
-      this.sessions.set(s.clientId, s);
-      for (const sub of stored.subscriptions) this.addSubscription(s, { owner: s, ...sub }, false);
-      for (const q of stored.queue) {
-        const why = checkPublishProperties(q.message.properties);
-        if (why === null) this.restoreQueued(s, q);
-        else {
-          this.dropUndecodable('queued', why, q.message.topic);
-          this.persist({ op: 'dequeue', clientId: s.clientId, seq: q.seq });
-        }
-      }
-      if (stored.incomingQos2?.length) {
-        s.incomingQos2 = new Set(stored.incomingQos2);
-        s.qos2Stored = true;
-      }
-      if (stored.will) restoreWill(this, s, stored.will);
-      s.expiryTimer = setTimeout(this.expireLater, remaining, s).unref();
-    }
+    for (const stored of await this.store.loadSessions()) this.restoreSession(stored, overdue);
     for (const will of overdue) publishWill(this, will);
+  }
+
+  /**
+   * Bring one stored session into memory, offline: its subscriptions route (and become bus interest), its
+   * queue waits, its pending will and expiry timers run. One that expired meanwhile is deleted and its will
+   * goes to `overdue` (published by the caller once every session is back). Returns the session, or null.
+   */
+  restoreSession(stored: StoredSession, overdue: Array<ReturnType<typeof storedWill>>): Session | null {
+    const now = Date.now();
+    const disconnectedAt = stored.disconnectedAt ?? now;
+    const remaining = disconnectedAt + stored.expiryInterval * 1000 - now;
+    if (remaining <= 0 || stored.expiryInterval <= 0) {
+      // [MQTT-3.1.2-8] the session ended, so its pending will is published.
+      if (stored.will) overdue.push(storedWill(stored.clientId, stored.will));
+      this.persist({ op: 'deleteSession', clientId: stored.clientId });
+      return null;
+    }
+    const s = new Session(stored.clientId, stored.protocolVersion, stored.expiryInterval);
+    s.stored = true;
+    s.disconnectedAt = disconnectedAt;
+    this.sessions.set(s.clientId, s);
+    for (const sub of stored.subscriptions) this.addSubscription(s, { owner: s, ...sub }, false);
+    for (const q of stored.queue) {
+      const why = checkPublishProperties(q.message.properties);
+      if (why === null) this.restoreQueued(s, q);
+      else {
+        this.dropUndecodable('queued', why, q.message.topic);
+        this.persist({ op: 'dequeue', clientId: s.clientId, seq: q.seq });
+      }
+    }
+    if (stored.incomingQos2?.length) {
+      s.incomingQos2 = new Set(stored.incomingQos2);
+      s.qos2Stored = true;
+    }
+    if (stored.will) restoreWill(this, s, stored.will);
+    s.expiryTimer = setTimeout(this.expireLater, remaining, s).unref();
+    return s;
+  }
+
+  /**
+   * Cluster hand-over: forget an offline session without touching the store (its state is written; the
+   * node taking it over reads it from there). Its subscriptions stop routing here.
+   */
+  evictSession(s: Session): void {
+    s.clearTimers();
+    s.pendingWill = null;
+    if (this.sessions.get(s.clientId) === s) this.sessions.delete(s.clientId);
+    for (const filter of [...s.subs.keys()]) {
+      const { group, filter: f } = splitShared(filter);
+      if (this.router.remove(f, s, group)) this.dropInterest(f, group);
+    }
+    s.subs.clear();
+    s.queue = [];
+    if (s.inflightCount) s.inflight.clear();
+  }
+
+  /** Cluster: a retained message set or cleared on another node (already stored there), for this cache. */
+  mirrorRetained(entry: StoredRetained): void {
+    this.retained.mirror(entry);
   }
 
   private dropUndecodable(kind: 'retained' | 'queued', why: string, topic: string): void {
@@ -327,11 +375,17 @@ export class Core {
     this.bus.publish(msg);
   }
 
-  /** Deliver to this node's subscribers. Overlapping subscriptions of one session deliver once. */
-  deliverLocal(msg: Routed): void {
+  /**
+   * Deliver to this node's subscribers. Overlapping subscriptions of one session deliver once. `remote`: a
+   * message another node published (its internal subscribers, such as rules, ran there). In a cluster, share
+   * groups get their messages from the bus (`deliverToGroup`), so that one member in the cluster gets each.
+   */
+  deliverLocal(msg: Routed, remote = false): void {
     const match = this.router.match(msg.topic);
     if (match.entries.length === 0 && match.groups.length === 0) return;
-    if (isBasicIngest(msg.topic)) {
+    if (remote) {
+      if (isBasicIngest(msg.topic)) return;
+    } else if (isBasicIngest(msg.topic)) {
       // AWS Basic Ingest: `$aws/rules/{rule}/...` goes to the rules engine only, never to subscribers
       // (AWS IoT Developer Guide, "Reducing messaging costs with Basic Ingest"); internal subscribers only.
       for (const e of match.entries) if (e.owner.kind === 'internal') this.callInternal(e.owner, msg);
@@ -343,7 +397,7 @@ export class Core {
     for (const e of match.entries) {
       const owner = e.owner;
       if (owner.kind === 'internal') {
-        this.callInternal(owner, msg);
+        if (!remote) this.callInternal(owner, msg);
         continue;
       }
       // [MQTT-3.8.3-3] No Local: not to the connection that published it.
@@ -367,7 +421,13 @@ export class Core {
     if (targets) {
       for (const s of targets) this.deliverAgg(s, msg);
     } else if (single) this.deliverAgg(single, msg);
-    for (const g of match.groups) this.deliverShared(g.members, g, msg);
+    if (this.cluster === null) for (const g of match.groups) this.deliverShared(g.members, g, msg);
+  }
+
+  /** Cluster: the bus chose this node's members of share group `group` on `filter` for this message. */
+  deliverToGroup(group: string, filter: string, msg: Routed): void {
+    for (const g of this.router.match(msg.topic).groups)
+      if (g.group === group && g.filter === filter) return this.deliverShared(g.members, g, msg);
   }
 
   private deliverAgg(s: Session, msg: Routed): void {
@@ -422,7 +482,7 @@ export class Core {
     const existed = s.subs.has(entry.filter);
     s.subs.set(entry.filter, entry);
     const { group, filter } = splitShared(entry.filter);
-    if (this.router.add(filter, entry, group)) this.addInterest(filter);
+    if (this.router.add(filter, entry, group)) this.addInterest(filter, group);
     if (persist && s.persistent) {
       s.stored = true;
       this.persist({
@@ -444,32 +504,48 @@ export class Core {
   removeSubscription(s: Session, fullFilter: string): boolean {
     if (!s.subs.delete(fullFilter)) return false;
     const { group, filter } = splitShared(fullFilter);
-    if (this.router.remove(filter, s, group)) this.dropInterest(filter);
+    if (this.router.remove(filter, s, group)) this.dropInterest(filter, group);
     if (s.stored) this.persist({ op: 'unsubscribe', clientId: s.clientId, filter: fullFilter });
     return true;
   }
 
-  private addInterest(filter: string): void {
-    const n = this.interest.get(filter) ?? 0;
-    this.interest.set(filter, n + 1);
-    if (n === 0) this.bus.interest(filter, true);
+  private addInterest(filter: string, group: string | undefined): void {
+    const key = group === undefined ? filter : `${group}\u0000${filter}`;
+    const n = this.interest.get(key) ?? 0;
+    this.interest.set(key, n + 1);
+    if (n === 0) this.bus.interest(filter, true, group);
   }
 
-  private dropInterest(filter: string): void {
-    const n = this.interest.get(filter) ?? 0;
+  private dropInterest(filter: string, group: string | undefined): void {
+    const key = group === undefined ? filter : `${group}\u0000${filter}`;
+    const n = this.interest.get(key) ?? 0;
     if (n <= 1) {
-      this.interest.delete(filter);
-      if (n === 1) this.bus.interest(filter, false);
-    } else this.interest.set(filter, n - 1);
+      this.interest.delete(key);
+      if (n === 1) this.bus.interest(filter, false, group);
+    } else this.interest.set(key, n - 1);
   }
 
+  /** The filters (and share groups) this node's sessions subscribe to: what a new bus subscribes. */
+  interests(): Array<{ filter: string; group: string | undefined }> {
+    return [...this.interest.keys()].map((key) => {
+      const cut = key.indexOf('\u0000');
+      return cut < 0
+        ? { filter: key, group: undefined }
+        : { filter: key.slice(cut + 1), group: key.slice(0, cut) };
+    });
+  }
+
+  /**
+   * An internal subscriber (rules, services' event feeds) sees what is published on this node: in a cluster
+   * every message is published on exactly one node, so internal subscribers run once per message. They are
+   * not bus interest.
+   */
   subscribeInternal(filter: string, handler: InternalHandler): () => void {
     const owner = new InternalSub(handler);
     const entry: SubEntry<Owner> = { owner, filter, qos: 0, nl: false, rap: true, rh: 0, subId: undefined };
     this.router.add(filter, entry);
-    this.addInterest(filter);
     return () => {
-      if (this.router.remove(filter, owner)) this.dropInterest(filter);
+      this.router.remove(filter, owner);
     };
   }
 
@@ -501,6 +577,7 @@ export class Core {
       this.endSession(s);
       return;
     }
+    this.cluster?.offline(s.clientId);
     s.stored = true;
     this.persist({
       op: 'session',
@@ -548,7 +625,7 @@ export class Core {
     if (s.subCount) {
       for (const filter of [...s.subs.keys()]) {
         const { group, filter: f } = splitShared(filter);
-        if (this.router.remove(f, s, group)) this.dropInterest(f);
+        if (this.router.remove(f, s, group)) this.dropInterest(f, group);
       }
       s.subs.clear();
     }
@@ -558,6 +635,7 @@ export class Core {
     if (s.inflightCount) s.inflight.clear();
     if (s.stored) this.persist({ op: 'deleteSession', clientId: s.clientId });
     s.stored = false;
+    this.cluster?.ended(s.clientId);
     if (will) publishWill(this, will);
   }
 

@@ -50,3 +50,12 @@ export {
   type ServiceRegistration,
   type ServiceStats,
 } from './services.js';
+// The cluster seam (src/cluster plugs in here): the core it drives, its bus and session-ownership port,
+// and what moves sessions, wills and messages between nodes.
+export type { Bus, ClusterPort, ConnectClaim } from './bus.js';
+export type { Core } from './core.js';
+export type { Routed, PendingWill } from './session.js';
+export type { StoredWill } from './store.js';
+export { encodeProperties, decodeProperties } from './store.js';
+export { publishWill, restoreWill } from './will.js';
+export { RC } from './reason-codes.js';

@@ -19,75 +19,37 @@ const num = (v: unknown): number => Number(v);
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 export function createPostgresMqttStore(db: PostgresDatabase): MqttStore {
+  /** Every stored session, or (with `clientId`) that one's, read in one snapshot. */
+  const readSessions = async (clientId?: string): Promise<StoredSession[]> => {
+    const where = clientId === undefined ? '' : ' WHERE client_id = $1';
+    const params = clientId === undefined ? [] : [clientId];
+    return db.transaction(async (tx) => {
+      if (clientId === undefined) await tx.run('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      const sessions = await tx.query<Record<string, unknown>>(`SELECT * FROM mqtt_sessions${where}`, params);
+      if (sessions.length === 0) return [];
+      const subs = await tx.query<Record<string, unknown>>(
+        `SELECT * FROM mqtt_subscriptions${where}`,
+        params,
+      );
+      const queued = await tx.query<Record<string, unknown>>(
+        `SELECT * FROM mqtt_queue${where} ORDER BY client_id, seq`,
+        params,
+      );
+      const qos2 = await tx.query<Record<string, unknown>>(
+        `SELECT * FROM mqtt_qos2${where} ORDER BY client_id, packet_id`,
+        params,
+      );
+      const wills = await tx.query<Record<string, unknown>>(`SELECT * FROM mqtt_wills${where}`, params);
+      return toSessions(sessions, subs, queued, qos2, wills);
+    });
+  };
   return {
     async init() {
       await migrate(db, 'mqtt', MQTT_MIGRATIONS);
     },
-    async loadSessions() {
-      const sessions = await db.query<Record<string, unknown>>('SELECT * FROM mqtt_sessions');
-      const subs = await db.query<Record<string, unknown>>('SELECT * FROM mqtt_subscriptions');
-      const queued = await db.query<Record<string, unknown>>(
-        'SELECT * FROM mqtt_queue ORDER BY client_id, seq',
-      );
-      const qos2 = await db.query<Record<string, unknown>>(
-        'SELECT * FROM mqtt_qos2 ORDER BY client_id, packet_id',
-      );
-      const wills = await db.query<Record<string, unknown>>('SELECT * FROM mqtt_wills');
-      const byId = new Map<string, StoredSession & { incomingQos2: number[]; will: StoredWill | null }>();
-      for (const s of sessions) {
-        const clientId = String(s.client_id);
-        byId.set(clientId, {
-          clientId,
-          protocolVersion: num(s.protocol_version),
-          expiryInterval: num(s.expiry_interval),
-          disconnectedAt: numOrNull(s.disconnected_at),
-          subscriptions: [],
-          queue: [],
-          incomingQos2: [],
-          will: null,
-        });
-      }
-      for (const r of qos2) byId.get(String(r.client_id))?.incomingQos2.push(num(r.packet_id));
-      for (const r of wills) {
-        const s = byId.get(String(r.client_id));
-        const party = decodeWillParty(r.principal, r.info);
-        if (!s || !party) continue;
-        s.will = {
-          topic: String(r.topic),
-          payload: r.payload as Buffer,
-          qos: num(r.qos) as 0 | 1 | 2,
-          retain: Boolean(r.retain),
-          properties: decodeProperties(r.properties),
-          fireAt: num(r.fire_at),
-          ...party,
-        };
-      }
-      for (const r of subs) {
-        byId.get(String(r.client_id))?.subscriptions.push({
-          filter: String(r.filter),
-          qos: num(r.qos) as 0 | 1 | 2,
-          nl: Boolean(r.nl),
-          rap: Boolean(r.rap),
-          rh: num(r.rh),
-          subId: numOrNull(r.sub_id) ?? undefined,
-        });
-      }
-      for (const r of queued) {
-        byId.get(String(r.client_id))?.queue.push({
-          seq: num(r.seq),
-          state: num(r.state) as 0 | 1 | 2,
-          packetId: numOrNull(r.packet_id),
-          message: {
-            topic: String(r.topic),
-            payload: r.payload as Buffer,
-            qos: num(r.qos) as 0 | 1 | 2,
-            retain: Boolean(r.retain),
-            properties: decodeProperties(r.properties),
-            expiresAt: numOrNull(r.expires_at),
-          },
-        });
-      }
-      return [...byId.values()];
+    loadSessions: () => readSessions(),
+    async loadSession(clientId) {
+      return (await readSessions(clientId))[0] ?? null;
     },
     async loadRetained(): Promise<StoredRetained[]> {
       const rows = await db.query<Record<string, unknown>>('SELECT * FROM mqtt_retained');
@@ -223,4 +185,64 @@ export function createPostgresMqttStore(db: PostgresDatabase): MqttStore {
       });
     },
   };
+}
+
+type Row = Record<string, unknown>;
+
+function toSessions(sessions: Row[], subs: Row[], queued: Row[], qos2: Row[], wills: Row[]): StoredSession[] {
+  const byId = new Map<string, StoredSession & { incomingQos2: number[]; will: StoredWill | null }>();
+  for (const s of sessions) {
+    const clientId = String(s.client_id);
+    byId.set(clientId, {
+      clientId,
+      protocolVersion: num(s.protocol_version),
+      expiryInterval: num(s.expiry_interval),
+      disconnectedAt: numOrNull(s.disconnected_at),
+      subscriptions: [],
+      queue: [],
+      incomingQos2: [],
+      will: null,
+    });
+  }
+  for (const r of qos2) byId.get(String(r.client_id))?.incomingQos2.push(num(r.packet_id));
+  for (const r of wills) {
+    const s = byId.get(String(r.client_id));
+    const party = decodeWillParty(r.principal, r.info);
+    if (!s || !party) continue;
+    s.will = {
+      topic: String(r.topic),
+      payload: r.payload as Buffer,
+      qos: num(r.qos) as 0 | 1 | 2,
+      retain: Boolean(r.retain),
+      properties: decodeProperties(r.properties),
+      fireAt: num(r.fire_at),
+      ...party,
+    };
+  }
+  for (const r of subs) {
+    byId.get(String(r.client_id))?.subscriptions.push({
+      filter: String(r.filter),
+      qos: num(r.qos) as 0 | 1 | 2,
+      nl: Boolean(r.nl),
+      rap: Boolean(r.rap),
+      rh: num(r.rh),
+      subId: numOrNull(r.sub_id) ?? undefined,
+    });
+  }
+  for (const r of queued) {
+    byId.get(String(r.client_id))?.queue.push({
+      seq: num(r.seq),
+      state: num(r.state) as 0 | 1 | 2,
+      packetId: numOrNull(r.packet_id),
+      message: {
+        topic: String(r.topic),
+        payload: r.payload as Buffer,
+        qos: num(r.qos) as 0 | 1 | 2,
+        retain: Boolean(r.retain),
+        properties: decodeProperties(r.properties),
+        expiresAt: numOrNull(r.expires_at),
+      },
+    });
+  }
+  return [...byId.values()];
 }

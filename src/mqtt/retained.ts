@@ -164,6 +164,28 @@ export class RetainedStore {
     return true;
   }
 
+  /**
+   * Cluster: another node set (or, with an empty payload, cleared) this retained message and stored it; keep
+   * this node's copy current without writing it again. Not refused: the node that stored it admitted it.
+   */
+  mirror(row: StoredRetained): void {
+    if (row.payload.length === 0) {
+      this.remove(row.topic);
+      return;
+    }
+    this.put({
+      topic: row.topic,
+      payload: row.payload,
+      qos: row.qos,
+      properties: row.properties,
+      expiresAt: row.expiresAt,
+      modifiedAt: row.modifiedAt,
+      owner: row.owner ?? null,
+      bytes: entryBytes(row.topic, row.payload.length),
+      seq: this.map.get(row.topic)?.seq ?? ++this.lastSeq,
+    });
+  }
+
   get(topic: string, now = Date.now()): RetainedEntry | undefined {
     const e = this.map.get(topic);
     if (e && e.expiresAt !== null && e.expiresAt <= now) {

@@ -109,6 +109,8 @@ export interface MqttStore {
   /** Run migrations. */
   init(): Promise<void>;
   loadSessions(): Promise<StoredSession[]>;
+  /** One session (cluster hand-over and adoption read it when it moves to this node); stores shared by nodes. */
+  loadSession?(clientId: string): Promise<StoredSession | null>;
   loadRetained(): Promise<StoredRetained[]>;
   /** Apply the operations in one transaction, in order. */
   apply(ops: readonly StoreOp[]): Promise<void>;

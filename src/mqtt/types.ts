@@ -1,3 +1,4 @@
+import type { Core } from './core.js';
 import type { Duplex } from 'node:stream';
 import type { Config } from '../config/index.js';
 import type { Logger, Registry } from '../observability/index.js';
@@ -43,6 +44,11 @@ export interface BrokerOptions {
   readonly store?: MqttStore | undefined;
   /** Usage metering and quotas (src/metering); absent when metering.enabled=false. */
   readonly meter?: UsageMeter | undefined;
+  /**
+   * Cluster mode (src/cluster): attached at start, after retained messages are loaded and instead of
+   * loading every stored session (a node holds only the sessions it owns).
+   */
+  readonly cluster?: { attach(core: Core, store: MqttStore): Promise<void> } | undefined;
 }
 
 /** Live state of one connected client, as the API and console see it. */

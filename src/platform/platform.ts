@@ -17,6 +17,7 @@ import {
 } from '../identity/index.js';
 import { verifySigV4 } from '../sigv4/index.js';
 import { startBroker, type AuthHooks, type Broker } from '../mqtt/index.js';
+import { startCluster, clusterRoute, type ClusterNode } from '../cluster/index.js';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '../observability/index.js';
 import { startPolicy, type PolicyService } from '../policy/index.js';
 import { isShadowIndexed, startRegistry, type FieldProvider, type ThingRegistry } from '../registry/index.js';
@@ -272,6 +273,15 @@ export async function createPlatform(
         }),
       )
     ).service;
+    // Cluster mode (THINGSTEAD_NATS_URL): this node joins the others on NATS and the shared PostgreSQL;
+    // it closes after the broker, whose close writes the sessions this node holds.
+    let cluster: ClusterNode | null = null;
+    if (config.cluster.natsUrl !== null) {
+      if (db.kind !== 'postgres') throw new Error('cluster mode needs PostgreSQL (THINGSTEAD_DATABASE_URL)');
+      const node = await startCluster({ config, db, logger: logger.child({ ctx: 'cluster' }), metrics });
+      cluster = node;
+      modules.push({ name: 'cluster', close: () => node.close(), routes: [clusterRoute(node)] });
+    }
     const broker = (
       await start(
         startBroker({
@@ -281,6 +291,7 @@ export async function createPlatform(
           db,
           hooks: options.hooks ?? auth,
           meter: metering.meter ?? undefined,
+          cluster: cluster ?? undefined,
         }),
       )
     ).service;
@@ -489,7 +500,7 @@ export async function createPlatform(
       startHttpApi({
         host: config.http.host,
         port: config.http.port,
-        health: () => broker.health(),
+        health: () => [...broker.health(), ...(cluster?.health() ?? [])],
         aws: {
           operations: metering.meterOperations(modules.flatMap((m) => m.operations ?? [])),
           credentials,

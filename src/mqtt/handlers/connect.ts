@@ -9,7 +9,7 @@ import type { IAuthPacket, IConnackPacket, IConnectPacket } from 'mqtt-packet';
 import type { Connection, CloseReason } from '../connection.js';
 import type { ConnectDecision, ConnectRequest, EnhancedAuthResult } from '../hooks.js';
 import { Session } from '../session.js';
-import { safe } from '../authorize.js';
+import { authorizeClientPublish, safe } from '../authorize.js';
 import { resume } from '../delivery.js';
 import { cancelWill } from '../will.js';
 import { checkTopicName } from '../topics.js';
@@ -373,6 +373,46 @@ function finishConnect(
   const meter = core.meter;
   const throttled = meter !== null ? meter.admitConnect(subject) : null;
   if (throttled !== null) return refuse(conn, RC.CONNECTION_RATE_EXCEEDED, throttled, 'connect_throttled');
+  const cluster = core.cluster;
+  if (cluster === null) return acceptConnect(conn, p, decision, subject, assigned, authData, async);
+  // Cluster mode: the client id's session comes to this node first (the node holding it closes the old
+  // connection with 0x8E and writes the session; src/cluster). The read loop waits meanwhile.
+  const cleanStart = p.clean !== false;
+  const persistent =
+    conn.version === 5
+      ? (p.properties?.sessionExpiryInterval ?? 0) > 0
+      : !cleanStart && limits.sessionExpiryMax > 0;
+  const will =
+    conn.will !== null && authorizeClientPublish(core.hooks, subject, conn.will.topic, conn.will.retain)
+      ? conn.will
+      : null;
+  conn.pause();
+  cluster.acquire({ clientId: conn.clientId, persistent, cleanStart, will, subject }).then(
+    () => {
+      if (conn.state === 'closed') return;
+      acceptConnect(conn, p, decision, subject, assigned, authData, true);
+    },
+    (err: unknown) => {
+      core.log.warn({ err, clientId: conn.clientId }, 'cluster session take-over failed');
+      if (conn.state !== 'closed')
+        refuse(conn, RC.SERVER_UNAVAILABLE, 'the session could not be taken over from another node; retry');
+    },
+  );
+}
+
+/** The CONNECT is authenticated and authorized (and in a cluster, its session is on this node): accept it. */
+function acceptConnect(
+  conn: Connection,
+  p: IConnectPacket,
+  decision: ConnectDecision & { ok: true },
+  subject: NonNullable<Connection['subject']>,
+  assigned: string | undefined,
+  authData: Buffer | undefined,
+  async: boolean,
+): void {
+  const core = conn.core;
+  const limits = core.config.limits;
+  const meter = core.meter;
   const v5 = conn.version === 5;
   const props = p.properties ?? {};
   const clientId = conn.clientId;

@@ -105,7 +105,7 @@ export function handlePublish(conn: Connection, p: IPublishPacket): void {
     const pending = (s.incomingQos2 ??= new Set());
     if (pending.has(p.messageId!)) {
       // [MQTT-4.3.3-9] a resent QoS 2 PUBLISH is acknowledged again but not routed twice.
-      if (conn.ackBacklog !== null) return acknowledgeInOrder(conn, 2, p.messageId!, false);
+      if (conn.ackBacklog !== null) return acknowledgeInOrder(conn, 2, p.messageId!, false, false);
       conn.sendPacket({ cmd: 'pubrec', messageId: p.messageId! });
       return;
     }
@@ -192,6 +192,7 @@ export function handlePublish(conn: Connection, p: IPublishPacket): void {
 
   const expiry = properties?.messageExpiryInterval;
   const opsBefore = core.opsCount;
+  const sentBefore = core.bus.sent;
   core.route({
     topic,
     payload,
@@ -207,11 +208,13 @@ export function handlePublish(conn: Connection, p: IPublishPacket): void {
   if (p.qos === 0) return;
   if (p.qos === 2) s.incomingQos2!.add(p.messageId!);
   const wrote = core.opsCount !== opsBefore;
-  if (!wrote && conn.ackBacklog === null) {
+  // Cluster mode: handed to NATS for the other nodes; acknowledged once NATS has it (src/cluster).
+  const crossed = core.bus.sent !== sentBefore;
+  if (!wrote && !crossed && conn.ackBacklog === null) {
     conn.sendAck(p.qos === 1 ? 'puback' : 'pubrec', p.messageId!);
     return;
   }
-  acknowledgeInOrder(conn, p.qos, p.messageId!, wrote);
+  acknowledgeInOrder(conn, p.qos, p.messageId!, wrote, crossed);
 }
 
 /** A PUBACK/PUBREC held back until the store write it depends on is done (see core.ts durability). */
@@ -226,15 +229,27 @@ export interface PendingAck {
  * Acknowledge after the store write the PUBLISH made (when `wrote`), keeping PUBLISH order for every
  * acknowledgement of the connection [MQTT-4.6.0-2]: one that needs no write still waits behind one that does.
  */
-function acknowledgeInOrder(conn: Connection, qos: 1 | 2, packetId: number, wrote: boolean): void {
-  const pending: PendingAck = { qos, packetId, done: !wrote, failure: null };
+function acknowledgeInOrder(
+  conn: Connection,
+  qos: 1 | 2,
+  packetId: number,
+  wrote: boolean,
+  crossed: boolean,
+): void {
+  const pending: PendingAck = { qos, packetId, done: !wrote && !crossed, failure: null };
   (conn.ackBacklog ??= []).push(pending);
-  if (!wrote) return sendReadyAcks(conn);
-  conn.core.afterDurable((failure) => {
+  if (pending.done) return sendReadyAcks(conn);
+  const settle = (failure: StoreFailure | null) => {
     pending.done = true;
     pending.failure = failure;
     sendReadyAcks(conn);
-  });
+  };
+  const routed = () =>
+    conn.core.bus.afterSent((why) =>
+      settle(why === null ? null : { code: why, message: why, full: false, since: Date.now() }),
+    );
+  if (!wrote) return routed();
+  conn.core.afterDurable((failure) => (failure !== null || !crossed ? settle(failure) : routed()));
 }
 
 function sendReadyAcks(conn: Connection): void {
@@ -263,7 +278,9 @@ function sendReadyAcks(conn: Connection): void {
       reasonCode: a.failure.full ? RC.QUOTA_EXCEEDED : RC.UNSPECIFIED_ERROR,
     };
     if (conn.problemInfo)
-      ack.properties = { reasonString: `the server could not store the message (${a.failure.code})` };
+      ack.properties = {
+        reasonString: `the server could not store or route the message (${a.failure.code})`,
+      };
     conn.sendPacket(ack);
   }
   if (backlog.length === 0 || conn.state !== 'connected') conn.ackBacklog = null;

@@ -1,0 +1,183 @@
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postgresAvailable } from '../helpers/postgres.js';
+import { natsAvailable } from '../helpers/nats.js';
+import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { waitFor, type TestPlatform } from '../helpers/platform.js';
+
+/**
+ * Three nodes on the machine's PostgreSQL and NATS (src/cluster): a publish on one node reaches
+ * subscribers on the others exactly once, a share group spreads over the nodes with each message to one
+ * member, retained messages are cluster-wide, and a client id moves between nodes with its session.
+ */
+
+const ready =
+  (await postgresAvailable('cluster routing tests')) && (await natsAvailable('cluster routing tests'));
+
+type Got = Array<{ topic: string; payload: string; retain: boolean }>;
+type Client = MqttClient & { got: Got };
+
+/** A v5 client on `node`, collecting what it receives from the start (queued messages come with CONNACK). */
+async function client(node: TestPlatform, clientId: string, opts: mqtt.IClientOptions = {}): Promise<Client> {
+  const c = mqtt.connect(node.endpoints.mqtt!, {
+    clientId,
+    reconnectPeriod: 0,
+    protocolVersion: 5,
+    ...opts,
+  }) as Client;
+  c.got = collect(c);
+  await new Promise<void>((resolve, reject) => {
+    c.once('connect', () => resolve());
+    c.once('error', reject);
+  });
+  return c;
+}
+
+function collect(c: MqttClient): Got {
+  const got: Got = [];
+  c.on('message', (topic, payload, packet) =>
+    got.push({ topic, payload: payload.toString(), retain: packet.retain }),
+  );
+  return got;
+}
+
+describe.skipIf(!ready)('cluster of three nodes', () => {
+  let cluster: TestCluster;
+  let a: TestPlatform;
+  let b: TestPlatform;
+  let c: TestPlatform;
+  const clients: MqttClient[] = [];
+  const track = <T extends MqttClient>(x: T) => (clients.push(x), x);
+
+  beforeAll(async () => {
+    cluster = await startTestCluster(3);
+    [a, b, c] = cluster.nodes as [TestPlatform, TestPlatform, TestPlatform];
+  }, 60_000);
+  afterAll(async () => {
+    for (const x of clients) x.end(true);
+    await cluster?.stop();
+  });
+
+  it('a publish on A reaches subscribers on B and C exactly once, overlapping filters included', async () => {
+    const onB = track(await client(b, 'sub-b'));
+    const onC = track(await client(c, 'sub-c'));
+    await onB.subscribeAsync({ 'fleet/+/t': { qos: 1 }, 'fleet/#': { qos: 1 } });
+    await onC.subscribeAsync('fleet/v1/t', { qos: 1 });
+    const gotB = onB.got;
+    const gotC = onC.got;
+    const pub = track(await client(a, 'pub-a'));
+    // The subscriptions reach NATS asynchronously: wait until a probe crosses.
+    await waitFor(
+      async () => {
+        await pub.publishAsync('fleet/v1/t', 'probe', { qos: 1 });
+        return gotB.length > 0 && gotC.length > 0;
+      },
+      5000,
+      'routes to B and C',
+    );
+    gotB.length = 0;
+    gotC.length = 0;
+    for (let i = 0; i < 50; i++) await pub.publishAsync('fleet/v1/t', `m${i}`, { qos: 1 });
+    await waitFor(() => gotB.length >= 50 && gotC.length >= 50, 5000, 'all 50 on B and C');
+    await new Promise((r) => setTimeout(r, 200));
+    const want = Array.from({ length: 50 }, (_, i) => `m${i}`);
+    expect(gotB.map((m) => m.payload)).toEqual(want);
+    expect(gotC.map((m) => m.payload)).toEqual(want);
+    // A topic with levels NATS cannot carry as they are (dots, spaces, empty levels, non-ASCII).
+    await pub.publishAsync('fleet/a.b c//é', 'odd', { qos: 1 });
+    await waitFor(() => gotB.some((m) => m.topic === 'fleet/a.b c//é'), 3000, 'odd topic on B');
+  });
+
+  it('a share group spreads across nodes, each message to one member in the cluster', async () => {
+    const members = [
+      track(await client(a, 'w-a')),
+      track(await client(b, 'w-b')),
+      track(await client(c, 'w-c')),
+    ];
+    for (const m of members) await m.subscribeAsync('$share/workers/work/#', { qos: 1 });
+    const got = members.map((m) => m.got);
+    const pub = track(await client(b, 'work-pub'));
+    await new Promise((r) => setTimeout(r, 300));
+    const n = 90;
+    for (let i = 0; i < n; i++) await pub.publishAsync(`work/${i}`, `j${i}`, { qos: 1 });
+    await waitFor(() => got.flat().length >= n, 5000, 'every job delivered');
+    await new Promise((r) => setTimeout(r, 300));
+    const all = got.flat().map((m) => m.payload);
+    expect(all.length).toBe(n);
+    expect(new Set(all).size).toBe(n);
+    // NATS queue groups choose at random: every node gets a share of 90.
+    for (const g of got) expect(g.length).toBeGreaterThan(5);
+  });
+
+  it('retained messages are cluster-wide: set on A, replayed to a subscriber on C, cleared from B', async () => {
+    const pub = track(await client(a, 'ret-a'));
+    await pub.publishAsync('config/r1', 'v1', { qos: 1, retain: true });
+    await waitFor(() => c.broker.retained('config/r1')?.payload.toString() === 'v1', 3000, 'retained on C');
+    const sub = track(await client(c, 'ret-c'));
+    const got = sub.got;
+    await sub.subscribeAsync('config/#', { qos: 1 });
+    await waitFor(() => got.length === 1, 3000, 'retained replay on C');
+    expect(got[0]).toMatchObject({ topic: 'config/r1', payload: 'v1', retain: true });
+    const clear = track(await client(b, 'ret-b'));
+    await clear.publishAsync('config/r1', '', { qos: 1, retain: true });
+    await waitFor(
+      () => a.broker.retained('config/r1') === undefined && c.broker.retained('config/r1') === undefined,
+      3000,
+      'cleared everywhere',
+    );
+  });
+
+  it('a client id taken on another node closes the old connection with 0x8E and brings its session', async () => {
+    const first = track(
+      await client(a, 'roamer', { clean: false, properties: { sessionExpiryInterval: 300 } }),
+    );
+    await first.subscribeAsync('roam/#', { qos: 1 });
+    const reasons: number[] = [];
+    first.on('disconnect', (p) => reasons.push(p.reasonCode ?? -1));
+    const second = track(
+      await client(b, 'roamer', { clean: false, properties: { sessionExpiryInterval: 300 } }),
+    );
+    await waitFor(() => reasons.length > 0, 3000, 'old connection told');
+    expect(reasons[0]).toBe(0x8e);
+    expect(a.broker.isConnected('roamer')).toBe(false);
+    // The subscription came along from PostgreSQL: B now routes roam/# for it.
+    const got = second.got;
+    const pub = track(await client(c, 'roam-pub'));
+    await waitFor(
+      async () => {
+        await pub.publishAsync('roam/x', 'hello', { qos: 1 });
+        return got.length > 0;
+      },
+      5000,
+      'delivery to the roamer on B',
+    );
+    expect(got[0]!.topic).toBe('roam/x');
+
+    // Offline on B with queued QoS 1 messages, then back on C: every queued message arrives.
+    second.end(true);
+    await waitFor(() => !b.broker.isConnected('roamer'), 3000, 'roamer offline');
+    got.length = 0;
+    for (let i = 0; i < 20; i++) await pub.publishAsync('roam/q', `q${i}`, { qos: 1 });
+    const third = track(
+      await client(c, 'roamer', { clean: false, properties: { sessionExpiryInterval: 300 } }),
+    );
+    const gotThird = third.got;
+    await waitFor(
+      () => gotThird.filter((m) => m.topic === 'roam/q').length >= 20,
+      5000,
+      'queued messages on C',
+    );
+    expect(gotThird.filter((m) => m.topic === 'roam/q').map((m) => m.payload)).toEqual(
+      Array.from({ length: 20 }, (_, i) => `q${i}`),
+    );
+  });
+
+  it('GET /cluster lists the three nodes, alive', async () => {
+    const res = await fetch(`${a.endpoints.http}/cluster`);
+    expect(res.status).toBe(200);
+    const view = (await res.json()) as { nodes: Array<{ alive: boolean; self: boolean }> };
+    expect(view.nodes.length).toBe(3);
+    expect(view.nodes.every((n) => n.alive)).toBe(true);
+    expect(view.nodes.filter((n) => n.self).length).toBe(1);
+  });
+});
