@@ -5,6 +5,7 @@ import { ConfigError, loadConfig, type ConfigInput } from '../config/index.js';
 // The platform (every context) is loaded only when `up` runs: other commands and `--help` stay fast.
 import type { Platform } from '../platform/index.js';
 import { acquireDataDirLock, type LockHolder } from './lock.js';
+import { isWorkerProcess, reportToPrimary, runWorkers } from './workers.js';
 
 interface UpFlags {
   config?: string;
@@ -17,6 +18,7 @@ interface UpFlags {
   mqttTlsPort?: string;
   allowAnonymous?: boolean;
   logLevel?: string;
+  workers?: string;
 }
 
 function overridesFrom(flags: UpFlags): ConfigInput {
@@ -31,6 +33,7 @@ function overridesFrom(flags: UpFlags): ConfigInput {
   // `off` (any case) is understood by the schema for every listener port.
   if (flags.mqttTlsPort) o.mqtt.tlsPort = flags.mqttTlsPort;
   if (flags.allowAnonymous) o.mqtt.allowAnonymous = true;
+  if (flags.workers) o.cluster = { workers: flags.workers };
   return o as ConfigInput;
 }
 
@@ -140,6 +143,10 @@ export function registerUp(program: Command): void {
       'dev only: loopback clients connect without credentials (env THINGSTEAD_ALLOW_ANONYMOUS)',
     )
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env THINGSTEAD_LOG_LEVEL)')
+    .option(
+      '--workers <n>',
+      'broker processes on this machine sharing the ports; needs THINGSTEAD_DATABASE_URL and THINGSTEAD_NATS_URL (env THINGSTEAD_WORKERS, default 1)',
+    )
     .action(async (flags: UpFlags) => {
       let config;
       try {
@@ -153,8 +160,12 @@ export function registerUp(program: Command): void {
         }
         throw err;
       }
+      const worker = isWorkerProcess();
       // One `up` per data directory: a second one would share the database and overwrite endpoints.json.
-      const lock = acquireDataDirLock(resolve(config.dataDir));
+      // Workers run under the primary's lock.
+      const lock = worker
+        ? { ok: true as const, tookOverFrom: null, release: () => undefined }
+        : acquireDataDirLock(resolve(config.dataDir));
       if (!lock.ok) {
         console.error(alreadyRunning(resolve(config.dataDir), lock.holder, lock.file));
         process.exit(3);
@@ -164,12 +175,15 @@ export function registerUp(program: Command): void {
           `thingstead: taking over ${lock.file}: the thingstead that held it (pid ${lock.tookOverFrom.pid || 'unknown'}) is not running any more.`,
         );
       }
+      if (!worker && config.cluster.workers > 1)
+        return runWorkers(config.cluster.workers, () => lock.release());
       let platform: Platform;
       try {
         const { createPlatform } = await import('../platform/index.js');
         platform = await createPlatform(config);
       } catch (err) {
         lock.release();
+        if (worker) reportToPrimary({ type: 'failed', message: (err as Error).message });
         const e = err as NodeJS.ErrnoException & { port?: number };
         if (e.code === 'EADDRINUSE') {
           console.error(
@@ -189,6 +203,7 @@ export function registerUp(program: Command): void {
       // Handlers first: whoever reads the banner may signal at once (a signal without a listener kills).
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
-      console.error(banner(platform));
+      if (worker) reportToPrimary({ type: 'ready', banner: banner(platform) });
+      else console.error(banner(platform));
     });
 }
