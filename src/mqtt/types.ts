@@ -110,6 +110,14 @@ export interface Broker {
   registerService(service: ReservedTopicService): ServiceRegistration;
   /** Re-run authorizeConnection for every live connection (after a policy or certificate change). */
   reauthorize(): void;
+  /**
+   * First step of a shutdown: close every client connection (v5 DISCONNECT 0x8B Server shutting down) and
+   * refuse new ones, while platform publishes, internal subscribers and store writes keep working until
+   * `close()`. Call it before closing anything that consumes routed messages (the rules engine): a client
+   * PUBLISH is acknowledged once routed in memory (core.ts durability contract), so one acknowledged after
+   * the rules engine stopped taking messages would be lost without a trace. Wills stay pending, as in close().
+   */
+  stopClients(): void;
   /** Disconnect every live connection matching the predicate (v5 reason code, e.g. 0x87 or 0x98). */
   disconnectWhere(predicate: (client: ClientSummary) => boolean, reasonCode: number): number;
   /** Connected client ids, for connectivity.connected in fleet search and the console. */

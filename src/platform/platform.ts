@@ -548,7 +548,16 @@ export async function createPlatform(
       metrics,
       deviceHttps: deviceHttps ? (socket) => deviceHttps.serveTlsSocket(socket) : undefined,
     });
-    modules.push({ name: 'listeners', close: () => listeners.close() });
+    modules.push({
+      name: 'listeners',
+      // Shutdown order: no new connections, then no client traffic at all, before any context that consumes
+      // routed messages closes (rules, time series, shadows): a QoS 1 PUBLISH acknowledged after the rules
+      // engine unsubscribed would be lost uncounted (the gateway outage test lost its replay's start so).
+      close: async () => {
+        await listeners.close();
+        broker.stopClients();
+      },
+    });
     const enforcement = startEnforcement({
       auth,
       broker,

@@ -90,10 +90,14 @@ describe('gateway: store and forward through a platform outage', () => {
       );
 
       // The outage: the platform goes away; polling goes on into the disk queue.
+      const stopAt = Date.now();
+      const ackedAtStop = gw.stats().upstream.acked;
       await p1.stop();
       platform = undefined;
       const downAt = Date.now();
+      const stopMs = downAt - stopAt;
       await waitFor(() => !gw.stats().upstream.connected, 10_000, 'the gateway to see the uplink down');
+      const ackedInStop = gw.stats().upstream.acked - ackedAtStop;
       await new Promise((r) => setTimeout(r, OUTAGE_MS / 2));
       const midway = gw.stats();
       expect(midway.queue.pending).toBeGreaterThan((OUTAGE_MS / 2 / POLL_MS) * 0.5);
@@ -148,7 +152,7 @@ describe('gateway: store and forward through a platform outage', () => {
           .split('\n')
           .filter((l) => /drop|fail|error|rule/i.test(l) && !l.startsWith('#') && !/ 0$/.test(l));
         throw new Error(
-          `${err.message}: ${latest.length} stored; missing seq ${missing.slice(0, 40).join(',')}; platform counters: ${counters.join(' | ')}`,
+          `${err.message}: ${latest.length} stored; missing seq ${missing.slice(0, 40).join(',')}; platform counters: ${counters.join(' | ')}; gateway upstream ${JSON.stringify(gw.stats().upstream)}; stop ${stopMs} ms, acked while stopping ${ackedInStop}`,
         );
       });
       const ordered = [...seqs].sort((a, b) => a.ts - b.ts).map((x) => x.value);
@@ -159,7 +163,7 @@ describe('gateway: store and forward through a platform outage', () => {
       expect(counters.points).toHaveLength(total);
       console.log(
         `outage ${OUTAGE_MS} ms: ${total} records, ${queuedAtEnd} queued at the end of the outage, ` +
-          `resent after reconnect ${gw.stats().upstream.resent}`,
+          `resent after reconnect ${gw.stats().upstream.resent}; stop ${stopMs} ms, acked while stopping ${ackedInStop}`,
       );
     },
     OUTAGE_MS + 300_000,
