@@ -215,7 +215,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         oldestAgeS: q.oldestTs === null ? null : Math.floor((Date.now() - q.oldestTs) / 1000),
         dropped: q.dropped,
       },
-      upstream: { connects: u.connects, acked: u.acked, resent: u.resent, refused: u.refused },
+      upstream: {
+        connects: u.connects,
+        acked: u.acked,
+        resent: u.resent,
+        refused: u.refused,
+        retried: u.retried,
+        throttled: u.throttledUntil !== null,
+      },
       devices: Object.fromEntries(
         devices.map((d) => [
           d.device,
@@ -482,6 +489,14 @@ function registerMetrics(registry: Registry, read: () => GatewayStats): void {
     ['reason_code'],
     (c, s) => {
       for (const [k, v] of Object.entries(s.upstream.refused)) c.inc({ reason_code: k }, v);
+    },
+  );
+  counter(
+    'thingstead_gateway_upstream_retried_total',
+    'Records the platform refused for now (0x97 quota exceeded) and that were sent again, by reason code',
+    ['reason_code'],
+    (c, s) => {
+      for (const [k, v] of Object.entries(s.upstream.retried)) c.inc({ reason_code: k }, v);
     },
   );
   gauge('thingstead_gateway_upstream_connected', 'Whether the uplink is connected', [], (g, s) =>

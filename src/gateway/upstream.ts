@@ -6,8 +6,17 @@
  * - At most `maxInflight` records are published and not yet acknowledged; a record leaves the queue only on
  *   its PUBACK. Records in flight when the connection drops are sent again by the MQTT client on reconnect
  *   (counted `resent`): delivery is at least once, and the `seq` in every payload lets a consumer drop a copy.
- * - A PUBACK refusing the message (reason code >= 0x80: not authorized, payload too large, ...) settles the
- *   record as dropped, counted by reason code and logged, so one bad record never blocks the queue.
+ * - PUBACK 0x97 Quota exceeded (a publish quota, or the platform's store backlog: both pass) keeps the record
+ *   on disk: it is sent again after a backoff (1 s doubling to `quotaRetryMaxMs`, default 30 s, reset by an
+ *   accepted record), and nothing new is sent meanwhile, so a throttled gateway slows down instead of
+ *   hammering. Each such refusal is counted in `retried` by reason code. Records accepted while the first
+ *   refusals came back (the in-flight window) may arrive before the retried ones: the order on the wire is
+ *   then not seq order; `seq` and `ts` are.
+ * - Any other refusal (reason code >= 0x80: 0x87 not authorized, 0x95 payload too large, ...) is final: the
+ *   record is settled as dropped, counted in `refused` by reason code and logged with the server's reason
+ *   string, so one bad record never blocks the queue.
+ * - A record the MQTT client gave up on without an answer (its connection closed before it was written) is
+ *   sent again on the next connection; one in the client's in-flight store is resent by the client itself.
  * - Reconnects back off from 1 s to `maxBackoffMs` (default 10 s, with jitter), reset by a good connection:
  *   the platform back from an outage sees the gateway again within about 10 s.
  * - Payload on the wire: the record's JSON object with `seq` and `ts` (epoch ms of the reading) in front:
@@ -28,6 +37,8 @@ export interface UpstreamOptions {
   readonly maxInflight?: number;
   readonly maxBackoffMs?: number;
   readonly keepaliveS?: number;
+  /** Longest wait before a record refused with 0x97 Quota exceeded is sent again (default 30 s). */
+  readonly quotaRetryMaxMs?: number;
   readonly log?: (event: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -37,7 +48,14 @@ export interface UpstreamStats {
   readonly published: number;
   readonly acked: number;
   readonly resent: number;
+  /** Final refusals (the record was dropped), by PUBACK reason code (`0x87`, ...). */
   readonly refused: Readonly<Record<string, number>>;
+  /** Transient refusals (the record stayed on disk and was sent again), by reason code (`0x97`). */
+  readonly retried: Readonly<Record<string, number>>;
+  /** Records waiting to be sent again (refused with 0x97, or given up by the client unsent). */
+  readonly waiting: number;
+  /** Epoch ms until which nothing is sent after a 0x97, or null when not throttled. */
+  readonly throttledUntil: number | null;
   readonly inflight: number;
   readonly lastError: string | null;
   readonly connectedSince: number | null;
@@ -61,6 +79,9 @@ export function wirePayload(r: QueuedRecord): Buffer {
   return Buffer.concat([Buffer.from(`${head},`), body.subarray(1)]);
 }
 
+/** PUBACK reason codes the uplink acts on [MQTT-5.0 §3.4.2.1, table 2-6]. */
+const REASON = { FAILURE_FROM: 0x80, QUOTA_EXCEEDED: 0x97 } as const;
+
 export function startUpstream(options: UpstreamOptions): Upstream {
   const { queue } = options;
   const log = options.log ?? (() => undefined);
@@ -75,6 +96,12 @@ export function startUpstream(options: UpstreamOptions): Upstream {
   let connectedSince: number | null = null;
   let closing = false;
   const refused: Record<string, number> = {};
+  const retried: Record<string, number> = {};
+  /** Records to send before anything new: refused with 0x97, or given up by the client unsent (seq order). */
+  const again: QueuedRecord[] = [];
+  const quotaBackoff = new Backoff({ initialMs: 1000, maxMs: options.quotaRetryMaxMs ?? 30_000 });
+  let throttledUntil = 0;
+  let retryTimer: NodeJS.Timeout | null = null;
   const waiters: Array<() => void> = [];
 
   const client = mqtt.connect(options.url, {
@@ -114,6 +141,13 @@ export function startUpstream(options: UpstreamOptions): Upstream {
     log('upstream error', { error: err.message });
   });
 
+  /** Keep `r` for sending again, in seq order (the list is at most the in-flight window long). */
+  function holdBack(r: QueuedRecord): void {
+    let i = again.length;
+    while (i > 0 && again[i - 1]!.seq > r.seq) i--;
+    again.splice(i, 0, r);
+  }
+
   function send(r: QueuedRecord): void {
     inflight++;
     published++;
@@ -121,23 +155,51 @@ export function startUpstream(options: UpstreamOptions): Upstream {
       inflight--;
       const code =
         (err as { code?: number } | undefined)?.code ??
-        (packet as { reasonCode?: number } | undefined)?.reasonCode;
-      if (err && (code === undefined || code < 0x80)) {
-        // The client gave up on the message (closing): it stays in the queue for the next run.
+        (packet as { reasonCode?: number; properties?: { reasonString?: string } } | undefined)?.reasonCode;
+      if (err && (code === undefined || code < REASON.FAILURE_FROM)) {
+        // The client gave up on the message unanswered: it is still in the queue. Closing: the next run
+        // sends it; else it goes again on this or the next connection.
+        if (!closing) {
+          holdBack(r);
+          pump();
+        }
         return;
       }
-      if (code !== undefined && code >= 0x80) {
+      const reason = (packet as { properties?: { reasonString?: string } } | undefined)?.properties
+        ?.reasonString;
+      if (code === REASON.QUOTA_EXCEEDED) {
+        // Transient: stays on disk, sent again after a backoff; nothing new goes out meanwhile.
+        retried['0x97'] = (retried['0x97'] ?? 0) + 1;
+        holdBack(r);
+        if (Date.now() >= throttledUntil) {
+          const delay = quotaBackoff.next();
+          throttledUntil = Date.now() + delay;
+          log('upstream throttled: quota exceeded, retrying', { seq: r.seq, delayMs: delay, reason });
+          if (retryTimer) clearTimeout(retryTimer);
+          retryTimer = setTimeout(() => {
+            retryTimer = null;
+            pump();
+          }, delay);
+          retryTimer.unref();
+        }
+        return;
+      }
+      if (code !== undefined && code >= REASON.FAILURE_FROM) {
         const key = `0x${code.toString(16)}`;
         refused[key] = (refused[key] ?? 0) + 1;
-        log('upstream refused a record', { seq: r.seq, topic: r.topic, reasonCode: key });
-      } else acked++;
+        log('upstream refused a record', { seq: r.seq, topic: r.topic, reasonCode: key, reason });
+      } else {
+        acked++;
+        quotaBackoff.reset();
+      }
       queue.ack(r.seq);
       pump();
     });
   }
 
   function pump(): void {
-    if (closing || !client.connected) return;
+    if (closing || !client.connected || Date.now() < throttledUntil) return;
+    while (inflight < maxInflight && again.length > 0) send(again.shift()!);
     while (inflight < maxInflight) {
       const batch = queue.next(maxInflight - inflight);
       if (batch.length === 0) return;
@@ -155,6 +217,9 @@ export function startUpstream(options: UpstreamOptions): Upstream {
       acked,
       resent,
       refused: { ...refused },
+      retried: { ...retried },
+      waiting: again.length,
+      throttledUntil: throttledUntil > Date.now() ? throttledUntil : null,
       inflight,
       lastError,
       connectedSince,
@@ -163,6 +228,7 @@ export function startUpstream(options: UpstreamOptions): Upstream {
       client.connected ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve)),
     async close() {
       closing = true;
+      if (retryTimer) clearTimeout(retryTimer);
       await client.endAsync(false).catch(() => undefined);
     },
   };

@@ -40,12 +40,19 @@ export async function freePort(): Promise<number> {
 
 /** A platform with mutual TLS only (no anonymous access), on the given ports when restarting. */
 export async function gatewayPlatform(
-  options: { dataDir?: string; tlsPort?: number; httpPort?: number } = {},
+  options: {
+    dataDir?: string;
+    tlsPort?: number;
+    httpPort?: number;
+    /** Metering settings (quota tests pin `burstSeconds`). */
+    metering?: { burstSeconds?: number };
+  } = {},
 ): Promise<TestPlatform> {
   return startTestPlatform(
     {
       mqtt: { allowAnonymous: false, port: null, tlsPort: options.tlsPort ?? 0 },
       http: { port: options.httpPort ?? 0 },
+      ...(options.metering ? { metering: options.metering } : {}),
     },
     options.dataDir ? { dataDir: options.dataDir } : {},
   );
