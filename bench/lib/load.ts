@@ -33,6 +33,10 @@ export interface LoadSpec {
   readonly measureMs: number;
   /** Prefix for client ids (unique per run). */
   readonly id: string;
+  /** Subscribers connect here instead of `port` (cluster: publish on one node, receive on another). */
+  readonly subscriberPort?: number;
+  /** Deliveries per PUBLISH (default: one per subscriber; 1 for a share group). */
+  readonly fanout?: number;
 }
 
 export interface LoadResult {
@@ -93,6 +97,7 @@ export async function startLoad(spec: LoadSpec): Promise<RunningLoad> {
   const common = { port: spec.port, qos: spec.qos, shared };
   const sub: SubSpec = {
     ...common,
+    port: spec.subscriberPort ?? spec.port,
     role: 'sub',
     conns: spec.subscribers,
     clientPrefix: `${spec.id}-sub`,
@@ -113,7 +118,7 @@ export async function startLoad(spec: LoadSpec): Promise<RunningLoad> {
     payloadBytes: spec.payloadBytes,
     window: spec.window,
     gate: spec.gate,
-    fanout: spec.subscribers,
+    fanout: spec.fanout ?? spec.subscribers,
     pubSlots: [1],
     subSlots: [2],
     rate: spec.rate,

@@ -3,8 +3,8 @@
  * version (1 byte, 1), flags (1: qos bits 0-1, retain bit 2), origin node seq (u32 high, u32 low: a
  * safe integer), header length (u32), header JSON, payload bytes. The header holds what the receiving
  * node needs to deliver exactly as the publishing node would: topic, the publishing client id (No Local),
- * the absolute expiry, the v5 properties, and the publishing node (to drop duplicates of one message that
- * match several of a node's subscriptions).
+ * the absolute expiry, the v5 properties, the publishing node (to drop duplicates of one message that
+ * match several of a node's subscriptions), and the share groups the publishing node served itself.
  */
 import { decodeProperties, encodeProperties, type Routed } from '../mqtt/index.js';
 
@@ -12,6 +12,8 @@ export interface WireMessage {
   readonly node: string;
   readonly seq: number;
   readonly message: Routed;
+  /** Share groups (`group\u0000filter`) the publishing node served itself. */
+  readonly served: readonly string[] | null;
 }
 
 interface Header {
@@ -25,10 +27,18 @@ interface Header {
   e?: number;
   /** properties (store encoding) */
   p?: string;
+  /** share groups served by the publishing node */
+  s?: string[];
 }
 
-export function encodeFrame(node: string, seq: number, m: Routed): Buffer {
+export function encodeFrame(
+  node: string,
+  seq: number,
+  m: Routed,
+  served: readonly string[] | null = null,
+): Buffer {
   const h: Header = { t: m.topic, n: node };
+  if (served !== null) h.s = [...served];
   if (m.origin !== null) h.o = m.origin;
   if (m.expiresAt !== null) h.e = m.expiresAt;
   const props = encodeProperties(m.properties);
@@ -66,6 +76,7 @@ export function decodeFrame(data: Uint8Array): WireMessage | null {
   return {
     node: h.n,
     seq,
+    served: Array.isArray(h.s) ? h.s.filter((x): x is string => typeof x === 'string') : null,
     message: {
       topic: h.t,
       payload: buf.subarray(14 + hlen),

@@ -1,22 +1,33 @@
 /**
- * The cluster bus on core NATS (see mqtt/bus.ts for the seam). A message published on this node is
- * delivered to local subscribers at once (synchronously, as on one node) and published once to the NATS
- * subject of its topic; NATS carries it to exactly the nodes that subscribed a matching subject. A node
- * subscribes once per distinct filter of its sessions (interest), and shares each share group with the
- * other nodes' members of it through a NATS queue group, so one member in the cluster gets each message.
+ * The cluster bus on core NATS (see mqtt/bus.ts for the seam).
+ *
+ * Interest: each node tells the others which filters its sessions subscribe to (`{prefix}.interest`:
+ * hello, full snapshots, then adds and removes), so every node holds a table of the other nodes' filters
+ * (a topic trie, matched per message with the same cache as local routing). A message is published to NATS
+ * only when another node has a matching filter: traffic that stays on one node (devices publishing to rules
+ * or to local subscribers) costs nothing extra in a cluster.
+ *
+ * Routing: a message published here is delivered to local subscribers at once (synchronously, as on one
+ * node), then published once to the subject of its topic (`{prefix}.m.{levels}`); NATS carries it to the
+ * nodes whose subscriptions match (a node subscribes once per distinct filter; see subjects.ts). Share
+ * groups: with local-first placement (the default) a group with a member online here is served here;
+ * groups served nowhere yet go to `{prefix}.g.{levels}`, where each node's members of a group hold one NATS
+ * queue subscription, so NATS picks one node per group; the frame lists the groups already served here, so
+ * a node picked for one of those drops its copy. With balanced placement every group goes through NATS.
  *
  * Two connections: `routes` (no echo: a node never gets its own messages back) carries publishes, plain
- * subscriptions and control; `groups` carries queue subscriptions, which must see this node's own
+ * subscriptions, gossip and control; `groups` carries queue subscriptions, which must see this node's own
  * publishes too (a queue group chooses among every node's members, this one's included).
  *
- * Delivery guarantees: at most once between nodes (core NATS). A QoS 1/2 PUBLISH is acknowledged once NATS
- * has it (`afterSent`: a flush round trip, batched per event-loop turn) - the subscribing node may still
- * be lost before it queues or delivers it. While NATS is unreachable, messages for other nodes are
- * counted (`thingstead_cluster_unrouted_total`) and QoS 1/2 publishers get no PUBACK success (they resend).
+ * Delivery guarantees: at most once between nodes (core NATS). A QoS 1/2 PUBLISH that crossed to NATS is
+ * acknowledged once NATS has it (`afterSent`: a flush round trip, batched per event-loop turn); the
+ * subscribing node may still be lost before it queues or delivers it. While NATS is unreachable, messages
+ * for other nodes are counted (`thingstead_cluster_unrouted_total`) and QoS 1/2 publishers get no success.
  */
 import { createHash } from 'node:crypto';
 import type { NatsConnection, Subscription } from 'nats';
 import {
+  TopicRouter,
   decodeProperties,
   encodeProperties,
   type Bus,
@@ -24,6 +35,8 @@ import {
   type Routed,
   type StoreOp,
   type StoredRetained,
+  type SubEntry,
+  type SubOwner,
 } from '../mqtt/index.js';
 import { decodeFrame, encodeFrame } from './frame.js';
 import { filterSubjects, topicSubject } from './subjects.js';
@@ -37,7 +50,24 @@ export interface BusCounts {
   unrouted: number;
   ackFailures: number;
   retainedMirrored: number;
+  /** Messages that had no interest on any other node (not published to NATS). */
+  stayedLocal: number;
 }
+
+/** Another node, as an owner of entries in the remote-interest trie. */
+class RemoteNode implements SubOwner {
+  readonly kind = 'internal' as const;
+  readonly keys = new Map<string, { filter: string; group: string | undefined }>();
+  constructor(readonly id: string) {}
+}
+
+type Gossip =
+  | { n: string; op: 'hello' }
+  | { n: string; op: 'snap'; all: Array<[string, string | null]> }
+  | { n: string; op: 'add' | 'del'; f: string; g: string | null }
+  | { n: string; op: 'gone' };
+
+const groupKey = (group: string, filter: string) => `${group}\u0000${filter}`;
 
 export class NatsBus implements Bus {
   sent = 0;
@@ -49,48 +79,98 @@ export class NatsBus implements Bus {
     unrouted: 0,
     ackFailures: 0,
     retainedMirrored: 0,
+    stayedLocal: 0,
   };
   /** Whether `routes` is connected (set from its status events). */
   connected = true;
   private seq = 0;
   private readonly subs = new Map<string, Subscription[]>();
+  /** The other nodes' filters. */
+  private readonly remote = new TopicRouter<RemoteNode>();
+  private readonly nodes = new Map<string, RemoteNode>();
   /** Highest seq delivered per publishing node: a message matching several subscriptions arrives once each. */
   private readonly lastSeq = new Map<string, number>();
   private waiters: Array<(failure: string | null) => void> = [];
   private flushing = false;
   private readonly messages: string;
+  private readonly groupMessages: string;
   private readonly retainedSubject: string;
-  private retainedSub: Subscription | null = null;
+  private readonly gossipSubject: string;
+  private readonly own: Subscription[] = [];
 
   constructor(
     private readonly core: Core,
     private readonly routes: NatsConnection,
     private readonly groups: NatsConnection,
-    private readonly prefix: string,
+    prefix: string,
     readonly nodeId: string,
     private readonly ackTimeoutMs: number,
     private readonly onError: (err: unknown, what: string) => void,
   ) {
     this.messages = `${prefix}.m`;
+    this.groupMessages = `${prefix}.g`;
     this.retainedSubject = `${prefix}.retained`;
+    this.gossipSubject = `${prefix}.interest`;
   }
 
-  /** Subscribe what the core already has (sessions restored before the bus) and the retained mirror. */
+  /** Subscribe what the core already has (sessions restored before the bus), the mirror and the gossip. */
   start(): void {
-    this.retainedSub = this.routes.subscribe(this.retainedSubject, {
-      callback: (err, msg) => (err ? this.onError(err, 'retained subscription') : this.onRetained(msg.data)),
-    });
+    this.own.push(
+      this.routes.subscribe(this.retainedSubject, {
+        callback: (err, msg) =>
+          err ? this.onError(err, 'retained subscription') : this.onRetained(msg.data),
+      }),
+      this.routes.subscribe(this.gossipSubject, {
+        callback: (err, msg) => (err ? this.onError(err, 'interest subscription') : this.onGossip(msg.data)),
+      }),
+    );
     for (const { filter, group } of this.core.interests()) this.interest(filter, true, group);
+    this.announce();
   }
+
+  /** (Re)introduce this node: ask for everyone's interest and send ours (at start and after a reconnect). */
+  announce(): void {
+    this.gossip({ n: this.nodeId, op: 'hello' });
+    this.sendSnapshot();
+  }
+
+  // ---- publishing ------------------------------------------------------------------------------------
 
   publish(message: Routed): void {
-    this.core.deliverLocal(message);
+    const unplaced = this.core.deliverLocal(message);
+    const remote = this.nodes.size === 0 ? null : this.remote.match(message.topic);
+    const plain = remote !== null && remote.entries.length > 0;
+    let viaGroups = false;
+    let served: string[] | null = null;
+    if (unplaced !== null || (remote !== null && remote.groups.length > 0)) {
+      const remoteKeys = new Set(remote?.groups.map((g) => groupKey(g.group, g.filter)) ?? []);
+      const unplacedKeys = new Set<string>();
+      // Groups this node could not (or, balanced, would not) serve: through NATS when another node has
+      // the group too, else here (only offline members here: they queue).
+      for (const g of unplaced ?? []) {
+        const key = groupKey(g.group, g.filter);
+        unplacedKeys.add(key);
+        if (remoteKeys.has(key)) viaGroups = true;
+        else this.core.deliverToLocalGroup(g, message);
+      }
+      if (remoteKeys.size > 0) {
+        // Groups served here are listed in the frame, so the node NATS picks for them drops its copy.
+        for (const g of this.core.router.match(message.topic).groups) {
+          const key = groupKey(g.group, g.filter);
+          if (!unplacedKeys.has(key) && remoteKeys.has(key)) (served ??= []).push(key);
+        }
+        for (const key of remoteKeys) if (!unplacedKeys.has(key) && !served?.includes(key)) viaGroups = true;
+      }
+    }
+    if (!plain && !viaGroups) {
+      this.counts.stayedLocal++;
+      return;
+    }
     if (!this.connected) this.counts.unrouted++;
     try {
-      this.routes.publish(
-        topicSubject(this.messages, message.topic),
-        encodeFrame(this.nodeId, ++this.seq, message),
-      );
+      const frame = encodeFrame(this.nodeId, ++this.seq, message, served);
+      if (plain) this.routes.publish(topicSubject(this.messages, message.topic), frame);
+      if (viaGroups) this.routes.publish(topicSubject(this.groupMessages, message.topic), frame);
       this.sent++;
       this.counts.sent++;
     } catch (err) {
@@ -98,6 +178,149 @@ export class NatsBus implements Bus {
       this.onError(err, 'publish');
     }
   }
+
+  // ---- interest ----------------------------------------------------------------------------------------
+
+  interest(filter: string, present: boolean, group?: string): void {
+    const key = group === undefined ? filter : groupKey(group, filter);
+    if (!present) {
+      for (const sub of this.subs.get(key) ?? []) sub.unsubscribe();
+      if (this.subs.delete(key)) this.gossip({ n: this.nodeId, op: 'del', f: filter, g: group ?? null });
+      return;
+    }
+    if (this.subs.has(key)) return;
+    const subs =
+      group === undefined
+        ? filterSubjects(this.messages, filter).map((subject) =>
+            this.routes.subscribe(subject, {
+              callback: (err, msg) => (err ? this.onError(err, 'subscription') : this.onMessage(msg.data)),
+            }),
+          )
+        : filterSubjects(this.groupMessages, filter).map((subject) =>
+            this.groups.subscribe(subject, {
+              queue: queueName(group, filter),
+              callback: (err, msg) =>
+                err ? this.onError(err, 'group subscription') : this.onGroupMessage(group, filter, msg.data),
+            }),
+          );
+    this.subs.set(key, subs);
+    this.gossip({ n: this.nodeId, op: 'add', f: filter, g: group ?? null });
+  }
+
+  private sendSnapshot(): void {
+    const all: Array<[string, string | null]> = this.core.interests().map((i) => [i.filter, i.group ?? null]);
+    this.gossip({ n: this.nodeId, op: 'snap', all });
+  }
+
+  private gossip(g: Gossip): void {
+    try {
+      this.routes.publish(this.gossipSubject, Buffer.from(JSON.stringify(g)));
+    } catch (err) {
+      this.onError(err, 'interest gossip');
+    }
+  }
+
+  private onGossip(data: Uint8Array): void {
+    let g: Gossip;
+    try {
+      g = JSON.parse(Buffer.from(data).toString('utf8')) as Gossip;
+    } catch {
+      this.counts.undecodable++;
+      return;
+    }
+    if (g.n === this.nodeId) return;
+    switch (g.op) {
+      case 'hello':
+        return this.sendSnapshot();
+      case 'gone':
+        return this.forgetNode(g.n);
+      case 'snap': {
+        this.forgetNode(g.n);
+        for (const [f, grp] of g.all) this.addRemote(g.n, f, grp ?? undefined);
+        return;
+      }
+      case 'add':
+        return this.addRemote(g.n, g.f, g.g ?? undefined);
+      case 'del': {
+        const node = this.nodes.get(g.n);
+        const key = g.g === null ? g.f : groupKey(g.g, g.f);
+        if (node?.keys.delete(key)) this.remote.remove(g.f, node, g.g ?? undefined);
+        return;
+      }
+    }
+  }
+
+  private addRemote(nodeId: string, filter: string, group: string | undefined): void {
+    let node = this.nodes.get(nodeId);
+    if (!node) this.nodes.set(nodeId, (node = new RemoteNode(nodeId)));
+    const key = group === undefined ? filter : groupKey(group, filter);
+    if (node.keys.has(key)) return;
+    node.keys.set(key, { filter, group });
+    const entry: SubEntry<RemoteNode> = {
+      owner: node,
+      filter,
+      qos: 0,
+      nl: false,
+      rap: false,
+      rh: 0,
+      subId: undefined,
+    };
+    this.remote.add(filter, entry, group);
+  }
+
+  /** A node left or died: its filters no longer draw messages to NATS. */
+  forgetNode(nodeId: string): void {
+    const node = this.nodes.get(nodeId);
+    if (!node) return;
+    for (const { filter, group } of node.keys.values()) this.remote.remove(filter, node, group);
+    this.nodes.delete(nodeId);
+    this.lastSeq.delete(nodeId);
+  }
+
+  /** Say this node is leaving (its filters stop drawing messages at once). */
+  sayGone(): void {
+    this.gossip({ n: this.nodeId, op: 'gone' });
+  }
+
+  // ---- receiving ---------------------------------------------------------------------------------------
+
+  private onMessage(data: Uint8Array): void {
+    const wire = decodeFrame(data);
+    if (wire === null) {
+      this.counts.undecodable++;
+      return;
+    }
+    const last = this.lastSeq.get(wire.node) ?? 0;
+    if (wire.seq <= last) {
+      this.counts.duplicates++;
+      return;
+    }
+    this.lastSeq.set(wire.node, wire.seq);
+    this.counts.received++;
+    try {
+      this.core.deliverLocal(wire.message, true);
+    } catch (err) {
+      this.onError(err, 'delivery');
+    }
+  }
+
+  private onGroupMessage(group: string, filter: string, data: Uint8Array): void {
+    const wire = decodeFrame(data);
+    if (wire === null) {
+      this.counts.undecodable++;
+      return;
+    }
+    // The publishing node served this group itself.
+    if (wire.served?.includes(groupKey(group, filter))) return;
+    this.counts.received++;
+    try {
+      this.core.deliverToGroup(group, filter, wire.message);
+    } catch (err) {
+      this.onError(err, 'group delivery');
+    }
+  }
+
+  // ---- retained mirror -------------------------------------------------------------------------------
 
   /** A retained message set or cleared here (and being stored): the other nodes keep their copies current. */
   retainedChanged(op: StoreOp): void {
@@ -165,65 +388,7 @@ export class NatsBus implements Bus {
     }
   }
 
-  interest(filter: string, present: boolean, group?: string): void {
-    const key = group === undefined ? filter : `${group}\u0000${filter}`;
-    if (!present) {
-      for (const sub of this.subs.get(key) ?? []) sub.unsubscribe();
-      this.subs.delete(key);
-      return;
-    }
-    if (this.subs.has(key)) return;
-    const subjects = filterSubjects(this.messages, filter);
-    const subs =
-      group === undefined
-        ? subjects.map((subject) =>
-            this.routes.subscribe(subject, {
-              callback: (err, msg) => (err ? this.onError(err, 'subscription') : this.onMessage(msg.data)),
-            }),
-          )
-        : subjects.map((subject) =>
-            this.groups.subscribe(subject, {
-              queue: queueName(group, filter),
-              callback: (err, msg) =>
-                err ? this.onError(err, 'group subscription') : this.onGroupMessage(group, filter, msg.data),
-            }),
-          );
-    this.subs.set(key, subs);
-  }
-
-  private onMessage(data: Uint8Array): void {
-    const wire = decodeFrame(data);
-    if (wire === null) {
-      this.counts.undecodable++;
-      return;
-    }
-    const last = this.lastSeq.get(wire.node) ?? 0;
-    if (wire.seq <= last) {
-      this.counts.duplicates++;
-      return;
-    }
-    this.lastSeq.set(wire.node, wire.seq);
-    this.counts.received++;
-    try {
-      this.core.deliverLocal(wire.message, true);
-    } catch (err) {
-      this.onError(err, 'delivery');
-    }
-  }
-
-  private onGroupMessage(group: string, filter: string, data: Uint8Array): void {
-    const wire = decodeFrame(data);
-    if (wire === null) {
-      this.counts.undecodable++;
-      return;
-    }
-    this.counts.received++;
-    try {
-      this.core.deliverToGroup(group, filter, wire.message);
-    } catch (err) {
-      this.onError(err, 'group delivery');
-    }
-  }
+  // ---- acknowledgements --------------------------------------------------------------------------------
 
   afterSent(done: (failure: string | null) => void): void {
     this.waiters.push(done);
@@ -236,6 +401,12 @@ export class NatsBus implements Bus {
       const batch = this.waiters;
       this.waiters = [];
       let timer: NodeJS.Timeout | undefined;
+      const settle = (failure: string | null) => {
+        clearTimeout(timer);
+        for (const d of batch) d(failure);
+        this.flushing = false;
+        if (this.waiters.length) this.flushSoon();
+      };
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error('timeout')), this.ackTimeoutMs);
       });
@@ -246,26 +417,26 @@ export class NatsBus implements Bus {
           settle('cluster_routing_unavailable');
         },
       );
-      const settle = (failure: string | null) => {
-        clearTimeout(timer);
-        for (const d of batch) d(failure);
-        this.flushing = false;
-        if (this.waiters.length) this.flushSoon();
-      };
     });
   }
 
-  /** Subscriptions held on NATS (plain and queue), for the cluster view. */
+  /** Subscriptions held on NATS for sessions (plain and queue), for the cluster view. */
   get routeCount(): number {
     let n = 0;
     for (const subs of this.subs.values()) n += subs.length;
     return n;
   }
 
+  /** Other nodes this node knows the interest of. */
+  get knownNodes(): number {
+    return this.nodes.size;
+  }
+
   async close(): Promise<void> {
+    this.sayGone();
     for (const subs of this.subs.values()) for (const s of subs) s.unsubscribe();
     this.subs.clear();
-    this.retainedSub?.unsubscribe();
+    for (const s of this.own) s.unsubscribe();
     const waiting = this.waiters;
     this.waiters = [];
     for (const d of waiting) d('cluster_closing');
@@ -274,5 +445,5 @@ export class NatsBus implements Bus {
 
 /** NATS queue group of one MQTT share group on one filter (`$share/g/a/+` and `$share/g/a/#` differ). */
 function queueName(group: string, filter: string): string {
-  return `q${createHash('sha1').update(`${group}\u0000${filter}`).digest('hex').slice(0, 20)}`;
+  return `q${createHash('sha1').update(groupKey(group, filter)).digest('hex').slice(0, 20)}`;
 }

@@ -195,6 +195,8 @@ export async function startCluster(options: ClusterOptions): Promise<ClusterNode
       } else if (s.type === Events.Reconnect) {
         natsDown = false;
         if (bus) bus.connected = true;
+        // Gossip sent while away is lost: everyone re-sends their interest.
+        if (which === 'routes') bus?.announce();
         log.info({ which }, 'cluster: NATS connection back');
       }
     }
@@ -394,6 +396,7 @@ export async function startCluster(options: ClusterOptions): Promise<ClusterNode
       k.bus = bus;
       k.cluster = port;
       k.retainedChanged = (op) => bus!.retainedChanged(op);
+      k.sharedLocalFirst = c.sharedSubscriptions === 'local';
       bus.start();
       await sweep();
     },

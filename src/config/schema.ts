@@ -454,6 +454,12 @@ export const configSchema = z
         deadAfterMs: z.coerce.number().int().min(500).default(5000),
         /** A QoS 1/2 PUBLISH is acknowledged once NATS has it; past this the PUBACK says it failed. */
         routeAckTimeoutMs: z.coerce.number().int().min(50).default(2000),
+        /**
+         * Share groups: `local` serves a group on the publishing node when a member is online there (no
+         * cross-node hop; consumers scale with the publishers' spread), `balanced` lets NATS pick any node's
+         * member for every message.
+         */
+        sharedSubscriptions: z.enum(['local', 'balanced']).default('local'),
         /** Session hand-over between nodes: how long to wait for the old owner to release it. */
         takeoverTimeoutMs: z.coerce.number().int().min(50).default(2000),
       })

@@ -33,7 +33,7 @@ import { rateLimitedLog, type Logger } from '../observability/index.js';
 import type { Config } from '../config/index.js';
 import type { AuthHooks, UsageMeter } from './hooks.js';
 import type { InternalHandler } from './types.js';
-import { TopicRouter, type SubEntry, type SubOwner } from './router.js';
+import { TopicRouter, type SharedGroup, type SubEntry, type SubOwner } from './router.js';
 import { Session, type Queued, type Routed } from './session.js';
 import { publishWill, restoreWill, scheduleWill, storedWill } from './will.js';
 import type { Connection } from './connection.js';
@@ -50,6 +50,11 @@ import { splitShared, type TopicLimits } from './topics.js';
 import { checkPublishProperties } from './codec.js';
 import { deliver, keep, persistUndelivered } from './delivery.js';
 import { ServiceTable } from './services.js';
+
+function hasOnlineMember(g: SharedGroup<Owner>): boolean {
+  for (const e of g.members) if (e.owner.kind === 'internal' || e.owner.conn !== null) return true;
+  return false;
+}
 
 /** `$aws/rules/{rule}/...` (Basic Ingest). Hot path: one char test for every other topic. */
 export function isBasicIngest(topic: string): boolean {
@@ -80,6 +85,8 @@ export class Core {
    * subscriptions are balanced by the bus (`deliverToGroup`), not in `deliverLocal`.
    */
   cluster: ClusterPort | null = null;
+  /** Cluster: serve a share group here when one of its members is online here (else any node's member). */
+  sharedLocalFirst = true;
   /** Cluster: told of every retained set/clear made on this node, so other nodes' copies follow. */
   retainedChanged: ((op: StoreOp) => void) | null = null;
   /** Usage metering and quotas (src/metering), set by createBroker; null when metering is off. */
@@ -378,18 +385,20 @@ export class Core {
   /**
    * Deliver to this node's subscribers. Overlapping subscriptions of one session deliver once. `remote`: a
    * message another node published (its internal subscribers, such as rules, ran there). In a cluster, share
-   * groups get their messages from the bus (`deliverToGroup`), so that one member in the cluster gets each.
+   * groups are the bus's to place (one member in the cluster gets each message): with `sharedLocalFirst`
+   * a group with a member online here is served here, and the groups not served are returned for the bus
+   * (to hand to another node's members, or back here with `deliverToGroup`). Null: nothing left to place.
    */
-  deliverLocal(msg: Routed, remote = false): void {
+  deliverLocal(msg: Routed, remote = false): readonly SharedGroup<Owner>[] | null {
     const match = this.router.match(msg.topic);
-    if (match.entries.length === 0 && match.groups.length === 0) return;
+    if (match.entries.length === 0 && match.groups.length === 0) return null;
     if (remote) {
-      if (isBasicIngest(msg.topic)) return;
+      if (isBasicIngest(msg.topic)) return null;
     } else if (isBasicIngest(msg.topic)) {
       // AWS Basic Ingest: `$aws/rules/{rule}/...` goes to the rules engine only, never to subscribers
       // (AWS IoT Developer Guide, "Reducing messaging costs with Basic Ingest"); internal subscribers only.
       for (const e of match.entries) if (e.owner.kind === 'internal') this.callInternal(e.owner, msg);
-      return;
+      return null;
     }
     const stamp = ++this.stamp;
     let targets: Session[] | null = null;
@@ -421,7 +430,24 @@ export class Core {
     if (targets) {
       for (const s of targets) this.deliverAgg(s, msg);
     } else if (single) this.deliverAgg(single, msg);
-    if (this.cluster === null) for (const g of match.groups) this.deliverShared(g.members, g, msg);
+    if (match.groups.length === 0) return null;
+    if (this.cluster === null) {
+      for (const g of match.groups) this.deliverShared(g.members, g, msg);
+      return null;
+    }
+    if (remote) return null;
+    if (!this.sharedLocalFirst) return match.groups;
+    let rest: SharedGroup<Owner>[] | null = null;
+    for (const g of match.groups) {
+      if (hasOnlineMember(g)) this.deliverShared(g.members, g, msg);
+      else (rest ??= []).push(g);
+    }
+    return rest;
+  }
+
+  /** Cluster: deliver to one of this node's members of `g` (a group the bus found no better place for). */
+  deliverToLocalGroup(g: SharedGroup<Owner>, msg: Routed): void {
+    this.deliverShared(g.members, g, msg);
   }
 
   /** Cluster: the bus chose this node's members of share group `group` on `filter` for this message. */

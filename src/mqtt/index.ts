@@ -53,7 +53,8 @@ export {
 // The cluster seam (src/cluster plugs in here): the core it drives, its bus and session-ownership port,
 // and what moves sessions, wills and messages between nodes.
 export type { Bus, ClusterPort, ConnectClaim } from './bus.js';
-export type { Core } from './core.js';
+export type { Core, Owner } from './core.js';
+export { TopicRouter, type SharedGroup, type SubEntry, type SubOwner } from './router.js';
 export type { Routed, PendingWill } from './session.js';
 export type { StoredWill } from './store.js';
 export { encodeProperties, decodeProperties } from './store.js';

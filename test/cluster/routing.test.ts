@@ -50,7 +50,7 @@ describe.skipIf(!ready)('cluster of three nodes', () => {
   const track = <T extends MqttClient>(x: T) => (clients.push(x), x);
 
   beforeAll(async () => {
-    cluster = await startTestCluster(3);
+    cluster = await startTestCluster(3, { cluster: { sharedSubscriptions: 'balanced' } });
     [a, b, c] = cluster.nodes as [TestPlatform, TestPlatform, TestPlatform];
   }, 60_000);
   afterAll(async () => {
@@ -88,7 +88,7 @@ describe.skipIf(!ready)('cluster of three nodes', () => {
     await waitFor(() => gotB.some((m) => m.topic === 'fleet/a.b c//é'), 3000, 'odd topic on B');
   });
 
-  it('a share group spreads across nodes, each message to one member in the cluster', async () => {
+  it('a share group spreads across nodes, each message to one member in the cluster (balanced)', async () => {
     const members = [
       track(await client(a, 'w-a')),
       track(await client(b, 'w-b')),
@@ -179,5 +179,49 @@ describe.skipIf(!ready)('cluster of three nodes', () => {
     expect(view.nodes.length).toBe(3);
     expect(view.nodes.every((n) => n.alive)).toBe(true);
     expect(view.nodes.filter((n) => n.self).length).toBe(1);
+  });
+});
+
+describe.skipIf(!ready)('local-first share groups (the default)', () => {
+  let cluster: TestCluster;
+  const clients: MqttClient[] = [];
+  beforeAll(async () => {
+    cluster = await startTestCluster(3);
+  }, 60_000);
+  afterAll(async () => {
+    for (const x of clients) x.end(true);
+    await cluster?.stop();
+  });
+
+  it('a group is served on the publishing node when a member is online there, else on another node', async () => {
+    const [a, b, c] = cluster.nodes as [TestPlatform, TestPlatform, TestPlatform];
+    const onA = await client(a, 'l-a');
+    const onB = await client(b, 'l-b');
+    clients.push(onA, onB);
+    for (const m of [onA, onB]) await m.subscribeAsync('$share/local/lf/#', { qos: 1 });
+    const pubA = await client(a, 'lf-pub-a');
+    const pubC = await client(c, 'lf-pub-c');
+    clients.push(pubA, pubC);
+    await waitFor(
+      async () => {
+        await pubC.publishAsync('lf/probe', 'probe', { qos: 1 });
+        return onA.got.length + onB.got.length > 0;
+      },
+      5000,
+      'C knows the group',
+    );
+    onA.got.length = 0;
+    onB.got.length = 0;
+    for (let i = 0; i < 20; i++) await pubA.publishAsync(`lf/${i}`, `a${i}`, { qos: 1 });
+    for (let i = 0; i < 30; i++) await pubC.publishAsync(`lf/${i}`, `c${i}`, { qos: 1 });
+    await waitFor(() => onA.got.length + onB.got.length >= 50, 5000, 'all 50 placed');
+    await new Promise((r) => setTimeout(r, 300));
+    const all = [...onA.got, ...onB.got].map((x) => x.payload);
+    expect(all.length).toBe(50);
+    expect(new Set(all).size).toBe(50);
+    // Published on A: A's own member, no hop. Published on C (no member there): NATS picks A or B.
+    expect(onB.got.filter((x) => x.payload.startsWith('a'))).toEqual([]);
+    expect(onA.got.filter((x) => x.payload.startsWith('a')).length).toBe(20);
+    expect(onB.got.filter((x) => x.payload.startsWith('c')).length).toBeGreaterThan(0);
   });
 });
