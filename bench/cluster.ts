@@ -35,7 +35,33 @@ const out = arg('out', '');
 interface Node {
   child: ChildProcess;
   port: number;
+  /** CPU seconds (user + system) used so far by the node's processes (the primary and its workers). */
+  cpuSeconds(): number;
   stop(): Promise<void>;
+}
+
+const TICKS = 100; // USER_HZ on Linux
+
+function processCpu(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / TICKS;
+  } catch {
+    return 0;
+  }
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
 }
 
 async function schema(): Promise<{ url: string; drop(): Promise<void> }> {
@@ -73,6 +99,9 @@ async function startNode(opts: {
     THINGSTEAD_ALLOW_ANONYMOUS: 'true',
     THINGSTEAD_LOG_LEVEL: 'warn',
     THINGSTEAD_METERING_ENABLED: 'false',
+    // The take-over bench reconnects one client id hundreds of times (AWS's default is 1 CONNECT/s per id).
+    THINGSTEAD_CONNECTS_PER_CLIENT_ID_PER_SECOND: '100000',
+    THINGSTEAD_CONNECTS_PER_CLIENT_ID_BURST: '100000',
   };
   if (opts.dbUrl) env.THINGSTEAD_DATABASE_URL = opts.dbUrl;
   if (opts.cluster) {
@@ -98,6 +127,7 @@ async function startNode(opts: {
   return {
     child,
     port,
+    cpuSeconds: () => [child.pid!, ...childrenOf(child.pid!)].reduce((sum, pid) => sum + processCpu(pid), 0),
     async stop() {
       child.kill('SIGTERM');
       await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
@@ -178,6 +208,7 @@ async function main() {
   try {
     // ---- fan-in: single / workers1 / workers2, interleaved ----
     const rates: Record<string, number[]> = { single: [], workers1: [], workers2: [] };
+    const perCpu: Record<string, number[]> = { single: [], workers1: [], workers2: [] };
     for (let run = 0; run < runs; run++) {
       for (const conf of ['single', 'workers1', 'workers2'] as const) {
         const node = await startNode({
@@ -187,16 +218,28 @@ async function main() {
           dataDir: join(tmp, conf === 'single' ? 'single' : 'cluster'),
         });
         try {
+          const cpu0 = node.cpuSeconds();
+          const t0 = performance.now();
           const r = await fanIn(node.port, `${conf}-${run}`);
+          const wall = (performance.now() - t0) / 1000;
+          const cpu = node.cpuSeconds() - cpu0;
           rates[conf]!.push(r.deliveredPerSec);
-          console.log(`fan-in ${conf} run ${run + 1}: ${Math.round(r.deliveredPerSec)} msg/s delivered`);
+          // Messages per broker CPU-second (warm-up included on both sides): what one core of broker carries.
+          perCpu[conf]!.push((r.deliveredPerSec * wall) / cpu);
+          console.log(
+            `fan-in ${conf} run ${run + 1}: ${Math.round(r.deliveredPerSec)} msg/s delivered, broker CPU ${(cpu / wall).toFixed(2)} cores, ${Math.round((r.deliveredPerSec * wall) / cpu)} msg per broker CPU-second`,
+          );
         } finally {
           await node.stop();
         }
       }
     }
     const med = Object.fromEntries(Object.entries(rates).map(([k, v]) => [k, median(v)]));
-    results.fanIn = { publishers, subscribers, runs: rates, median: med };
+    const medCpu = Object.fromEntries(Object.entries(perCpu).map(([k, v]) => [k, median(v)]));
+    results.fanIn = { publishers, subscribers, runs: rates, median: med, perBrokerCpuSecond: medCpu };
+    console.log(
+      `msg per broker CPU-second: single ${Math.round(medCpu.single!)}, workers1 ${Math.round(medCpu.workers1!)}, workers2 ${Math.round(medCpu.workers2!)}`,
+    );
     console.log(
       `fan-in medians: single ${Math.round(med.single!)}, workers1 ${Math.round(med.workers1!)}, workers2 ${Math.round(med.workers2!)} msg/s; workers2/workers1 ${(med.workers2! / med.workers1!).toFixed(2)}, workers1/single ${(med.workers1! / med.single!).toFixed(2)}`,
     );

@@ -172,11 +172,8 @@ export function createBroker(options: BrokerOptions): Broker {
     },
 
     stopClients() {
-      // The same first step core.close() takes (closing: wills stay pending, no expiry timers, new
-      // connections destroyed), taken earlier so the platform can close its consumers after it.
-      core.closing = true;
-      for (const conn of [...core.connections])
-        conn.close('server_shutdown', RC.SERVER_SHUTTING_DOWN, 'server shutting down');
+      // core.close()'s first step, taken earlier so the platform can close its consumers after it.
+      core.closeClients();
     },
 
     disconnectWhere(predicate, reasonCode) {

@@ -284,13 +284,21 @@ export class Core {
     else s.queue.push(queued);
   }
 
-  /** Disconnect everyone (v5 0x8B Server shutting down), write what persistent sessions hold, flush. */
-  async close(): Promise<void> {
+  /**
+   * The first step of a shutdown (also taken early by Broker.stopClients): refuse new connections and close
+   * every client connection (v5 0x8B Server shutting down); wills stay pending, expiry timers do not start.
+   */
+  closeClients(): void {
     this.closing = true;
-    this.durable.closing = true;
-    clearInterval(this.sweeper);
     for (const conn of [...this.connections])
       conn.close('server_shutdown', RC.SERVER_SHUTTING_DOWN, 'server shutting down');
+  }
+
+  /** Disconnect everyone (v5 0x8B Server shutting down), write what persistent sessions hold, flush. */
+  async close(): Promise<void> {
+    this.closeClients();
+    this.durable.closing = true;
+    clearInterval(this.sweeper);
     for (const s of this.sessions.values()) {
       s.clearTimers();
       if (s.persistent) persistUndelivered(this, s);
