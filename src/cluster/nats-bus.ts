@@ -68,6 +68,10 @@ type Gossip =
   | { n: string; op: 'gone' };
 
 const groupKey = (group: string, filter: string) => `${group}\u0000${filter}`;
+/** Slice length for counting what may have been in flight when NATS went away. */
+const RECENT_MS = 100;
+/** Longest a node waits, after a reconnect, for the others to re-announce their interest. */
+const RECOVERY_MS = 3000;
 
 export class NatsBus implements Bus {
   sent = 0;
@@ -81,8 +85,17 @@ export class NatsBus implements Bus {
     retainedMirrored: 0,
     stayedLocal: 0,
   };
-  /** Whether `routes` is connected (set from its status events). */
+  /** Whether `routes` is connected (see `disconnected` / `reconnected`). */
   connected = true;
+  /**
+   * After a reconnect, until every node known before has re-announced its interest (so its subscriptions
+   * are back on NATS) or RECOVERY_MS passed: what is published meanwhile may not arrive, and is counted.
+   */
+  private recoveringUntil = 0;
+  private awaitingPeers = new Set<string>();
+  /** Cross-node publishes in the previous and the current RECENT_MS slice (see `disconnected`). */
+  private recent = [0, 0];
+  private recentSlice = 0;
   private seq = 0;
   private readonly subs = new Map<string, Subscription[]>();
   /** The other nodes' filters. */
@@ -166,7 +179,8 @@ export class NatsBus implements Bus {
       this.counts.stayedLocal++;
       return;
     }
-    if (!this.connected) this.counts.unrouted++;
+    if (!this.connected || (this.recoveringUntil !== 0 && this.stillRecovering())) this.counts.unrouted++;
+    else this.countRecent();
     try {
       const frame = encodeFrame(this.nodeId, ++this.seq, message, served);
       if (plain) this.routes.publish(topicSubject(this.messages, message.topic), frame);
@@ -177,6 +191,40 @@ export class NatsBus implements Bus {
       this.counts.unrouted++;
       this.onError(err, 'publish');
     }
+  }
+
+  private countRecent(): void {
+    const slice = Math.floor(performance.now() / RECENT_MS);
+    if (slice !== this.recentSlice) {
+      this.recent = slice === this.recentSlice + 1 ? [this.recent[1]!, 0] : [0, 0];
+      this.recentSlice = slice;
+    }
+    this.recent[1]!++;
+  }
+
+  /**
+   * NATS went away. What was published in the moments before that was noticed may have been in the socket
+   * buffer: it is counted as unrouted too (up to two RECENT_MS slices), so the count bounds the loss.
+   */
+  disconnected(): void {
+    if (!this.connected) return;
+    this.connected = false;
+    this.counts.unrouted += this.recent[0]! + this.recent[1]!;
+    this.recent = [0, 0];
+  }
+
+  /** NATS is back: re-announce, and count what is published until the other nodes are subscribed again. */
+  reconnected(): void {
+    this.connected = true;
+    this.awaitingPeers = new Set(this.nodes.keys());
+    this.recoveringUntil = performance.now() + RECOVERY_MS;
+    this.announce();
+  }
+
+  private stillRecovering(): boolean {
+    if (this.awaitingPeers.size > 0 && performance.now() < this.recoveringUntil) return true;
+    this.recoveringUntil = 0;
+    return false;
   }
 
   // ---- interest ----------------------------------------------------------------------------------------
@@ -229,6 +277,8 @@ export class NatsBus implements Bus {
       return;
     }
     if (g.n === this.nodeId) return;
+    // A node heard from after a reconnect has its subscriptions back (they precede its publishes).
+    this.awaitingPeers.delete(g.n);
     switch (g.op) {
       case 'hello':
         return this.sendSnapshot();

@@ -158,7 +158,7 @@ export async function startCluster(options: ClusterOptions): Promise<ClusterNode
   );
   busCount(
     'unrouted',
-    'Messages published while NATS was unreachable (other nodes may not get them)',
+    'Messages other nodes may not have received: published while NATS was unreachable, in the 200 ms before that was noticed, or before the other nodes had re-subscribed after it came back',
     (b) => b.counts.unrouted,
   );
   busCount(
@@ -187,16 +187,15 @@ export async function startCluster(options: ClusterOptions): Promise<ClusterNode
     for await (const s of nc.status()) {
       if (s.type === Events.Disconnect) {
         natsDown = true;
-        if (bus) bus.connected = false;
+        if (which === 'routes') bus?.disconnected();
         log.warn(
           { which },
           'cluster: NATS connection lost; reconnecting (messages for other nodes are not routed meanwhile)',
         );
       } else if (s.type === Events.Reconnect) {
         natsDown = false;
-        if (bus) bus.connected = true;
         // Gossip sent while away is lost: everyone re-sends their interest.
-        if (which === 'routes') bus?.announce();
+        if (which === 'routes') bus?.reconnected();
         log.info({ which }, 'cluster: NATS connection back');
       }
     }
