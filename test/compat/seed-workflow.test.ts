@@ -250,5 +250,5 @@ describe.skipIf(!haveAws || !haveMosquitto)('seed workflow with the AWS CLI', ()
         `file://${join(dir, 'bad.json')}`,
       ]),
     ).rejects.toMatchObject({ stderr: expect.stringMatching(/MalformedPolicyException.*Statement\[0\]/s) });
-  });
+  }, 120_000); // six AWS CLI v2 runs of ~1-5 s each (Python start-up), more on a loaded machine
 });
