@@ -9,12 +9,7 @@ import type { ClusterNode } from './node.js';
 
 export { startCluster, type ClusterNode, type ClusterView, type ClusterOptions } from './node.js';
 export { filterSubjects, topicSubject, subjectTopic } from './subjects.js';
-export {
-  startLeadership,
-  CLUSTER_TASKS,
-  type Leadership,
-  type LeadershipOptions,
-} from './leader.js';
+export { startLeadership, CLUSTER_TASKS, type Leadership, type LeadershipOptions } from './leader.js';
 
 /**
  * GET /cluster: the nodes, their connections and routes (unauthenticated like /metrics; loopback by default),
