@@ -43,6 +43,8 @@ export interface JobsOptions {
   readonly tags?: ResourceTags;
   /** Usage metering: job executions created, per thing (src/metering). */
   readonly onExecutionsCreated?: (thingNames: readonly string[]) => void;
+  /** Cluster mode: does this node run the single-runner task (`jobs.rollout`)? See rollout.ts. */
+  readonly runsHere?: ((task: string) => boolean) | undefined;
 }
 
 /** The jobs context as other code sees it. */
@@ -87,7 +89,12 @@ export async function startJobs(options: JobsOptions): Promise<StartedContext<Jo
   let rollout: Rollout | null = null;
   const service = createJobsService(ctx, reactions, (jobId) => rollout?.kick(jobId));
   const device = createDeviceJobs(ctx, reactions);
-  rollout = startRollout(ctx, reactions, { db: options.db, events: options.events, tickMs: cfg.tickMs });
+  rollout = startRollout(ctx, reactions, {
+    db: options.db,
+    events: options.events,
+    tickMs: cfg.tickMs,
+    runsHere: options.runsHere,
+  });
   const registration = broker.registerService(jobsMqttService(ctx, device, broker));
   const started = rollout;
   return {

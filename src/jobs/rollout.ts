@@ -4,8 +4,10 @@
  * Exactly one process runs it when several share PostgreSQL: the holder of a session-level advisory lock
  * (`pg_try_advisory_lock`, taken on a connection held for the process's life; when that process dies the
  * lock goes with its session and another process takes over on its next tick). SQLite is one process, so it
- * always runs there. Every write it makes is conditional as well (store.ts), so even two runners would not
- * duplicate an execution. All state is in the store, so a restart resumes where the last tick left off.
+ * always runs there. In cluster mode the cluster's leadership decides instead (`runsHere('jobs.rollout')`,
+ * src/cluster/leader.ts, checked at every tick and kick). Every write it makes is conditional as well
+ * (store.ts), so even two runners would not duplicate an execution. All state is in the store, so a
+ * restart resumes where the last tick left off.
  *
  * Each tick (jobs.tickMs):
  * - SCHEDULED jobs whose schedulingConfig.startTime passed start; IN_PROGRESS jobs past endTime end as
@@ -50,7 +52,13 @@ export interface Rollout {
 export function startRollout(
   ctx: JobsContext,
   reactions: Reactions,
-  options: { db: Database; events?: ChangeChannel | undefined; tickMs: number },
+  options: {
+    db: Database;
+    events?: ChangeChannel | undefined;
+    tickMs: number;
+    /** Cluster mode: the node runs the rollout while it holds `jobs.rollout` (instead of the lock below). */
+    runsHere?: ((task: string) => boolean) | undefined;
+  },
 ): Rollout {
   const { store } = ctx;
   const log = ctx.logger;
@@ -63,8 +71,11 @@ export function startRollout(
   const announcing = new Map<string, Promise<void>>();
   let ticking: Promise<void> | null = null;
 
+  const runsHere = options.runsHere;
+  const leads = () => (runsHere ? runsHere('jobs.rollout') : leader);
+
   async function acquire(): Promise<void> {
-    if (leader || options.db.kind !== 'postgres' || closed) return;
+    if (runsHere || leader || options.db.kind !== 'postgres' || closed) return;
     try {
       lockClient ??= await options.db.raw.connect();
       lockClient.on('error', () => undefined);
@@ -169,7 +180,7 @@ export function startRollout(
   }
 
   function kick(jobId: string): void {
-    if (!leader || closed) return;
+    if (!leads() || closed) return;
     const previous = steps.get(jobId) ?? Promise.resolve();
     const next = previous
       .then(() => step(jobId))
@@ -243,7 +254,7 @@ export function startRollout(
 
   async function runTick(): Promise<void> {
     await acquire();
-    if (!leader || closed) return;
+    if (!leads() || closed) return;
     const now = ctx.now();
     for (const job of await store.activeJobs()) await tend(job, now);
     await Promise.all([...steps.values()]);
@@ -262,7 +273,7 @@ export function startRollout(
 
   /** A thing's registry state changed: continuous jobs may now reach it, or no longer. */
   async function thingChanged(thingName: string): Promise<void> {
-    if (!leader) return;
+    if (!leads()) return;
     const jobs = (await store.activeJobs()).filter(
       (j) => j.targetSelection === 'CONTINUOUS' && j.status !== 'DELETION_IN_PROGRESS' && !j.rollout.stopped,
     );
@@ -302,7 +313,7 @@ export function startRollout(
   return {
     kick,
     tick,
-    isLeader: () => leader,
+    isLeader: leads,
     async close() {
       closed = true;
       clearInterval(timer);

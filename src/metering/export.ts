@@ -49,6 +49,8 @@ export interface ExportOptions {
   readonly dataDir: string;
   readonly logger: Logger;
   readonly now?: (() => number) | undefined;
+  /** Cluster mode: the continuous export runs only on the node holding `metering.export`. */
+  readonly runsHere?: ((task: string) => boolean) | undefined;
 }
 
 const DAY_MS = 86_400_000;
@@ -181,7 +183,7 @@ export function startExports(options: ExportOptions): StartedContext<Exports> {
   };
   const interval = options.config.intervalMs;
   const tick = async () => {
-    if (running) return;
+    if (running || options.runsHere?.('metering.export') === false) return;
     const state = readState();
     const end = now() - options.config.lagMs;
     for (const kind of KINDS) {

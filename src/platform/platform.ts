@@ -17,7 +17,13 @@ import {
 } from '../identity/index.js';
 import { verifySigV4 } from '../sigv4/index.js';
 import { startBroker, type AuthHooks, type Broker } from '../mqtt/index.js';
-import { startCluster, clusterRoute, type ClusterNode } from '../cluster/index.js';
+import {
+  startCluster,
+  startLeadership,
+  clusterRoute,
+  CLUSTER_TASKS,
+  type ClusterNode,
+} from '../cluster/index.js';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '../observability/index.js';
 import { startPolicy, type PolicyService } from '../policy/index.js';
 import { isShadowIndexed, startRegistry, type FieldProvider, type ThingRegistry } from '../registry/index.js';
@@ -276,11 +282,29 @@ export async function createPlatform(
     // Cluster mode (THINGSTEAD_NATS_URL): this node joins the others on NATS and the shared PostgreSQL;
     // it closes after the broker, whose close writes the sessions this node holds.
     let cluster: ClusterNode | null = null;
+    // Work that runs once per cluster (src/cluster/leader.ts): the contexts skip their single-runner ticks
+    // while another node holds the task. Without a cluster it all runs here (runsHere undefined).
+    let runsHere: ((task: string) => boolean) | undefined;
     if (config.cluster.natsUrl !== null) {
       if (db.kind !== 'postgres') throw new Error('cluster mode needs PostgreSQL (THINGSTEAD_DATABASE_URL)');
       const node = await startCluster({ config, db, logger: logger.child({ ctx: 'cluster' }), metrics });
       cluster = node;
-      modules.push({ name: 'cluster', close: () => node.close(), routes: [clusterRoute(node)] });
+      modules.push({ name: 'cluster', close: () => node.close() });
+      const leadership = await startLeadership({
+        databaseUrl: config.databaseUrl!,
+        cluster: config.cluster.name,
+        tasks: CLUSTER_TASKS,
+        heartbeatMs: config.cluster.heartbeatMs,
+        logger: logger.child({ ctx: 'cluster' }),
+        metrics,
+      });
+      runsHere = (task) => leadership.holds(task);
+      // Closed after every context started below (the stack), so no tick runs here once it lets go.
+      modules.push({
+        name: 'cluster leadership',
+        close: () => leadership.close(),
+        routes: [clusterRoute(node, leadership)],
+      });
     }
     const broker = (
       await start(
@@ -349,6 +373,7 @@ export async function createPlatform(
           tags,
           onExecutionsCreated: (things) =>
             things.forEach((thing) => metering.add(thing, 'job_executions', 1)),
+          runsHere,
         }),
       )
     ).service;
@@ -374,6 +399,7 @@ export async function createPlatform(
           dataDir,
           publicBase: () => apiBase,
           tags,
+          runsHere,
         }),
       )
     ).service;
@@ -397,6 +423,7 @@ export async function createPlatform(
                 }
               : null,
           resolveGroup: groupMembers(registry),
+          runsHere,
         }),
       )
     ).service;
@@ -438,6 +465,7 @@ export async function createPlatform(
           dataDir,
           logger: logger.child({ ctx: 'metering' }),
           now: options.clock,
+          runsHere,
         }),
       )
     ).service;
@@ -471,6 +499,7 @@ export async function createPlatform(
               ])
               .catch((err: unknown) => logger.warn({ err }, 'shadow history write failed'));
           },
+          runsHere,
         }),
       )
     ).service;

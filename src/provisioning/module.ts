@@ -51,6 +51,8 @@ export interface ProvisioningOptions {
   readonly now?: () => number;
   /** Tests: called after each write of an apply (inject a failure or a crash between two writes). */
   readonly afterApplyStep?: (step: string) => void | Promise<void>;
+  /** Cluster mode: the periodic sweep runs only on the node holding `provisioning.sweep`. */
+  readonly runsHere?: ((task: string) => boolean) | undefined;
 }
 
 /** The provisioning context as other code (and tests) see it. */
@@ -285,6 +287,7 @@ export async function startProvisioning(options: ProvisioningOptions): Promise<S
 
   let sweeping: Promise<unknown> | null = null;
   const tick = () => {
+    if (options.runsHere?.('provisioning.sweep') === false) return;
     sweeping ??= sweep()
       .catch((err: unknown) => logger.warn({ err }, 'provisioning sweep failed'))
       .finally(() => {

@@ -33,6 +33,8 @@ export async function startShadows(options: {
   readonly indexing: { enabled(): boolean; indexNamed(name: string): boolean };
   /** History of accepted versions (the time-series store), when `shadow.history` is on. */
   readonly history?: (record: ShadowVersionRecord) => void;
+  /** Cluster mode: the hourly purge runs only on the node holding `shadow.purge`. */
+  readonly runsHere?: ((task: string) => boolean) | undefined;
 }): Promise<StartedContext<Shadows>> {
   const { broker, events, logger } = options;
   const c = options.config.shadow;
@@ -76,6 +78,7 @@ export async function startShadows(options: {
     if (event.kind === 'thing' && event.deleted) await service.deleteThing(event.name);
   });
   const purge = setInterval(() => {
+    if (options.runsHere?.('shadow.purge') === false) return;
     service.purge().catch((err: unknown) => logger.warn({ err }, 'shadow tombstone purge failed'));
   }, 3_600_000);
   purge.unref();

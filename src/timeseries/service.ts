@@ -14,6 +14,8 @@ export interface TimeseriesOptions {
   readonly retention?: (RetentionPolicy & { readonly intervalMs: number }) | null;
   /** Resolve a thing group to its member things (group queries); from the registry when present. */
   readonly resolveGroup?: ((group: string) => Promise<string[]>) | null;
+  /** Cluster mode: scheduled retention runs only on the node holding `timeseries.retention`. */
+  readonly runsHere?: ((task: string) => boolean) | undefined;
 }
 
 export type TailFilter = { readonly thing?: string; readonly metric?: string };
@@ -50,7 +52,7 @@ export async function createTimeseries(options: TimeseriesOptions): Promise<Time
   const retention = options.retention;
   if (retention && retention.intervalMs > 0) {
     retentionTimer = setInterval(() => {
-      if (retentionRun) return;
+      if (retentionRun || options.runsHere?.('timeseries.retention') === false) return;
       retentionRun = runRetentionOnce(options.db, store, retention)
         .catch((err: unknown) => log.warn({ err }, 'time-series retention failed'))
         .finally(() => (retentionRun = null));
