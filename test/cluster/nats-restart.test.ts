@@ -1,10 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
-import mqtt, { type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresAvailable } from '../helpers/postgres.js';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { connectCollecting, freePort, startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { scrapeMetric, waitFor, type TestPlatform } from '../helpers/platform.js';
 
 /**
@@ -21,33 +20,8 @@ if (!existsSync(NATS_BIN)) {
   console.warn(`SKIP: ${NATS_BIN} missing; the NATS restart test is skipped`);
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 function startNats(port: number): ChildProcess {
   return spawn(NATS_BIN, ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
-}
-
-async function connect(node: TestPlatform, clientId: string) {
-  const c = mqtt.connect(node.endpoints.mqtt!, {
-    clientId,
-    reconnectPeriod: 0,
-    protocolVersion: 5,
-  }) as MqttClient & {
-    got: string[];
-  };
-  c.got = [];
-  c.on('message', (_t, payload) => c.got.push(payload.toString()));
-  await new Promise<void>((resolve, reject) => {
-    c.once('connect', () => resolve());
-    c.once('error', reject);
-  });
-  return c;
 }
 
 describe.skipIf(!ready)('NATS restarted under traffic', () => {
@@ -69,15 +43,15 @@ describe.skipIf(!ready)('NATS restarted under traffic', () => {
 
   it('recovers by itself; losses are bounded by the unrouted count; no duplicates', async () => {
     const [a, b] = cluster.nodes as [TestPlatform, TestPlatform];
-    const sub = await connect(b, 'sub');
-    const pub = await connect(a, 'pub');
+    const sub = await connectCollecting(b.endpoints.mqtt!, 'sub');
+    const pub = await connectCollecting(a.endpoints.mqtt!, 'pub');
     clients.push(sub, pub);
     await sub.subscribeAsync('traffic/#', { qos: 0 });
     await waitFor(
       async () => {
         pub.publish('traffic/x', 'probe');
         await new Promise((r) => setTimeout(r, 20));
-        return sub.got.includes('probe');
+        return sub.got.some((m) => m.payload === 'probe');
       },
       5000,
       'route A -> B',
@@ -111,7 +85,7 @@ describe.skipIf(!ready)('NATS restarted under traffic', () => {
     );
     const resumeFrom = seq;
     await waitFor(
-      () => sub.got.some((m) => Number(m) >= resumeFrom),
+      () => sub.got.some((m) => Number(m.payload) >= resumeFrom),
       10_000,
       'deliveries resume after the restart',
     );
@@ -121,7 +95,7 @@ describe.skipIf(!ready)('NATS restarted under traffic', () => {
     const last = seq;
     await new Promise((r) => setTimeout(r, 500));
 
-    const got = sub.got.map(Number);
+    const got = sub.got.map((m) => Number(m.payload));
     expect(new Set(got).size).toBe(got.length);
     const lost = last - got.length;
     const unrouted = (await scrapeMetric(a, 'thingstead_cluster_unrouted_total')) - before;

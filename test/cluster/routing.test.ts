@@ -1,8 +1,9 @@
-import mqtt, { type MqttClient } from 'mqtt';
+import type mqtt from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresAvailable } from '../helpers/postgres.js';
 import { natsAvailable } from '../helpers/nats.js';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { connectCollecting, startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { waitFor, type TestPlatform } from '../helpers/platform.js';
 
 /**
@@ -14,32 +15,9 @@ import { waitFor, type TestPlatform } from '../helpers/platform.js';
 const ready =
   (await postgresAvailable('cluster routing tests')) && (await natsAvailable('cluster routing tests'));
 
-type Got = Array<{ topic: string; payload: string; retain: boolean }>;
-type Client = MqttClient & { got: Got };
-
-/** A v5 client on `node`, collecting what it receives from the start (queued messages come with CONNACK). */
-async function client(node: TestPlatform, clientId: string, opts: mqtt.IClientOptions = {}): Promise<Client> {
-  const c = mqtt.connect(node.endpoints.mqtt!, {
-    clientId,
-    reconnectPeriod: 0,
-    protocolVersion: 5,
-    ...opts,
-  }) as Client;
-  c.got = collect(c);
-  await new Promise<void>((resolve, reject) => {
-    c.once('connect', () => resolve());
-    c.once('error', reject);
-  });
-  return c;
-}
-
-function collect(c: MqttClient): Got {
-  const got: Got = [];
-  c.on('message', (topic, payload, packet) =>
-    got.push({ topic, payload: payload.toString(), retain: packet.retain }),
-  );
-  return got;
-}
+/** A v5 client on `node`, collecting what it receives from the start. */
+const client = (node: TestPlatform, clientId: string, opts: mqtt.IClientOptions = {}) =>
+  connectCollecting(node.endpoints.mqtt!, clientId, opts);
 
 describe.skipIf(!ready)('cluster of three nodes', () => {
   let cluster: TestCluster;
