@@ -1,4 +1,5 @@
-import { migrate, type Database, type Migration } from '../store/index.js';
+import { migrate, type Database, type Migration, type Statement } from '../store/index.js';
+import { groupCommit, valuesList } from './group-commit.js';
 
 /**
  * Storage of the provisioning flows (the templates themselves are in templates-store.ts): ownership tokens,
@@ -180,6 +181,8 @@ export interface FlowsStore {
 }
 
 type Row = Record<string, unknown>;
+/** Rows per multi-row statement (SQLite allows 32,766 parameters; traces have 9 columns). */
+const ROWS_PER_STATEMENT = 100;
 const num = (v: unknown) => Number(v);
 const strOrNull = (v: unknown) =>
   typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' ? String(v) : null;
@@ -223,6 +226,18 @@ const taskFromRow = (r: Row): TaskRow => ({
  */
 export async function openFlowsStore(db: Database): Promise<FlowsStore> {
   await migrate(db, 'provisioning-flows', PROVISIONING_FLOW_MIGRATIONS);
+  // The journal row of each registration, written and deleted by group commit (group-commit.ts): the
+  // registrations applying at once (bulk lines, concurrent API calls) share one statement, and each caller
+  // still goes on only once its own row is stored (insert) or gone (delete), as the saga requires.
+  const insertJournalRow = groupCommit<{ j: JournalRow; leaseUntil: number }>(async (rows) => {
+    await db.run(
+      `INSERT INTO provisioning_journal (attempt_id, flow, created_at, lease_until, undo) VALUES ${valuesList(rows.length, 5)}`,
+      rows.flatMap(({ j, leaseUntil }) => [j.attemptId, j.flow, j.createdAt, leaseUntil, j.undo]),
+    );
+  }, ROWS_PER_STATEMENT);
+  const deleteJournalRow = groupCommit<string>(async (ids) => {
+    await db.run(`DELETE FROM provisioning_journal WHERE attempt_id IN ${valuesList(1, ids.length)}`, ids);
+  }, ROWS_PER_STATEMENT);
   const store: FlowsStore = {
     async insertToken(t) {
       await db.run(
@@ -294,14 +309,11 @@ export async function openFlowsStore(db: Database): Promise<FlowsStore> {
       await db.run('DELETE FROM provisioning_claims WHERE certificate_id = $1', [certificateId]);
     },
 
-    async insertJournal(j, leaseUntil) {
-      await db.run(
-        'INSERT INTO provisioning_journal (attempt_id, flow, created_at, lease_until, undo) VALUES ($1, $2, $3, $4, $5)',
-        [j.attemptId, j.flow, j.createdAt, leaseUntil, j.undo],
-      );
+    insertJournal(j, leaseUntil) {
+      return insertJournalRow({ j, leaseUntil });
     },
-    async deleteJournal(id) {
-      await db.run('DELETE FROM provisioning_journal WHERE attempt_id = $1', [id]);
+    deleteJournal(id) {
+      return deleteJournalRow(id);
     },
     async journalIds() {
       const rows = await db.query<{ attempt_id: string; flow: string }>(
@@ -334,12 +346,15 @@ export async function openFlowsStore(db: Database): Promise<FlowsStore> {
 
     async insertTraces(rows) {
       if (rows.length === 0) return;
-      await db.batch(
-        rows.map((t) => ({
+      // One multi-row statement per chunk (PostgreSQL: one round trip instead of one per trace).
+      const chunks: Statement[] = [];
+      for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
+        const chunk = rows.slice(i, i + ROWS_PER_STATEMENT);
+        chunks.push({
           sql:
             'INSERT INTO provisioning_traces (attempt_id, started_at, flow, template_name, result, reason, thing_name, ' +
-            'certificate_id, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (attempt_id) DO NOTHING',
-          params: [
+            `certificate_id, body) VALUES ${valuesList(chunk.length, 9)} ON CONFLICT (attempt_id) DO NOTHING`,
+          params: chunk.flatMap((t) => [
             t.attemptId,
             t.startedAt,
             t.flow,
@@ -349,9 +364,10 @@ export async function openFlowsStore(db: Database): Promise<FlowsStore> {
             t.thingName,
             t.certificateId,
             t.body,
-          ],
-        })),
-      );
+          ]),
+        });
+      }
+      await db.batch(chunks);
     },
     async getTrace(id) {
       const rows = await db.query<Row>('SELECT * FROM provisioning_traces WHERE attempt_id = $1', [id]);
@@ -474,14 +490,17 @@ export async function openFlowsStore(db: Database): Promise<FlowsStore> {
     },
     async insertTaskLines(id, lines) {
       if (lines.length === 0) return;
-      await db.batch(
-        lines.map((l) => ({
+      const chunks: Statement[] = [];
+      for (let i = 0; i < lines.length; i += ROWS_PER_STATEMENT) {
+        const chunk = lines.slice(i, i + ROWS_PER_STATEMENT);
+        chunks.push({
           sql:
-            'INSERT INTO provisioning_task_lines (task_id, line, ok, body) VALUES ($1, $2, $3, $4) ' +
+            `INSERT INTO provisioning_task_lines (task_id, line, ok, body) VALUES ${valuesList(chunk.length, 4)} ` +
             'ON CONFLICT (task_id, line) DO NOTHING',
-          params: [id, l.line, l.ok ? 1 : 0, l.body],
-        })),
-      );
+          params: chunk.flatMap((l) => [id, l.line, l.ok ? 1 : 0, l.body]),
+        });
+      }
+      await db.batch(chunks);
     },
     async doneTaskLines(id) {
       const rows = await db.query<{ line: unknown }>(
