@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freshSchema, postgresAvailable } from '../helpers/postgres.js';
 import { natsAvailable, TEST_NATS_URL } from '../helpers/nats.js';
-import { connectCollecting, freePort } from '../helpers/cluster.js';
+import { connectCollecting, freePort, type CollectingClient } from '../helpers/cluster.js';
 import { waitFor } from '../helpers/platform.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -69,7 +69,7 @@ describe.skipIf(!ready)('thingstead up --workers 2', () => {
       const url = `mqtt://127.0.0.1:${mqttPort}`;
       const sub = await connectCollecting(url, 'w-sub');
       await sub.subscribeAsync('w/#', { qos: 1 });
-      const pubs = [];
+      const pubs: CollectingClient[] = [];
       for (let i = 0; i < 4; i++) pubs.push(await connectCollecting(url, `w-pub-${i}`));
       await waitFor(
         async () => {
