@@ -78,7 +78,8 @@ export type UndoAction =
   | { readonly op: 'detachPrincipal'; readonly thingName: string; readonly principal: string }
   | { readonly op: 'detachPolicy'; readonly policyName: string; readonly target: string }
   | { readonly op: 'deletePolicy'; readonly policyName: string }
-  | { readonly op: 'deleteCertificate'; readonly certificateId: string };
+  | { readonly op: 'deleteCertificate'; readonly certificateId: string }
+  | { readonly op: 'deleteTaskLine'; readonly taskId: string; readonly line: number };
 
 /** The journal row's body. */
 interface JournalBody {
@@ -117,7 +118,14 @@ export interface Applier {
     /** Spent at the commit point; released on a refusal (by the caller). */
     tokenHash?: string | undefined;
     onTokenSpent?: () => Promise<void>;
-  }): Promise<AppliedResources>;
+    /**
+     * Bulk: the line's result. When the line signs a CSR its result is stored as a journaled write just
+     * before the commit point (undone with the rest), so after a crash the result is recorded exactly when
+     * the registration was kept, and a resumed task never signs that CSR again. Other lines re-run
+     * idempotently and leave the result to the caller (`resultRecorded` false).
+     */
+    result?: { taskId: string; line: number; body: (applied: AppliedResources) => string } | undefined;
+  }): Promise<AppliedResources & { resultRecorded?: boolean }>;
   /** Open journal entries of `flow` not applying in this process (another's, or a dead one's not yet lapsed). */
   pendingElsewhere(flow: string): Promise<number>;
   /** Finish or undo attempts whose process died mid-apply (lease lapsed). Returns how many were taken. */
@@ -189,6 +197,9 @@ export function createApplier(options: {
         case 'deletePolicy':
           await policies.deletePolicy(a.policyName);
           return;
+        case 'deleteTaskLine':
+          await store.deleteTaskLine(a.taskId, a.line);
+          return;
         case 'deleteCertificate': {
           const record = await certificates.describe(a.certificateId);
           if (record.status === 'ACTIVE') await certificates.updateStatus(a.certificateId, 'INACTIVE');
@@ -222,7 +233,7 @@ export function createApplier(options: {
   const overrideOf = (action: OverrideAction | undefined): OverrideAction => action ?? 'DO_NOTHING';
 
   return {
-    async apply({ plan, flow, trace, certificateId: given, tokenHash, onTokenSpent }) {
+    async apply({ plan, flow, trace, certificateId: given, tokenHash, onTokenSpent, result }) {
       // ---- 1. read and check, nothing written yet -------------------------------------------------
       const undo: UndoAction[] = [];
       const writes: Array<{ step: string; run: () => Promise<void>; undo?: UndoAction[] }> = [];
@@ -243,6 +254,7 @@ export function createApplier(options: {
         );
       let certificateId: string | undefined = cert?.certificateId ?? given;
       let certificatePem: string | undefined;
+      let signed = false;
       if (cert) {
         let record: { status: string; certificatePem: string } | undefined;
         let pemToRegister = cert.certificatePem;
@@ -257,6 +269,7 @@ export function createApplier(options: {
           } catch (err) {
             throw new ApplyRefusal('csr_invalid', err as Error);
           }
+          signed = true;
           trace.step('apply.certificate.sign', {});
         }
         if (pemToRegister !== undefined && certificateId === undefined) {
@@ -529,6 +542,24 @@ export function createApplier(options: {
             });
         }
       }
+      const applied = (): AppliedResources => ({
+        ...(thing ? { thingName: thing.thingName } : {}),
+        ...(certificateId !== undefined ? { certificateId } : {}),
+        ...(certificatePem !== undefined ? { certificatePem } : {}),
+        resourceArns,
+      });
+      // A signed CSR's result goes in before the commit point (see `result`); only with a commit point, so
+      // that recovery keeps it exactly when it keeps the certificate.
+      const recordResult = signed && commit !== undefined && result !== undefined;
+      if (recordResult) {
+        const { taskId, line } = result;
+        const body = result.body(applied());
+        writes.push({
+          step: 'apply.result',
+          run: () => store.insertTaskLines(taskId, [{ line, ok: true, body }]),
+          undo: [{ op: 'deleteTaskLine', taskId, line }],
+        });
+      }
       if (commit) {
         const c = commit;
         writes.push({
@@ -585,12 +616,7 @@ export function createApplier(options: {
           await onTokenSpent?.();
         }
         if (journaled) await store.deleteJournal(attemptId);
-        return {
-          ...(thing ? { thingName: thing.thingName } : {}),
-          ...(certificateId !== undefined ? { certificateId } : {}),
-          ...(certificatePem !== undefined ? { certificatePem } : {}),
-          resourceArns,
-        };
+        return { ...applied(), ...(recordResult ? { resultRecorded: true } : {}) };
       }
     },
 

@@ -157,8 +157,11 @@ export function createRegistrationTasks(options: {
       if (t.trim() !== '') work.push({ line: i + 1, text: t });
     });
     const done = await store.doneTaskLines(taskId);
-    let success = row.successCount;
-    let failure = row.failureCount;
+    // Counted from the stored results, not the last progress write: a resumed task also counts the results
+    // stored after it (a CSR line's, inside its registration) and before the crash.
+    const counted = await store.taskLineCounts(taskId);
+    let success = Math.max(row.successCount, counted.ok);
+    let failure = Math.max(row.failureCount, counted.failed);
     await store.updateTask(taskId, { total: work.length, lastModifiedAt: now(), leaseUntil: lease() });
     let pendingLines: { line: number; ok: boolean; body: string }[] = [];
     const flush = async () => {
@@ -191,6 +194,17 @@ export function createRegistrationTasks(options: {
             body: JSON.stringify({ referenceId, errorCode: 'InvalidRequestException', errorMessage: params }),
           });
         } else {
+          const resultBody = (r: {
+            certificatePem?: string | undefined;
+            resourceArns: Record<string, string>;
+          }) =>
+            JSON.stringify({
+              referenceId,
+              response: {
+                ...(r.certificatePem !== undefined ? { certificatePem: r.certificatePem } : {}),
+                resourceArns: r.resourceArns,
+              },
+            });
           const outcome = await pipeline.provision({
             flow: 'bulk',
             template: { body: req.templateBody },
@@ -198,20 +212,13 @@ export function createRegistrationTasks(options: {
             parameters: params,
             taskId,
             line: item.line,
+            resultBody,
           });
           if (outcome.ok) {
             success++;
-            pendingLines.push({
-              line: item.line,
-              ok: true,
-              body: JSON.stringify({
-                referenceId,
-                response: {
-                  ...(outcome.certificatePem !== undefined ? { certificatePem: outcome.certificatePem } : {}),
-                  resourceArns: outcome.resourceArns,
-                },
-              }),
-            });
+            // A CSR line's result was stored within its registration (apply.ts), before its commit point.
+            if (!outcome.resultRecorded)
+              pendingLines.push({ line: item.line, ok: true, body: resultBody(outcome) });
           } else {
             failure++;
             pendingLines.push({

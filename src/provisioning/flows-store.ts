@@ -172,6 +172,9 @@ export interface FlowsStore {
     taskId: string,
     lines: readonly { line: number; ok: boolean; body: string }[],
   ): Promise<void>;
+  deleteTaskLine(taskId: string, line: number): Promise<void>;
+  /** How many results and errors a task has stored. */
+  taskLineCounts(taskId: string): Promise<{ ok: number; failed: number }>;
   /** Lines already done (a resumed task skips them). */
   doneTaskLines(taskId: string): Promise<Set<number>>;
   taskLines(
@@ -501,6 +504,21 @@ export async function openFlowsStore(db: Database): Promise<FlowsStore> {
         });
       }
       await db.batch(chunks);
+    },
+    async deleteTaskLine(id, line) {
+      await db.run('DELETE FROM provisioning_task_lines WHERE task_id = $1 AND line = $2', [id, line]);
+    },
+    async taskLineCounts(id) {
+      const rows = await db.query<{ ok: unknown; n: unknown }>(
+        'SELECT ok, COUNT(*) AS n FROM provisioning_task_lines WHERE task_id = $1 GROUP BY ok',
+        [id],
+      );
+      let ok = 0;
+      let failed = 0;
+      for (const r of rows)
+        if (num(r.ok) === 1) ok += num(r.n);
+        else failed += num(r.n);
+      return { ok, failed };
     },
     async doneTaskLines(id) {
       const rows = await db.query<{ line: unknown }>(

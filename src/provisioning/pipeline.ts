@@ -1,5 +1,5 @@
 import { E, isThingsteadError, type ThingsteadError } from '../errors/index.js';
-import { ApplyRefusal, type Applier } from './apply.js';
+import { ApplyRefusal, type Applier, type AppliedResources } from './apply.js';
 import { callHook } from './hook.js';
 import { evaluateTemplate, parseTemplate, type CertificateFacts, type ParsedTemplate } from './template.js';
 import type { OwnershipTokens } from './tokens.js';
@@ -58,6 +58,8 @@ export interface ProvisionRequest {
   /** Bulk: the task and line, for the trace. */
   readonly taskId?: string | undefined;
   readonly line?: number | undefined;
+  /** Bulk: how to write the line's result, so a CSR line records it inside its saga (apply.ts `result`). */
+  readonly resultBody?: ((applied: AppliedResources) => string) | undefined;
 }
 
 export type ProvisionOutcome =
@@ -69,6 +71,8 @@ export type ProvisionOutcome =
       readonly certificatePem?: string | undefined;
       readonly deviceConfiguration: Record<string, string>;
       readonly resourceArns: Record<string, string>;
+      /** Bulk: the line's result is already stored (a CSR line, recorded before its commit point). */
+      readonly resultRecorded?: boolean | undefined;
     }
   | { readonly ok: false; readonly attemptId: string; readonly refusal: Refusal };
 
@@ -264,6 +268,10 @@ export function createPipeline(options: {
         trace,
         certificateId: certificate?.certificateId,
         tokenHash,
+        result:
+          request.resultBody && request.taskId !== undefined && request.line !== undefined
+            ? { taskId: request.taskId, line: request.line, body: request.resultBody }
+            : undefined,
       });
       if (applied.certificateId) trace.note({ certificateId: applied.certificateId });
       trace.finish('accepted');
@@ -275,6 +283,7 @@ export function createPipeline(options: {
         certificatePem: applied.certificatePem,
         deviceConfiguration: plan.deviceConfiguration,
         resourceArns: applied.resourceArns,
+        ...(applied.resultRecorded ? { resultRecorded: true } : {}),
       };
     } catch (err) {
       await release().catch(() => undefined);
