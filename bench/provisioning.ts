@@ -2,7 +2,7 @@
  * Provisioning benchmark: registrations per second on one node (issue 12 target: at least 1,000/s; the
  * issue quotes Azure DPS at 1,000 per minute per service), on SQLite and PostgreSQL. Run:
  * `npx tsx bench/provisioning.ts [--stores sqlite,postgres] [--workloads pipeline,bulk,api,api+cert,mqtt] [--pipeline 10000] [--bulk 10000] [--api 3000] [--certs 300]
- * [--mqtt 200] [--runs 3] [--out bench/results/provisioning.json]`.
+ * [--mqtt 200] [--bulk-concurrency 32] [--runs 3] [--out bench/results/provisioning.json]`.
  *
  * The whole platform runs in this process (`createPlatform`, as `thingstead up`), log level warn. Each
  * workload goes through the one provisioning pipeline (template -> evaluate -> journaled apply -> trace):
@@ -53,6 +53,7 @@ const RUNS = Number(arg('runs', '3'));
 const PIPELINE = Number(arg('pipeline', '10000'));
 const ONLY = arg('workloads', 'pipeline,bulk,api,api+cert,mqtt').split(',');
 const OUT = arg('out', '');
+const BULK_CONCURRENCY = Number(arg('bulk-concurrency', '32'));
 const PG_URL = process.env.THINGSTEAD_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 const THING_TEMPLATE = JSON.stringify({
@@ -123,7 +124,7 @@ async function start(store: string): Promise<Bench> {
       logLevel: 'warn',
       http: { port: 0 },
       mqtt: { port: 0, tlsPort: 0 },
-      provisioning: { keyType: 'ec-p256', bulkConcurrency: 32 },
+      provisioning: { keyType: 'ec-p256', bulkConcurrency: BULK_CONCURRENCY },
     },
   });
   const platform = await createPlatform(config);
