@@ -2,7 +2,8 @@
  * Gateway benchmark (issue 15): the replay rate after an outage while live traffic continues, and the
  * gateway's RSS with 1,000 tags at 1 Hz. Run: `npx tsx bench/gateway.ts [--tags 1000] [--devices 10]
  * [--outage-s 60] [--warmup-s 30] [--max-inflight 100] [--per-tag-topics] [--no-rule]
- * [--gateway-node-options '--max-semi-space-size=2'] [--out bench/results/gateway.json]` after `npm run build`.
+ * [--gateway-node-options '--max-semi-space-size=2'] [--gateway-entry dist/cli/main.js]
+ * [--out bench/results/gateway.json]` after `npm run build`.
  *
  * Processes: this one runs the platform (`createPlatform`, as `thingstead up`, log level warn) and the Modbus
  * TCP field devices (modbus-serial's ServerTCP, `--devices` of them holding `--tags` registers between them,
@@ -147,6 +148,8 @@ async function main(): Promise<void> {
   const out = arg('out', '');
   /** V8 flags for the gateway process only, e.g. `--max-semi-space-size=2` (a smaller young generation). */
   const nodeOptions = arg('gateway-node-options', '').split(' ').filter(Boolean);
+  /** The binary to run, e.g. a copy of an earlier build, to compare two builds in one session. */
+  const entry = arg('gateway-entry', 'dist/cli/main.js');
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-gw-platform-'));
   const gwDir = mkdtempSync(join(tmpdir(), 'bench-gw-state-'));
   const tlsPort = await freePort();
@@ -225,7 +228,7 @@ async function main(): Promise<void> {
     process.execPath,
     [
       ...nodeOptions,
-      'dist/cli/main.js',
+      entry,
       'gateway',
       ...[
         '--mapping',

@@ -17,7 +17,7 @@
  * - One failing field device never stops the others (driver.ts); nothing here throws into a driver.
  */
 import { join } from 'node:path';
-import { startAgent, type Agent } from '../agent/index.js';
+import type { Agent } from '../agent/index.js';
 import { Counter, Gauge, type Registry } from '../observability/index.js';
 import type { BackoffOptions, DeviceHealth, FieldDriver, TagValue } from './driver.js';
 import type { LocalBroker } from './local-mqtt.js';
@@ -334,26 +334,31 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let agent: Agent | null = null;
   if (options.jobs) {
     const jobs = options.jobs;
-    // Not awaited: the agent subscribes through the uplink, which may be offline at start.
-    startAgent({
-      mqttUrl: options.mqttUrl,
-      thingName: gw,
-      client,
-      ca: options.ca,
-      cert: options.cert,
-      key: options.key,
-      trustedKeys: jobs.trustedKeys,
-      workDir: join(options.dataDir, 'ota'),
-      installCommand: jobs.installCommand,
-      ...(jobs.rollbackCommand ? { rollbackCommand: jobs.rollbackCommand } : {}),
-      initialVersion: jobs.initialVersion,
-      log,
-    }).then(
-      (a) => {
-        agent = a;
-      },
-      (err: unknown) => log('jobs agent failed to start', { error: (err as Error).message }),
-    );
+    // Not awaited: the agent subscribes through the uplink, which may be offline at start. Loaded only when
+    // firmware jobs are configured (the agent brings the CBOR codec and the download and signing code).
+    import('../agent/index.js')
+      .then(({ startAgent }) =>
+        startAgent({
+          mqttUrl: options.mqttUrl,
+          thingName: gw,
+          client,
+          ca: options.ca,
+          cert: options.cert,
+          key: options.key,
+          trustedKeys: jobs.trustedKeys,
+          workDir: join(options.dataDir, 'ota'),
+          installCommand: jobs.installCommand,
+          ...(jobs.rollbackCommand ? { rollbackCommand: jobs.rollbackCommand } : {}),
+          initialVersion: jobs.initialVersion,
+          log,
+        }),
+      )
+      .then(
+        (a) => {
+          agent = a;
+        },
+        (err: unknown) => log('jobs agent failed to start', { error: (err as Error).message }),
+      );
   }
 
   if (options.metrics)

@@ -5,9 +5,11 @@
  *
  * Files by role: gateway.ts (composition, shadow health and configuration, jobs), mapping.ts (the mapping
  * file) + located-json.ts (JSON with line and column), queue.ts (store and forward), upstream.ts (the
- * uplink), provision.ts (claim provisioning), driver.ts (what drivers share: health, backoff), modbus.ts,
- * opcua.ts, local-mqtt.ts (the drivers).
- * Imports: agent (firmware jobs), config, mqtt (the embedded LAN broker), observability, store.
+ * uplink), provision.ts (claim provisioning), heap.ts (the young-generation cap), driver.ts (what drivers share:
+ * health, backoff), modbus.ts, opcua.ts, local-mqtt.ts (the drivers; node-opcua, modbus-serial and the LAN broker
+ * are loaded only when a device of theirs is configured).
+ * Imports: agent (firmware jobs, loaded when configured), config, mqtt, store (the embedded LAN broker, loaded when
+ * configured), observability.
  */
 export { startGateway, type Gateway, type GatewayOptions, type GatewayStats } from './gateway.js';
 export {
@@ -23,3 +25,4 @@ export { wirePayload } from './upstream.js';
 export { provisionByClaim, loadIdentity, ProvisioningError, type Identity } from './provision.js';
 export { decodeRegisters, planReads } from './modbus.js';
 export { Backoff, type DeviceHealth } from './driver.js';
+export { capYoungGeneration, newSpaceBytes } from './heap.js';

@@ -11,7 +11,7 @@
  * - Any failure (connect, timeout, exception response) closes the connection, marks the device down and
  *   reconnects on the backoff schedule (driver.ts); the first good read marks it up again.
  */
-import { createRequire } from 'node:module';
+import { createRequire, Module } from 'node:module';
 import type ModbusModule from 'modbus-serial';
 import {
   Backoff,
@@ -33,7 +33,47 @@ import {
 
 // modbus-serial is CommonJS whose module.exports is the client class (its typings describe a default export).
 type ModbusClient = InstanceType<typeof ModbusModule.default>;
-const ModbusRTU = createRequire(import.meta.url)('modbus-serial') as new () => ModbusClient;
+let ModbusRTU: (new () => ModbusClient) | null = null;
+
+/**
+ * modbus-serial's client class, loaded on the first connect (so importing this module, or the gateway with no
+ * Modbus device, costs nothing). Its index eagerly requires `serialport`, an optional native dependency that only
+ * serial RTU uses (about 7 MB of RSS in code and native bindings); this driver speaks Modbus TCP only, so while
+ * modbus-serial loads, `serialport` behaves as not installed (the library's supported case: it wraps those
+ * requires in try/catch). Nothing else is affected: the stand-in is removed again at once, and if serialport
+ * is already loaded in the process it is left as it is.
+ */
+function modbusClient(): new () => ModbusClient {
+  if (ModbusRTU) return ModbusRTU;
+  const require = createRequire(import.meta.url);
+  let serialPath: string | null = null;
+  try {
+    serialPath = createRequire(require.resolve('modbus-serial')).resolve('serialport');
+  } catch {
+    // serialport is not installed: nothing to keep out
+  }
+  const stub = serialPath !== null && !require.cache[serialPath] ? serialPath : null;
+  if (stub) {
+    const absent = new Module(stub);
+    absent.filename = stub;
+    absent.loaded = true;
+    absent.exports = new Proxy(
+      {},
+      {
+        get() {
+          throw new Error('serialport is not loaded by the Modbus TCP driver');
+        },
+      },
+    );
+    require.cache[stub] = absent;
+  }
+  try {
+    ModbusRTU = require('modbus-serial') as new () => ModbusClient;
+  } finally {
+    if (stub) delete require.cache[stub];
+  }
+  return ModbusRTU;
+}
 
 const MAX_REGISTERS = 125;
 const MAX_BITS = 2000;
@@ -156,7 +196,7 @@ export function createModbusDriver(options: ModbusDriverOptions): FieldDriver {
   };
 
   async function connect(): Promise<ModbusClient> {
-    const c = new ModbusRTU();
+    const c = new (modbusClient())();
     await c.connectTCP(device.host, { port: device.port });
     c.setID(device.unitId);
     c.setTimeout(device.timeoutMs);

@@ -150,6 +150,8 @@ export async function provisionByClaim(options: ClaimOptions): Promise<Identity>
       reconnectPeriod: 0,
       connectTimeout: timeoutMs,
       clean: true,
+      // As the uplink (upstream.ts): no 6 MB table of packet-id buffers, which would stay after this client.
+      writeCache: false,
     });
   } catch (err) {
     throw new ProvisioningError(
