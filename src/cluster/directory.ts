@@ -51,6 +51,18 @@ export interface ConnRecord {
 }
 
 export class ClusterDirectory {
+  private lastStamp = 0;
+
+  /**
+   * Strictly increasing on this node (epoch ms, or one more than the last): a claim's `claimed_at`, and
+   * the moment a session ended or went offline here, so a late `forget`/`offline` never touches a claim
+   * this node made after it (a client reconnecting to the same node at once).
+   */
+  stamp(): number {
+    this.lastStamp = Math.max(Date.now(), this.lastStamp + 1);
+    return this.lastStamp;
+  }
+
   constructor(
     private readonly db: PostgresDatabase,
     readonly nodeId: string,
@@ -100,7 +112,7 @@ export class ClusterDirectory {
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (client_id) DO UPDATE SET node_id = EXCLUDED.node_id, persistent = EXCLUDED.persistent,
          will = EXCLUDED.will, conn = EXCLUDED.conn, claimed_at = EXCLUDED.claimed_at`,
-        [clientId, this.nodeId, persistent, will, JSON.stringify(conn), Date.now()],
+        [clientId, this.nodeId, persistent, will, JSON.stringify(conn), this.stamp()],
       );
       return {
         previous: old[0]?.node_id ?? null,
@@ -110,20 +122,23 @@ export class ClusterDirectory {
     });
   }
 
-  /** The connection ended; the persistent session stays on this node (its will is settled). */
-  async offline(clientId: string): Promise<void> {
+  /**
+   * The connection ended (at `at`, a `stamp()`); the persistent session stays on this node (its will is
+   * settled). A claim made after `at` (here or by another node) is left alone.
+   */
+  async offline(clientId: string, at: number): Promise<void> {
     await this.db.run(
-      'UPDATE cluster_clients SET will = NULL, conn = NULL WHERE client_id = $1 AND node_id = $2',
-      [clientId, this.nodeId],
+      'UPDATE cluster_clients SET will = NULL, conn = NULL WHERE client_id = $1 AND node_id = $2 AND claimed_at < $3',
+      [clientId, this.nodeId, at],
     );
   }
 
-  /** The session ended on this node. A row another node claimed meanwhile is left alone. */
-  async forget(clientId: string): Promise<void> {
-    await this.db.run('DELETE FROM cluster_clients WHERE client_id = $1 AND node_id = $2', [
-      clientId,
-      this.nodeId,
-    ]);
+  /** The session ended on this node at `at` (a `stamp()`). A claim made after it is left alone. */
+  async forget(clientId: string, at: number): Promise<void> {
+    await this.db.run(
+      'DELETE FROM cluster_clients WHERE client_id = $1 AND node_id = $2 AND claimed_at < $3',
+      [clientId, this.nodeId, at],
+    );
   }
 
   /** Is that node alive (heard of within `deadAfterMs`)? */
@@ -155,7 +170,7 @@ export class ClusterDirectory {
          WHERE node_id NOT IN (SELECT node_id FROM cluster_nodes) FOR UPDATE SKIP LOCKED)
        UPDATE cluster_clients c SET node_id = $1, will = NULL, conn = NULL, claimed_at = $2 FROM moved
        WHERE c.client_id = moved.client_id RETURNING c.client_id, moved.persistent, moved.will, moved.conn`,
-      [this.nodeId, Date.now()],
+      [this.nodeId, this.stamp()],
     );
     // Sessions stored before cluster mode (or whose row was lost) belong to nobody yet.
     const unowned = await this.db.query<{ client_id: string }>(
@@ -163,7 +178,7 @@ export class ClusterDirectory {
        SELECT client_id, $1, TRUE, NULL, $2 FROM mqtt_sessions
        WHERE client_id NOT IN (SELECT client_id FROM cluster_clients)
        ON CONFLICT (client_id) DO NOTHING RETURNING client_id`,
-      [this.nodeId, Date.now()],
+      [this.nodeId, this.stamp()],
     );
     return {
       deadNodes: dead.map((r) => r.node_id),

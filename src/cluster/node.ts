@@ -277,7 +277,7 @@ export async function startCluster(options: ClusterOptions): Promise<ClusterNode
       if (here && will.will.delay > 0) holdWill(k, client.clientId, will);
       else publishWill(k, will);
     }
-    if (!here) await directory.forget(client.clientId);
+    if (!here) await directory.forget(client.clientId, directory.stamp());
   };
 
   let sweeping = false;
@@ -374,11 +374,20 @@ export async function startCluster(options: ClusterOptions): Promise<ClusterNode
       }
       if (previous !== null) takeoverSeconds.observe((performance.now() - t0) / 1000);
     },
+    // Both run after the current turn: a CONNECT that claimed the id ends the old session (clean start) or
+    // closes the old connection (take-over on this node) before its own session is in place, and its
+    // claim must stay. The stamp keeps a claim made later (a reconnect) from being touched.
     ended(clientId) {
-      track(directory.forget(clientId), 'forget');
+      const at = directory.stamp();
+      setImmediate(() => {
+        if (!core?.sessions.has(clientId)) track(directory.forget(clientId, at), 'forget');
+      });
     },
     offline(clientId) {
-      track(directory.offline(clientId), 'offline');
+      const at = directory.stamp();
+      setImmediate(() => {
+        if (!core?.sessions.get(clientId)?.conn) track(directory.offline(clientId, at), 'offline');
+      });
     },
   };
 
@@ -414,6 +423,8 @@ export async function startCluster(options: ClusterOptions): Promise<ClusterNode
     async close() {
       closing = true;
       clearInterval(timer);
+      // The directory writes of the sessions the broker's close just ended or wrote are issued a turn later.
+      await new Promise((r) => setImmediate(r));
       await Promise.all([...pending]);
       await directory.leave().catch((err: unknown) => warn({ err }, 'cluster leave failed'));
       try {

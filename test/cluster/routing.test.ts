@@ -1,5 +1,6 @@
 import type mqtt from 'mqtt';
 import type { MqttClient } from 'mqtt';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresAvailable } from '../helpers/postgres.js';
 import { natsAvailable } from '../helpers/nats.js';
@@ -148,6 +149,32 @@ describe.skipIf(!ready)('cluster of three nodes', () => {
     expect(gotThird.filter((m) => m.topic === 'roam/q').map((m) => m.payload)).toEqual(
       Array.from({ length: 20 }, (_, i) => `q${i}`),
     );
+  });
+
+  it('the directory keeps the claim of a clean-start take-over and of a take-over on the same node', async () => {
+    const nodeId = async (n: TestPlatform) =>
+      ((await (await fetch(`${n.endpoints.http}/cluster`)).json()) as { node: { id: string } }).node.id;
+    const db = new pg.Client({ connectionString: cluster.schemaUrl });
+    await db.connect();
+    const row = async () =>
+      (await db.query('SELECT node_id, conn FROM cluster_clients WHERE client_id = $1', ['cs'])).rows[0] as
+        { node_id: string; conn: string | null } | undefined;
+    try {
+      const persistent = { clean: false, properties: { sessionExpiryInterval: 300 } };
+      track(await client(a, 'cs', persistent));
+      // Clean start on B: A's session ends there, B's new one must keep B's claim.
+      track(await client(b, 'cs', { clean: true, properties: { sessionExpiryInterval: 300 } }));
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await row())?.node_id).toBe(await nodeId(b));
+      expect((await row())?.conn).not.toBeNull();
+      // Take-over on the same node: the old connection's end must not clear the new one's record.
+      track(await client(b, 'cs', persistent));
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await row())?.node_id).toBe(await nodeId(b));
+      expect((await row())?.conn).not.toBeNull();
+    } finally {
+      await db.end();
+    }
   });
 
   it('GET /cluster lists the three nodes, alive', async () => {
