@@ -200,6 +200,14 @@ export function startUpstream(options: UpstreamOptions): Upstream {
     });
   }
 
+  // A missed wake-up must never stall the queue: records held back (`again`) whose give-up callback came
+  // while the client was between connections were seen stuck with nothing in flight (CI, load 2). Once a
+  // second, an idle uplink looks again.
+  const idleCheck = setInterval(() => {
+    if (inflight === 0) pump();
+  }, 1000);
+  idleCheck.unref();
+
   function pump(): void {
     if (closing || !client.connected || Date.now() < throttledUntil) return;
     while (inflight < maxInflight && again.length > 0) send(again.shift()!);
@@ -231,6 +239,7 @@ export function startUpstream(options: UpstreamOptions): Upstream {
       client.connected ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve)),
     async close() {
       closing = true;
+      clearInterval(idleCheck);
       if (retryTimer) clearTimeout(retryTimer);
       await client.endAsync(false).catch(() => undefined);
     },
