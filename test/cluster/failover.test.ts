@@ -1,13 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresAvailable } from '../helpers/postgres.js';
 import { natsAvailable } from '../helpers/nats.js';
 import {
   connectCollecting as connect,
-  freePort,
+  spawnClusterNode,
   startTestCluster,
+  type SpawnedNode,
   type TestCluster,
 } from '../helpers/cluster.js';
 import { waitFor, type TestPlatform } from '../helpers/platform.js';
@@ -25,50 +24,27 @@ const ready =
 describe.skipIf(!ready)('a node killed with SIGKILL', () => {
   let cluster: TestCluster;
   let y: TestPlatform;
-  let x: ChildProcess;
+  let x: SpawnedNode;
   let xMqtt: string;
   const clients: MqttClient[] = [];
 
   beforeAll(async () => {
     cluster = await startTestCluster(1);
     y = cluster.nodes[0]!;
-    const mqttPort = await freePort();
-    const httpPort = await freePort();
-    xMqtt = `mqtt://127.0.0.1:${mqttPort}`;
-    const c = (cluster.config as { cluster: Record<string, unknown> }).cluster;
-    x = spawn(
-      process.execPath,
-      [join(process.cwd(), 'dist', 'cli', 'main.js'), 'up', '--data-dir', cluster.dataDir],
-      {
-        env: {
-          ...process.env,
-          THINGSTEAD_DATABASE_URL: cluster.schemaUrl,
-          THINGSTEAD_NATS_URL: String(c.natsUrl),
-          THINGSTEAD_CLUSTER_NAME: String(c.name),
-          THINGSTEAD_NODE_NAME: 'x',
-          THINGSTEAD_ALLOW_ANONYMOUS: '1',
-          THINGSTEAD_MQTT_PORT: String(mqttPort),
-          THINGSTEAD_HTTP_PORT: String(httpPort),
-          THINGSTEAD_MQTT_TLS_PORT: 'off',
-          THINGSTEAD_LOG_LEVEL: 'warn',
-        },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    );
-    let err = '';
-    x.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    await waitFor(
-      () => {
-        if (x.exitCode !== null) throw new Error(`node x exited: ${err.slice(-800)}`);
-        return err.includes('Thingstead is up');
-      },
-      30_000,
-      'node x up',
-    );
+    const c = (cluster.config as { cluster: { natsUrl: string; name: string } }).cluster;
+    x = await spawnClusterNode({
+      databaseUrl: cluster.schemaUrl,
+      clusterName: c.name,
+      natsUrl: c.natsUrl,
+      dataDir: cluster.dataDir,
+      env: { THINGSTEAD_NODE_NAME: 'x' },
+    });
+    xMqtt = x.mqttUrl;
+    await x.printed('Thingstead is up', 30_000);
   }, 60_000);
   afterAll(async () => {
     for (const c of clients) c.end(true);
-    if (x.exitCode === null) x.kill('SIGKILL');
+    if (x && x.child.exitCode === null) x.child.kill('SIGKILL');
     await cluster?.stop();
   });
 
@@ -98,8 +74,8 @@ describe.skipIf(!ready)('a node killed with SIGKILL', () => {
       for (let i = 0; i < n; i++) await pub.publishAsync(`k/${id}/m`, `${i}`, { qos: 1 });
     // x writes what it queued once per event-loop turn; give it that moment before the kill.
     await new Promise((r) => setTimeout(r, 500));
-    x.kill('SIGKILL');
-    await new Promise((r) => x.once('exit', r));
+    x.child.kill('SIGKILL');
+    await new Promise((r) => x.child.once('exit', r));
 
     // The owners come back on y at once (before y has noticed x is dead): each gets all n messages.
     for (const id of owners) {

@@ -1,13 +1,11 @@
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freshSchema, postgresAvailable } from '../helpers/postgres.js';
-import { natsAvailable, TEST_NATS_URL } from '../helpers/nats.js';
-import { connectCollecting, freePort, type CollectingClient } from '../helpers/cluster.js';
+import { natsAvailable } from '../helpers/nats.js';
+import { connectCollecting, spawnClusterNode, type CollectingClient } from '../helpers/cluster.js';
 import { waitFor } from '../helpers/platform.js';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 
 /**
  * `thingstead up --workers 2` (the binary): two broker processes on one port, one banner, a message crosses
@@ -27,46 +25,24 @@ describe.skipIf(!ready)('thingstead up --workers 2', () => {
   it('shares the port between two cluster nodes and stops both on SIGTERM', async () => {
     const schema = await freshSchema('wk');
     drop = () => schema.drop();
-    const [mqttPort, httpPort] = [await freePort(), await freePort()];
-    const child = spawn(
-      process.execPath,
-      [join(process.cwd(), 'dist', 'cli', 'main.js'), 'up', '--workers', '2'],
-      {
-        env: {
-          ...process.env,
-          THINGSTEAD_DATA_DIR: dataDir,
-          THINGSTEAD_DATABASE_URL: schema.url,
-          THINGSTEAD_NATS_URL: TEST_NATS_URL,
-          THINGSTEAD_CLUSTER_NAME: schema.schema,
-          THINGSTEAD_ALLOW_ANONYMOUS: '1',
-          THINGSTEAD_MQTT_PORT: String(mqttPort),
-          THINGSTEAD_HTTP_PORT: String(httpPort),
-          THINGSTEAD_MQTT_TLS_PORT: 'off',
-          THINGSTEAD_LOG_LEVEL: 'warn',
-        },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    );
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const node = await spawnClusterNode({
+      databaseUrl: schema.url,
+      clusterName: schema.schema,
+      dataDir,
+      args: ['--workers', '2'],
+    });
+    const child = node.child;
     try {
-      await waitFor(
-        () => {
-          if (child.exitCode !== null) throw new Error(`exited: ${err.slice(-800)}`);
-          return err.includes('Workers           2 processes');
-        },
-        45_000,
-        'both workers up',
-      );
-      expect(err.match(/Thingstead is up/g)?.length).toBe(1);
-      const view = (await (await fetch(`http://127.0.0.1:${httpPort}/cluster`)).json()) as {
+      await node.printed('Workers           2 processes', 45_000);
+      expect(node.stderr().match(/Thingstead is up/g)?.length).toBe(1);
+      const view = (await (await fetch(`${node.httpUrl}/cluster`)).json()) as {
         nodes: unknown[];
       };
       expect(view.nodes.length).toBe(2);
 
       // Connections are handed to the workers in turn: of a subscriber and several publishers, some land on
       // the other worker, and every message arrives once.
-      const url = `mqtt://127.0.0.1:${mqttPort}`;
+      const url = node.mqttUrl;
       const sub = await connectCollecting(url, 'w-sub');
       await sub.subscribeAsync('w/#', { qos: 1 });
       const pubs: CollectingClient[] = [];

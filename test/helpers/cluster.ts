@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -6,7 +7,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import type { ConfigInput } from '../../src/config/index.js';
 import { freshSchema } from './postgres.js';
 import { TEST_NATS_URL } from './nats.js';
-import { startTestPlatform, type TestPlatform } from './platform.js';
+import { startTestPlatform, waitFor, type TestPlatform } from './platform.js';
 
 export interface TestCluster {
   readonly nodes: TestPlatform[];
@@ -87,4 +88,67 @@ export async function connectCollecting(
     c.once('error', reject);
   });
   return c;
+}
+
+export interface SpawnedNode {
+  readonly child: ChildProcess;
+  readonly mqttUrl: string;
+  readonly httpUrl: string;
+  /** What the binary printed on stderr so far (the banner, errors). */
+  stderr(): string;
+  /** Wait until stderr shows `text` (fails at once if the process exits first). */
+  printed(text: string, timeoutMs: number): Promise<void>;
+}
+
+/**
+ * `thingstead up` (the built binary) as a cluster node of its own process, on free plain-MQTT and HTTP
+ * ports with anonymous loopback access, so a test can kill it (`child.kill('SIGKILL')`).
+ */
+export async function spawnClusterNode(options: {
+  databaseUrl: string;
+  clusterName: string;
+  dataDir: string;
+  natsUrl?: string;
+  args?: readonly string[];
+  env?: Record<string, string>;
+}): Promise<SpawnedNode> {
+  const [mqttPort, httpPort] = [await freePort(), await freePort()];
+  const child = spawn(
+    process.execPath,
+    [join(process.cwd(), 'dist', 'cli', 'main.js'), 'up', ...(options.args ?? [])],
+    {
+      env: {
+        ...process.env,
+        THINGSTEAD_DATA_DIR: options.dataDir,
+        THINGSTEAD_DATABASE_URL: options.databaseUrl,
+        THINGSTEAD_NATS_URL: options.natsUrl ?? TEST_NATS_URL,
+        THINGSTEAD_CLUSTER_NAME: options.clusterName,
+        THINGSTEAD_ALLOW_ANONYMOUS: '1',
+        THINGSTEAD_MQTT_PORT: String(mqttPort),
+        THINGSTEAD_HTTP_PORT: String(httpPort),
+        THINGSTEAD_MQTT_TLS_PORT: 'off',
+        THINGSTEAD_LOG_LEVEL: 'warn',
+        ...options.env,
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  return {
+    child,
+    mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
+    httpUrl: `http://127.0.0.1:${httpPort}`,
+    stderr: () => err,
+    async printed(text, timeoutMs) {
+      await waitFor(
+        () => {
+          if (child.exitCode !== null) throw new Error(`thingstead exited: ${err.slice(-800)}`);
+          return err.includes(text);
+        },
+        timeoutMs,
+        `thingstead to print "${text}"`,
+      );
+    },
+  };
 }
