@@ -231,12 +231,19 @@ export class Core {
   evictSession(s: Session): void {
     s.clearTimers();
     s.pendingWill = null;
+    this.dropFromMemory(s);
+  }
+
+  /** A session leaves this node's memory: its subscriptions stop routing, its queue and in-flight go. */
+  private dropFromMemory(s: Session): void {
     if (this.sessions.get(s.clientId) === s) this.sessions.delete(s.clientId);
-    for (const filter of [...s.subs.keys()]) {
-      const { group, filter: f } = splitShared(filter);
-      if (this.router.remove(f, s, group)) this.dropInterest(f, group);
+    if (s.subCount) {
+      for (const filter of [...s.subs.keys()]) {
+        const { group, filter: f } = splitShared(filter);
+        if (this.router.remove(f, s, group)) this.dropInterest(f, group);
+      }
+      s.subs.clear();
     }
-    s.subs.clear();
     s.queue = [];
     if (s.inflightCount) s.inflight.clear();
   }
@@ -655,18 +662,9 @@ export class Core {
     if (s.willStored && !s.stored) this.persist({ op: 'will', clientId: s.clientId, will: null });
     s.willStored = false;
     s.qos2Stored = false;
-    if (this.sessions.get(s.clientId) === s) this.sessions.delete(s.clientId);
-    if (s.subCount) {
-      for (const filter of [...s.subs.keys()]) {
-        const { group, filter: f } = splitShared(filter);
-        if (this.router.remove(f, s, group)) this.dropInterest(f, group);
-      }
-      s.subs.clear();
-    }
     const undelivered = s.queue.length + s.inflightCount;
     if (undelivered) this.metrics.dropped.session_ended.inc(undelivered);
-    s.queue = [];
-    if (s.inflightCount) s.inflight.clear();
+    this.dropFromMemory(s);
     if (s.stored) this.persist({ op: 'deleteSession', clientId: s.clientId });
     s.stored = false;
     this.cluster?.ended(s.clientId);
